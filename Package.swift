@@ -1,0 +1,63 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "blockgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "blockgate", targets: ["blockgate"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian.
+        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(
+            name: "CNBD", path: "Tests/CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
+
+        // Wire protocol: pure codecs, no I/O.
+        .target(name: "NBDProtocol", dependencies: [nioCore]),
+        // The one seam between protocol and storage.
+        .target(name: "BlockDevice", dependencies: [nioCore]),
+        // File I/O on local disk: io_uring, with a pread/pwrite fallback.
+        .target(name: "LocalIO", dependencies: ["CURing", nioCore, nioPosix, logging]),
+        // SQLite schema and queries.
+        .target(name: "Metadata", dependencies: ["CSQLite"]),
+        // Chunk map, bitmaps, thin volumes.
+        .target(
+            name: "ChunkEngine",
+            dependencies: ["BlockDevice", "LocalIO", "Metadata", nioCore, nioPosix, logging]),
+        // SwiftNIO server: negotiation and transmission.
+        .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging]),
+        // Composition root: config, exports, admin API.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "NBDServer", "ChunkEngine", "Metadata", "LocalIO", "BlockDevice", nioCore, nioPosix, logging,
+            ]),
+        .executableTarget(
+            name: "blockgate",
+            dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"), logging]
+        ),
+
+        .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
+        .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
+        .testTarget(name: "ChunkEngineTests", dependencies: ["ChunkEngine", "LocalIO", "Metadata", nioCore, nioPosix]),
+        .testTarget(
+            name: "NBDServerTests",
+            dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", nioCore, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "NBDProtocol", "CNBD", nioCore, nioPosix],
+            exclude: []),
+    ]
+)

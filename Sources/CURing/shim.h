@@ -1,0 +1,26 @@
+// features.h first: liburing defines _XOPEN_SOURCE before glibc otherwise,
+// which hides fd_set's __fds_bits on a clean build.
+#include <features.h>
+#include <liburing.h>
+#include <linux/falloc.h>
+#include <sys/eventfd.h>
+
+// Sets the per-request RWF_* flags of a read or write (the field sits in an anonymous union).
+static inline void blockgate_sqe_set_rw_flags(struct io_uring_sqe *sqe, int flags) {
+    sqe->rw_flags = flags;
+}
+
+// RWF_DSYNC as a plain int (the kernel header's cast keeps the macro from importing).
+static inline int blockgate_rwf_dsync(void) { return (int)RWF_DSYNC; }
+
+#include <unistd.h>
+#include <sys/syscall.h>
+
+// fallocate(2) without depending on _GNU_SOURCE being set for glibc's declaration.
+static inline int blockgate_fallocate(int fd, int mode, long long offset, long long length) {
+    return (int)syscall(SYS_fallocate, fd, mode, offset, length);
+}
+
+// lseek(2) whence values for sparse files (Linux), hidden by glibc without _GNU_SOURCE.
+static inline int blockgate_seek_data(void) { return 3; }
+static inline int blockgate_seek_hole(void) { return 4; }

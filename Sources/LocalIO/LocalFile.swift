@@ -1,0 +1,82 @@
+import CURing
+import Glibc
+
+/// An open file on local disk, closed when the last reference goes; I/O in flight keeps a
+/// reference, so the descriptor outlives every request that uses it.
+public final class LocalFile: Sendable {
+    /// The descriptor.
+    public let descriptor: CInt
+    /// The path it was opened at (for messages).
+    public let path: String
+
+    private init(descriptor: CInt, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Opens (creating if needed) a file read-write and sets its length.
+    /// - Parameters:
+    ///   - path: where the file lives.
+    ///   - length: the length to give it (a sparse extension costs no space).
+    /// - Throws: `LocalIOError` with the errno of the failed call.
+    public static func open(path: String, length: UInt64) throws(LocalIOError) -> LocalFile {
+        let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw LocalIOError(errno: errno, operation: "open \(path)") }
+        let file = LocalFile(descriptor: descriptor, path: path)
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw LocalIOError(errno: errno, operation: "fstat \(path)") }
+        if UInt64(status.st_size) != length, ftruncate(descriptor, off_t(length)) != 0 {
+            throw LocalIOError(errno: errno, operation: "ftruncate \(path)")
+        }
+        return file
+    }
+
+    /// Bytes of disk the file occupies.
+    public func allocatedBytes() throws(LocalIOError) -> UInt64 {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw LocalIOError(errno: errno, operation: "fstat \(path)") }
+        return UInt64(status.st_blocks) * 512
+    }
+
+    /// The data (non-hole) ranges of the file within `range`, from SEEK_DATA/SEEK_HOLE.
+    public func dataRanges(in range: Range<UInt64>) throws(LocalIOError) -> [Range<UInt64>] {
+        var ranges: [Range<UInt64>] = []
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let dataStart = lseek(descriptor, off_t(position), blockgate_seek_data())
+            if dataStart < 0 {
+                if errno == ENXIO { break }
+                throw LocalIOError(errno: errno, operation: "lseek SEEK_DATA \(path)")
+            }
+            guard UInt64(dataStart) < range.upperBound else { break }
+            let holeStart = lseek(descriptor, dataStart, blockgate_seek_hole())
+            guard holeStart >= 0 else { throw LocalIOError(errno: errno, operation: "lseek SEEK_HOLE \(path)") }
+            let end = min(UInt64(holeStart), range.upperBound)
+            ranges.append(UInt64(dataStart)..<end)
+            position = end
+        }
+        return ranges
+    }
+}
+
+/// A failed system call on a local file.
+public struct LocalIOError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The errno value.
+    public let errno: CInt
+    /// What was being done.
+    public let operation: String
+
+    public init(errno: CInt, operation: String) {
+        self.errno = errno
+        self.operation = operation
+    }
+
+    /// Whether the failure means the disk is full.
+    public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT || errno == EFBIG }
+
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}

@@ -1,0 +1,400 @@
+import BlockDevice
+import Logging
+import NBDProtocol
+import NIOCore
+
+/// One client connection: the greeting, option negotiation, then the transmission phase with
+/// many requests in flight and replies sent as they complete.
+///
+/// Input is parsed from a small carry-over buffer; a write payload that has not fully arrived
+/// gets a buffer of its own, so that every payload byte is copied at most once.
+final class NBDConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        /// Greeting sent; client flags and options are being exchanged.
+        case negotiating(NegotiationStateMachine)
+        /// Requests flow to the export's device.
+        case transmitting(Transmission)
+        /// The connection is ending; input is ignored.
+        case closing
+    }
+
+    /// Where the parser is between requests.
+    private enum InputState {
+        /// Expecting a request header (or, during negotiation, an option).
+        case header
+        /// Collecting the payload of this write in its own buffer.
+        case payload(NBDRequestHeader, ByteBuffer)
+    }
+
+    private let catalog: any NBDExportCatalog
+    private let limits: NBDServerLimits
+    private var logger: Logger
+    private let requestLog: Bool
+    private let registry: ConnectionRegistry
+    private let connectionID: UInt64
+
+    private var phase: Phase
+    private var input = InputState.header
+    private var carry: ByteBuffer?
+    private var context: ChannelHandlerContext!
+    private var inFlight = 0
+    private var inFlightBytes = 0
+    private var readingPaused = false
+    private var flushScheduled = false
+    private var disconnectRequested = false
+    /// The export in use; released once, when the connection has ended and nothing is in flight.
+    private var session: NBDExportSession?
+
+    init(
+        catalog: any NBDExportCatalog, limits: NBDServerLimits, logger: Logger, requestLog: Bool,
+        registry: ConnectionRegistry, connectionID: UInt64
+    ) {
+        self.catalog = catalog
+        self.limits = limits
+        self.logger = logger
+        self.logger[metadataKey: "conn"] = "\(connectionID)"
+        self.requestLog = requestLog
+        self.registry = registry
+        self.connectionID = connectionID
+        self.phase = .negotiating(NegotiationStateMachine(catalog: catalog))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var greeting = context.channel.allocator.buffer(capacity: NBDGreeting.length)
+        NBDGreeting.write(flags: [.fixedNewstyle, .noZeroes], into: &greeting)
+        context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        phase = .closing
+        carry = nil
+        finishIfIdle()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error: \(error)")
+        close()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if case .closing = phase { return }
+        if disconnectRequested { return }
+        if case .payload(let header, var payload) = input {
+            let needed = payload.writableBytes
+            if incoming.readableBytes < needed {
+                payload.writeBuffer(&incoming)
+                input = .payload(header, payload)
+                return
+            }
+            var rest = incoming.readSlice(length: needed)!
+            payload.writeBuffer(&rest)
+            input = .header
+            dispatch(header, payload: payload)
+        }
+        if var carried = carry, carried.readableBytes > 0 {
+            carried.writeBuffer(&incoming)
+            incoming = carried
+        }
+        carry = nil
+        do {
+            try consume(&incoming)
+        } catch {
+            logger.info("closing connection: \(error)")
+            close()
+            return
+        }
+        if incoming.readableBytes > 0 {
+            var kept = context.channel.allocator.buffer(capacity: max(incoming.readableBytes, 64))
+            kept.writeBuffer(&incoming)
+            carry = kept
+        }
+    }
+
+    // MARK: - Parsing
+
+    /// Parses as many whole messages as `buffer` holds and acts on each.
+    private func consume(_ buffer: inout ByteBuffer) throws {
+        while buffer.readableBytes > 0, !disconnectRequested {
+            switch phase {
+            case .closing:
+                return
+            case .negotiating(var machine):
+                let action: NegotiationStateMachine.Action?
+                if machine.awaitsClientFlags {
+                    guard let flags = NBDGreeting.readClientFlags(from: &buffer) else { return }
+                    action = machine.receivedClientFlags(flags)
+                } else {
+                    guard let option = try NBDOptionRequest.decode(from: &buffer) else { return }
+                    action = machine.receivedOption(option)
+                }
+                phase = .negotiating(machine)
+                if let action { perform(action) }
+            case .transmitting(let transmission):
+                guard let header = try NBDRequestHeader.decode(
+                    from: &buffer, extended: transmission.options.extendedHeaders)
+                else { return }
+                let payloadLength = payloadLength(of: header, extended: transmission.options.extendedHeaders)
+                guard payloadLength <= UInt64(limits.maximumPayload) else {
+                    throw NBDProtocolError.requestTooLong(payloadLength)
+                }
+                if payloadLength == 0 {
+                    dispatch(header, payload: nil)
+                } else if buffer.readableBytes >= Int(payloadLength) {
+                    dispatch(header, payload: buffer.readSlice(length: Int(payloadLength))!)
+                } else {
+                    var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
+                    payload.writeBuffer(&buffer)
+                    input = .payload(header, payload)
+                    return
+                }
+            }
+        }
+    }
+
+    private func payloadLength(of header: NBDRequestHeader, extended: Bool) -> UInt64 {
+        if extended {
+            return header.flags.contains(.payloadLength) ? header.length : 0
+        }
+        return header.command == .write ? header.length : 0
+    }
+
+    // MARK: - Negotiation
+
+    private func perform(_ action: NegotiationStateMachine.Action) {
+        switch action {
+        case .send(let bytes):
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        case .sendAndClose(let bytes):
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            close()
+        case .close(let reason):
+            logger.info("closing connection during negotiation: \(reason)")
+            close()
+        case .startTransmission(let bytes, let session, let options):
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            let transmission = Transmission(
+                session: session, options: options, allocator: context.channel.allocator)
+            phase = .transmitting(transmission)
+            self.session = session
+            registry.attach(connectionID, export: session.name, channel: context.channel)
+            logger.info(
+                "client attached to export '\(session.name)'",
+                metadata: [
+                    "structured": "\(options.structuredReplies)", "extended": "\(options.extendedHeaders)",
+                    "block_status": "\(options.allocationContextID != nil)",
+                ])
+        }
+    }
+
+    // MARK: - Transmission
+
+    /// Validates a request and sends it to the device; its reply goes out when it completes.
+    private func dispatch(_ header: NBDRequestHeader, payload: ByteBuffer?) {
+        guard case .transmitting(let transmission) = phase else { return }
+        if requestLog { logRequest(header) }
+        if header.command == .disconnect {
+            disconnectRequested = true
+            finishIfIdle()
+            return
+        }
+        var header = header
+        if transmission.options.extendedHeaders, header.flags.contains(.payloadLength) {
+            header.length = UInt64(payload?.readableBytes ?? 0)
+        }
+        if let error = transmission.validator.validate(header) {
+            send(transmission.encoder.failure(
+                cookie: header.cookie, offset: header.offset, error: error, message: rejection(error, header)))
+            return
+        }
+        let device = transmission.session.device
+        let loop = context.eventLoop
+        let length = Int(clamping: header.length)
+        startRequest(bytes: payload?.readableBytes ?? length)
+        let fua = header.flags.contains(.fua)
+        switch header.command {
+        case .read:
+            device.read(offset: header.offset, length: length, on: loop).assumeIsolated().whenComplete { result in
+                self.finishRequest(bytes: length)
+                switch result {
+                case .success(let data):
+                    self.send(transmission.encoder.read(
+                        cookie: header.cookie, offset: header.offset, length: length, result: data,
+                        dontFragment: header.flags.contains(.dontFragment)))
+                case .failure(let error):
+                    self.sendFailure(transmission, header, error)
+                }
+            }
+        case .write:
+            let data = payload ?? ByteBuffer()
+            complete(transmission, header, bytes: data.readableBytes) {
+                device.write(offset: header.offset, data: data, fua: fua, on: loop)
+            }
+        case .flush:
+            complete(transmission, header, bytes: length) { device.flush(on: loop) }
+        case .trim:
+            complete(transmission, header, bytes: length) {
+                device.trim(offset: header.offset, length: header.length, fua: fua, on: loop)
+            }
+        case .writeZeroes:
+            var options: ZeroOptions = []
+            if fua { options.insert(.fua) }
+            if header.flags.contains(.noHole) { options.insert(.noHole) }
+            if header.flags.contains(.fastZero) { options.insert(.fastZero) }
+            complete(transmission, header, bytes: length) {
+                device.writeZeroes(offset: header.offset, length: header.length, options: options, on: loop)
+            }
+        case .cache:
+            complete(transmission, header, bytes: length) {
+                device.cache(offset: header.offset, length: header.length, on: loop)
+            }
+        case .blockStatus:
+            device.blockStatus(offset: header.offset, length: header.length, on: loop).assumeIsolated()
+                .whenComplete { result in
+                    self.finishRequest(bytes: length)
+                    switch result {
+                    case .success(let extents):
+                        self.send(transmission.encoder.blockStatus(
+                            cookie: header.cookie, offset: header.offset, length: header.length, extents: extents,
+                            reqOne: header.flags.contains(.reqOne),
+                            contextID: transmission.options.allocationContextID ?? 0))
+                    case .failure(let error):
+                        self.sendFailure(transmission, header, error)
+                    }
+                }
+        case .disconnect, .resize, .unknown:
+            preconditionFailure("validated away")
+        }
+    }
+
+    /// Runs an operation without reply data and answers it.
+    private func complete(
+        _ transmission: Transmission, _ header: NBDRequestHeader, bytes: Int,
+        _ operation: () -> EventLoopFuture<Void>
+    ) {
+        operation().assumeIsolated().whenComplete { result in
+            self.finishRequest(bytes: bytes)
+            switch result {
+            case .success:
+                self.send(transmission.encoder.success(cookie: header.cookie, offset: header.offset))
+            case .failure(let error):
+                self.sendFailure(transmission, header, error)
+            }
+        }
+    }
+
+    private func sendFailure(_ transmission: Transmission, _ header: NBDRequestHeader, _ error: any Error) {
+        let errno = NBDErrno(anyError: error, flags: header.flags)
+        let message = (error as? BlockDeviceError)?.message ?? "\(error)"
+        if errno != .notSupported {
+            logger.warning(
+                "request failed", metadata: ["cmd": "\(header.command)", "offset": "\(header.offset)",
+                    "length": "\(header.length)", "error": "\(message)"])
+        }
+        send(transmission.encoder.failure(cookie: header.cookie, offset: header.offset, error: errno, message: message))
+    }
+
+    private func rejection(_ error: NBDErrno, _ header: NBDRequestHeader) -> String {
+        if error == .perm { return "the export is read-only" }
+        return "\(header.command) offset=\(header.offset) length=\(header.length) "
+            + "flags=0x\(String(header.flags.rawValue, radix: 16)) is not valid for this export"
+    }
+
+    // MARK: - Output and flow control
+
+    private func send(_ buffer: ByteBuffer) {
+        guard case .transmitting = phase else { return }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        scheduleFlush()
+    }
+
+    private func send(_ buffers: [ByteBuffer]) {
+        guard case .transmitting = phase else { return }
+        for buffer in buffers { context.write(wrapOutboundOut(buffer), promise: nil) }
+        scheduleFlush()
+    }
+
+    /// Coalesces the flushes of replies that complete in the same event loop tick.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context.flush()
+        }
+    }
+
+    private func startRequest(bytes: Int) {
+        inFlight += 1
+        inFlightBytes += bytes
+        if !readingPaused, inFlight >= limits.maximumRequestsInFlight || inFlightBytes >= limits.maximumBytesInFlight {
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    private func finishRequest(bytes: Int) {
+        inFlight -= 1
+        inFlightBytes -= bytes
+        if readingPaused, inFlight <= limits.maximumRequestsInFlight / 2,
+            inFlightBytes <= limits.maximumBytesInFlight / 2
+        {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+        finishIfIdle()
+    }
+
+    /// Ends the connection once nothing is in flight, if it is ending; releases the export.
+    private func finishIfIdle() {
+        guard inFlight == 0 else { return }
+        if disconnectRequested, case .transmitting = phase {
+            context.flush()
+            close()
+        }
+        if case .closing = phase, let session {
+            self.session = nil
+            registry.detach(connectionID)
+            session.onClose()
+        }
+    }
+
+    private func close() {
+        phase = .closing
+        context.close(promise: nil)
+    }
+
+    private func logRequest(_ header: NBDRequestHeader) {
+        logger.info(
+            "nbd request",
+            metadata: [
+                "cmd": "\(header.command)", "cookie": "\(header.cookie)", "offset": "\(header.offset)",
+                "length": "\(header.length)", "flags": "\(header.flags.rawValue)",
+            ])
+    }
+}
+
+/// The negotiated state of a connection in transmission.
+struct Transmission {
+    let session: NBDExportSession
+    let options: NBDSessionOptions
+    let validator: RequestValidator
+    let encoder: ReplyEncoder
+
+    init(session: NBDExportSession, options: NBDSessionOptions, allocator: ByteBufferAllocator) {
+        self.session = session
+        self.options = options
+        self.validator = RequestValidator(
+            size: session.device.size, capabilities: session.device.capabilities, options: options)
+        self.encoder = ReplyEncoder(options: options, allocator: allocator)
+    }
+}

@@ -1,0 +1,59 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Listens for NBD clients on TCP and unix sockets and gives each connection its own handler.
+public final class NBDServer: Sendable {
+    private let catalog: any NBDExportCatalog
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let limits: NBDServerLimits
+    private let requestLog: Bool
+    /// Connections in transmission.
+    public let connections = ConnectionRegistry()
+
+    /// - Parameters:
+    ///   - catalog: where exports are found.
+    ///   - group: the event loops connections run on.
+    ///   - limits: per-connection bounds.
+    ///   - requestLog: log one line per request (for tests and debugging; slows the data path).
+    ///   - logger: where connection events go.
+    public init(
+        catalog: any NBDExportCatalog, group: any EventLoopGroup, limits: NBDServerLimits = NBDServerLimits(),
+        requestLog: Bool = false, logger: Logger
+    ) {
+        self.catalog = catalog
+        self.group = group
+        self.limits = limits
+        self.requestLog = requestLog
+        self.logger = logger
+    }
+
+    /// Starts listening on a TCP address.
+    /// - Returns: the listening channel (its `localAddress` tells the port when 0 was asked).
+    public func listen(host: String, port: Int) async throws -> any Channel {
+        try await bootstrap()
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port).get()
+    }
+
+    /// Starts listening on a unix socket, replacing a stale socket file.
+    public func listen(unixSocket path: String) async throws -> any Channel {
+        try await bootstrap().bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+            .childChannelInitializer { [catalog, limits, logger, requestLog, connections] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = NBDConnectionHandler(
+                        catalog: catalog, limits: limits, logger: logger, requestLog: requestLog,
+                        registry: connections, connectionID: connections.makeConnectionID())
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+    }
+}

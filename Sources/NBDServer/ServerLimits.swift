@@ -1,0 +1,19 @@
+/// Bounds on what one connection may ask of the server.
+public struct NBDServerLimits: Sendable, Equatable {
+    /// Largest write payload accepted; a larger one closes the connection (its bytes cannot be
+    /// trusted to be skipped safely). Reads are bounded by the device's `maximumRequest`.
+    public var maximumPayload: Int
+    /// Requests in flight per connection before the server stops reading from it.
+    public var maximumRequestsInFlight: Int
+    /// Payload and read bytes in flight per connection before the server stops reading from it.
+    public var maximumBytesInFlight: Int
+
+    public init(
+        maximumPayload: Int = 32 * 1024 * 1024, maximumRequestsInFlight: Int = 512,
+        maximumBytesInFlight: Int = 256 * 1024 * 1024
+    ) {
+        self.maximumPayload = maximumPayload
+        self.maximumRequestsInFlight = maximumRequestsInFlight
+        self.maximumBytesInFlight = maximumBytesInFlight
+    }
+}

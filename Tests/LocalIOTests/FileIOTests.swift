@@ -1,0 +1,119 @@
+import Glibc
+import LocalIO
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Runs the same checks against both backends: io_uring and the POSIX fallback.
+@Suite struct FileIOTests {
+    static let backends: [FileIOBackendChoice] = [.uring, .posix]
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    /// Runs `body` with a backend and a scratch file, then shuts the backend down.
+    private func withIO(
+        _ choice: FileIOBackendChoice, fileLength: UInt64, _ body: (any FileIO, LocalFile, any EventLoop) async throws -> Void
+    ) async throws {
+        let io = try makeFileIO(choice, logger: Logger(label: "test"))
+        do {
+            try await withFile(fileLength) { try await body(io, $0, group.next()) }
+        } catch {
+            await io.shutdown()
+            throw error
+        }
+        await io.shutdown()
+    }
+
+    private func withFile(_ length: UInt64, _ body: (LocalFile) async throws -> Void) async throws {
+        let path = "/tmp/blockgate-fileio-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).img"
+        defer { unlink(path) }
+        try await body(try LocalFile.open(path: path, length: length))
+    }
+
+    @Test(arguments: backends)
+    func writeThenReadReturnsTheData(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 1 << 20) { io, file, loop in
+            var data = ByteBuffer()
+            for index in 0..<8192 { data.writeInteger(UInt8(truncatingIfNeeded: index * 7)) }
+            try await io.write(file, offset: 4096, data: data, dsync: false, on: loop).get()
+            let back = try await io.read(file, offset: 4096, length: 8192, on: loop).get()
+            #expect(back == data)
+            let before = try await io.read(file, offset: 0, length: 4096, on: loop).get()
+            #expect(before.readableBytesView.allSatisfy { $0 == 0 })
+        }
+    }
+
+    @Test(arguments: backends)
+    func readPastEndOfFileIsZeros(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 4096) { io, file, loop in
+            var data = ByteBuffer()
+            data.writeRepeatingByte(0xAB, count: 4096)
+            try await io.write(file, offset: 0, data: data, dsync: true, on: loop).get()
+            let back = try await io.read(file, offset: 2048, length: 8192, on: loop).get()
+            #expect(back.readableBytes == 8192)
+            #expect(back.readableBytesView.prefix(2048).allSatisfy { $0 == 0xAB })
+            #expect(back.readableBytesView.dropFirst(2048).allSatisfy { $0 == 0 })
+        }
+    }
+
+    @Test(arguments: backends)
+    func punchHoleFreesSpaceAndReadsZeros(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 4 << 20) { io, file, loop in
+            var data = ByteBuffer()
+            data.writeRepeatingByte(0x5A, count: 1 << 20)
+            try await io.write(file, offset: 1 << 20, data: data, dsync: false, on: loop).get()
+            try await io.syncData(file, on: loop).get()
+            #expect(try file.allocatedBytes() >= 1 << 20)
+            #expect(try file.dataRanges(in: 0..<(4 << 20)) == [(1 << 20)..<(2 << 20)])
+            try await io.allocate(file, mode: .punchHole, offset: 1 << 20, length: 1 << 20, on: loop).get()
+            #expect(try file.allocatedBytes() < 64 << 10)
+            #expect(try file.dataRanges(in: 0..<(4 << 20)).isEmpty)
+            let back = try await io.read(file, offset: 1 << 20, length: 1 << 20, on: loop).get()
+            #expect(back.readableBytesView.allSatisfy { $0 == 0 })
+        }
+    }
+
+    @Test(arguments: backends)
+    func zeroRangeKeepsAllocation(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 1 << 20) { io, file, loop in
+            var data = ByteBuffer()
+            data.writeRepeatingByte(0x11, count: 65536)
+            try await io.write(file, offset: 0, data: data, dsync: false, on: loop).get()
+            try await io.allocate(file, mode: .zeroRange, offset: 0, length: 65536, on: loop).get()
+            let back = try await io.read(file, offset: 0, length: 65536, on: loop).get()
+            #expect(back.readableBytesView.allSatisfy { $0 == 0 })
+            #expect(try file.allocatedBytes() >= 65536)
+        }
+    }
+
+    @Test(arguments: backends)
+    func manyConcurrentOperationsAllComplete(_ choice: FileIOBackendChoice) async throws {
+        let count = 5000
+        try await withIO(choice, fileLength: UInt64(count) * 4096) { io, file, loop in
+            let writes = (0..<count).map { index -> EventLoopFuture<Void> in
+                var block = ByteBuffer()
+                block.writeRepeatingByte(UInt8(truncatingIfNeeded: index), count: 4096)
+                return io.write(file, offset: UInt64(index) * 4096, data: block, dsync: false, on: loop)
+            }
+            try await EventLoopFuture.andAllSucceed(writes, on: loop).get()
+            let reads = (0..<count).map { io.read(file, offset: UInt64($0) * 4096, length: 4096, on: loop) }
+            let results = try await EventLoopFuture.whenAllSucceed(reads, on: loop).get()
+            var mismatches = 0
+            for (index, block) in results.enumerated() {
+                var expected = ByteBuffer()
+                expected.writeRepeatingByte(UInt8(truncatingIfNeeded: index), count: 4096)
+                if block != expected { mismatches += 1 }
+            }
+            #expect(mismatches == 0)
+        }
+    }
+
+    @Test(arguments: backends)
+    func failuresCarryTheErrno(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 4096) { io, file, loop in
+            await #expect(throws: LocalIOError.self) {
+                try await io.allocate(file, mode: .punchHole, offset: 0, length: 0, on: loop).get()
+            }
+        }
+    }
+}
