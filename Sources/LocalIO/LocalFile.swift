@@ -35,6 +35,11 @@ public final class LocalFile: Sendable {
         return file
     }
 
+    /// fdatasync, blocking: for startup and recovery, not for the data path.
+    public func syncData() throws(LocalIOError) {
+        guard fdatasync(descriptor) == 0 else { throw LocalIOError(errno: errno, operation: "fdatasync \(path)") }
+    }
+
     /// Bytes of disk the file occupies.
     public func allocatedBytes() throws(LocalIOError) -> UInt64 {
         var status = stat()

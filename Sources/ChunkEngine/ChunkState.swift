@@ -1,0 +1,79 @@
+import NIOCore
+
+/// What the engine knows of one allocated chunk: its valid bitmap, whether the metadata
+/// database has been told it may change, and who is operating on it.
+struct ChunkState {
+    /// Where the chunk stands with the metadata journal.
+    enum Journal {
+        /// The database's record matches this state; a change must first be recorded as dirty.
+        case clean
+        /// The dirty mark is being committed; these operations wait for it.
+        case marking([EventLoopPromise<Void>])
+        /// The database knows the chunk may differ from its record.
+        case dirty
+    }
+
+    var valid: BlockBitmap
+    /// Valid blocks some of whose 512-byte sectors have been trimmed: block → sector mask.
+    var partialTrims: [Int: UInt8] = [:]
+    var journal: Journal
+    var gate = ChunkGate()
+    /// Renewed (from a table-wide counter) when an operation that changes data starts; a flush
+    /// compares it to see whether the chunk changed after it looked.
+    var generation: UInt64 = 0
+
+    init(valid: BlockBitmap, journal: Journal) {
+        self.valid = valid
+        self.journal = journal
+    }
+}
+
+/// Orders operations on one chunk: writes share it, while a TRIM or WRITE_ZEROES (which change
+/// the bitmap and punch holes) has it alone, so that the bitmap always agrees with the file.
+/// Waiters are served first come, first served.
+struct ChunkGate {
+    private var writers = 0
+    private var exclusive = false
+    private var waiting = CircularBuffer<(exclusive: Bool, promise: EventLoopPromise<Void>)>()
+
+    /// Nobody holds or waits for the gate.
+    var isIdle: Bool { writers == 0 && !exclusive && waiting.isEmpty }
+
+    /// Someone holds the gate.
+    var isHeld: Bool { writers > 0 || exclusive }
+
+    /// Takes the gate at once if possible.
+    mutating func tryAcquire(exclusive wantsExclusive: Bool) -> Bool {
+        guard waiting.isEmpty, !exclusive else { return false }
+        if wantsExclusive {
+            guard writers == 0 else { return false }
+            exclusive = true
+        } else {
+            writers += 1
+        }
+        return true
+    }
+
+    /// Queues for the gate; the promise succeeds once it is held.
+    mutating func wait(exclusive: Bool, promise: EventLoopPromise<Void>) {
+        waiting.append((exclusive, promise))
+    }
+
+    /// Gives the gate back; returns the waiters that now hold it (to be succeeded outside locks).
+    mutating func release(exclusive wasExclusive: Bool) -> [EventLoopPromise<Void>] {
+        if wasExclusive { exclusive = false } else { writers -= 1 }
+        var granted: [EventLoopPromise<Void>] = []
+        while let next = waiting.first {
+            if next.exclusive {
+                guard writers == 0, !exclusive else { break }
+                exclusive = true
+            } else {
+                guard !exclusive else { break }
+                writers += 1
+            }
+            waiting.removeFirst()
+            granted.append(next.promise)
+        }
+        return granted
+    }
+}

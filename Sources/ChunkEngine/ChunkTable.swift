@@ -1,0 +1,290 @@
+import Metadata
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The chunk map of one volume behind a lock: bitmaps, per-chunk gates, the journal state of
+/// each chunk, and what the next flush must commit.
+///
+/// Every operation that changes data runs as: take the gates of its chunks (ascending order, so
+/// operations spanning chunks cannot deadlock), make sure the database knows those chunks are
+/// dirty (group-committed), do the I/O, update the bitmaps, release the gates.
+final class ChunkTable: @unchecked Sendable {
+    let volumeID: Int64
+    let geometry: ChunkGeometry
+    private let journal: MetadataJournal
+    private let lock = NIOLock()
+    private var chunks: [Int: ChunkState]
+    /// Chunks whose journal state is not clean: what a flush must look at.
+    private var dirtyChunks: Set<Int> = []
+    /// Chunks dropped from the map whose database rows the next flush deletes.
+    private var deletedChunks: Set<Int> = []
+    /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
+    private var nextGeneration: UInt64 = 1
+
+    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, chunks: [Int: BlockBitmap]) {
+        self.volumeID = volumeID
+        self.geometry = geometry
+        self.journal = journal
+        self.chunks = chunks.mapValues { ChunkState(valid: $0, journal: .clean) }
+    }
+
+    // MARK: - Reading the map
+
+    /// Runs of a byte range that hold data (true) or read as zeros without touching the disk (false).
+    func dataRuns(offset: UInt64, length: UInt64) -> [(range: Range<UInt64>, isData: Bool)] {
+        lock.withLock {
+            var runs: [(range: Range<UInt64>, isData: Bool)] = []
+            forEachRun(offset: offset, length: length) { range, isData in
+                if let last = runs.last, last.isData == isData, last.range.upperBound == range.lowerBound {
+                    runs[runs.count - 1].range = last.range.lowerBound..<range.upperBound
+                } else {
+                    runs.append((range, isData))
+                }
+                return true
+            }
+            return runs
+        }
+    }
+
+    /// Allocation extents from `offset`, at most `maximumExtents` of them.
+    func extents(offset: UInt64, length: UInt64, maximumExtents: Int) -> [(length: UInt64, allocated: Bool)] {
+        lock.withLock {
+            var extents: [(length: UInt64, allocated: Bool)] = []
+            forEachRun(offset: offset, length: length) { range, isData in
+                let runLength = range.upperBound - range.lowerBound
+                if let last = extents.last, last.allocated == isData {
+                    extents[extents.count - 1].length += runLength
+                } else {
+                    guard extents.count < maximumExtents else { return false }
+                    extents.append((runLength, isData))
+                }
+                return true
+            }
+            return extents
+        }
+    }
+
+    /// Calls `body` with consecutive runs covering the range; stops when it returns false.
+    private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Bool) -> Bool) {
+        let end = min(offset + length, geometry.volumeSize)
+        var position = offset
+        let blockSize = UInt64(ChunkGeometry.blockSize)
+        while position < end {
+            let index = Int(position / UInt64(geometry.chunkSize))
+            let chunkStart = geometry.chunkStart(index)
+            let chunkEnd = min(chunkStart + UInt64(geometry.chunkSize), end)
+            guard let state = chunks[index], !state.valid.isEmpty else {
+                guard body(position..<chunkEnd, false) else { return }
+                position = chunkEnd
+                continue
+            }
+            let firstBlock = Int((position - chunkStart) / blockSize)
+            let lastBlock = Int((chunkEnd - chunkStart + blockSize - 1) / blockSize)
+            for (blocks, isSet) in state.valid.runs(in: firstBlock..<lastBlock) {
+                let lower = max(chunkStart + UInt64(blocks.lowerBound) * blockSize, position)
+                let upper = min(chunkStart + UInt64(blocks.upperBound) * blockSize, chunkEnd)
+                guard body(lower..<upper, isSet) else { return }
+            }
+            position = chunkEnd
+        }
+    }
+
+    /// Indexes of chunks in the map within `range`, ascending; costs the number of chunks in the
+    /// map or in the range, whichever is smaller.
+    func allocatedChunks(in range: Range<Int>) -> [Int] {
+        lock.withLock {
+            if range.count <= chunks.count {
+                return range.filter { chunks[$0] != nil }
+            }
+            return chunks.keys.filter { range.contains($0) }.sorted()
+        }
+    }
+
+    /// The bitmap of a chunk (empty if absent).
+    func bitmap(ofChunk index: Int) -> BlockBitmap {
+        lock.withLock { chunks[index]?.valid ?? BlockBitmap(count: geometry.blocks(inChunk: index)) }
+    }
+
+    /// What trimming a chunk-relative byte range would do to a chunk now.
+    func trimPlan(ofChunk index: Int, bytes: Range<Int>) -> TrimPlan {
+        lock.withLock {
+            guard let state = chunks[index] else {
+                return TrimPlan(valid: BlockBitmap(count: geometry.blocks(inChunk: index)), partialTrims: [:], bytes: bytes)
+            }
+            return TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
+        }
+    }
+
+    /// Counts for `volume info`: chunks holding data and the bytes of their valid blocks.
+    func usage() -> (chunks: Int, bytes: UInt64) {
+        lock.withLock {
+            var count = 0
+            var blocks = 0
+            for state in chunks.values where !state.valid.isEmpty {
+                count += 1
+                blocks += state.valid.setCount
+            }
+            return (count, UInt64(blocks) * UInt64(ChunkGeometry.blockSize))
+        }
+    }
+
+    // MARK: - Changing data
+
+    /// Runs `body` with the chunks held and known dirty; on success `update` edits their states;
+    /// the gates are released either way.
+    /// - Parameters:
+    ///   - indexes: the chunks, ascending.
+    ///   - exclusive: take the gates alone (TRIM, zeroing) rather than shared (writes).
+    func change(
+        _ indexes: [Int], exclusive: Bool, on eventLoop: any EventLoop,
+        _ body: @escaping @Sendable () -> EventLoopFuture<Void>,
+        update: @escaping @Sendable (Int, inout ChunkState) -> Void
+    ) -> EventLoopFuture<Void> {
+        acquire(indexes, from: 0, exclusive: exclusive, on: eventLoop)
+            .flatMap { self.markDirty(indexes, on: eventLoop) }
+            .flatMap { body() }
+            .always { result in
+                let granted = self.lock.withLock {
+                    var granted: [EventLoopPromise<Void>] = []
+                    for index in indexes {
+                        if case .success = result { update(index, &self.chunks[index]!) }
+                        granted += self.chunks[index]!.gate.release(exclusive: exclusive)
+                        self.dropIfEmpty(index)
+                    }
+                    return granted
+                }
+                for promise in granted { promise.succeed(()) }
+            }
+    }
+
+    /// Takes the gates of `indexes[position...]` in order, creating chunk states as needed.
+    private func acquire(_ indexes: [Int], from position: Int, exclusive: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let blocked: (Int, EventLoopFuture<Void>)? = lock.withLock {
+            for current in position..<indexes.count {
+                let index = indexes[current]
+                if chunks[index] == nil {
+                    chunks[index] = ChunkState(
+                        valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
+                    deletedChunks.remove(index)
+                }
+                chunks[index]!.generation = nextGeneration
+                nextGeneration += 1
+                if !chunks[index]!.gate.tryAcquire(exclusive: exclusive) {
+                    let promise = eventLoop.makePromise(of: Void.self)
+                    chunks[index]!.gate.wait(exclusive: exclusive, promise: promise)
+                    return (current, promise.futureResult)
+                }
+            }
+            return nil
+        }
+        guard let (current, granted) = blocked else { return eventLoop.makeSucceededVoidFuture() }
+        return granted.flatMap { self.acquire(indexes, from: current + 1, exclusive: exclusive, on: eventLoop) }
+    }
+
+    /// Makes sure the database records the chunks as dirty before their data changes.
+    private func markDirty(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        var waits: [EventLoopFuture<Void>] = []
+        let toMark: [Int] = lock.withLock {
+            var toMark: [Int] = []
+            for index in indexes {
+                switch chunks[index]!.journal {
+                case .dirty: break
+                case .marking(var waiters):
+                    let promise = eventLoop.makePromise(of: Void.self)
+                    waiters.append(promise)
+                    chunks[index]!.journal = .marking(waiters)
+                    waits.append(promise.futureResult)
+                case .clean:
+                    chunks[index]!.journal = .marking([])
+                    dirtyChunks.insert(index)
+                    toMark.append(index)
+                }
+            }
+            return toMark
+        }
+        if !toMark.isEmpty {
+            let changes = toMark.map { ChunkChange.markDirty(volumeID: volumeID, index: Int64($0)) }
+            let committed = journal.submit(changes, on: eventLoop)
+            committed.whenComplete { result in
+                let waiters = self.lock.withLock {
+                    var waiters: [EventLoopPromise<Void>] = []
+                    for index in toMark {
+                        guard case .marking(let waiting) = self.chunks[index]?.journal else { continue }
+                        waiters += waiting
+                        if case .success = result {
+                            self.chunks[index]!.journal = .dirty
+                        } else {
+                            self.chunks[index]!.journal = .clean
+                            self.dirtyChunks.remove(index)
+                        }
+                    }
+                    return waiters
+                }
+                for waiter in waiters { waiter.completeWith(result) }
+            }
+            waits.append(committed)
+        }
+        switch waits.count {
+        case 0: return eventLoop.makeSucceededVoidFuture()
+        case 1: return waits[0]
+        default: return EventLoopFuture.andAllSucceed(waits, on: eventLoop)
+        }
+    }
+
+    /// Forgets a chunk that holds no valid block and that nobody is using. Lock held.
+    private func dropIfEmpty(_ index: Int) {
+        guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle else { return }
+        if case .marking = state.journal { return }
+        chunks[index] = nil
+        dirtyChunks.remove(index)
+        deletedChunks.insert(index)
+    }
+
+    // MARK: - Flushing
+
+    /// What a flush looks at: the dirty chunks with their generations, taken before the data sync.
+    struct FlushSnapshot {
+        fileprivate let generations: [Int: UInt64]
+        fileprivate let deleted: Set<Int>
+        var isEmpty: Bool { generations.isEmpty && deleted.isEmpty }
+    }
+
+    func flushSnapshot() -> FlushSnapshot {
+        lock.withLock {
+            var generations: [Int: UInt64] = [:]
+            for index in dirtyChunks {
+                if case .dirty = chunks[index]!.journal { generations[index] = chunks[index]!.generation }
+            }
+            return FlushSnapshot(generations: generations, deleted: deletedChunks)
+        }
+    }
+
+    /// After the data sync: the records that make the snapshot's chunks durable. Chunks untouched
+    /// since the snapshot are committed clean (and become clean here, so that a later change
+    /// queues its dirty mark after this commit); the others stay dirty.
+    func flushChanges(_ snapshot: FlushSnapshot) -> [ChunkChange] {
+        lock.withLock {
+            var changes: [ChunkChange] = []
+            for (index, generation) in snapshot.generations.sorted(by: { $0.key < $1.key }) {
+                guard var state = chunks[index], case .dirty = state.journal else { continue }
+                let untouched = state.generation == generation && !state.gate.isHeld
+                if untouched {
+                    state.journal = .clean
+                    dirtyChunks.remove(index)
+                    chunks[index] = state
+                }
+                changes.append(
+                    .store(
+                        volumeID: volumeID,
+                        ChunkRecord(index: Int64(index), valid: state.valid.bytes, dirty: !untouched)))
+            }
+            for index in snapshot.deleted.sorted() where chunks[index] == nil {
+                deletedChunks.remove(index)
+                changes.append(.delete(volumeID: volumeID, index: Int64(index)))
+            }
+            return changes
+        }
+    }
+}

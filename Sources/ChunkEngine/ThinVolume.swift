@@ -1,0 +1,263 @@
+import BlockDevice
+import LocalIO
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A thin-provisioned volume on local disk: one sparse file holds chunk `i` at offset
+/// `i × chunkSize`; chunks are allocated by their first write and punched out when TRIM leaves
+/// no valid block in them.
+///
+/// Invariant: a block whose valid bit is clear reads as zeros from the file (never written, or
+/// punched before the bit was cleared). Reads therefore need the bitmap only to report holes.
+public final class ThinVolume: BlockDevice, @unchecked Sendable {
+    /// The volume's name (its export name).
+    public let name: String
+    /// The layout of chunks and blocks.
+    public var geometry: ChunkGeometry { table.geometry }
+    public var size: UInt64 { table.geometry.volumeSize }
+    public let capabilities = BlockDeviceCapabilities(
+        canFlush: true, canFUA: true, canTrim: true, canZero: true, canFastZero: true, canCache: true,
+        canMultiConn: true, minimumBlockSize: 1, preferredBlockSize: 4096, maximumRequest: 32 * 1024 * 1024)
+
+    let table: ChunkTable
+    private let file: LocalFile
+    private let io: any FileIO
+    private let journal: MetadataJournal
+    private let logger: Logger
+    private let flushes = NIOLockedValueBox(FlushState.idle)
+
+    /// Whether a flush round runs, and who waits for the next one.
+    private enum FlushState {
+        case idle
+        case running(next: [EventLoopPromise<Void>])
+    }
+
+    /// Most extents one BLOCK_STATUS answer carries.
+    static let maximumExtents = 16384
+    /// A read split into more data runs than this is read whole (the holes read as zeros anyway).
+    static let maximumReadSegments = 16
+
+    init(name: String, table: ChunkTable, file: LocalFile, io: any FileIO, journal: MetadataJournal, logger: Logger) {
+        self.name = name
+        self.table = table
+        self.file = file
+        self.io = io
+        self.journal = journal
+        self.logger = logger
+    }
+
+    /// Chunks holding data and the bytes of their valid blocks.
+    public var usage: (chunks: Int, bytes: UInt64) { table.usage() }
+
+    /// Bytes the volume's file occupies on disk.
+    public func diskUsage() throws -> UInt64 { try file.allocatedBytes() }
+
+    // MARK: - BlockDevice
+
+    public func read(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ReadResult> {
+        let runs = table.dataRuns(offset: offset, length: UInt64(length))
+        let dataRuns = runs.filter(\.isData).count
+        if dataRuns == 0 {
+            return eventLoop.makeSucceededFuture(.segments([.hole(length)]))
+        }
+        if dataRuns == runs.count || runs.count > Self.maximumReadSegments {
+            return readFile(offset: offset, length: length, on: eventLoop).map { .data($0) }
+        }
+        let pieces = runs.map { run -> EventLoopFuture<ReadSegment> in
+            let runLength = Int(run.range.upperBound - run.range.lowerBound)
+            guard run.isData else { return eventLoop.makeSucceededFuture(.hole(runLength)) }
+            return readFile(offset: run.range.lowerBound, length: runLength, on: eventLoop).map { .data($0) }
+        }
+        return EventLoopFuture.whenAllSucceed(pieces, on: eventLoop).map { .segments($0) }
+    }
+
+    public func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let length = UInt64(data.readableBytes)
+        let indexes = Array(geometry.chunks(touching: offset, length: length))
+        let geometry = self.geometry
+        return table.change(indexes, exclusive: false, on: eventLoop) { [io, file] in
+            io.write(file, offset: offset, data: data, dsync: fua, on: eventLoop)
+        } update: { index, state in
+            let blocks = ChunkGeometry.blocksTouching(geometry.slice(ofChunk: index, offset: offset, length: length))
+            state.valid.set(blocks)
+            if !state.partialTrims.isEmpty { state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) } }
+        }.flatMapErrorThrowing { throw self.deviceError($0) }
+    }
+
+    public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let start = flushes.withLockedValue { state in
+            switch state {
+            case .idle:
+                state = .running(next: [])
+                return true
+            case .running(var next):
+                next.append(promise)
+                state = .running(next: next)
+                return false
+            }
+        }
+        if start { runFlushRound(for: [promise], on: eventLoop) }
+        return promise.futureResult
+    }
+
+    public func trim(offset: UInt64, length: UInt64, fua: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let work = table.allocatedChunks(in: geometry.chunks(touching: offset, length: length)).compactMap {
+            index -> EventLoopFuture<Void>? in
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+            guard !table.trimPlan(ofChunk: index, bytes: slice).isEmpty else { return nil }
+            return invalidate(chunk: index, bytes: slice, on: eventLoop)
+        }
+        return finish(work, durable: fua, on: eventLoop)
+    }
+
+    public func writeZeroes(offset: UInt64, length: UInt64, options: ZeroOptions, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let chunkRange = geometry.chunks(touching: offset, length: length)
+        let edgeChunks = Set([chunkRange.lowerBound, chunkRange.upperBound - 1])
+        let chunks = options.contains(.noHole) ? Array(chunkRange) : table.allocatedChunks(in: chunkRange)
+        let work = chunks.map { index -> EventLoopFuture<Void> in
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+            if options.contains(.noHole) || edgeChunks.contains(index) {
+                return zero(chunk: index, bytes: slice, keepAllocated: options.contains(.noHole), on: eventLoop)
+            }
+            return invalidate(chunk: index, bytes: slice, on: eventLoop)
+        }
+        return finish(work, durable: options.contains(.fua), on: eventLoop)
+    }
+
+    public func cache(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        eventLoop.makeSucceededVoidFuture()
+    }
+
+    public func blockStatus(offset: UInt64, length: UInt64, on eventLoop: any EventLoop)
+        -> EventLoopFuture<[BlockExtent]>
+    {
+        let extents = table.extents(offset: offset, length: length, maximumExtents: Self.maximumExtents)
+        return eventLoop.makeSucceededFuture(
+            extents.map { BlockExtent(length: $0.length, isHole: !$0.allocated, isZero: !$0.allocated) })
+    }
+
+    // MARK: - Operations on chunks
+
+    /// Trims a chunk-relative byte range (see `TrimPlan`): punches the blocks it invalidates (the
+    /// whole chunk when nothing in it stays valid) and clears their bits.
+    private func invalidate(chunk index: Int, bytes: Range<Int>, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let chunkStart = geometry.chunkStart(index)
+        let blockSize = UInt64(ChunkGeometry.blockSize)
+        return table.change([index], exclusive: true, on: eventLoop) { [table, io, file] in
+            let plan = table.trimPlan(ofChunk: index, bytes: bytes)
+            let runs = plan.emptiesChunk ? [0..<table.geometry.blocks(inChunk: index)] : plan.invalidatedRuns
+            let punches = runs.map { run in
+                io.allocate(
+                    file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
+                    length: UInt64(run.count) * blockSize, on: eventLoop)
+            }
+            return EventLoopFuture.andAllSucceed(punches, on: eventLoop)
+        } update: { _, state in
+            TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes).apply(to: &state)
+        }
+    }
+
+    /// Zeros a chunk-relative byte range: whole blocks by punching (or, keeping them allocated,
+    /// by FALLOC_FL_ZERO_RANGE), partial blocks by writing zeros where they hold data.
+    private func zero(chunk index: Int, bytes: Range<Int>, keepAllocated: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let chunkStart = geometry.chunkStart(index)
+        let blockSize = ChunkGeometry.blockSize
+        let covered = ChunkGeometry.blocksCovered(bytes)
+        let touched = ChunkGeometry.blocksTouching(bytes)
+        let bitmap = table.bitmap(ofChunk: index)
+        let partialBytes: [Range<Int>] = [
+            bytes.lowerBound..<min(bytes.upperBound, covered.lowerBound * blockSize),
+            max(bytes.lowerBound, covered.upperBound * blockSize)..<bytes.upperBound,
+        ].filter { !$0.isEmpty && (keepAllocated || bitmap.contains($0.lowerBound / blockSize)) }
+        let partialBlocks = partialBytes.map { ($0.lowerBound / blockSize)..<($0.lowerBound / blockSize + 1) }
+        if covered.isEmpty && partialBytes.isEmpty { return eventLoop.makeSucceededVoidFuture() }
+        return table.change([index], exclusive: true, on: eventLoop) { [io, file] in
+            var work = partialBytes.map { range -> EventLoopFuture<Void> in
+                var zeros = ByteBuffer()
+                zeros.writeRepeatingByte(0, count: range.count)
+                return io.write(file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
+            }
+            if !covered.isEmpty {
+                work.append(
+                    io.allocate(
+                        file, mode: keepAllocated ? .zeroRange : .punchHole,
+                        offset: chunkStart + UInt64(covered.lowerBound * blockSize),
+                        length: UInt64(covered.count * blockSize), on: eventLoop))
+            }
+            return EventLoopFuture.andAllSucceed(work, on: eventLoop)
+        } update: { _, state in
+            if keepAllocated {
+                state.valid.set(touched)
+            } else {
+                state.valid.clear(covered)
+                for blocks in partialBlocks { state.valid.set(blocks) }
+            }
+            state.partialTrims = state.partialTrims.filter { !touched.contains($0.key) }
+        }
+    }
+
+    /// Waits for per-chunk work, then, for FUA, flushes.
+    private func finish(_ work: [EventLoopFuture<Void>], durable: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let settled = EventLoopFuture.andAllSucceed(work, on: eventLoop).flatMapErrorThrowing {
+            throw self.deviceError($0)
+        }
+        return durable ? settled.flatMap { self.flush(on: eventLoop) } : settled
+    }
+
+    // MARK: - Flush
+
+    /// One flush round: snapshot the dirty chunks, fdatasync the file, commit their bitmaps.
+    /// Flushes that arrive meanwhile are served together by the next round.
+    private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
+        let snapshot = table.flushSnapshot()
+        let round: EventLoopFuture<Void> =
+            snapshot.isEmpty
+            ? eventLoop.makeSucceededVoidFuture()
+            : io.syncData(file, on: eventLoop).flatMap { [table, journal] in
+                journal.submit(table.flushChanges(snapshot), on: eventLoop)
+            }
+        round.whenComplete { result in
+            if case .failure(let error) = result {
+                self.logger.error("flush of volume '\(self.name)' failed: \(error)")
+            }
+            let mapped = result.mapError { self.deviceError($0) as any Error }
+            for waiter in waiters { waiter.completeWith(mapped) }
+            let next = self.flushes.withLockedValue { state -> [EventLoopPromise<Void>] in
+                guard case .running(let next) = state, !next.isEmpty else {
+                    state = .idle
+                    return []
+                }
+                state = .running(next: [])
+                return next
+            }
+            if !next.isEmpty { self.runFlushRound(for: next, on: eventLoop) }
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func readFile(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+        io.read(file, offset: offset, length: length, on: eventLoop).flatMapErrorThrowing { throw self.deviceError($0) }
+    }
+
+    /// The chunk engine's boundary: every failure leaves as a `BlockDeviceError`.
+    private func deviceError(_ error: any Error) -> BlockDeviceError {
+        if let error = error as? BlockDeviceError { return error }
+        if let error = error as? LocalIOError {
+            return BlockDeviceError(error.isNoSpace ? .noSpace : .io, "volume '\(name)': \(error)")
+        }
+        return BlockDeviceError(.io, "volume '\(name)': \(error)")
+    }
+}

@@ -1,0 +1,39 @@
+/// The database schema, as numbered migrations; `PRAGMA user_version` records how many ran.
+enum Schema {
+    static let migrations: [String] = [
+        """
+        CREATE TABLE volumes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE chunks (
+            volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            valid BLOB NOT NULL,
+            dirty INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, idx)
+        ) WITHOUT ROWID;
+        """
+    ]
+
+    /// Brings the database up to the newest schema.
+    static func migrate(_ connection: SQLiteConnection) throws(MetadataError) {
+        var version: Int64 = 0
+        try connection.prepare("PRAGMA user_version").forEachRow { row in version = row.integer(0) }
+        guard version <= migrations.count else {
+            throw MetadataError(
+                "the metadata database has schema version \(version), newer than this blockgate knows "
+                    + "(\(migrations.count)); run a newer blockgate")
+        }
+        for index in Int(version)..<migrations.count {
+            try connection.transaction { () throws(MetadataError) in
+                try connection.execute(migrations[index])
+                try connection.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import BlockDevice
+import ChunkEngine
+import LocalIO
+import NIOCore
+import Testing
+
+@Suite struct ThinVolumeTests {
+    static let backends: [FileIOBackendChoice] = [.uring, .posix]
+
+    @Test(arguments: backends)
+    func unwrittenRangesAreHolesAndWritesReadBack(_ backend: FileIOBackendChoice) async throws {
+        let fixture = try VolumeFixture(size: 1 << 22, backend: backend)
+        let pattern = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try await fixture.write(70_000, pattern)
+        #expect(try await fixture.read(70_000, 10_000) == pattern)
+        let hole = try await fixture.volume.read(offset: 2 << 20, length: 65536, on: fixture.loop).get()
+        guard case .segments(let segments) = hole else {
+            Issue.record("an unwritten range should come back as a hole, got \(hole)")
+            return
+        }
+        #expect(segments == [.hole(65536)])
+        #expect(fixture.volume.usage.chunks == 1)
+        await fixture.close()
+    }
+
+    @Test(arguments: backends)
+    func smallTrimsThatTogetherCoverAChunkFreeIt(_ backend: FileIOBackendChoice) async throws {
+        let fixture = try VolumeFixture(size: 1 << 22, chunkSize: 65536, backend: backend)
+        try await fixture.write(65536, [UInt8](repeating: 0xEE, count: 65536))
+        #expect(try fixture.volume.diskUsage() >= 65536)
+        // Trims of ten sectors never align with a block or chunk boundary; together they cover it.
+        var offset: UInt64 = 65536 - 3 * 512
+        while offset < 140_000 {
+            try await fixture.volume.trim(offset: offset, length: 5120, fua: false, on: fixture.loop).get()
+            offset += 5120
+        }
+        #expect(fixture.volume.usage.chunks == 0)
+        #expect(fixture.volume.usage.bytes == 0)
+        #expect(try fixture.volume.diskUsage() < 65536)
+        #expect(try await fixture.read(65536, 65536) == [UInt8](repeating: 0, count: 65536))
+        await fixture.close()
+    }
+
+    @Test func trimOfAWholeTebibyteVolumeTouchesOnlyAllocatedChunks() async throws {
+        let fixture = try VolumeFixture(size: 1 << 40, chunkSize: 1 << 20)
+        for index: UInt64 in [0, 7, 999_999] {
+            try await fixture.write(index << 20, [UInt8](repeating: 1, count: 8192))
+        }
+        #expect(fixture.volume.usage.chunks == 3)
+        try await fixture.volume.trim(offset: 0, length: 1 << 40, fua: true, on: fixture.loop).get()
+        #expect(fixture.volume.usage.chunks == 0)
+        let extents = try await fixture.volume.blockStatus(offset: 0, length: 1 << 40, on: fixture.loop).get()
+        #expect(extents == [BlockExtent(length: 1 << 40, isHole: true, isZero: true)])
+        await fixture.close()
+    }
+
+    @Test(arguments: backends)
+    func writeZeroesZerosPartialBlocksAndHonoursNoHole(_ backend: FileIOBackendChoice) async throws {
+        let fixture = try VolumeFixture(size: 1 << 20, backend: backend)
+        try await fixture.write(0, [UInt8](repeating: 0xAA, count: 40_000))
+        try await fixture.volume.writeZeroes(offset: 1000, length: 20_000, options: [], on: fixture.loop).get()
+        var expected = [UInt8](repeating: 0xAA, count: 40_000)
+        for index in 1000..<21_000 { expected[index] = 0 }
+        #expect(try await fixture.read(0, 40_000) == expected)
+        // Whole blocks 1..<5 were punched, blocks 0 and 5 stay valid.
+        let extents = try await fixture.volume.blockStatus(offset: 0, length: 40_960, on: fixture.loop).get()
+        #expect(extents.first == BlockExtent(length: 4096, isHole: false, isZero: false))
+        #expect(extents.dropFirst().first == BlockExtent(length: 16384, isHole: true, isZero: true))
+
+        try await fixture.volume.writeZeroes(offset: 524_288, length: 65536, options: [.noHole], on: fixture.loop).get()
+        #expect(try await fixture.read(524_288, 65536) == [UInt8](repeating: 0, count: 65536))
+        let allocated = try await fixture.volume.blockStatus(offset: 524_288, length: 65536, on: fixture.loop).get()
+        #expect(allocated == [BlockExtent(length: 65536, isHole: false, isZero: false)])
+        await fixture.close()
+    }
+
+    @Test func blockStatusDescribesRunsAcrossChunks() async throws {
+        let fixture = try VolumeFixture(size: 1 << 20, chunkSize: 65536)
+        try await fixture.write(61_440, [UInt8](repeating: 3, count: 8192))
+        let extents = try await fixture.volume.blockStatus(offset: 0, length: 1 << 20, on: fixture.loop).get()
+        #expect(
+            extents == [
+                BlockExtent(length: 61_440, isHole: true, isZero: true),
+                BlockExtent(length: 8192, isHole: false, isZero: false),
+                BlockExtent(length: (1 << 20) - 69_632, isHole: true, isZero: true),
+            ])
+        await fixture.close()
+    }
+
+    @Test(arguments: backends)
+    func reopeningAfterAnUnflushedWriteRecoversTheBitmapFromTheFile(_ backend: FileIOBackendChoice) async throws {
+        let fixture = try VolumeFixture(size: 1 << 22, backend: backend)
+        try await fixture.write(0, [UInt8](repeating: 9, count: 4096))
+        try await fixture.volume.flush(on: fixture.loop).get()
+        try await fixture.write(1 << 21, [UInt8](repeating: 7, count: 12_288))
+        try fixture.reopen()
+        #expect(try await fixture.read(1 << 21, 12_288) == [UInt8](repeating: 7, count: 12_288))
+        #expect(try await fixture.read(0, 4096) == [UInt8](repeating: 9, count: 4096))
+        #expect(fixture.volume.usage.bytes == 4096 + 12_288)
+        await fixture.close()
+    }
+
+    @Test func flushedTrimStaysTrimmedAfterReopen() async throws {
+        let fixture = try VolumeFixture(size: 1 << 22)
+        try await fixture.write(0, [UInt8](repeating: 9, count: 65536 * 2))
+        try await fixture.volume.flush(on: fixture.loop).get()
+        try await fixture.volume.trim(offset: 0, length: 65536, fua: false, on: fixture.loop).get()
+        try await fixture.volume.flush(on: fixture.loop).get()
+        try fixture.reopen()
+        #expect(fixture.volume.usage.chunks == 1)
+        #expect(try await fixture.read(0, 65536) == [UInt8](repeating: 0, count: 65536))
+        #expect(try await fixture.read(65536, 65536) == [UInt8](repeating: 9, count: 65536))
+        await fixture.close()
+    }
+}

@@ -1,0 +1,65 @@
+import ChunkEngine
+import Foundation
+import LocalIO
+import Logging
+import Metadata
+import NIOCore
+import NIOPosix
+
+/// A thin volume in a scratch directory, with real SQLite and real file I/O.
+final class VolumeFixture: @unchecked Sendable {
+    let directory: String
+    let store: MetadataStore
+    let journal: MetadataJournal
+    let io: any FileIO
+    let record: VolumeRecord
+    var volume: ThinVolume
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    init(size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring) throws {
+        directory = NSTemporaryDirectory() + "blockgate-volume-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try MetadataStore(path: "\(directory)/meta.db")
+        journal = MetadataJournal(store: store)
+        io = try makeFileIO(backend, logger: Logger(label: "test"))
+        record = try store.createVolume(
+            name: "vol", kind: "thin", size: size, chunkSize: UInt32(chunkSize), createdAt: 0)
+        volume = try ThinVolume.open(
+            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io,
+            logger: Logger(label: "test"))
+    }
+
+    /// Opens the volume again from its file and database, as a restarted daemon would, without
+    /// flushing the current instance (what a kill -9 leaves behind).
+    func reopen() throws {
+        volume = try ThinVolume.open(
+            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io,
+            logger: Logger(label: "test"))
+    }
+
+    func close() async {
+        await journal.shutdown()
+        await io.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(bytes)
+        try await volume.write(offset: offset, data: buffer, fua: fua, on: loop).get()
+    }
+
+    func read(_ offset: UInt64, _ length: Int) async throws -> [UInt8] {
+        switch try await volume.read(offset: offset, length: length, on: loop).get() {
+        case .data(let buffer): return Array(buffer.readableBytesView)
+        case .segments(let segments):
+            return segments.flatMap { segment -> [UInt8] in
+                switch segment {
+                case .data(let buffer): Array(buffer.readableBytesView)
+                case .hole(let length): [UInt8](repeating: 0, count: length)
+                }
+            }
+        }
+    }
+}
+
