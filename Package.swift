@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian.
@@ -42,6 +43,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "NBDServer", "ChunkEngine", "Metadata", "LocalIO", "BlockDevice", nioCore, nioPosix, logging,
+                .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
             name: "blockgate",

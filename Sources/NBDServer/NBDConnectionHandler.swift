@@ -25,8 +25,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private enum InputState {
         /// Expecting a request header (or, during negotiation, an option).
         case header
-        /// Collecting the payload of this write in its own buffer.
-        case payload(NBDRequestHeader, ByteBuffer)
+        /// Collecting the payload of this write in its own buffer; `missing` bytes are still to come.
+        case payload(NBDRequestHeader, ByteBuffer, missing: Int)
     }
 
     private let catalog: any NBDExportCatalog
@@ -89,14 +89,14 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         var incoming = unwrapInboundIn(data)
         if case .closing = phase { return }
         if disconnectRequested { return }
-        if case .payload(let header, var payload) = input {
-            let needed = payload.writableBytes
-            if incoming.readableBytes < needed {
+        if case .payload(let header, var payload, let missing) = input {
+            if incoming.readableBytes < missing {
+                let arrived = incoming.readableBytes
                 payload.writeBuffer(&incoming)
-                input = .payload(header, payload)
+                input = .payload(header, payload, missing: missing - arrived)
                 return
             }
-            var rest = incoming.readSlice(length: needed)!
+            var rest = incoming.readSlice(length: missing)!
             payload.writeBuffer(&rest)
             input = .header
             dispatch(header, payload: payload)
@@ -153,8 +153,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                     dispatch(header, payload: buffer.readSlice(length: Int(payloadLength))!)
                 } else {
                     var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
+                    let arrived = buffer.readableBytes
                     payload.writeBuffer(&buffer)
-                    input = .payload(header, payload)
+                    input = .payload(header, payload, missing: Int(payloadLength) - arrived)
                     return
                 }
             }

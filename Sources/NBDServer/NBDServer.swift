@@ -10,18 +10,20 @@ public final class NBDServer: Sendable {
     private let limits: NBDServerLimits
     private let requestLog: Bool
     /// Connections in transmission.
-    public let connections = ConnectionRegistry()
+    public let connections: ConnectionRegistry
 
     /// - Parameters:
     ///   - catalog: where exports are found.
     ///   - group: the event loops connections run on.
     ///   - limits: per-connection bounds.
     ///   - requestLog: log one line per request (for tests and debugging; slows the data path).
+    ///   - connections: where connections in transmission are registered.
     ///   - logger: where connection events go.
     public init(
         catalog: any NBDExportCatalog, group: any EventLoopGroup, limits: NBDServerLimits = NBDServerLimits(),
-        requestLog: Bool = false, logger: Logger
+        requestLog: Bool = false, connections: ConnectionRegistry = ConnectionRegistry(), logger: Logger
     ) {
+        self.connections = connections
         self.catalog = catalog
         self.group = group
         self.limits = limits

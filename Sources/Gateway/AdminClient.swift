@@ -1,0 +1,63 @@
+import Foundation
+
+/// Sends one admin request to a running daemon over its unix socket and waits for the answer.
+/// Blocking: for the command-line tool.
+public struct AdminClient: Sendable {
+    /// The admin socket.
+    public let socketPath: String
+
+    public init(socketPath: String) {
+        self.socketPath = socketPath
+    }
+
+    /// Why the daemon could not be asked at all.
+    public struct Unreachable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Sends `request` and returns the daemon's answer.
+    /// - Throws: `Unreachable` when no daemon answers at the socket.
+    public func send(_ request: AdminRequest) throws -> AdminResponse {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw Unreachable(description: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw Unreachable(description: "admin socket path \(socketPath) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard connected == 0 else {
+            throw Unreachable(
+                description: "no daemon at \(socketPath) (\(String(cString: strerror(errno)))): start it with "
+                    + "`blockgate serve`, or pass --admin-socket / set BLOCKGATE_ADMIN_SOCKET")
+        }
+        var line = try JSONEncoder().encode(request)
+        line.append(UInt8(ascii: "\n"))
+        try line.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let result = write(descriptor, raw.baseAddress! + sent, raw.count - sent)
+                guard result > 0 else { throw Unreachable(description: "the daemon closed the admin connection") }
+                sent += result
+            }
+        }
+        var answer = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !answer.contains(UInt8(ascii: "\n")) {
+            let count = read(descriptor, &chunk, chunk.count)
+            guard count > 0 else { throw Unreachable(description: "the daemon closed the admin connection without answering") }
+            answer.append(contentsOf: chunk[0..<count])
+        }
+        return try JSONDecoder().decode(AdminResponse.self, from: answer)
+    }
+}

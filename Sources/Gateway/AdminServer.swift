@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The admin API: JSON requests and answers, one per line, on a unix socket (mode 0600).
+/// Requests run on a thread pool, since they touch disk and database.
+public final class AdminServer: Sendable {
+    private let manager: VolumeManager
+    private let group: any EventLoopGroup
+    private let pool: NIOThreadPool
+    private let logger: Logger
+
+    public init(manager: VolumeManager, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger) {
+        self.manager = manager
+        self.group = group
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Starts listening at `path`, replacing a stale socket file.
+    public func listen(path: String) async throws -> any Channel {
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { [manager, pool, logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdminConnectionHandler(manager: manager, pool: pool, logger: logger))
+                }
+            }
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        chmod(path, 0o600)
+        return channel
+    }
+}
+
+/// One admin connection: splits input into lines, answers each in order.
+private final class AdminConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let manager: VolumeManager
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    private var pending = ByteBuffer()
+    /// Answers go out in request order: each request waits for the previous one.
+    private var previous: EventLoopFuture<Void>?
+    private static let maximumLine = 1 << 20
+
+    init(manager: VolumeManager, pool: NIOThreadPool, logger: Logger) {
+        self.manager = manager
+        self.pool = pool
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        pending.writeBuffer(&incoming)
+        while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = pending.readSlice(length: newline - pending.readerIndex + 1)!
+            answer(Data(line.readableBytesView.dropLast()), context: context)
+        }
+        if pending.readableBytes > Self.maximumLine {
+            context.close(promise: nil)
+        }
+        pending.discardReadBytes()
+    }
+
+    private func answer(_ line: Data, context: ChannelHandlerContext) {
+        let manager = self.manager
+        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> Data in
+            let response: AdminResponse
+            do {
+                response = manager.handle(try JSONDecoder().decode(AdminRequest.self, from: line))
+            } catch {
+                response = AdminResponse(error: GatewayError(.invalid, "malformed admin request: \(error)"))
+            }
+            return try JSONEncoder().encode(response) + Data([UInt8(ascii: "\n")])
+        }
+        let after = previous ?? context.eventLoop.makeSucceededVoidFuture()
+        let written = after.flatMap { work }.assumeIsolated().map { data in
+            var buffer = context.channel.allocator.buffer(capacity: data.count)
+            buffer.writeBytes(data)
+            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+        }.nonisolated()
+        previous = written.flatMapErrorThrowing { [logger] error in logger.error("admin request failed: \(error)") }
+    }
+}

@@ -1,0 +1,172 @@
+import LocalIO
+import Logging
+import Yams
+
+/// Everything the daemon can be configured with. Embedded defaults make a working gateway
+/// under ./var; a YAML file (see nbd-config/blockgate.yaml) and then command-line flags override them.
+public struct GatewayConfig: Sendable, Equatable {
+    /// Where volumes, metadata and sockets live.
+    public var dataDirectory = "./var"
+    /// Unix socket for NBD clients; nil means `<data_dir>/nbd.sock`, "" disables it.
+    public var nbdSocket: String?
+    /// TCP address for NBD clients as HOST:PORT; "" disables it.
+    public var nbdListen = "127.0.0.1:10809"
+    /// The export a client gets when it asks for the default export ("").
+    public var defaultExport = "demo"
+    /// Log one line per NBD request (debugging; slows the data path).
+    public var requestLog = false
+    /// Unix socket of the admin API; nil means `<data_dir>/admin.sock`.
+    public var adminSocket: String?
+    /// Which local I/O backend to use.
+    public var ioBackend = FileIOBackendChoice.auto
+    /// Chunk size of new volumes when none is given.
+    public var defaultChunkSize: UInt64 = 1 << 20
+    /// Least severe log level written.
+    public var logLevel = Logger.Level.info
+    /// A volume created at start when the gateway has none (nil: none).
+    public var demoVolume: DemoVolume? = DemoVolume(name: "demo", size: 1 << 30)
+
+    /// The volume `make run` starts with.
+    public struct DemoVolume: Sendable, Equatable {
+        public var name: String
+        public var size: UInt64
+    }
+
+    public init() {}
+
+    /// The NBD unix socket path, or nil when disabled.
+    public var resolvedNBDSocket: String? {
+        guard let nbdSocket else { return dataDirectory + "/nbd.sock" }
+        return nbdSocket.isEmpty ? nil : nbdSocket
+    }
+
+    /// The admin socket path.
+    public var resolvedAdminSocket: String { adminSocket ?? dataDirectory + "/admin.sock" }
+
+    /// The TCP listen address split into host and port, or nil when disabled.
+    /// - Throws: `GatewayError.invalid` for a malformed address.
+    public func listenAddress() throws(GatewayError) -> (host: String, port: Int)? {
+        guard !nbdListen.isEmpty else { return nil }
+        guard let colon = nbdListen.lastIndex(of: ":"), let port = Int(nbdListen[nbdListen.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw GatewayError(.invalid, "listen address '\(nbdListen)' is not HOST:PORT (e.g. 127.0.0.1:10809)")
+        }
+        var host = String(nbdListen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    // MARK: - Loading
+
+    /// Reads a YAML config file over the embedded defaults.
+    /// - Throws: `GatewayError.invalid` naming the file, line and key, and what is allowed.
+    public static func load(path: String, contents: String) throws(GatewayError) -> GatewayConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: contents)
+        } catch {
+            throw GatewayError(.invalid, "\(path): not valid YAML: \(error)")
+        }
+        var config = GatewayConfig()
+        guard let root else { return config }
+        let reader = ConfigReader(path: path)
+        try reader.apply(root, to: &config)
+        return config
+    }
+}
+
+/// Walks the YAML tree, checking every key against what is allowed.
+private struct ConfigReader {
+    let path: String
+
+    func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
+        for (key, value) in try mapping(root, section: nil, allowed: ["data_dir", "log_level", "nbd", "admin", "storage", "demo_volume"]) {
+            switch key {
+            case "data_dir": config.dataDirectory = try string(value, key)
+            case "log_level":
+                let text = try string(value, key)
+                guard let level = Logger.Level(rawValue: text) else {
+                    throw error(value, key, "must be one of trace, debug, info, notice, warning, error, critical")
+                }
+                config.logLevel = level
+            case "nbd":
+                for (key, value) in try mapping(value, section: "nbd", allowed: ["socket", "listen", "default_export", "request_log"]) {
+                    switch key {
+                    case "socket": config.nbdSocket = try string(value, "nbd.socket")
+                    case "listen": config.nbdListen = try string(value, "nbd.listen")
+                    case "default_export": config.defaultExport = try string(value, "nbd.default_export")
+                    default: config.requestLog = try bool(value, "nbd.request_log")
+                    }
+                }
+            case "admin":
+                for (_, value) in try mapping(value, section: "admin", allowed: ["socket"]) {
+                    config.adminSocket = try string(value, "admin.socket")
+                }
+            case "storage":
+                for (key, value) in try mapping(value, section: "storage", allowed: ["io_backend", "default_chunk_size"]) {
+                    if key == "io_backend" {
+                        let text = try string(value, "storage.io_backend")
+                        guard let choice = FileIOBackendChoice(rawValue: text) else {
+                            throw error(value, "storage.io_backend", "must be auto, uring or posix")
+                        }
+                        config.ioBackend = choice
+                    } else {
+                        config.defaultChunkSize = try size(value, "storage.default_chunk_size")
+                    }
+                }
+            default:
+                if case .scalar(let scalar) = value, ["", "~", "null", "none"].contains(scalar.string) {
+                    config.demoVolume = nil
+                    continue
+                }
+                var demo = GatewayConfig.DemoVolume(name: "demo", size: 1 << 30)
+                for (key, value) in try mapping(value, section: "demo_volume", allowed: ["name", "size"]) {
+                    if key == "name" { demo.name = try string(value, "demo_volume.name") } else {
+                        demo.size = try size(value, "demo_volume.size")
+                    }
+                }
+                config.demoVolume = demo
+            }
+        }
+    }
+
+    private func mapping(_ node: Node, section: String?, allowed: [String]) throws(GatewayError) -> [(String, Node)] {
+        guard case .mapping(let mapping) = node else {
+            throw error(node, section ?? "top level", "must be a mapping of keys to values")
+        }
+        var pairs: [(String, Node)] = []
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            guard allowed.contains(key) else {
+                let place = section.map { "in section '\($0)'" } ?? "at the top level"
+                throw error(keyNode, key, "unknown key \(place); allowed: \(allowed.joined(separator: ", "))")
+            }
+            pairs.append((key, value))
+        }
+        return pairs
+    }
+
+    private func string(_ node: Node, _ key: String) throws(GatewayError) -> String {
+        guard case .scalar(let scalar) = node else { throw error(node, key, "must be a string") }
+        return scalar.string
+    }
+
+    private func bool(_ node: Node, _ key: String) throws(GatewayError) -> Bool {
+        guard let value = node.bool else { throw error(node, key, "must be true or false") }
+        return value
+    }
+
+    private func size(_ node: Node, _ key: String) throws(GatewayError) -> UInt64 {
+        do {
+            return try ByteSize.parse(try string(node, key))
+        } catch {
+            throw self.error(node, key, error.message)
+        }
+    }
+
+    private func error(_ node: Node, _ key: String, _ message: String) -> GatewayError {
+        let line = node.mark.map { ":\($0.line)" } ?? ""
+        return GatewayError(.invalid, "\(path)\(line): \(key): \(message)")
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Gateway
+import LocalIO
+import Logging
+
+/// `blockgate serve`: runs the daemon until SIGTERM or SIGINT.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway daemon.",
+        discussion: """
+            Without --config the embedded defaults apply: data under ./var, NBD on ./var/nbd.sock and
+            127.0.0.1:10809, admin API on ./var/admin.sock, and a 1G demo volume on first start.
+            Flags override the config file. Example:
+              blockgate serve --config nbd-config/blockgate.yaml --listen 127.0.0.1:10810
+            """)
+
+    @Option(help: "YAML config file (see nbd-config/blockgate.yaml).")
+    var config: String?
+    @Option(help: "Directory for volumes, metadata and sockets.")
+    var dataDir: String?
+    @Option(help: "Unix socket for NBD clients (\"\" disables it).")
+    var socket: String?
+    @Option(help: "TCP address for NBD clients as HOST:PORT (\"\" disables it).")
+    var listen: String?
+    @Option(help: "Unix socket of the admin API.")
+    var adminSocket: String?
+    @Option(help: "Local I/O backend: auto, uring or posix.")
+    var ioBackend: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+    @Flag(help: "Log one line per NBD request (slows the data path).")
+    var requestLog = false
+
+    func run() async throws {
+        var settings = GatewayConfig()
+        if let config {
+            guard let contents = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw GatewayError(.invalid, "cannot read config file \(config)")
+            }
+            settings = try GatewayConfig.load(path: config, contents: contents)
+        }
+        if let dataDir { settings.dataDirectory = dataDir }
+        if let socket { settings.nbdSocket = socket }
+        if let listen { settings.nbdListen = listen }
+        if let adminSocket { settings.adminSocket = adminSocket }
+        if let ioBackend {
+            guard let choice = FileIOBackendChoice(rawValue: ioBackend) else {
+                throw ValidationError("--io-backend must be auto, uring or posix, not '\(ioBackend)'")
+            }
+            settings.ioBackend = choice
+        }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel) else {
+                throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
+            }
+            settings.logLevel = level
+        }
+        if requestLog { settings.requestLog = true }
+        _ = try settings.listenAddress()
+
+        let level = settings.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "blockgate")
+        let gateway = try await Gateway.start(config: settings, logger: logger)
+        let signal = await TerminationSignal.wait()
+        logger.notice("received signal \(signal)")
+        await gateway.stop()
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum TerminationSignal {
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    static func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let queue = DispatchQueue(label: "blockgate.signals")
+            var resumed = false
+            for number in [SIGTERM, SIGINT] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler {
+                    guard !resumed else { return }
+                    resumed = true
+                    continuation.resume(returning: number)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Gateway
+
+/// Options every admin command shares.
+struct AdminOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Admin socket of the daemon (default: $BLOCKGATE_ADMIN_SOCKET, else ./var/admin.sock).",
+            valueName: "path"))
+    var adminSocket: String?
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    var client: AdminClient {
+        AdminClient(
+            socketPath: adminSocket ?? ProcessInfo.processInfo.environment["BLOCKGATE_ADMIN_SOCKET"] ?? "./var/admin.sock")
+    }
+
+    /// Sends a request; a failure becomes the command's error.
+    func send(_ request: AdminRequest) throws -> AdminResponse {
+        let response = try client.send(request)
+        if let error = response.error { throw error }
+        return response
+    }
+
+    func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}
+
+/// `blockgate volume …`: thin volumes, each an NBD export of the same name.
+struct VolumeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "volume", abstract: "Create, list, inspect and delete volumes.",
+        subcommands: [Create.self, List.self, Info.self, Delete.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a thin volume; it becomes an NBD export of the same name.",
+            discussion: "Example: blockgate volume create vol1 --size 10G --chunk-size 1M")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Volume name: 1-64 letters, digits, '.', '_' or '-'.") var name: String
+        @Option(help: "Size, e.g. 10G, 1T, 512M (a multiple of 4K).") var size: String
+        @Option(help: "Chunk size: a power of two from 64K to 64M (default 1M).") var chunkSize: String?
+
+        func run() throws {
+            let request = AdminRequest(
+                op: .volumeCreate, name: name, size: try ByteSize.parse(size),
+                chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) })
+            let volume = try admin.send(request).volume!
+            if admin.json { try admin.printJSON(volume) } else {
+                print("created volume \(volume.name): \(ByteSize.format(volume.size)), chunks of \(ByteSize.format(volume.chunkSize))")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the volumes.", discussion: "Example: blockgate volume list --json")
+        @OptionGroup var admin: AdminOptions
+
+        func run() throws {
+            let volumes = try admin.send(AdminRequest(op: .volumeList)).volumes ?? []
+            if admin.json { return try admin.printJSON(volumes) }
+            let rows = [["NAME", "KIND", "SIZE", "ALLOCATED", "CHUNKS", "CLIENTS"]]
+                + volumes.map {
+                    [$0.name, $0.kind, ByteSize.format($0.size), ByteSize.format($0.allocatedBytes), "\($0.allocatedChunks)",
+                    "\($0.clients)"]
+                }
+            printTable(rows)
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show one volume.", discussion: "Example: blockgate volume info vol1 --json")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Volume name.") var name: String
+
+        func run() throws {
+            let volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!
+            if admin.json { return try admin.printJSON(volume) }
+            printTable([
+                ["name", volume.name], ["kind", volume.kind], ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
+                ["chunk size", ByteSize.format(volume.chunkSize)], ["allocated chunks", "\(volume.allocatedChunks)"],
+                ["allocated", "\(ByteSize.format(volume.allocatedBytes)) (\(volume.allocatedBytes) bytes)"],
+                ["on disk", ByteSize.format(volume.diskBytes)], ["clients", "\(volume.clients)"],
+            ])
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a volume and its data.", discussion: "Example: blockgate volume delete vol1")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Volume name.") var name: String
+        @Flag(help: "Disconnect attached clients instead of refusing.") var force = false
+
+        func run() throws {
+            _ = try admin.send(AdminRequest(op: .volumeDelete, name: name, force: force))
+            if admin.json { try admin.printJSON(["deleted": name]) } else { print("deleted volume \(name)") }
+        }
+    }
+}
+
+/// Prints rows as left-aligned columns.
+func printTable(_ rows: [[String]]) {
+    guard let columns = rows.map(\.count).max() else { return }
+    let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+    for row in rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
