@@ -29,27 +29,25 @@ public struct NBDRequestHeader: Equatable, Sendable {
     /// - Throws: `NBDProtocolError` when the magic is wrong for the negotiated style.
     @inlinable
     public static func decode(from buffer: inout ByteBuffer, extended: Bool) throws -> NBDRequestHeader? {
+        guard let magic = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        let expected = extended ? NBDMagic.extendedRequest : NBDMagic.request
+        guard magic == expected else {
+            let other = extended ? NBDMagic.request : NBDMagic.extendedRequest
+            throw magic == other ? NBDProtocolError.unexpectedHeaderStyle : NBDProtocolError.badMagic(UInt64(magic))
+        }
         if extended {
             guard
-                let (magic, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
+                let (_, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
                     as: (UInt32, UInt16, UInt16, UInt64, UInt64, UInt64).self)
             else { return nil }
-            guard magic == NBDMagic.extendedRequest else {
-                throw magic == NBDMagic.request
-                    ? NBDProtocolError.unexpectedHeaderStyle : NBDProtocolError.badMagic(UInt64(magic))
-            }
             return NBDRequestHeader(
                 flags: NBDCommandFlags(rawValue: flags), command: NBDCommand(rawValue: type), cookie: cookie,
                 offset: offset, length: length)
         }
         guard
-            let (magic, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
+            let (_, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
                 as: (UInt32, UInt16, UInt16, UInt64, UInt64, UInt32).self)
         else { return nil }
-        guard magic == NBDMagic.request else {
-            throw magic == NBDMagic.extendedRequest
-                ? NBDProtocolError.unexpectedHeaderStyle : NBDProtocolError.badMagic(UInt64(magic))
-        }
         return NBDRequestHeader(
             flags: NBDCommandFlags(rawValue: flags), command: NBDCommand(rawValue: type), cookie: cookie,
             offset: offset, length: UInt64(length))

@@ -225,7 +225,6 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         switch header.command {
         case .read:
             device.read(offset: header.offset, length: length, on: loop).assumeIsolated().whenComplete { result in
-                self.finishRequest(bytes: length)
                 switch result {
                 case .success(let data):
                     self.send(transmission.encoder.read(
@@ -234,6 +233,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 case .failure(let error):
                     self.sendFailure(transmission, header, error)
                 }
+                self.finishRequest(bytes: length)
             }
         case .write:
             let data = payload ?? ByteBuffer()
@@ -261,7 +261,6 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         case .blockStatus:
             device.blockStatus(offset: header.offset, length: header.length, on: loop).assumeIsolated()
                 .whenComplete { result in
-                    self.finishRequest(bytes: length)
                     switch result {
                     case .success(let extents):
                         self.send(transmission.encoder.blockStatus(
@@ -271,6 +270,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                     case .failure(let error):
                         self.sendFailure(transmission, header, error)
                     }
+                    self.finishRequest(bytes: length)
                 }
         case .disconnect, .resize, .unknown:
             preconditionFailure("validated away")
@@ -283,13 +283,13 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         _ operation: () -> EventLoopFuture<Void>
     ) {
         operation().assumeIsolated().whenComplete { result in
-            self.finishRequest(bytes: bytes)
             switch result {
             case .success:
                 self.send(transmission.encoder.success(cookie: header.cookie, offset: header.offset))
             case .failure(let error):
                 self.sendFailure(transmission, header, error)
             }
+            self.finishRequest(bytes: bytes)
         }
     }
 

@@ -69,8 +69,8 @@ import Testing
             let extents = try await fixture.volume.blockStatus(offset: 0, length: UInt64(Self.size), on: loop).get()
             #expect(extents.reduce(0) { $0 + $1.length } == UInt64(Self.size))
         }
-        let whole = try await fixture.read(0, Self.size)
-        #expect(model.mismatches(0, whole).isEmpty)
+        let wrongAtEnd = model.mismatches(0, try await fixture.read(0, Self.size)).count
+        #expect(wrongAtEnd == 0)
         try await checkHolesReadAsZeros(fixture)
         await fixture.close()
     }
@@ -108,7 +108,8 @@ import Testing
         }
         try await fixture.volume.flush(on: loop).get()
         try fixture.reopen()
-        #expect(model.mismatches(0, try await fixture.read(0, Self.size)).isEmpty)
+        let wrongAtEnd = model.mismatches(0, try await fixture.read(0, Self.size)).count
+        #expect(wrongAtEnd == 0)
         try await checkHolesReadAsZeros(fixture)
         await fixture.close()
     }
@@ -120,7 +121,8 @@ import Testing
         for extent in extents {
             if extent.isZero {
                 let bytes = try await fixture.read(position, Int(extent.length))
-                #expect(bytes.allSatisfy { $0 == 0 }, "hole at \(position)+\(extent.length) holds data")
+                let zeros = bytes.allSatisfy { $0 == 0 }
+                #expect(zeros, "hole at \(position)+\(extent.length) holds data")
             }
             position += extent.length
         }

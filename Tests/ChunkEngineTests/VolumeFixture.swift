@@ -49,6 +49,12 @@ final class VolumeFixture: @unchecked Sendable {
         try await volume.write(offset: offset, data: buffer, fua: fua, on: loop).get()
     }
 
+    /// Whether `count` bytes at `offset` all equal `byte` (a Bool, so that a failing expectation
+    /// does not print the bytes).
+    func holds(_ byte: UInt8, at offset: UInt64, count: Int) async throws -> Bool {
+        try await read(offset, count).allSatisfy { $0 == byte }
+    }
+
     func read(_ offset: UInt64, _ length: Int) async throws -> [UInt8] {
         switch try await volume.read(offset: offset, length: length, on: loop).get() {
         case .data(let buffer): return Array(buffer.readableBytesView)

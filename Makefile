@@ -1,0 +1,39 @@
+# blockgate: `make run` starts the daemon on embedded defaults, `make test` runs the suite.
+SWIFT ?= swift
+export PATH := /opt/swift/usr/bin:/usr/bin:$(PATH)
+
+.PHONY: all deps build release run test e2e bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## Start the daemon with data under ./var, NBD on ./var/nbd.sock and 127.0.0.1:10809.
+run: release
+	.build/release/blockgate serve
+
+## The whole suite: unit, protocol, engine, and real clients (nbdinfo, qemu-io, qemu-img, nbdcopy, libnbd).
+test:
+	@scripts/install-deps.sh test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-xctest
+
+## The real kernel client in a small VM: ext4 and xfs on a thin volume, fstrim, allocation check.
+e2e: release
+	@scripts/install-deps.sh e2e
+	scripts/e2e/run-all.sh .build/release/blockgate
+
+## fio over NBD against blockgate, nbdkit and qemu-nbd in the same run.
+bench: release
+	@scripts/install-deps.sh bench
+	scripts/bench/run.sh .build/release/blockgate
+
+clean:
+	rm -rf .build

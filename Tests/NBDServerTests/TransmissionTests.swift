@@ -1,0 +1,178 @@
+import BlockDevice
+import Foundation
+import Logging
+import NBDProtocol
+import NBDServer
+import NBDTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The server over a real unix socket with an in-memory device, driven byte by byte.
+@Suite struct TransmissionTests {
+    /// Starts a server with one export "disk" of 1 MiB; the first READ of offset 0 is slowed.
+    private func withServer(_ body: (String) throws -> Void) async throws {
+        let device = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero }
+        let server = NBDServer(
+            catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test"))
+        let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
+        let channel = try await server.listen(unixSocket: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            try body(path)
+        } catch {
+            try await channel.close()
+            throw error
+        }
+        try await channel.close()
+    }
+
+    private func request(
+        _ command: NBDCommand, cookie: UInt64, offset: UInt64 = 0, length: UInt64 = 0, flags: NBDCommandFlags = []
+    ) -> NBDRequestHeader {
+        NBDRequestHeader(flags: flags, command: command, cookie: cookie, offset: offset, length: length)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredAsTheyComplete() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            try client.send(request(.read, cookie: 1, offset: 0, length: 4096))
+            try client.send(request(.read, cookie: 2, offset: 8192, length: 4096))
+            try client.send(request(.flush, cookie: 3))
+            let cookies = try (0..<3).map { _ in try client.receiveReply().cookie }
+            #expect(Set(cookies) == [1, 2, 3])
+            #expect(cookies.last == 1, "the slow read should be answered last, got \(cookies)")
+        }
+    }
+
+    @Test func outOfRangeAndUnknownRequestsGetTheSpecifiedErrors() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            var payload = ByteBuffer()
+            payload.writeRepeatingByte(1, count: 4096)
+            try client.send(request(.write, cookie: 1, offset: (1 << 20) - 2048, length: 4096), payload: payload)
+            #expect(try client.receiveReply().error == NBDErrno.noSpace.rawValue)
+            try client.send(request(.read, cookie: 2, offset: 1 << 20, length: 1))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.trim, cookie: 3, offset: UInt64.max - 10, length: 100))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.unknown(42), cookie: 4))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.read, cookie: 5, length: 4096, flags: NBDCommandFlags(rawValue: 0x100)))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.read, cookie: 6, length: 33 << 20))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.blockStatus, cookie: 7, length: 4096))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue, "no context was negotiated")
+            // The connection still works.
+            try client.send(request(.write, cookie: 8, offset: 4096, length: 4096), payload: payload)
+            #expect(try client.receiveReply().error == 0)
+            try client.send(request(.read, cookie: 9, offset: 4096, length: 4096))
+            let readBack = try client.receiveReply().data
+            let same = readBack == [UInt8](repeating: 1, count: 4096)
+            #expect(same, "read back \(readBack.count) bytes differ")
+        }
+    }
+
+    @Test func structuredReadsSendHolesAsHoleChunks() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk")
+            var payload = ByteBuffer()
+            payload.writeRepeatingByte(7, count: 4096)
+            try client.send(request(.write, cookie: 1, offset: 8192, length: 4096), payload: payload)
+            _ = try client.receiveReply()
+            try client.send(request(.read, cookie: 2, offset: 4096, length: 12288))
+            let reply = try client.receiveReply()
+            #expect(reply.chunkTypes == [2, 1, 2])
+            let expected = [UInt8](repeating: 0, count: 4096) + [UInt8](repeating: 7, count: 4096) + [UInt8](repeating: 0, count: 4096)
+            let same = reply.data == expected
+            #expect(same, "the hole/data/hole read differs")
+            try client.send(request(.read, cookie: 3, offset: 4096, length: 12288, flags: .dontFragment))
+            #expect(try client.receiveReply().chunkTypes == [1])
+            try client.send(request(.blockStatus, cookie: 4, offset: 0, length: 1 << 20))
+            let status = try client.receiveReply()
+            #expect(status.chunkTypes == [5])
+            #expect(status.extents.map(\.length) == [8192, 4096, (1 << 20) - 12288])
+            #expect(status.extents.map(\.flags) == [3, 0, 3])
+            try client.send(request(.blockStatus, cookie: 5, offset: 0, length: 1 << 20, flags: .reqOne))
+            #expect(try client.receiveReply().extents.count == 1)
+            try client.send(request(.read, cookie: 6, offset: 1 << 20, length: 1))
+            let failed = try client.receiveReply()
+            #expect(failed.error == NBDErrno.invalid.rawValue && failed.chunkTypes == [0x8001])
+        }
+    }
+
+    @Test func extendedHeadersCarry64BitLengthsEndToEnd() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", extendedHeaders: true)
+            var payload = ByteBuffer()
+            payload.writeRepeatingByte(9, count: 8192)
+            try client.send(request(.write, cookie: 1, offset: 0, length: 8192, flags: .payloadLength), payload: payload)
+            let written = try client.receiveReply()
+            #expect(written.error == 0 && written.chunkTypes == [0], "extended replies are never simple")
+            try client.send(request(.read, cookie: 2, offset: 0, length: 8192))
+            let readBack = try client.receiveReply().data
+            let same = readBack == [UInt8](repeating: 9, count: 8192)
+            #expect(same, "read back \(readBack.count) bytes differ")
+            try client.send(request(.blockStatus, cookie: 3, offset: 0, length: 5 << 30))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue, "past the end")
+            try client.send(request(.blockStatus, cookie: 4, offset: 0, length: 1 << 20))
+            let status = try client.receiveReply()
+            #expect(status.chunkTypes == [6])
+            #expect(status.extents.map(\.length) == [8192, (1 << 20) - 8192])
+            // A payload on a command that takes none is read and refused.
+            try client.send(request(.trim, cookie: 5, offset: 0, length: 16, flags: .payloadLength), payload: ByteBuffer(repeating: 0, count: 16))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.flush, cookie: 6))
+            #expect(try client.receiveReply().error == 0)
+        }
+    }
+
+    @Test func aBadMagicClosesOnlyThatConnection() async throws {
+        try await withServer { path in
+            let bad = try RawNBDClient(unixSocket: path)
+            try bad.negotiate(export: "disk")
+            try bad.send(ByteBuffer(repeating: 0x5A, count: 28))
+            #expect(bad.isClosedByServer())
+            let good = try RawNBDClient(unixSocket: path)
+            try good.negotiate(export: "disk")
+            try good.send(request(.flush, cookie: 1))
+            #expect(try good.receiveReply().error == 0)
+        }
+    }
+
+    @Test func anOversizedWriteClosesWithoutAllocatingIt() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            try client.send(request(.write, cookie: 1, offset: 0, length: UInt64(UInt32.max)))
+            #expect(client.isClosedByServer())
+        }
+    }
+
+    @Test func garbageDuringNegotiationCloses() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.greet()
+            try client.send(ByteBuffer(repeating: 0xFF, count: 64))
+            #expect(client.isClosedByServer())
+        }
+    }
+
+    @Test func disconnectAnswersRequestsInFlightFirst() async throws {
+        try await withServer { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            try client.send(request(.read, cookie: 1, offset: 0, length: 4096))
+            try client.send(request(.disconnect, cookie: 2))
+            let reply = try client.receiveReply()
+            #expect(reply.cookie == 1 && reply.error == 0)
+            #expect(client.isClosedByServer())
+        }
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, only those missing.
+#   scripts/install-deps.sh build|test|e2e|bench
+set -euo pipefail
+
+build=(liburing-dev libsqlite3-dev pkg-config)
+test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils)
+e2e=(qemu-system-x86 socat nbd-client busybox-static e2fsprogs xfsprogs util-linux cpio gzip kmod dash tar)
+bench=(fio nbdkit qemu-utils)
+
+case "${1:-}" in
+    build) wanted=("${build[@]}") ;;
+    test) wanted=("${build[@]}" "${test[@]}") ;;
+    e2e) wanted=("${build[@]}" "${test[@]}" "${e2e[@]}") ;;
+    bench) wanted=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
+    *) echo "usage: $0 build|test|e2e|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+for attempt in 1 2 3 4 5; do
+    if $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+        exit 0
+    fi
+    echo "install-deps: apt failed (attempt $attempt), retrying in 10s" >&2
+    sleep 10
+done
+exit 1
