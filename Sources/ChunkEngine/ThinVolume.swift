@@ -175,10 +175,11 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         let covered = ChunkGeometry.blocksCovered(bytes)
         let touched = ChunkGeometry.blocksTouching(bytes)
         let bitmap = table.bitmap(ofChunk: index)
-        let partialBytes: [Range<Int>] = [
-            bytes.lowerBound..<min(bytes.upperBound, covered.lowerBound * blockSize),
-            max(bytes.lowerBound, covered.upperBound * blockSize)..<bytes.upperBound,
-        ].filter { !$0.isEmpty && (keepAllocated || bitmap.contains($0.lowerBound / blockSize)) }
+        let headEnd = min(bytes.upperBound, (bytes.lowerBound + blockSize - 1) / blockSize * blockSize)
+        let tailStart = max(headEnd, bytes.upperBound / blockSize * blockSize)
+        let partialBytes = [bytes.lowerBound..<headEnd, tailStart..<bytes.upperBound].filter {
+            !$0.isEmpty && (keepAllocated || bitmap.contains($0.lowerBound / blockSize))
+        }
         let partialBlocks = partialBytes.map { ($0.lowerBound / blockSize)..<($0.lowerBound / blockSize + 1) }
         if covered.isEmpty && partialBytes.isEmpty { return eventLoop.makeSucceededVoidFuture() }
         return table.change([index], exclusive: true, on: eventLoop) { [io, file] in

@@ -30,6 +30,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public struct DemoVolume: Sendable, Equatable {
         public var name: String
         public var size: UInt64
+
+        public init(name: String, size: UInt64) {
+            self.name = name
+            self.size = size
+        }
     }
 
     public init() {}

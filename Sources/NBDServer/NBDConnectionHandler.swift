@@ -182,12 +182,12 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             logger.info("closing connection during negotiation: \(reason)")
             close()
         case .startTransmission(let bytes, let session, let options):
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             let transmission = Transmission(
                 session: session, options: options, allocator: context.channel.allocator)
             phase = .transmitting(transmission)
             self.session = session
             registry.attach(connectionID, export: session.name, channel: context.channel)
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             logger.info(
                 "client attached to export '\(session.name)'",
                 metadata: [

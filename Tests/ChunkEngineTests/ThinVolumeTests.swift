@@ -76,6 +76,19 @@ import Testing
         await fixture.close()
     }
 
+    @Test func writeZeroesInsideOneBlockZerosExactlyThoseBytes() async throws {
+        let fixture = try VolumeFixture(size: 1 << 20)
+        try await fixture.write(0, [UInt8](repeating: 0x77, count: 8192))
+        for (offset, length) in [(100, 100), (4096, 10), (8000, 300)] as [(UInt64, UInt64)] {
+            try await fixture.volume.writeZeroes(offset: offset, length: length, options: [], on: fixture.loop).get()
+        }
+        var expected = [UInt8](repeating: 0x77, count: 8192)
+        for range in [100..<200, 4096..<4106, 8000..<8192] { for index in range { expected[index] = 0 } }
+        let same = try await fixture.read(0, 8192) == expected
+        #expect(same)
+        await fixture.close()
+    }
+
     @Test func blockStatusDescribesRunsAcrossChunks() async throws {
         let fixture = try VolumeFixture(size: 1 << 20, chunkSize: 65536)
         try await fixture.write(61_440, [UInt8](repeating: 3, count: 8192))

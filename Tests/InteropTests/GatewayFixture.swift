@@ -1,0 +1,75 @@
+import Foundation
+import Gateway
+import LocalIO
+import Logging
+
+/// A real gateway in this process, in a scratch directory, with TCP on a free loopback port.
+final class GatewayFixture: @unchecked Sendable {
+    let directory: String
+    let gateway: Gateway
+
+    init(ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20) async throws {
+        directory = NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
+        var config = GatewayConfig()
+        config.dataDirectory = directory
+        config.nbdListen = "127.0.0.1:0"
+        config.ioBackend = ioBackend
+        config.demoVolume = GatewayConfig.DemoVolume(name: "demo", size: demoSize)
+        var logger = Logger(label: "interop")
+        logger.logLevel = .warning
+        gateway = try await Gateway.start(config: config, logger: logger)
+    }
+
+    var socketPath: String { directory + "/nbd.sock" }
+    var adminSocketPath: String { directory + "/admin.sock" }
+
+    /// An NBD URI for an export over the unix socket.
+    func uri(_ export: String) -> String { "nbd+unix:///\(export)?socket=\(socketPath)" }
+
+    /// An NBD URI for an export over TCP.
+    func tcpURI(_ export: String) -> String { "nbd://127.0.0.1:\(gateway.tcpPort!)/\(export)" }
+
+    func stop() async {
+        await gateway.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Runs an external program and collects its output.
+struct Tool {
+    struct Result {
+        let status: Int32
+        let output: String
+        let errors: String
+    }
+
+    /// Runs `arguments[0]` (found on PATH, with /usr/bin first) and waits.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        merged["PATH"] = "/usr/bin:/usr/sbin:/bin:" + (merged["PATH"] ?? "")
+        merged.merge(environment) { $1 }
+        process.environment = merged
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let outData = output.fileHandleForReading.readDataToEndOfFile()
+        let errData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            errors: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// The repository root (for the built executable and scripts).
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The blockgate executable of this build.
+    static var blockgate: String { packageRoot + "/.build/debug/blockgate" }
+}
