@@ -6,7 +6,7 @@ import NIOCore
 
 /// A thin-provisioned volume on local disk: one sparse file holds chunk `i` at offset
 /// `i × chunkSize`; chunks are allocated by their first write and punched out when TRIM leaves
-/// no valid block in them.
+/// no valid block in them. Writes of all-zero data deallocate like WRITE_ZEROES.
 ///
 /// Invariant: a block whose valid bit is clear reads as zeros from the file (never written, or
 /// punched before the bit was cleared). Reads therefore need the bitmap only to report holes.
@@ -76,6 +76,11 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         -> EventLoopFuture<Void>
     {
         let length = UInt64(data.readableBytes)
+        if data.isAllZero {
+            // Zero detection: a write of zeros (mkfs zeroing a journal, lazy inode table
+            // initialisation) deallocates instead of filling the disk with zeros.
+            return writeZeroes(offset: offset, length: length, options: fua ? [.fua] : [], on: eventLoop)
+        }
         let indexes = Array(geometry.chunks(touching: offset, length: length))
         let geometry = self.geometry
         return table.change(indexes, exclusive: false, on: eventLoop) { [io, file] in

@@ -89,6 +89,18 @@ import Testing
         await fixture.close()
     }
 
+    @Test func writingZerosDeallocatesInsteadOfFilling() async throws {
+        let fixture = try VolumeFixture(size: 1 << 20)
+        try await fixture.write(0, [UInt8](repeating: 5, count: 65536))
+        try await fixture.write(4096, [UInt8](repeating: 0, count: 65536))
+        #expect(fixture.volume.usage.bytes == 4096)
+        try await fixture.write(200_000, [UInt8](repeating: 0, count: 8192))
+        #expect(fixture.volume.usage.bytes == 4096)
+        #expect(try await fixture.holds(0, at: 4096, count: 65536))
+        #expect(try await fixture.holds(5, at: 0, count: 4096))
+        await fixture.close()
+    }
+
     @Test func blockStatusDescribesRunsAcrossChunks() async throws {
         let fixture = try VolumeFixture(size: 1 << 20, chunkSize: 65536)
         try await fixture.write(61_440, [UInt8](repeating: 3, count: 8192))
