@@ -4,107 +4,48 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// File I/O through one io_uring shared by all callers.
+/// File I/O through io_uring, with one ring per event loop.
 ///
-/// Submission happens on the caller's thread under a lock; completions that the kernel posts
-/// during submission (page-cache hits) are reaped right there, so a cached read costs one
-/// system call and no thread hop. Completions that come later are reaped by one background
-/// thread that waits in `io_uring_enter`. Operations beyond the ring's capacity wait in a backlog.
-public final class UringFileIO: FileIO, @unchecked Sendable {
+/// Each ring is used only from its event loop's thread, so it needs no lock. Completions the
+/// kernel posts while a submission is in progress (page-cache hits) are reaped right there, so a
+/// cached read costs one system call. Later completions signal the ring's eventfd, which the
+/// event loop watches like any socket; the loop then reaps them itself. No other thread is
+/// involved and no completion hops between threads.
+public final class UringFileIO: FileIO, Sendable {
     public let backendName = "io_uring"
+    private let rings = NIOLockedValueBox([ObjectIdentifier: LoopRing.Handle]())
 
-    /// One operation in flight or waiting; `done` counts bytes already transferred.
-    /// `base` points into the buffer the operation holds (taken while that buffer was uniquely
-    /// referenced, so no copy-on-write can move it).
-    private struct Operation {
-        enum Kind {
-            case read(ByteBuffer, EventLoopPromise<ByteBuffer>)
-            case write(ByteBuffer, dsync: Bool, EventLoopPromise<Void>)
-            case syncData(EventLoopPromise<Void>)
-            case allocate(FileAllocation, length: UInt64, EventLoopPromise<Void>)
-            /// Wakes the reaper so it can exit.
-            case stop
-        }
-        var kind: Kind
-        let file: LocalFile?
-        let offset: UInt64
-        let length: Int
-        var base: UnsafeMutableRawPointer? = nil
-        var done = 0
-    }
-
-    /// A finished operation whose promise is fulfilled outside the lock.
-    private enum Completion {
-        case read(EventLoopPromise<ByteBuffer>, Result<ByteBuffer, LocalIOError>)
-        case void(EventLoopPromise<Void>, Result<Void, LocalIOError>)
-
-        func deliver() {
-            switch self {
-            case .read(let promise, let result): promise.completeWith(result.mapError { $0 as any Error })
-            case .void(let promise, let result): promise.completeWith(result.mapError { $0 as any Error })
-            }
-        }
-    }
-
-    private static let submissionEntries: UInt32 = 256
-    private static let completionEntries: UInt32 = 2048
-    private static let reapBatch = 64
-
-    private let ring: UnsafeMutablePointer<io_uring>
-    private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
-    private let lock = NIOLock()
-    private var slots: [Operation?]
-    private var freeSlots: [Int]
-    private var backlog = CircularBuffer<Operation>()
-    private var unsubmitted = 0
-    private let reaperPool = NIOThreadPool(numberOfThreads: 1)
-    private let allocator = ByteBufferAllocator()
-
-    /// Sets up the ring and starts the reaper thread.
-    /// - Throws: `LocalIOError` when the kernel refuses io_uring (ENOSYS, EPERM under seccomp or
+    /// Checks that the kernel allows io_uring here.
+    /// - Throws: `LocalIOError` when it refuses (ENOSYS, EPERM under seccomp or
     ///   `kernel.io_uring_disabled`).
     public init() throws(LocalIOError) {
-        ring = .allocate(capacity: 1)
-        var params = io_uring_params()
-        params.flags = UInt32(IORING_SETUP_CQSIZE)
-        params.cq_entries = Self.completionEntries
-        let result = io_uring_queue_init_params(Self.submissionEntries, ring, &params)
-        guard result == 0 else {
-            ring.deallocate()
-            throw LocalIOError(errno: -result, operation: "io_uring_queue_init")
-        }
-        cqes = .allocate(capacity: Self.reapBatch)
-        let capacity = Int(params.cq_entries)
-        slots = Array(repeating: nil, count: capacity)
-        freeSlots = Array((0..<capacity).reversed())
-        reaperPool.start()
-        reaperPool.submit { [self] _ in reapUntilStopped() }
+        var probe = io_uring()
+        let result = io_uring_queue_init(4, &probe, 0)
+        guard result == 0 else { throw LocalIOError(errno: -result, operation: "io_uring_queue_init") }
+        io_uring_queue_exit(&probe)
     }
 
-    deinit {
-        io_uring_queue_exit(ring)
-        ring.deallocate()
-        cqes.deallocate()
-    }
-
-    /// Wakes the reaper with a marker it alone consumes (nothing else submits by then) and waits
-    /// for its thread to end.
     public func shutdown() async {
-        lock.withLock {
-            enqueue(Operation(kind: .stop, file: nil, offset: 0, length: 0))
-            flushSubmissions()
+        let handles = rings.withLockedValue { rings in
+            defer { rings.removeAll() }
+            return Array(rings.values)
         }
-        try? await reaperPool.shutdownGracefully()
+        for handle in handles {
+            try? await handle.eventLoop.submit { handle.ring.close() }.get()
+        }
     }
 
     public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
         -> EventLoopFuture<ByteBuffer>
     {
         let promise = eventLoop.makePromise(of: ByteBuffer.self)
-        var buffer = allocator.buffer(capacity: length)
-        let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
-        buffer.moveWriterIndex(forwardBy: length)
-        submit([Operation(kind: .read(buffer, promise), file: file, offset: offset, length: length, base: base)])
+        onRing(of: eventLoop, failing: promise) { ring in
+            var buffer = ring.allocator.buffer(capacity: length)
+            let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
+            buffer.moveWriterIndex(forwardBy: length)
+            ring.submit(
+                LoopRing.Operation(kind: .read(buffer, promise), file: file, offset: offset, length: length, base: base))
+        }
         return promise.futureResult
     }
 
@@ -112,18 +53,21 @@ public final class UringFileIO: FileIO, @unchecked Sendable {
         -> EventLoopFuture<Void>
     {
         let promise = eventLoop.makePromise(of: Void.self)
-        let base = data.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
-        submit([
-            Operation(
-                kind: .write(data, dsync: dsync, promise), file: file, offset: offset, length: data.readableBytes,
-                base: base)
-        ])
+        onRing(of: eventLoop, failing: promise) { ring in
+            let base = data.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+            ring.submit(
+                LoopRing.Operation(
+                    kind: .write(data, dsync: dsync, promise), file: file, offset: offset, length: data.readableBytes,
+                    base: base))
+        }
         return promise.futureResult
     }
 
     public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        submit([Operation(kind: .syncData(promise), file: file, offset: 0, length: 0)])
+        onRing(of: eventLoop, failing: promise) { ring in
+            ring.submit(LoopRing.Operation(kind: .syncData(promise), file: file, offset: 0, length: 0))
+        }
         return promise.futureResult
     }
 
@@ -131,33 +75,187 @@ public final class UringFileIO: FileIO, @unchecked Sendable {
         _ file: LocalFile, mode: FileAllocation, offset: UInt64, length: UInt64, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        submit([Operation(kind: .allocate(mode, length: length, promise), file: file, offset: offset, length: 0)])
+        onRing(of: eventLoop, failing: promise) { ring in
+            ring.submit(
+                LoopRing.Operation(kind: .allocate(mode, length: length, promise), file: file, offset: offset, length: 0))
+        }
         return promise.futureResult
     }
 
-    // MARK: - Ring
-
-    /// Queues operations, submits them, and delivers whatever has completed meanwhile.
-    private func submit(_ operations: [Operation]) {
-        var completions: [Completion] = []
-        lock.withLock {
-            for operation in operations { enqueue(operation) }
-            flushSubmissions()
-            reap(into: &completions)
+    /// Runs `body` with the ring of `eventLoop`, on that loop, creating the ring on first use.
+    private func onRing<T>(
+        of eventLoop: any EventLoop, failing promise: EventLoopPromise<T>, _ body: @escaping @Sendable (LoopRing) -> Void
+    ) {
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.onRing(of: eventLoop, failing: promise, body) }
+            return
         }
-        for completion in completions { completion.deliver() }
+        let key = ObjectIdentifier(eventLoop)
+        if let handle = rings.withLockedValue({ $0[key] }) {
+            body(handle.ring)
+            return
+        }
+        do {
+            let ring = try LoopRing(eventLoop: eventLoop)
+            rings.withLockedValue { $0[key] = LoopRing.Handle(ring: ring, eventLoop: eventLoop) }
+            body(ring)
+        } catch {
+            promise.fail(error)
+        }
+    }
+}
+
+/// One io_uring owned by one event loop: its submission and completion queues, the operations
+/// in flight, and the eventfd channel through which the loop learns of late completions.
+final class LoopRing {
+    /// A ring and its loop, to be kept in a `Sendable` table and used only on that loop.
+    struct Handle: @unchecked Sendable {
+        let ring: LoopRing
+        let eventLoop: any EventLoop
     }
 
-    /// Puts an operation on the ring, or in the backlog when the ring is full. Lock held.
+    /// One operation in flight or waiting; `done` counts bytes already transferred. `base`
+    /// points into the buffer the operation holds (taken while that buffer was uniquely
+    /// referenced, so no copy-on-write can move it).
+    struct Operation {
+        enum Kind {
+            case read(ByteBuffer, EventLoopPromise<ByteBuffer>)
+            case write(ByteBuffer, dsync: Bool, EventLoopPromise<Void>)
+            case syncData(EventLoopPromise<Void>)
+            case allocate(FileAllocation, length: UInt64, EventLoopPromise<Void>)
+        }
+        var kind: Kind
+        let file: LocalFile
+        let offset: UInt64
+        let length: Int
+        var base: UnsafeMutableRawPointer? = nil
+        var done = 0
+    }
+
+    private static let submissionEntries: UInt32 = 256
+    private static let completionEntries: UInt32 = 4096
+    private static let reapBatch = 128
+
+    let allocator = ByteBufferAllocator()
+    private let eventLoop: any EventLoop
+    private var ring = io_uring()
+    private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    private var slots: [Operation?]
+    private var freeSlots: [Int]
+    private var backlog = CircularBuffer<Operation>()
+    private var unsubmitted = 0
+    private var eventChannel: EventLoopFuture<any Channel>?
+    private var closed = false
+
+    /// Sets up the ring and its eventfd on `eventLoop` (which must be the current thread).
+    init(eventLoop: any EventLoop) throws {
+        self.eventLoop = eventLoop
+        var params = io_uring_params()
+        params.flags = UInt32(IORING_SETUP_CQSIZE)
+        params.cq_entries = Self.completionEntries
+        let result = io_uring_queue_init_params(Self.submissionEntries, &ring, &params)
+        guard result == 0 else { throw LocalIOError(errno: -result, operation: "io_uring_queue_init") }
+        cqes = .allocate(capacity: Self.reapBatch)
+        slots = Array(repeating: nil, count: Int(params.cq_entries))
+        freeSlots = Array((0..<Int(params.cq_entries)).reversed())
+        let eventDescriptor = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard eventDescriptor >= 0 else {
+            let error = errno
+            io_uring_queue_exit(&ring)
+            cqes.deallocate()
+            throw LocalIOError(errno: error, operation: "eventfd")
+        }
+        let registered = io_uring_register_eventfd(&ring, eventDescriptor)
+        guard registered == 0 else {
+            Glibc.close(eventDescriptor)
+            io_uring_queue_exit(&ring)
+            cqes.deallocate()
+            throw LocalIOError(errno: -registered, operation: "io_uring_register_eventfd")
+        }
+        // Registration completes on a later tick; completions posted before then leave the
+        // eventfd readable, which the loop sees as soon as it watches it.
+        let ring = NIOLoopBound(Unowned(self), eventLoop: eventLoop)
+        eventChannel = NIOPipeBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(CompletionSignalHandler(ring: ring.value.ring))
+                }
+            }
+            .takingOwnershipOfDescriptor(input: eventDescriptor)
+    }
+
+    /// An unretained reference: the ring owns its eventfd channel, not the other way round.
+    private struct Unowned {
+        unowned(unsafe) let ring: LoopRing
+        init(_ ring: LoopRing) { self.ring = ring }
+    }
+
+    deinit {
+        cqes.deallocate()
+    }
+
+    /// Stops watching the eventfd and tears the ring down; operations still in flight fail.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        eventChannel?.whenSuccess { $0.close(promise: nil) }
+        eventChannel = nil
+        io_uring_queue_exit(&ring)
+        let error = LocalIOError(errno: ECANCELED, operation: "io_uring shut down")
+        for operation in slots.compactMap({ $0 }) + Array(backlog) { fail(operation, error) }
+        slots = []
+        backlog.removeAll()
+    }
+
+    /// Queues an operation, submits, and completes whatever the kernel finished meanwhile.
+    func submit(_ operation: Operation) {
+        guard !closed else {
+            fail(operation, LocalIOError(errno: ECANCELED, operation: "io_uring shut down"))
+            return
+        }
+        enqueue(operation)
+        flushSubmissions()
+        reap()
+    }
+
+    /// Called when the eventfd fires: completions arrived after their submission returned.
+    func reap() {
+        guard !closed else { return }
+        while true {
+            let count = Int(io_uring_peek_batch_cqe(&ring, cqes, UInt32(Self.reapBatch)))
+            if count == 0 { break }
+            var finished: [(Operation, Int32)] = []
+            finished.reserveCapacity(count)
+            for index in 0..<count {
+                let cqe = cqes[index]!
+                let slot = Int(io_uring_cqe_get_data64(cqe))
+                if let operation = slots[slot] {
+                    finished.append((operation, cqe.pointee.res))
+                    slots[slot] = nil
+                    freeSlots.append(slot)
+                }
+            }
+            io_uring_cq_advance(&ring, UInt32(count))
+            for (operation, result) in finished { complete(operation, result: result) }
+        }
+        while !backlog.isEmpty, !freeSlots.isEmpty {
+            enqueue(backlog.removeFirst())
+        }
+        flushSubmissions()
+    }
+
+    // MARK: - Submission
+
+    /// Puts an operation on the ring, or in the backlog when the ring is full.
     private func enqueue(_ operation: Operation) {
         guard let slot = freeSlots.popLast() else {
             backlog.append(operation)
             return
         }
-        var sqe = io_uring_get_sqe(ring)
+        var sqe = io_uring_get_sqe(&ring)
         if sqe == nil {
             flushSubmissions()
-            sqe = io_uring_get_sqe(ring)
+            sqe = io_uring_get_sqe(&ring)
         }
         guard let sqe else {
             freeSlots.append(slot)
@@ -171,7 +269,7 @@ public final class UringFileIO: FileIO, @unchecked Sendable {
     }
 
     private func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation) {
-        let descriptor = operation.file?.descriptor ?? -1
+        let descriptor = operation.file.descriptor
         let offset = operation.offset + UInt64(operation.done)
         let remaining = UInt32(operation.length - operation.done)
         switch operation.kind {
@@ -189,104 +287,80 @@ public final class UringFileIO: FileIO, @unchecked Sendable {
                 case .zeroRange: FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
                 }
             io_uring_prep_fallocate(sqe, descriptor, flags, off_t(operation.offset), off_t(length))
-        case .stop:
-            io_uring_prep_nop(sqe)
         }
     }
 
-    /// Hands prepared entries to the kernel. Lock held.
+    /// Hands prepared entries to the kernel.
     private func flushSubmissions() {
         guard unsubmitted > 0 else { return }
         var result: CInt
         repeat {
-            result = io_uring_submit(ring)
+            result = io_uring_submit(&ring)
         } while result == -EINTR
         if result >= 0 { unsubmitted = 0 }
     }
 
-    /// Takes every posted completion off the ring; resubmits short transfers; refills from the
-    /// backlog. Lock held. Returns whether the stop marker was seen.
-    @discardableResult
-    private func reap(into completions: inout [Completion]) -> Bool {
-        var stopped = false
-        while true {
-            let count = Int(io_uring_peek_batch_cqe(ring, cqes, UInt32(Self.reapBatch)))
-            if count == 0 { break }
-            for index in 0..<count {
-                let cqe = cqes[index]!
-                let slot = Int(io_uring_cqe_get_data64(cqe))
-                let result = cqe.pointee.res
-                guard var operation = slots[slot] else { continue }
-                slots[slot] = nil
-                freeSlots.append(slot)
-                if case .stop = operation.kind {
-                    stopped = true
-                    continue
-                }
-                if let completion = advance(&operation, result: result) {
-                    completions.append(completion)
-                } else {
-                    enqueue(operation)
-                }
-            }
-            io_uring_cq_advance(ring, UInt32(count))
-        }
-        while !backlog.isEmpty, !freeSlots.isEmpty {
-            enqueue(backlog.removeFirst())
-        }
-        flushSubmissions()
-        return stopped
-    }
+    // MARK: - Completion
 
-    /// Applies one completion result; returns the completion when the operation is finished,
-    /// nil when the rest must be submitted again.
-    private func advance(_ operation: inout Operation, result: Int32) -> Completion? {
-        if result == -EAGAIN || result == -EINTR { return nil }
+    /// Applies one completion: resubmits the rest of a short or retryable transfer, or fulfils
+    /// the promise.
+    private func complete(_ operation: Operation, result: Int32) {
+        var operation = operation
+        if result == -EAGAIN || result == -EINTR {
+            enqueue(operation)
+            return
+        }
         let error = result < 0 ? LocalIOError(errno: -result, operation: describe(operation)) : nil
         switch operation.kind {
         case .read(let buffer, let promise):
-            if let error { return .read(promise, .failure(error)) }
+            if let error { return promise.fail(error) }
             if result == 0 {
                 (operation.base! + operation.done).initializeMemory(
                     as: UInt8.self, repeating: 0, count: operation.length - operation.done)
-                return .read(promise, .success(buffer))
+                return promise.succeed(buffer)
             }
             operation.done += Int(result)
-            return operation.done == operation.length ? .read(promise, .success(buffer)) : nil
+            operation.done == operation.length ? promise.succeed(buffer) : enqueue(operation)
         case .write(_, _, let promise):
-            if let error { return .void(promise, .failure(error)) }
-            if result == 0 {
-                return .void(promise, .failure(LocalIOError(errno: EIO, operation: describe(operation))))
+            if let error { return promise.fail(error) }
+            guard result > 0 else {
+                return promise.fail(LocalIOError(errno: EIO, operation: describe(operation)))
             }
             operation.done += Int(result)
-            return operation.done == operation.length ? .void(promise, .success(())) : nil
+            operation.done == operation.length ? promise.succeed(()) : enqueue(operation)
         case .syncData(let promise), .allocate(_, _, let promise):
-            return .void(promise, error.map { .failure($0) } ?? .success(()))
-        case .stop:
-            return nil
+            if let error { promise.fail(error) } else { promise.succeed(()) }
+        }
+    }
+
+    private func fail(_ operation: Operation, _ error: LocalIOError) {
+        switch operation.kind {
+        case .read(_, let promise): promise.fail(error)
+        case .write(_, _, let promise), .syncData(let promise), .allocate(_, _, let promise): promise.fail(error)
         }
     }
 
     private func describe(_ operation: Operation) -> String {
-        let path = operation.file?.path ?? "-"
+        let path = operation.file.path
         switch operation.kind {
         case .read: return "read \(path) at \(operation.offset)"
         case .write: return "write \(path) at \(operation.offset)"
         case .syncData: return "fdatasync \(path)"
         case .allocate(let mode, _, _): return "fallocate \(mode) \(path) at \(operation.offset)"
-        case .stop: return "stop"
         }
     }
+}
 
-    /// The reaper: waits for completions the kernel posts after submission returned.
-    private func reapUntilStopped() {
-        let ringDescriptor = UInt32(ring.pointee.ring_fd)
-        while true {
-            _ = io_uring_enter(ringDescriptor, 0, 1, UInt32(IORING_ENTER_GETEVENTS), nil)
-            var completions: [Completion] = []
-            let stopped = lock.withLock { reap(into: &completions) }
-            for completion in completions { completion.deliver() }
-            if stopped { return }
-        }
+/// Watches a ring's eventfd: each signal means completions are waiting.
+private final class CompletionSignalHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private unowned(unsafe) let ring: LoopRing
+
+    init(ring: LoopRing) {
+        self.ring = ring
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        ring.reap()
     }
 }

@@ -90,6 +90,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         if case .closing = phase { return }
         if disconnectRequested { return }
         if case .payload(let header, var payload, let missing) = input {
+            input = .header  // drops the second reference, so the payload grows in place
             if incoming.readableBytes < missing {
                 let arrived = incoming.readableBytes
                 payload.writeBuffer(&incoming)
