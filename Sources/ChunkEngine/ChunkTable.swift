@@ -109,7 +109,8 @@ final class ChunkTable: @unchecked Sendable {
     func trimPlan(ofChunk index: Int, bytes: Range<Int>) -> TrimPlan {
         lock.withLock {
             guard let state = chunks[index] else {
-                return TrimPlan(valid: BlockBitmap(count: geometry.blocks(inChunk: index)), partialTrims: [:], bytes: bytes)
+                return TrimPlan(
+                    valid: BlockBitmap(count: geometry.blocks(inChunk: index)), partialTrims: [:], bytes: bytes)
             }
             return TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
         }

@@ -88,7 +88,9 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         } update: { index, state in
             let blocks = ChunkGeometry.blocksTouching(geometry.slice(ofChunk: index, offset: offset, length: length))
             state.valid.set(blocks)
-            if !state.partialTrims.isEmpty { state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) } }
+            if !state.partialTrims.isEmpty {
+                state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+            }
         }.flatMapErrorThrowing { throw self.deviceError($0) }
     }
 
@@ -191,7 +193,8 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
             var work = partialBytes.map { range -> EventLoopFuture<Void> in
                 var zeros = ByteBuffer()
                 zeros.writeRepeatingByte(0, count: range.count)
-                return io.write(file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
+                return io.write(
+                    file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
             }
             if !covered.isEmpty {
                 work.append(

@@ -30,13 +30,15 @@ extension ThinVolume {
                 changes.append(
                     bitmap.isEmpty
                         ? .delete(volumeID: record.id, index: chunk.index)
-                        : .store(volumeID: record.id, ChunkRecord(index: chunk.index, valid: bitmap.bytes, dirty: false)))
+                        : .store(
+                            volumeID: record.id, ChunkRecord(index: chunk.index, valid: bitmap.bytes, dirty: false)))
             }
             if !bitmap.isEmpty { bitmaps[index] = bitmap }
         }
         if !changes.isEmpty {
             logger.notice(
-                "volume '\(record.name)': recovered the bitmaps of \(changes.count) chunk(s) changed since their last commit")
+                "volume '\(record.name)': recovered the bitmaps of \(changes.count) chunk(s) changed since their last commit"
+            )
             try file.syncData()
             try store.apply(changes)
         }

@@ -19,7 +19,9 @@ public struct AdminClient: Sendable {
     /// - Throws: `Unreachable` when no daemon answers at the socket.
     public func send(_ request: AdminRequest) throws -> AdminResponse {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Unreachable(description: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw Unreachable(description: "cannot create a socket: \(String(cString: strerror(errno)))")
+        }
         defer { close(descriptor) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -55,7 +57,9 @@ public struct AdminClient: Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !answer.contains(UInt8(ascii: "\n")) {
             let count = read(descriptor, &chunk, chunk.count)
-            guard count > 0 else { throw Unreachable(description: "the daemon closed the admin connection without answering") }
+            guard count > 0 else {
+                throw Unreachable(description: "the daemon closed the admin connection without answering")
+            }
             answer.append(contentsOf: chunk[0..<count])
         }
         return try JSONDecoder().decode(AdminResponse.self, from: answer)

@@ -51,7 +51,8 @@ extension VolumeManager {
             switch request.op {
             case .volumeCreate:
                 guard let size = request.size else { throw GatewayError(.invalid, "volume.create needs a size") }
-                return AdminResponse(volume: try create(name: try name(request), size: size, chunkSize: request.chunkSize))
+                return AdminResponse(
+                    volume: try create(name: try name(request), size: size, chunkSize: request.chunkSize))
             case .volumeList:
                 return AdminResponse(volumes: list())
             case .volumeInfo:

@@ -14,7 +14,9 @@ public enum ByteSize {
             digits.removeLast()
         }
         guard let value = UInt64(digits), value > 0 else {
-            throw GatewayError(.invalid, "'\(text)' is not a size; write a positive number with an optional unit, e.g. 4096, 64K, 10G, 1T")
+            throw GatewayError(
+                .invalid,
+                "'\(text)' is not a size; write a positive number with an optional unit, e.g. 4096, 64K, 10G, 1T")
         }
         let (result, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
         guard !overflow else { throw GatewayError(.invalid, "size '\(text)' is too large") }

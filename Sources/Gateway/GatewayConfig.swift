@@ -86,7 +86,9 @@ private struct ConfigReader {
     let path: String
 
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
-        for (key, value) in try mapping(root, section: nil, allowed: ["data_dir", "log_level", "nbd", "admin", "storage", "demo_volume"]) {
+        for (key, value) in try mapping(
+            root, section: nil, allowed: ["data_dir", "log_level", "nbd", "admin", "storage", "demo_volume"])
+        {
             switch key {
             case "data_dir": config.dataDirectory = try string(value, key)
             case "log_level":
@@ -96,7 +98,9 @@ private struct ConfigReader {
                 }
                 config.logLevel = level
             case "nbd":
-                for (key, value) in try mapping(value, section: "nbd", allowed: ["socket", "listen", "default_export", "request_log"]) {
+                for (key, value) in try mapping(
+                    value, section: "nbd", allowed: ["socket", "listen", "default_export", "request_log"])
+                {
                     switch key {
                     case "socket": config.nbdSocket = try string(value, "nbd.socket")
                     case "listen": config.nbdListen = try string(value, "nbd.listen")
@@ -109,7 +113,9 @@ private struct ConfigReader {
                     config.adminSocket = try string(value, "admin.socket")
                 }
             case "storage":
-                for (key, value) in try mapping(value, section: "storage", allowed: ["io_backend", "default_chunk_size"]) {
+                for (key, value) in try mapping(
+                    value, section: "storage", allowed: ["io_backend", "default_chunk_size"])
+                {
                     if key == "io_backend" {
                         let text = try string(value, "storage.io_backend")
                         guard let choice = FileIOBackendChoice(rawValue: text) else {
@@ -127,7 +133,9 @@ private struct ConfigReader {
                 }
                 var demo = GatewayConfig.DemoVolume(name: "demo", size: 1 << 30)
                 for (key, value) in try mapping(value, section: "demo_volume", allowed: ["name", "size"]) {
-                    if key == "name" { demo.name = try string(value, "demo_volume.name") } else {
+                    if key == "name" {
+                        demo.name = try string(value, "demo_volume.name")
+                    } else {
                         demo.size = try size(value, "demo_volume.size")
                     }
                 }

@@ -60,12 +60,18 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         try Self.validate(name: name)
         let chunkSize = chunkSize ?? defaultChunkSize
         guard chunkSize <= UInt64(Int.max), ChunkGeometry.isValidChunkSize(Int(chunkSize)) else {
-            throw GatewayError(.invalid, "chunk size \(ByteSize.format(chunkSize)) is not allowed; use a power of two from 64K to 64M")
+            throw GatewayError(
+                .invalid, "chunk size \(ByteSize.format(chunkSize)) is not allowed; use a power of two from 64K to 64M")
         }
         guard size % UInt64(ChunkGeometry.blockSize) == 0 else {
-            throw GatewayError(.invalid, "size \(size) is not a multiple of 4096 bytes; round it, e.g. to \(ByteSize.format((size / 4096 + 1) * 4096))")
+            throw GatewayError(
+                .invalid,
+                "size \(size) is not a multiple of 4096 bytes; round it, e.g. to \(ByteSize.format((size / 4096 + 1) * 4096))"
+            )
         }
-        guard size <= 1 << 50 else { throw GatewayError(.invalid, "size \(ByteSize.format(size)) exceeds the 1P limit") }
+        guard size <= 1 << 50 else {
+            throw GatewayError(.invalid, "size \(ByteSize.format(size)) exceeds the 1P limit")
+        }
         if volumes.withLockedValue({ $0[name] != nil }) {
             throw GatewayError(.conflict, "a volume named '\(name)' already exists")
         }
@@ -76,7 +82,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             let volume = try ThinVolume.open(
                 record: record, path: path(of: record), store: store, journal: journal, io: io, logger: logger)
             volumes.withLockedValue { $0[name] = OpenVolume(record: record, volume: volume) }
-            logger.info("created volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))")
+            logger.info(
+                "created volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))")
             return info(record: record, volume: volume)
         } catch let error as MetadataError where error.message.contains("already exists") {
             throw GatewayError(.conflict, error.message)
@@ -107,7 +114,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         if clients > 0 && !force {
             throw GatewayError(
                 .conflict,
-                "volume '\(name)' has \(clients) client(s) attached; disconnect them first (nbd-client -d) or pass --force")
+                "volume '\(name)' has \(clients) client(s) attached; disconnect them first (nbd-client -d) or pass --force"
+            )
         }
         connections.closeConnections(export: name)
         volumes.withLockedValue { _ = $0.removeValue(forKey: name) }
@@ -187,12 +195,14 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// Volume names are export names: 1–64 of A–Z a–z 0–9 . _ -, not starting with '.' or '-'.
     static func validate(name: String) throws(GatewayError) {
         let allowed = name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || "._-".unicodeScalars.contains($0)
         }
         guard (1...64).contains(name.count), allowed, !name.hasPrefix("."), !name.hasPrefix("-") else {
             throw GatewayError(
                 .invalid,
-                "'\(name)' is not a valid volume name; use 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+                "'\(name)' is not a valid volume name; use 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+            )
         }
     }
 }

@@ -8,7 +8,9 @@ public protocol FileIO: Sendable {
     var backendName: String { get }
 
     /// Reads exactly `length` bytes at `offset` (bytes past the end of the file read as zeros).
-    func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer>
+    func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<
+        ByteBuffer
+    >
     /// Writes all of `data` at `offset`; with `dsync` the data is on stable storage when the future succeeds.
     func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>

@@ -44,7 +44,8 @@ public final class UringFileIO: FileIO, Sendable {
             let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
             buffer.moveWriterIndex(forwardBy: length)
             ring.submit(
-                LoopRing.Operation(kind: .read(buffer, promise), file: file, offset: offset, length: length, base: base))
+                LoopRing.Operation(kind: .read(buffer, promise), file: file, offset: offset, length: length, base: base)
+            )
         }
         return promise.futureResult
     }
@@ -77,14 +78,16 @@ public final class UringFileIO: FileIO, Sendable {
         let promise = eventLoop.makePromise(of: Void.self)
         onRing(of: eventLoop, failing: promise) { ring in
             ring.submit(
-                LoopRing.Operation(kind: .allocate(mode, length: length, promise), file: file, offset: offset, length: 0))
+                LoopRing.Operation(
+                    kind: .allocate(mode, length: length, promise), file: file, offset: offset, length: 0))
         }
         return promise.futureResult
     }
 
     /// Runs `body` with the ring of `eventLoop`, on that loop, creating the ring on first use.
     private func onRing<T>(
-        of eventLoop: any EventLoop, failing promise: EventLoopPromise<T>, _ body: @escaping @Sendable (LoopRing) -> Void
+        of eventLoop: any EventLoop, failing promise: EventLoopPromise<T>,
+        _ body: @escaping @Sendable (LoopRing) -> Void
     ) {
         guard eventLoop.inEventLoop else {
             eventLoop.execute { self.onRing(of: eventLoop, failing: promise, body) }

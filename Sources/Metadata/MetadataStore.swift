@@ -18,7 +18,8 @@ public final class MetadataStore: Sendable {
     public init(path: String) throws(MetadataError) {
         let connection = try SQLiteConnection(path: path)
         try connection.execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000")
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000"
+        )
         try Schema.migrate(connection)
         let statements = Statements(
             connection: connection,

@@ -141,8 +141,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 phase = .negotiating(machine)
                 if let action { perform(action) }
             case .transmitting(let transmission):
-                guard let header = try NBDRequestHeader.decode(
-                    from: &buffer, extended: transmission.options.extendedHeaders)
+                guard
+                    let header = try NBDRequestHeader.decode(
+                        from: &buffer, extended: transmission.options.extendedHeaders)
                 else { return }
                 let payloadLength = payloadLength(of: header, extended: transmission.options.extendedHeaders)
                 guard payloadLength <= UInt64(limits.maximumPayload) else {
@@ -214,8 +215,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             header.length = UInt64(payload?.readableBytes ?? 0)
         }
         if let error = transmission.validator.validate(header) {
-            send(transmission.encoder.failure(
-                cookie: header.cookie, offset: header.offset, error: error, message: rejection(error, header)))
+            send(
+                transmission.encoder.failure(
+                    cookie: header.cookie, offset: header.offset, error: error, message: rejection(error, header)))
             return
         }
         let device = transmission.session.device
@@ -228,9 +230,10 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             device.read(offset: header.offset, length: length, on: loop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let data):
-                    self.send(transmission.encoder.read(
-                        cookie: header.cookie, offset: header.offset, length: length, result: data,
-                        dontFragment: header.flags.contains(.dontFragment)))
+                    self.send(
+                        transmission.encoder.read(
+                            cookie: header.cookie, offset: header.offset, length: length, result: data,
+                            dontFragment: header.flags.contains(.dontFragment)))
                 case .failure(let error):
                     self.sendFailure(transmission, header, error)
                 }
@@ -264,10 +267,11 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 .whenComplete { result in
                     switch result {
                     case .success(let extents):
-                        self.send(transmission.encoder.blockStatus(
-                            cookie: header.cookie, offset: header.offset, length: header.length, extents: extents,
-                            reqOne: header.flags.contains(.reqOne),
-                            contextID: transmission.options.allocationContextID ?? 0))
+                        self.send(
+                            transmission.encoder.blockStatus(
+                                cookie: header.cookie, offset: header.offset, length: header.length, extents: extents,
+                                reqOne: header.flags.contains(.reqOne),
+                                contextID: transmission.options.allocationContextID ?? 0))
                     case .failure(let error):
                         self.sendFailure(transmission, header, error)
                     }
@@ -299,8 +303,11 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         let message = (error as? BlockDeviceError)?.message ?? "\(error)"
         if errno != .notSupported {
             logger.warning(
-                "request failed", metadata: ["cmd": "\(header.command)", "offset": "\(header.offset)",
-                    "length": "\(header.length)", "error": "\(message)"])
+                "request failed",
+                metadata: [
+                    "cmd": "\(header.command)", "offset": "\(header.offset)",
+                    "length": "\(header.length)", "error": "\(message)",
+                ])
         }
         send(transmission.encoder.failure(cookie: header.cookie, offset: header.offset, error: errno, message: message))
     }

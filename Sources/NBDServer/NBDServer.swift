@@ -48,7 +48,9 @@ public final class NBDServer: Sendable {
     private func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20)
+            )
             .childChannelInitializer { [catalog, limits, logger, requestLog, connections] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = NBDConnectionHandler(

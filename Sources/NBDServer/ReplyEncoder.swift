@@ -45,7 +45,9 @@ struct ReplyEncoder {
         }
         switch result {
         case .data(let data):
-            return [dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true), data]
+            return [
+                dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true), data,
+            ]
         case .segments(let segments) where dontFragment:
             return [dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true)]
                 + flattened(.segments(segments))
@@ -59,7 +61,8 @@ struct ReplyEncoder {
                 case .data(let data):
                     buffers.append(
                         dataChunkHeader(
-                            cookie: cookie, at: position, requestOffset: offset, length: data.readableBytes, done: done))
+                            cookie: cookie, at: position, requestOffset: offset, length: data.readableBytes, done: done)
+                    )
                     buffers.append(data)
                 case .hole(let holeLength):
                     var chunk = allocator.buffer(capacity: NBDWireSize.extendedReplyHeader + 12)

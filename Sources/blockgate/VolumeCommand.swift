@@ -14,7 +14,8 @@ struct AdminOptions: ParsableArguments {
 
     var client: AdminClient {
         AdminClient(
-            socketPath: adminSocket ?? ProcessInfo.processInfo.environment["BLOCKGATE_ADMIN_SOCKET"] ?? "./var/admin.sock")
+            socketPath: adminSocket ?? ProcessInfo.processInfo.environment["BLOCKGATE_ADMIN_SOCKET"]
+                ?? "./var/admin.sock")
     }
 
     /// Sends a request; a failure becomes the command's error.
@@ -51,8 +52,12 @@ struct VolumeCommand: ParsableCommand {
                 op: .volumeCreate, name: name, size: try ByteSize.parse(size),
                 chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) })
             let volume = try admin.send(request).volume!
-            if admin.json { try admin.printJSON(volume) } else {
-                print("created volume \(volume.name): \(ByteSize.format(volume.size)), chunks of \(ByteSize.format(volume.chunkSize))")
+            if admin.json {
+                try admin.printJSON(volume)
+            } else {
+                print(
+                    "created volume \(volume.name): \(ByteSize.format(volume.size)), chunks of \(ByteSize.format(volume.chunkSize))"
+                )
             }
         }
     }
@@ -65,10 +70,14 @@ struct VolumeCommand: ParsableCommand {
         func run() throws {
             let volumes = try admin.send(AdminRequest(op: .volumeList)).volumes ?? []
             if admin.json { return try admin.printJSON(volumes) }
-            let rows = [["NAME", "KIND", "SIZE", "ALLOCATED", "CHUNKS", "CLIENTS"]]
+            let rows =
+                [["NAME", "KIND", "SIZE", "ALLOCATED", "CHUNKS", "CLIENTS"]]
                 + volumes.map {
-                    [$0.name, $0.kind, ByteSize.format($0.size), ByteSize.format($0.allocatedBytes), "\($0.allocatedChunks)",
-                    "\($0.clients)"]
+                    [
+                        $0.name, $0.kind, ByteSize.format($0.size), ByteSize.format($0.allocatedBytes),
+                        "\($0.allocatedChunks)",
+                        "\($0.clients)",
+                    ]
                 }
             printTable(rows)
         }
@@ -84,7 +93,8 @@ struct VolumeCommand: ParsableCommand {
             let volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!
             if admin.json { return try admin.printJSON(volume) }
             printTable([
-                ["name", volume.name], ["kind", volume.kind], ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
+                ["name", volume.name], ["kind", volume.kind],
+                ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
                 ["chunk size", ByteSize.format(volume.chunkSize)], ["allocated chunks", "\(volume.allocatedChunks)"],
                 ["allocated", "\(ByteSize.format(volume.allocatedBytes)) (\(volume.allocatedBytes) bytes)"],
                 ["on disk", ByteSize.format(volume.diskBytes)], ["clients", "\(volume.clients)"],

@@ -49,7 +49,8 @@ import Testing
                 try await fixture.write(UInt64(offset), data, fua: random.next() % 8 == 0)
                 model.write(offset, data)
             case 4, 5:
-                try await fixture.volume.trim(offset: UInt64(offset), length: UInt64(length), fua: false, on: loop).get()
+                try await fixture.volume.trim(offset: UInt64(offset), length: UInt64(length), fua: false, on: loop)
+                    .get()
                 model.forget(offset..<(offset + length))
             case 6:
                 let noHole = random.next() % 2 == 0
@@ -97,11 +98,13 @@ import Testing
                     futures.append(fixture.volume.write(offset: UInt64(offset), data: buffer, fua: false, on: loop))
                     model.write(offset, data)
                 case 2:
-                    futures.append(fixture.volume.trim(offset: UInt64(offset), length: UInt64(length), fua: false, on: loop))
+                    futures.append(
+                        fixture.volume.trim(offset: UInt64(offset), length: UInt64(length), fua: false, on: loop))
                     model.forget(offset..<(offset + length))
                 default:
                     futures.append(
-                        fixture.volume.writeZeroes(offset: UInt64(offset), length: UInt64(length), options: [], on: loop))
+                        fixture.volume.writeZeroes(
+                            offset: UInt64(offset), length: UInt64(length), options: [], on: loop))
                     model.write(offset, [UInt8](repeating: 0, count: length))
                 }
             }

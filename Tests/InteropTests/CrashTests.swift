@@ -69,7 +69,9 @@ import Testing
                 ledger.nextVersion += 1
                 let fua = Int.random(in: 0..<20) == 0
                 ledger.sinceFlush[block].insert(version)
-                guard (try? client.write(UInt64(block * blockSize), content(block: block, version: version), fua: fua)) != nil
+                guard
+                    (try? client.write(UInt64(block * blockSize), content(block: block, version: version), fua: fua))
+                        != nil
                 else { return }
                 if fua {
                     ledger.durable[block] = version

@@ -50,7 +50,8 @@ import Testing
         var position: UInt64 = 0
         var holesWithData = 0
         for extent in try connections[0].blockStatus(0, UInt64(Self.size)) {
-            if extent.flags & 2 != 0, try connections[1].read(position, Int(extent.length)).contains(where: { $0 != 0 }) {
+            if extent.flags & 2 != 0, try connections[1].read(position, Int(extent.length)).contains(where: { $0 != 0 })
+            {
                 holesWithData += 1
             }
             position += extent.length

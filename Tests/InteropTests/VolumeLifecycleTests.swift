@@ -21,7 +21,8 @@ import Testing
     @Test func cliCreatesListsInspectsAndDeletes() async throws {
         let fixture = try await GatewayFixture()
         let admin = ["--admin-socket", fixture.adminSocketPath]
-        let create = try Tool.run([Tool.blockgate, "volume", "create", "cli1", "--size", "16M", "--chunk-size", "64K"] + admin)
+        let create = try Tool.run(
+            [Tool.blockgate, "volume", "create", "cli1", "--size", "16M", "--chunk-size", "64K"] + admin)
         #expect(create.status == 0, "\(create.errors)")
         let info = try Tool.run([Tool.blockgate, "volume", "info", "cli1", "--json"] + admin)
         let json = try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as! [String: Any]

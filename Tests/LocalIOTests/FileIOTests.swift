@@ -12,7 +12,8 @@ import Testing
 
     /// Runs `body` with a backend and a scratch file, then shuts the backend down.
     private func withIO(
-        _ choice: FileIOBackendChoice, fileLength: UInt64, _ body: (any FileIO, LocalFile, any EventLoop) async throws -> Void
+        _ choice: FileIOBackendChoice, fileLength: UInt64,
+        _ body: (any FileIO, LocalFile, any EventLoop) async throws -> Void
     ) async throws {
         let io = try makeFileIO(choice, logger: Logger(label: "test"))
         do {

@@ -99,7 +99,9 @@ import Testing
     @Test func headerStyleMismatchIsAProtocolError() {
         var wire = ByteBuffer()
         NBDRequestHeader(flags: [], command: .read, cookie: 1, offset: 0, length: 1).write(into: &wire, extended: false)
-        #expect(throws: NBDProtocolError.unexpectedHeaderStyle) { try NBDRequestHeader.decode(from: &wire, extended: true) }
+        #expect(throws: NBDProtocolError.unexpectedHeaderStyle) {
+            try NBDRequestHeader.decode(from: &wire, extended: true)
+        }
     }
 
     @Test func simpleReplyAndHoleChunkLayouts() {
@@ -135,7 +137,8 @@ import Testing
 
     @Test func errorChunkCarriesTheMessage() throws {
         var buffer = ByteBuffer()
-        NBDReply.writeError(cookie: 5, error: .noSpace, message: "full", requestOffset: 0, extended: false, into: &buffer)
+        NBDReply.writeError(
+            cookie: 5, error: .noSpace, message: "full", requestOffset: 0, extended: false, into: &buffer)
         let header = try #require(try NBDReplyHeader.decode(from: &buffer))
         #expect(header == .chunk(cookie: 5, flags: .done, type: 0x8001, offset: 0, length: 10))
         #expect(buffer.readInteger(as: UInt32.self) == 28)

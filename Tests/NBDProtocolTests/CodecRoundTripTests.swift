@@ -14,7 +14,8 @@ import Testing
                 command: NBDCommand(rawValue: .random(in: 0...12, using: &generator)),
                 cookie: .random(in: 0...UInt64.max, using: &generator),
                 offset: .random(in: 0...UInt64.max, using: &generator),
-                length: extended ? .random(in: 0...UInt64.max, using: &generator) : UInt64(UInt32.random(in: 0...UInt32.max)))
+                length: extended
+                    ? .random(in: 0...UInt64.max, using: &generator) : UInt64(UInt32.random(in: 0...UInt32.max)))
             var wire = ByteBuffer()
             header.write(into: &wire, extended: extended)
             #expect(try NBDRequestHeader.decode(from: &wire, extended: extended) == header)

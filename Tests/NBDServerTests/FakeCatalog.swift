@@ -7,13 +7,20 @@ struct FakeCatalog: NBDExportCatalog {
     var defaultExport = "disk"
 
     func listExports() -> [NBDExportListing] {
-        devices.keys.sorted().map { NBDExportListing(name: $0, description: "test \($0)", size: devices[$0]!.size, capabilities: devices[$0]!.capabilities) }
+        devices.keys.sorted().map {
+            NBDExportListing(
+                name: $0, description: "test \($0)", size: devices[$0]!.size, capabilities: devices[$0]!.capabilities)
+        }
     }
 
     func describeExport(named name: String) -> Result<NBDExportListing, NBDExportError> {
         let wanted = name.isEmpty ? defaultExport : name
-        guard let device = devices[wanted] else { return .failure(NBDExportError(.unknown, "no export named '\(name)'")) }
-        return .success(NBDExportListing(name: wanted, description: "test \(wanted)", size: device.size, capabilities: device.capabilities))
+        guard let device = devices[wanted] else {
+            return .failure(NBDExportError(.unknown, "no export named '\(name)'"))
+        }
+        return .success(
+            NBDExportListing(
+                name: wanted, description: "test \(wanted)", size: device.size, capabilities: device.capabilities))
     }
 
     func openExport(named name: String) -> Result<NBDExportSession, NBDExportError> {

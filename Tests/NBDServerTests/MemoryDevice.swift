@@ -11,8 +11,10 @@ final class MemoryDevice: BlockDevice, Sendable {
     /// Read completions are delayed by this much per request index, to force out-of-order replies.
     let readDelay: @Sendable (UInt64) -> TimeAmount
 
-    init(size: UInt64, capabilities: BlockDeviceCapabilities = BlockDeviceCapabilities(),
-         readDelay: @escaping @Sendable (UInt64) -> TimeAmount = { _ in .zero }) {
+    init(
+        size: UInt64, capabilities: BlockDeviceCapabilities = BlockDeviceCapabilities(),
+        readDelay: @escaping @Sendable (UInt64) -> TimeAmount = { _ in .zero }
+    ) {
         self.size = size
         self.capabilities = capabilities
         self.state = NIOLockedValueBox(([UInt8](repeating: 0, count: Int(size)), []))
@@ -50,7 +52,9 @@ final class MemoryDevice: BlockDevice, Sendable {
     func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         state.withLockedValue { state in
             state.bytes.replaceSubrange(Int(offset)..<(Int(offset) + data.readableBytes), with: data.readableBytesView)
-            for block in Int(offset) / 4096...(Int(offset) + data.readableBytes - 1) / 4096 { state.written.insert(block) }
+            for block in Int(offset) / 4096...(Int(offset) + data.readableBytes - 1) / 4096 {
+                state.written.insert(block)
+            }
         }
         return eventLoop.makeSucceededVoidFuture()
     }

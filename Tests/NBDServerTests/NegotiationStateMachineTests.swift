@@ -52,14 +52,18 @@ import Testing
 
     @Test func unknownOptionsAndStartTLSAreUnsupported() throws {
         var machine = negotiating()
-        #expect(try replyTypes(machine.receivedOption(option(.unknown(99)))) == [NBDOptionReplyType.errUnsupported.rawValue])
-        #expect(try replyTypes(machine.receivedOption(option(.startTLS))) == [NBDOptionReplyType.errUnsupported.rawValue])
+        #expect(
+            try replyTypes(machine.receivedOption(option(.unknown(99)))) == [NBDOptionReplyType.errUnsupported.rawValue]
+        )
+        #expect(
+            try replyTypes(machine.receivedOption(option(.startTLS))) == [NBDOptionReplyType.errUnsupported.rawValue])
         #expect(machine.isNegotiating)
     }
 
     @Test func goToAnUnknownExportSaysSoAndKeepsNegotiating() throws {
         var machine = negotiating()
-        let action = machine.receivedOption(option(.go) { NBDInfoRequest(exportName: "nope", requests: []).write(into: &$0) })
+        let action = machine.receivedOption(
+            option(.go) { NBDInfoRequest(exportName: "nope", requests: []).write(into: &$0) })
         guard case .send(var out) = action, let reply = try NBDOptionReplyHeader.decode(from: &out) else {
             Issue.record("expected an error reply")
             return
@@ -99,7 +103,8 @@ import Testing
             _ = machine.receivedOption(option(.structuredReply))
             _ = machine.receivedOption(
                 option(.setMetaContext) {
-                    NBDMetaContextRequest(exportName: "disk", queries: ["base:allocation", "qemu:other"]).write(into: &$0)
+                    NBDMetaContextRequest(exportName: "disk", queries: ["base:allocation", "qemu:other"]).write(
+                        into: &$0)
                 })
             let action = machine.receivedOption(
                 option(.go) { NBDInfoRequest(exportName: goExport, requests: []).write(into: &$0) })
@@ -127,7 +132,8 @@ import Testing
         #expect(
             try replyTypes(machine.receivedOption(option(.structuredReply)))
                 == [NBDOptionReplyType.errExtendedHeaderRequired.rawValue])
-        let action = machine.receivedOption(option(.go) { NBDInfoRequest(exportName: "disk", requests: []).write(into: &$0) })
+        let action = machine.receivedOption(
+            option(.go) { NBDInfoRequest(exportName: "disk", requests: []).write(into: &$0) })
         guard case .startTransmission(_, _, let options) = action else {
             Issue.record("GO should start transmission")
             return
@@ -139,8 +145,9 @@ import Testing
         var machine = negotiating()
         var name = ByteBuffer()
         name.writeString("disk")
-        guard case .startTransmission(let out, let session, _) = machine.receivedOption(
-            NBDOptionRequest(code: .exportName, payload: name))
+        guard
+            case .startTransmission(let out, let session, _) = machine.receivedOption(
+                NBDOptionRequest(code: .exportName, payload: name))
         else {
             Issue.record("EXPORT_NAME should start transmission")
             return
@@ -170,13 +177,20 @@ import Testing
     }
 
     @Test func flagsFollowCapabilities() {
-        let readOnly = NBDTransmissionFlags(capabilities: BlockDeviceCapabilities(readOnly: true), structuredReplies: false)
+        let readOnly = NBDTransmissionFlags(
+            capabilities: BlockDeviceCapabilities(readOnly: true), structuredReplies: false)
         #expect(readOnly.contains(.readOnly))
         #expect(!readOnly.contains(.sendTrim) && !readOnly.contains(.sendWriteZeroes) && !readOnly.contains(.sendFUA))
         let full = NBDTransmissionFlags(capabilities: BlockDeviceCapabilities(), structuredReplies: true)
-        #expect(full.isSuperset(of: [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendFastZero, .canMultiConn, .sendCache, .sendDF]))
+        #expect(
+            full.isSuperset(of: [
+                .hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendFastZero, .canMultiConn, .sendCache,
+                .sendDF,
+            ]))
         let noMultiConn = NBDTransmissionFlags(
             capabilities: BlockDeviceCapabilities(canFastZero: false, canMultiConn: false), structuredReplies: false)
-        #expect(!noMultiConn.contains(.canMultiConn) && !noMultiConn.contains(.sendFastZero) && !noMultiConn.contains(.sendDF))
+        #expect(
+            !noMultiConn.contains(.canMultiConn) && !noMultiConn.contains(.sendFastZero)
+                && !noMultiConn.contains(.sendDF))
     }
 }

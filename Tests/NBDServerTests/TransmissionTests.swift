@@ -88,7 +88,9 @@ import Testing
             try client.send(request(.read, cookie: 2, offset: 4096, length: 12288))
             let reply = try client.receiveReply()
             #expect(reply.chunkTypes == [2, 1, 2])
-            let expected = [UInt8](repeating: 0, count: 4096) + [UInt8](repeating: 7, count: 4096) + [UInt8](repeating: 0, count: 4096)
+            let expected =
+                [UInt8](repeating: 0, count: 4096) + [UInt8](repeating: 7, count: 4096)
+                + [UInt8](repeating: 0, count: 4096)
             let same = reply.data == expected
             #expect(same, "the hole/data/hole read differs")
             try client.send(request(.read, cookie: 3, offset: 4096, length: 12288, flags: .dontFragment))
@@ -112,7 +114,8 @@ import Testing
             try client.negotiate(export: "disk", extendedHeaders: true)
             var payload = ByteBuffer()
             payload.writeRepeatingByte(9, count: 8192)
-            try client.send(request(.write, cookie: 1, offset: 0, length: 8192, flags: .payloadLength), payload: payload)
+            try client.send(
+                request(.write, cookie: 1, offset: 0, length: 8192, flags: .payloadLength), payload: payload)
             let written = try client.receiveReply()
             #expect(written.error == 0 && written.chunkTypes == [0], "extended replies are never simple")
             try client.send(request(.read, cookie: 2, offset: 0, length: 8192))
@@ -126,7 +129,9 @@ import Testing
             #expect(status.chunkTypes == [6])
             #expect(status.extents.map(\.length) == [8192, (1 << 20) - 8192])
             // A payload on a command that takes none is read and refused.
-            try client.send(request(.trim, cookie: 5, offset: 0, length: 16, flags: .payloadLength), payload: ByteBuffer(repeating: 0, count: 16))
+            try client.send(
+                request(.trim, cookie: 5, offset: 0, length: 16, flags: .payloadLength),
+                payload: ByteBuffer(repeating: 0, count: 16))
             #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
             try client.send(request(.flush, cookie: 6))
             #expect(try client.receiveReply().error == 0)

@@ -163,7 +163,8 @@ public final class RawNBDClient {
                 var payload = try receive(Int(length))
                 reply.chunkTypes.append(type)
                 if extended && offset != read.offset && type == NBDReplyChunkType.offsetData.rawValue {
-                    throw Failure(description: "extended chunk header offset \(offset) is not the request's \(read.offset)")
+                    throw Failure(
+                        description: "extended chunk header offset \(offset) is not the request's \(read.offset)")
                 }
                 try absorb(type: type, payload: &payload, requestOffset: read.offset, into: &reply)
                 if flags.contains(.done) { return reply }
@@ -173,7 +174,8 @@ public final class RawNBDClient {
         }
     }
 
-    private func absorb(type: UInt16, payload: inout ByteBuffer, requestOffset: UInt64, into reply: inout Reply) throws {
+    private func absorb(type: UInt16, payload: inout ByteBuffer, requestOffset: UInt64, into reply: inout Reply) throws
+    {
         switch type {
         case NBDReplyChunkType.offsetData.rawValue:
             let offset = payload.readInteger(as: UInt64.self)!
@@ -240,7 +242,9 @@ public final class RawNBDClient {
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = recv(descriptor, &chunk, chunk.count, 0)
-        guard count > 0 else { throw Failure(description: count == 0 ? "connection closed" : "recv: \(String(cString: strerror(errno)))") }
+        guard count > 0 else {
+            throw Failure(description: count == 0 ? "connection closed" : "recv: \(String(cString: strerror(errno)))")
+        }
         input.writeBytes(chunk[0..<count])
     }
 }

@@ -1,0 +1,79 @@
+import Foundation
+import Gateway
+import LocalIO
+import Testing
+
+@Suite struct GatewayConfigTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    @Test func embeddedDefaultsServeUnderVar() throws {
+        let config = GatewayConfig()
+        #expect(config.resolvedNBDSocket == "./var/nbd.sock")
+        #expect(config.resolvedAdminSocket == "./var/admin.sock")
+        #expect(try config.listenAddress()! == ("127.0.0.1", 10809))
+        #expect(config.demoVolume?.size == 1 << 30)
+    }
+
+    @Test func theExampleConfigParsesWithEveryOption() throws {
+        let path = Self.root + "/nbd-config/blockgate.yaml"
+        let config = try GatewayConfig.load(path: path, contents: String(contentsOfFile: path, encoding: .utf8))
+        #expect(config.dataDirectory == "/var/lib/blockgate")
+        #expect(config.resolvedNBDSocket == "/run/blockgate/nbd.sock")
+        #expect(config.resolvedAdminSocket == "/run/blockgate/admin.sock")
+        #expect(config.ioBackend == .auto)
+        #expect(config.defaultChunkSize == 1 << 20)
+        #expect(config.demoVolume == GatewayConfig.DemoVolume(name: "demo", size: 1 << 30))
+    }
+
+    @Test func errorsNameTheFileLineKeyAndWhatIsAllowed() {
+        let contents = "data_dir: /x\nnbd:\n  listen: 1.2.3.4:1\n  sockett: /y\n"
+        #expect {
+            try GatewayConfig.load(path: "b.yaml", contents: contents)
+        } throws: { error in
+            let message = (error as? GatewayError)?.message ?? ""
+            return message.contains("b.yaml:4") && message.contains("sockett") && message.contains("allowed: socket")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "c.yaml", contents: "storage:\n  io_backend: fast\n")
+        }
+        #expect(throws: GatewayError.self) { try GatewayConfig.load(path: "d.yaml", contents: "log_level: loud\n") }
+        #expect(throws: GatewayError.self) { try GatewayConfig.load(path: "e.yaml", contents: "nbd: [1, 2\n") }
+    }
+
+    @Test func demoVolumeCanBeTurnedOff() throws {
+        #expect(try GatewayConfig.load(path: "f.yaml", contents: "demo_volume: none\n").demoVolume == nil)
+        let sized = try GatewayConfig.load(path: "g.yaml", contents: "demo_volume:\n  size: 64M\n")
+        #expect(sized.demoVolume == GatewayConfig.DemoVolume(name: "demo", size: 64 << 20))
+    }
+
+    @Test func listenAddressesParse() throws {
+        var config = GatewayConfig()
+        config.nbdListen = "[::1]:10810"
+        #expect(try config.listenAddress()! == ("::1", 10810))
+        config.nbdListen = ""
+        #expect(try config.listenAddress() == nil)
+        config.nbdListen = "localhost"
+        #expect(throws: GatewayError.self) { try config.listenAddress() }
+    }
+}
+
+@Suite struct ByteSizeTests {
+    @Test func parsesBinaryUnits() throws {
+        #expect(try ByteSize.parse("4096") == 4096)
+        #expect(try ByteSize.parse("64K") == 65536)
+        #expect(try ByteSize.parse("10G") == 10 << 30)
+        #expect(try ByteSize.parse("1T") == 1 << 40)
+        #expect(try ByteSize.parse("512MiB") == 512 << 20)
+        #expect(try ByteSize.parse(" 2m ") == 2 << 20)
+        for bad in ["", "G", "-1G", "1.5G", "10X", "0", "99999999999E"] {
+            #expect(throws: GatewayError.self, "\(bad)") { try ByteSize.parse(bad) }
+        }
+    }
+
+    @Test func formatsReadably() {
+        #expect(ByteSize.format(512) == "512")
+        #expect(ByteSize.format(1 << 30) == "1G")
+        #expect(ByteSize.format(3 << 19) == "1.5M")
+    }
+}
