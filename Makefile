@@ -7,7 +7,7 @@ export PATH := /opt/swift/usr/bin:/usr/bin:$(PATH)
 all: build
 
 deps:
-	@scripts/install-deps.sh build
+	@scripts/install-deps.sh test
 
 build: deps
 	$(SWIFT) build

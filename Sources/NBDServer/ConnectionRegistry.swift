@@ -33,13 +33,6 @@ public final class ConnectionRegistry: Sendable {
         entries.withLockedValue { $0.values.filter { $0.export == export }.count }
     }
 
-    /// Number of connections in transmission, per export.
-    public func clientCounts() -> [String: Int] {
-        entries.withLockedValue { entries in
-            entries.values.reduce(into: [:]) { counts, entry in counts[entry.export, default: 0] += 1 }
-        }
-    }
-
     /// Closes every connection to `export`; requests in flight still finish first.
     public func closeConnections(export: String) {
         let channels = entries.withLockedValue { $0.values.filter { $0.export == export }.map(\.channel) }

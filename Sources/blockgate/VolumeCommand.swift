@@ -6,21 +6,31 @@ import Gateway
 struct AdminOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Admin socket of the daemon (default: $BLOCKGATE_ADMIN_SOCKET, else ./var/admin.sock).",
+            "Admin socket of the daemon (default: $BLOCKGATE_ADMIN_SOCKET, else the one --config names, "
+                + "else ./var/admin.sock).",
             valueName: "path"))
     var adminSocket: String?
+    @Option(help: ArgumentHelp("The daemon's config file, to find its admin socket.", valueName: "file"))
+    var config: String?
     @Flag(help: "Print JSON for scripts.")
     var json = false
 
-    var client: AdminClient {
-        AdminClient(
-            socketPath: adminSocket ?? ProcessInfo.processInfo.environment["BLOCKGATE_ADMIN_SOCKET"]
-                ?? "./var/admin.sock")
+    /// The admin socket: the flag, the environment, the config file, or the embedded default.
+    func socketPath() throws -> String {
+        if let adminSocket { return adminSocket }
+        if let path = ProcessInfo.processInfo.environment["BLOCKGATE_ADMIN_SOCKET"] { return path }
+        if let config {
+            guard let contents = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw GatewayError(.invalid, "cannot read config file \(config)")
+            }
+            return try GatewayConfig.load(path: config, contents: contents).resolvedAdminSocket
+        }
+        return GatewayConfig().resolvedAdminSocket
     }
 
     /// Sends a request; a failure becomes the command's error.
     func send(_ request: AdminRequest) throws -> AdminResponse {
-        let response = try client.send(request)
+        let response = try AdminClient(socketPath: try socketPath()).send(request)
         if let error = response.error { throw error }
         return response
     }

@@ -8,36 +8,6 @@ import Testing
     static let blocks = 2048
     static let blockSize = 4096
 
-    /// A daemon process of the built executable, on a scratch data directory.
-    final class Daemon {
-        let directory: String
-        private var process: Process?
-
-        init(directory: String) { self.directory = directory }
-
-        var uri: String { "nbd+unix:///demo?socket=\(directory)/nbd.sock" }
-
-        func start() throws {
-            unlink(directory + "/nbd.sock")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Tool.blockgate)
-            process.arguments = [
-                "serve", "--data-dir", directory, "--listen", "", "--log-level", "warning",
-            ]
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try process.run()
-            self.process = process
-            for _ in 0..<200 where access(directory + "/nbd.sock", F_OK) != 0 { usleep(50_000) }
-        }
-
-        func kill9() {
-            guard let process else { return }
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            self.process = nil
-        }
-    }
-
     /// What the client knows: per block, the version made durable and versions written since.
     struct Ledger {
         var durable = [UInt64](repeating: 0, count: CrashTests.blocks)
@@ -111,7 +81,7 @@ import Testing
     @Test func flushedWritesSurviveKill9AtRandomInstants() async throws {
         let directory = NSTemporaryDirectory() + "blockgate-crash-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let daemon = Daemon(directory: directory)
+        let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "warning"])
         try daemon.start()
         var ledger = Ledger()
         for round in 0..<5 {

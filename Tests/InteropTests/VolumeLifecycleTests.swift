@@ -41,6 +41,34 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func cliFindsTheAdminSocketThroughEnvironmentAndConfig() async throws {
+        let fixture = try await GatewayFixture()
+        let byEnvironment = try Tool.run(
+            [Tool.blockgate, "volume", "list"], environment: ["BLOCKGATE_ADMIN_SOCKET": fixture.adminSocketPath])
+        #expect(byEnvironment.status == 0 && byEnvironment.output.contains("demo"), "\(byEnvironment.errors)")
+        let config = fixture.directory + "/cli.yaml"
+        try "admin:\n  socket: \(fixture.adminSocketPath)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let byConfig = try Tool.run([Tool.blockgate, "volume", "info", "demo", "--config", config])
+        #expect(byConfig.status == 0 && byConfig.output.contains("demo"), "\(byConfig.errors)")
+        await fixture.stop()
+    }
+
+    @Test(arguments: [("posix", "POSIX pread/pwrite"), ("auto", "local I/O: io_uring")])
+    func theDaemonSaysWhichIOBackendRuns(_ backend: String, _ line: String) async throws {
+        let directory = NSTemporaryDirectory() + "blockgate-backend-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let daemon = DaemonProcess(directory: directory, arguments: ["--io-backend", backend])
+        try daemon.start()
+        let client = try LibNBD(uri: daemon.uri)
+        try client.write(4096, [UInt8](repeating: 0x3C, count: 8192))
+        let back = try client.read(4096, 8192)
+        #expect(back.allSatisfy { $0 == 0x3C })
+        daemon.kill9()
+        let log = try String(contentsOfFile: daemon.logPath, encoding: .utf8)
+        #expect(log.contains(line), "\(log)")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     @Test func cliErrorsSayWhatToDoAndExitWithMeaningfulCodes() async throws {
         let fixture = try await GatewayFixture()
         let admin = ["--admin-socket", fixture.adminSocketPath]

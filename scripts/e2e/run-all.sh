@@ -15,6 +15,7 @@ data="$work/data"
 socket="$data/nbd.sock"
 admin=(--admin-socket "$data/admin.sock")
 failures=0
+passes=0
 server_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
@@ -23,7 +24,11 @@ cleanup() {
 trap cleanup EXIT
 check() {  # check DESCRIPTION CONDITION...
     local description="$1"; shift
-    if "$@"; then echo "PASS $description"; else echo "FAIL $description"; failures=$((failures + 1)); fi
+    if "$@"; then echo "PASS $description"; passes=$((passes + 1)); else echo "FAIL $description"; failures=$((failures + 1)); fi
+}
+guest() {  # guest OUTPUT-FILE EXPORT SCRIPT [NAME=VALUE ...]: one VM run, its report shown and kept
+    local output="$1"; shift
+    "$here/run-guest.sh" "$socket" "$@" | tee "$output"
 }
 allocated() { "$binary" volume info "$1" --json "${admin[@]}" | awk -F': ' '/"allocated_bytes"/ {gsub(/,/, "", $2); print $2}'; }
 
@@ -37,13 +42,12 @@ for fs in ext4 xfs; do
     volume="e2e-$fs"
     "$binary" volume create "$volume" --size 1G "${admin[@]}" > /dev/null || { failures=$((failures + 1)); continue; }
     echo "== $fs on $volume"
-    "$here/run-guest.sh" "$socket" "$volume" "$here/guest/fs-fill.sh" FS="$fs" FILES=$files FILE_MB=$file_mb \
-        || failures=$((failures + 1))
+    check "$fs: guest made the filesystem, wrote and verified files" \
+        guest "$work/fill-$fs.out" "$volume" "$here/guest/fs-fill.sh" FS="$fs" FILES=$files FILE_MB=$file_mb
     filled=$(allocated "$volume")
-    output="$("$here/run-guest.sh" "$socket" "$volume" "$here/guest/fs-trim.sh" FS="$fs" FILES=$files KEEP=$keep)" \
-        || failures=$((failures + 1))
-    echo "$output"
-    used=$(echo "$output" | sed -n 's/^INFO fs-used-bytes=//p')
+    check "$fs: guest verified the files again, deleted most, ran fstrim" \
+        guest "$work/trim-$fs.out" "$volume" "$here/guest/fs-trim.sh" FS="$fs" FILES=$files KEEP=$keep
+    used=$(sed -n 's/^INFO fs-used-bytes=//p' "$work/trim-$fs.out")
     trimmed=$(allocated "$volume")
     deleted=$(( (files - keep) * file_mb << 20 ))
     echo "INFO $fs: allocated ${filled} bytes after writing, ${trimmed} after fstrim; filesystem uses ${used:-?}"
@@ -55,13 +59,12 @@ done
 
 echo "== direct-I/O patterns"
 "$binary" volume create e2e-raw --size 256M --chunk-size 1M "${admin[@]}" > /dev/null
-"$here/run-guest.sh" "$socket" e2e-raw "$here/guest/dd-pattern.sh" || failures=$((failures + 1))
+check "guest wrote and read direct-I/O patterns" guest "$work/dd.out" e2e-raw "$here/guest/dd-pattern.sh"
 
 for kind in write flush trim read; do
     count=$(grep -c "cmd=$kind " "$work/server.log")
     check "server log: $count $kind requests" test "$count" -gt 0
 done
 
-if [ "$failures" = 0 ]; then echo "RESULT: PASS"; exit 0; fi
-echo "RESULT: FAIL ($failures)"
-exit 1
+echo "e2e: $passes passed, $failures failed"
+[ "$failures" = 0 ]

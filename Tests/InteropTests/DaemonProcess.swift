@@ -1,0 +1,40 @@
+import Foundation
+import Glibc
+
+/// The built `blockgate serve` as a child process on a scratch data directory, stopped with
+/// SIGKILL (see SWIFT-NOTES: a child of a test thread may ignore SIGTERM).
+final class DaemonProcess {
+    let directory: String
+    let arguments: [String]
+    private var process: Process?
+
+    init(directory: String, arguments: [String] = []) {
+        self.directory = directory
+        self.arguments = arguments
+    }
+
+    var uri: String { "nbd+unix:///demo?socket=\(directory)/nbd.sock" }
+    var logPath: String { directory + "/daemon.log" }
+
+    /// Starts the daemon and waits for its NBD socket.
+    func start() throws {
+        unlink(directory + "/nbd.sock")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tool.blockgate)
+        process.arguments = ["serve", "--data-dir", directory, "--listen", ""] + arguments
+        process.standardError = log
+        try process.run()
+        self.process = process
+        for _ in 0..<200 where access(directory + "/nbd.sock", F_OK) != 0 { usleep(50_000) }
+    }
+
+    func kill9() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+}
