@@ -64,18 +64,33 @@ final class ChunkTable: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with consecutive runs covering the range; stops when it returns false.
+    /// Calls `body` with consecutive runs covering the range; stops when it returns false. Costs
+    /// the number of chunks in the range or in the map, whichever is smaller: when the range spans
+    /// more chunks than the map holds, gaps between allocated chunks are skipped in one step.
     private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Bool) -> Bool) {
         let end = min(offset + length, geometry.volumeSize)
+        guard offset < end else { return }
+        let chunkSize = UInt64(geometry.chunkSize)
+        let spanned = Int((end - 1) / chunkSize - offset / chunkSize) + 1
+        let allocated: [Int]? =
+            spanned > chunks.count
+            ? chunks.keys.filter { UInt64($0) >= offset / chunkSize && UInt64($0) <= (end - 1) / chunkSize }.sorted()
+            : nil
+        var cursor = 0
         var position = offset
         let blockSize = UInt64(ChunkGeometry.blockSize)
         while position < end {
-            let index = Int(position / UInt64(geometry.chunkSize))
+            let index = Int(position / chunkSize)
             let chunkStart = geometry.chunkStart(index)
-            let chunkEnd = min(chunkStart + UInt64(geometry.chunkSize), end)
+            let chunkEnd = min(chunkStart + chunkSize, end)
             guard let state = chunks[index], !state.valid.isEmpty else {
-                guard body(position..<chunkEnd, false) else { return }
-                position = chunkEnd
+                var gapEnd = chunkEnd
+                if let allocated {
+                    while cursor < allocated.count, allocated[cursor] <= index { cursor += 1 }
+                    gapEnd = cursor < allocated.count ? min(geometry.chunkStart(allocated[cursor]), end) : end
+                }
+                guard body(position..<gapEnd, false) else { return }
+                position = gapEnd
                 continue
             }
             let firstBlock = Int((position - chunkStart) / blockSize)

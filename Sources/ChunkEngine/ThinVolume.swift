@@ -37,6 +37,8 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
     static let maximumExtents = 16384
     /// A read split into more data runs than this is read whole (the holes read as zeros anyway).
     static let maximumReadSegments = 16
+    /// Chunks zeroed at once by a WRITE_ZEROES that keeps its range allocated.
+    static let zeroWindow = 64
 
     init(name: String, table: ChunkTable, file: LocalFile, io: any FileIO, journal: MetadataJournal, logger: Logger) {
         self.name = name
@@ -127,16 +129,34 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         -> EventLoopFuture<Void>
     {
         let chunkRange = geometry.chunks(touching: offset, length: length)
-        let edgeChunks = Set([chunkRange.lowerBound, chunkRange.upperBound - 1])
-        let chunks = options.contains(.noHole) ? Array(chunkRange) : table.allocatedChunks(in: chunkRange)
-        let work = chunks.map { index -> EventLoopFuture<Void> in
-            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
-            if options.contains(.noHole) || edgeChunks.contains(index) {
-                return zero(chunk: index, bytes: slice, keepAllocated: options.contains(.noHole), on: eventLoop)
+        let edgeChunks: Set = [chunkRange.lowerBound, chunkRange.upperBound - 1]
+        let keepAllocated = options.contains(.noHole)
+        let zeroChunk: @Sendable (Int) -> EventLoopFuture<Void> = { index in
+            let slice = self.geometry.slice(ofChunk: index, offset: offset, length: length)
+            if keepAllocated || edgeChunks.contains(index) {
+                return self.zero(chunk: index, bytes: slice, keepAllocated: keepAllocated, on: eventLoop)
             }
-            return invalidate(chunk: index, bytes: slice, on: eventLoop)
+            return self.invalidate(chunk: index, bytes: slice, on: eventLoop)
         }
-        return finish(work, durable: options.contains(.fua), on: eventLoop)
+        guard keepAllocated else {
+            let work = table.allocatedChunks(in: chunkRange).map(zeroChunk)
+            return finish(work, durable: options.contains(.fua), on: eventLoop)
+        }
+        let zeroed = zeroWindows(from: chunkRange.lowerBound, of: chunkRange, zeroChunk, on: eventLoop)
+        return options.contains(.fua) ? zeroed.flatMap { self.flush(on: eventLoop) } : zeroed
+    }
+
+    /// Runs `zeroChunk` over every chunk of a range, a window at a time, so that zeroing a huge
+    /// range while keeping it allocated costs time, not memory.
+    private func zeroWindows(
+        from start: Int, of chunks: Range<Int>, _ zeroChunk: @escaping @Sendable (Int) -> EventLoopFuture<Void>,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
+        guard start < chunks.upperBound else { return eventLoop.makeSucceededVoidFuture() }
+        let window = start..<min(start + Self.zeroWindow, chunks.upperBound)
+        return finish(window.map(zeroChunk), durable: false, on: eventLoop).flatMap {
+            self.zeroWindows(from: window.upperBound, of: chunks, zeroChunk, on: eventLoop)
+        }
     }
 
     public func cache(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

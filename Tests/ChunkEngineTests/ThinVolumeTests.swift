@@ -101,6 +101,28 @@ import Testing
         await fixture.close()
     }
 
+    @Test func blockStatusOfAHugeSparseVolumeSkipsTheGaps() async throws {
+        let size: UInt64 = 8 << 40
+        let fixture = try VolumeFixture(size: size, chunkSize: 1 << 20)
+        try await fixture.write(5 << 20, [UInt8](repeating: 1, count: 4096))
+        try await fixture.write(size - (2 << 20), [UInt8](repeating: 1, count: 4096))
+        let extents = try await fixture.volume.blockStatus(offset: 0, length: size, on: fixture.loop).get()
+        #expect(extents.map(\.isHole) == [true, false, true, false, true])
+        #expect(extents.reduce(0) { $0 + $1.length } == size)
+        await fixture.close()
+    }
+
+    @Test func writeZeroesKeepingAllocationCoversManyWindows() async throws {
+        let fixture = try VolumeFixture(size: 16 << 20, chunkSize: 65536)
+        try await fixture.write(0, [UInt8](repeating: 9, count: 16 << 20))
+        try await fixture.volume.writeZeroes(offset: 1000, length: 200 * 65536, options: [.noHole], on: fixture.loop)
+            .get()
+        #expect(try await fixture.holds(0, at: 1000, count: 200 * 65536))
+        #expect(try await fixture.holds(9, at: 0, count: 1000))
+        #expect(fixture.volume.usage.bytes == 16 << 20)
+        await fixture.close()
+    }
+
     @Test func blockStatusDescribesRunsAcrossChunks() async throws {
         let fixture = try VolumeFixture(size: 1 << 20, chunkSize: 65536)
         try await fixture.write(61_440, [UInt8](repeating: 3, count: 8192))
