@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <sys/eventfd.h>
+#include <malloc.h>
 
 // Sets the per-request RWF_* flags of a read or write (the field sits in an anonymous union).
 static inline void blockgate_sqe_set_rw_flags(struct io_uring_sqe *sqe, int flags) {

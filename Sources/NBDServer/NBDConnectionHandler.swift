@@ -102,11 +102,11 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             input = .header
             dispatch(header, payload: payload)
         }
-        if var carried = carry, carried.readableBytes > 0 {
+        if var carried = carry {
+            carry = nil  // so that `carried` is the only reference and grows in place
             carried.writeBuffer(&incoming)
             incoming = carried
         }
-        carry = nil
         do {
             try consume(&incoming)
         } catch {

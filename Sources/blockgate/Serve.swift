@@ -60,6 +60,7 @@ struct Serve: AsyncParsableCommand {
         if requestLog { settings.requestLog = true }
         _ = try settings.listenAddress()
 
+        MemoryTuning.keepLargeBuffersInTheHeap()
         let level = settings.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
