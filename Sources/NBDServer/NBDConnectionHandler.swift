@@ -107,25 +107,32 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             carried.writeBuffer(&incoming)
             incoming = carried
         }
+        process(&incoming)
+    }
+
+    /// Acts on the whole messages in `buffer` and keeps the rest (a partial message, or what
+    /// arrived while too much is in flight) for later.
+    private func process(_ buffer: inout ByteBuffer) {
         do {
-            try consume(&incoming)
+            try consume(&buffer)
         } catch {
             logger.info("closing connection: \(error)")
             close()
             return
         }
-        if incoming.readableBytes > 0 {
-            var kept = context.channel.allocator.buffer(capacity: max(incoming.readableBytes, 64))
-            kept.writeBuffer(&incoming)
+        if buffer.readableBytes > 0 {
+            var kept = context.channel.allocator.buffer(capacity: max(buffer.readableBytes, 64))
+            kept.writeBuffer(&buffer)
             carry = kept
         }
     }
 
     // MARK: - Parsing
 
-    /// Parses as many whole messages as `buffer` holds and acts on each.
+    /// Parses as many whole messages as `buffer` holds and acts on each, until too much is in
+    /// flight (so that a buffer full of 32 MiB READs cannot make the server allocate without bound).
     private func consume(_ buffer: inout ByteBuffer) throws {
-        while buffer.readableBytes > 0, !disconnectRequested {
+        while buffer.readableBytes > 0, !disconnectRequested, !readingPaused {
             switch phase {
             case .closing:
                 return
@@ -345,22 +352,42 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private func startRequest(bytes: Int) {
         inFlight += 1
         inFlightBytes += bytes
-        if !readingPaused, inFlight >= limits.maximumRequestsInFlight || inFlightBytes >= limits.maximumBytesInFlight {
-            readingPaused = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        }
+        updateFlowControl()
     }
 
     private func finishRequest(bytes: Int) {
         inFlight -= 1
         inFlightBytes -= bytes
-        if readingPaused, inFlight <= limits.maximumRequestsInFlight / 2,
-            inFlightBytes <= limits.maximumBytesInFlight / 2
-        {
+        updateFlowControl()
+        finishIfIdle()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        updateFlowControl()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Stops taking requests while too many are in flight or replies are not draining (the
+    /// client does not read); takes them again, with what arrived meanwhile, once both settle.
+    private func updateFlowControl() {
+        let writable = context.channel.isWritable
+        if !readingPaused {
+            guard
+                inFlight >= limits.maximumRequestsInFlight || inFlightBytes >= limits.maximumBytesInFlight || !writable
+            else { return }
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        } else {
+            guard writable, inFlight <= limits.maximumRequestsInFlight / 2,
+                inFlightBytes <= limits.maximumBytesInFlight / 2
+            else { return }
             readingPaused = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            if var carried = carry, case .transmitting = phase {
+                carry = nil
+                process(&carried)
+            }
         }
-        finishIfIdle()
     }
 
     /// Ends the connection once nothing is in flight, if it is ending; releases the export.

@@ -51,6 +51,9 @@ public final class NBDServer: Sendable {
             .childChannelOption(
                 .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20)
             )
+            .childChannelOption(
+                .writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 8 << 20, high: 64 << 20)
+            )
             .childChannelInitializer { [catalog, limits, logger, requestLog, connections] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = NBDConnectionHandler(

@@ -5,7 +5,8 @@ public struct NBDServerLimits: Sendable, Equatable {
     public var maximumPayload: Int
     /// Requests in flight per connection before the server stops reading from it.
     public var maximumRequestsInFlight: Int
-    /// Payload and read bytes in flight per connection before the server stops reading from it.
+    /// Payload and read bytes in flight per connection before the server stops reading from it
+    /// (replies not yet taken by the client count too: past 64 MiB of them, reading stops).
     public var maximumBytesInFlight: Int
 
     public init(

@@ -10,6 +10,10 @@ final class MemoryDevice: BlockDevice, Sendable {
     private let state: NIOLockedValueBox<(bytes: [UInt8], written: Set<Int>)>
     /// Read completions are delayed by this much per request index, to force out-of-order replies.
     let readDelay: @Sendable (UInt64) -> TimeAmount
+    private let reads = NIOLockedValueBox(0)
+
+    /// Reads received so far.
+    var readCount: Int { reads.withLockedValue { $0 } }
 
     init(
         size: UInt64, capabilities: BlockDeviceCapabilities = BlockDeviceCapabilities(),
@@ -22,6 +26,7 @@ final class MemoryDevice: BlockDevice, Sendable {
     }
 
     func read(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ReadResult> {
+        reads.withLockedValue { $0 += 1 }
         let result: ReadResult = state.withLockedValue { state in
             var segments: [ReadSegment] = []
             var position = Int(offset)

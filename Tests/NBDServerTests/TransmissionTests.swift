@@ -169,6 +169,28 @@ import Testing
         }
     }
 
+    @Test func aFloodOfLargeReadsIsAdmittedOnlyAsRepliesDrain() async throws {
+        let device = MemoryDevice(size: 32 << 20)
+        let server = NBDServer(
+            catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test"))
+        let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
+        let channel = try await server.listen(unixSocket: path)
+        let client = try RawNBDClient(unixSocket: path)
+        try client.negotiate(export: "disk", structuredReplies: false)
+        // 200 reads of 32 MiB (6.4 GB of replies) sent at once, none of them read yet.
+        try client.send(
+            batch: (0..<200).map {
+                NBDRequestHeader(flags: [], command: .read, cookie: UInt64($0), offset: 0, length: 32 << 20)
+            })
+        try await Task.sleep(for: .seconds(1))
+        // Past 64 MiB of replies the client has not taken, the server stops taking requests.
+        #expect(device.readCount < 10, "\(device.readCount) reads admitted while no reply was read")
+        for _ in 0..<3 { #expect(try client.receiveReply().error == 0) }
+        try await channel.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     @Test func disconnectAnswersRequestsInFlightFirst() async throws {
         try await withServer { path in
             let client = try RawNBDClient(unixSocket: path)

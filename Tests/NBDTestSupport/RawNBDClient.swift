@@ -129,6 +129,16 @@ public final class RawNBDClient {
         try send(out)
     }
 
+    /// Sends requests without payloads in one write, so that the server receives them together.
+    public func send(batch headers: [NBDRequestHeader]) throws {
+        var out = ByteBuffer()
+        for header in headers {
+            header.write(into: &out, extended: extended)
+            if header.command == .read { reads[header.cookie] = (header.offset, header.length) }
+        }
+        try send(out)
+    }
+
     /// One whole reply: the error (0 on success), the data of a READ (holes as zeros), and the
     /// chunks seen.
     public struct Reply {
