@@ -49,6 +49,7 @@ public struct AdminClient: Sendable {
             var sent = 0
             while sent < raw.count {
                 let result = write(descriptor, raw.baseAddress! + sent, raw.count - sent)
+                if result < 0 && errno == EINTR { continue }
                 guard result > 0 else { throw Unreachable(description: "the daemon closed the admin connection") }
                 sent += result
             }
@@ -57,6 +58,7 @@ public struct AdminClient: Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !answer.contains(UInt8(ascii: "\n")) {
             let count = read(descriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
             guard count > 0 else {
                 throw Unreachable(description: "the daemon closed the admin connection without answering")
             }

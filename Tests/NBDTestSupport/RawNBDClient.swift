@@ -229,6 +229,7 @@ public final class RawNBDClient {
             var sent = 0
             while sent < raw.count {
                 let result = Glibc.send(descriptor, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                if result < 0 && errno == EINTR { continue }
                 guard result > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
                 sent += result
             }
@@ -251,7 +252,10 @@ public final class RawNBDClient {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = recv(descriptor, &chunk, chunk.count, 0)
+        var count: Int
+        repeat {
+            count = recv(descriptor, &chunk, chunk.count, 0)
+        } while count < 0 && errno == EINTR
         guard count > 0 else {
             throw Failure(description: count == 0 ? "connection closed" : "recv: \(String(cString: strerror(errno)))")
         }
