@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian.
@@ -30,6 +31,17 @@ let package = Package(
         .target(name: "BlockDevice", dependencies: [nioCore]),
         // File I/O on local disk: io_uring, with a pread/pwrite fallback.
         .target(name: "LocalIO", dependencies: ["CURing", nioCore, nioPosix, logging]),
+        // Object stores: the embedded file store and an S3 client (SigV4 over HTTP/1.1).
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                nioCore, nioPosix, logging, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        // The S3 emulator: the subset the gateway uses, with SigV4 checks and fault injection.
+        .target(
+            name: "ObjectStoreEmulator",
+            dependencies: ["ObjectStore", nioCore, nioPosix, logging, .product(name: "NIOHTTP1", package: "swift-nio")]),
         // SQLite schema and queries.
         .target(name: "Metadata", dependencies: ["CSQLite"]),
         // Chunk map, bitmaps, thin volumes.
@@ -47,7 +59,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "blockgate",
-            dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"), logging]
+            dependencies: [
+                "Gateway", "ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
+            ]
         ),
 
         // A blocking NBD client for tests, speaking what Debian's clients do not (extended headers).
@@ -61,6 +76,8 @@ let package = Package(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "LocalIO"]),
+        .testTarget(
+            name: "ObjectStoreTests", dependencies: ["ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix, logging]),
         // Real clients (libnbd, nbdinfo, nbdcopy, qemu-img, qemu-io) against a real gateway.
         .testTarget(
             name: "InteropTests",

@@ -16,6 +16,12 @@ case "${1:-}" in
     *) echo "usage: $0 build|test|e2e|bench" >&2; exit 2 ;;
 esac
 
+# moto_server, the second S3 implementation the object-store tests run against.
+if [ "$1" != build ] && ! python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
+    echo "install-deps: installing moto[server] with pip"
+    python3 -m pip install --quiet 'moto[server]' || { echo "install-deps: pip install 'moto[server]' failed" >&2; exit 1; }
+fi
+
 missing=()
 for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -10,9 +10,13 @@ public struct AdminClient: Sendable {
         self.socketPath = socketPath
     }
 
-    /// Why the daemon could not be asked at all.
+    /// Why the daemon (or another service the CLI talks to) could not be asked at all.
     public struct Unreachable: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// Sends `request` and returns the daemon's answer.

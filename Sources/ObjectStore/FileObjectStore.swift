@@ -1,0 +1,138 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// The embedded object store: each object is a file under a directory (keys' "/" become
+/// subdirectories). A put writes a temporary file, fsyncs it and renames it into place, so an
+/// object is either wholly there or not at all, also after a crash.
+public final class FileObjectStore: ObjectStore {
+    /// The directory holding the objects.
+    public let root: String
+    private let pool: NIOThreadPool
+
+    /// - Parameters:
+    ///   - root: the directory (created by `prepare`).
+    ///   - pool: threads for the blocking file calls.
+    public init(root: String, pool: NIOThreadPool) {
+        self.root = root
+        self.pool = pool
+    }
+
+    public func prepare() async throws {
+        try await pool.runIfActive {
+            try FileManager.default.createDirectory(atPath: self.root, withIntermediateDirectories: true)
+        }
+    }
+
+    public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
+        try await pool.runIfActive {
+            let path = self.path(key)
+            let directory = (path as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let temporary = "\(directory)/.tmp-\(UInt64.random(in: 0...UInt64.max))"
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else { throw Self.failure("create \(temporary)") }
+            do {
+                try data.withUnsafeReadableBytes { bytes in
+                    var written = 0
+                    while written < bytes.count {
+                        let result = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+                        if result < 0 && errno == EINTR { continue }
+                        guard result > 0 else { throw Self.failure("write \(temporary)") }
+                        written += result
+                    }
+                }
+                guard fsync(descriptor) == 0 else { throw Self.failure("fsync \(temporary)") }
+                close(descriptor)
+            } catch {
+                close(descriptor)
+                unlink(temporary)
+                throw error
+            }
+            guard rename(temporary, path) == 0 else {
+                unlink(temporary)
+                throw Self.failure("rename \(temporary)")
+            }
+            try Self.syncDirectory(directory)
+        }
+    }
+
+    public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
+        try await pool.runIfActive {
+            let path = self.path(key)
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                if errno == ENOENT { throw ObjectStoreError(.notFound, "no object \(key)") }
+                throw Self.failure("open \(path)")
+            }
+            defer { close(descriptor) }
+            var status = stat()
+            guard fstat(descriptor, &status) == 0 else { throw Self.failure("stat \(path)") }
+            let size = UInt64(status.st_size)
+            let wanted = range.map { $0.clamped(to: 0..<size) } ?? 0..<size
+            var buffer = ByteBuffer()
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted.count) { bytes in
+                var done = 0
+                while done < wanted.count {
+                    let result = pread(
+                        descriptor, bytes.baseAddress! + done, wanted.count - done,
+                        off_t(wanted.lowerBound) + off_t(done))
+                    if result < 0 && errno == EINTR { continue }
+                    guard result > 0 else { throw Self.failure("read \(path)") }
+                    done += result
+                }
+                return done
+            }
+            return buffer
+        }
+    }
+
+    public func head(_ key: ObjectKey) async throws -> ObjectInfo? {
+        try await pool.runIfActive {
+            var status = stat()
+            guard stat(self.path(key), &status) == 0 else {
+                if errno == ENOENT { return nil }
+                throw Self.failure("stat \(self.path(key))")
+            }
+            return ObjectInfo(key: key.rawValue, size: UInt64(status.st_size))
+        }
+    }
+
+    public func delete(_ key: ObjectKey) async throws {
+        try await pool.runIfActive {
+            guard unlink(self.path(key)) == 0 || errno == ENOENT else { throw Self.failure("unlink \(key)") }
+        }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        try await pool.runIfActive {
+            // Walk only the directory the prefix's last "/" names.
+            let base = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+            let start = base.isEmpty ? self.root : "\(self.root)/\(base)"
+            guard let enumerator = FileManager.default.enumerator(atPath: start) else { return [] }
+            var objects: [ObjectInfo] = []
+            while let relative = enumerator.nextObject() as? String {
+                let key = base.isEmpty ? relative : "\(base)/\(relative)"
+                var status = stat()
+                guard key.hasPrefix(prefix), !(relative as NSString).lastPathComponent.hasPrefix(".tmp-"),
+                    stat("\(start)/\(relative)", &status) == 0, status.st_mode & S_IFMT == S_IFREG
+                else { continue }
+                objects.append(ObjectInfo(key: key, size: UInt64(status.st_size)))
+            }
+            return objects.sorted { $0.key < $1.key }
+        }
+    }
+
+    private func path(_ key: ObjectKey) -> String { "\(root)/\(key.rawValue)" }
+
+    private static func syncDirectory(_ directory: String) throws {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw failure("open \(directory)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw failure("fsync \(directory)") }
+    }
+
+    private static func failure(_ operation: String) -> ObjectStoreError {
+        ObjectStoreError(.unavailable, "\(operation): \(String(cString: strerror(errno)))")
+    }
+}

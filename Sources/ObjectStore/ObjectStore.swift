@@ -1,0 +1,56 @@
+import NIOCore
+
+/// A flat namespace of objects (one bucket): what cached volumes and the tape shelf keep their
+/// data in. Implementations: `FileObjectStore` (embedded, a directory) and `S3ObjectStore`
+/// (any S3-compatible service).
+public protocol ObjectStore: Sendable {
+    /// Makes sure the bucket exists, creating it if needed.
+    func prepare() async throws
+    /// Stores an object whole, replacing any object of that key.
+    func put(_ key: ObjectKey, data: ByteBuffer) async throws
+    /// Reads an object, or the bytes of `range` of it.
+    /// - Throws: `ObjectStoreError` of kind `.notFound` when there is no such object.
+    func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer
+    /// Describes an object, or returns nil when there is none.
+    func head(_ key: ObjectKey) async throws -> ObjectInfo?
+    /// Deletes an object; deleting a missing object succeeds.
+    func delete(_ key: ObjectKey) async throws
+    /// Every object whose key starts with `prefix`, in key order.
+    func list(prefix: String) async throws -> [ObjectInfo]
+}
+
+/// What a listing or HEAD tells of an object.
+public struct ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: UInt64
+
+    public init(key: String, size: UInt64) {
+        self.key = key
+        self.size = size
+    }
+}
+
+/// A failed object-store operation.
+public struct ObjectStoreError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// What kind of failure, which decides whether retrying can help.
+    public enum Kind: Sendable, Equatable {
+        /// The object does not exist.
+        case notFound
+        /// The store is unreachable or answered with a server error, after all retries.
+        case unavailable
+        /// The store refused the request (a 4xx other than 404): retrying will not help.
+        case rejected
+        /// The store answered something this client cannot understand.
+        case invalidResponse
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

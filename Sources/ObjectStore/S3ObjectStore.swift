@@ -1,0 +1,184 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// An S3-compatible object store over HTTP/1.1 with path-style addressing
+/// (`/bucket/key`) and AWS Signature Version 4. Server errors, throttling and timeouts are
+/// retried with exponential backoff and jitter; other 4xx answers are not.
+public final class S3ObjectStore: ObjectStore {
+    /// Where and how to reach the service.
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var bucket: String
+        public var region: String
+        public var credentials: SigV4Signer.Credentials
+        public var timeout: TimeAmount
+        public var retry: RetryPolicy
+
+        public init(
+            host: String, port: Int, bucket: String, region: String = "us-east-1",
+            credentials: SigV4Signer.Credentials, timeout: TimeAmount = .seconds(30), retry: RetryPolicy = RetryPolicy()
+        ) {
+            self.host = host
+            self.port = port
+            self.bucket = bucket
+            self.region = region
+            self.credentials = credentials
+            self.timeout = timeout
+            self.retry = retry
+        }
+    }
+
+    private let configuration: Configuration
+    private let signer: SigV4Signer
+    private let client: HTTPClient
+    private let logger: Logger
+
+    public init(configuration: Configuration, group: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region)
+        self.client = HTTPClient(host: configuration.host, port: configuration.port, group: group)
+        self.logger = logger
+    }
+
+    /// Closes idle connections.
+    public func shutdown() async {
+        await client.shutdown()
+    }
+
+    public func prepare() async throws {
+        let probe = try await send(.HEAD, key: nil, accept: [.ok, .notFound])
+        if probe.status == .notFound {
+            _ = try await send(.PUT, key: nil, accept: [.ok, .conflict])
+            logger.notice("created bucket \(configuration.bucket)")
+        }
+    }
+
+    public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
+        _ = try await send(.PUT, key: key, body: data, accept: [.ok])
+    }
+
+    public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
+        var headers: [(String, String)] = []
+        if let range {
+            guard !range.isEmpty else { return ByteBuffer() }
+            headers.append(("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
+        }
+        let response = try await send(.GET, key: key, headers: headers, accept: [.ok, .partialContent, .notFound])
+        if response.status == .notFound { throw ObjectStoreError(.notFound, "no object \(key)") }
+        return response.body
+    }
+
+    public func head(_ key: ObjectKey) async throws -> ObjectInfo? {
+        let response = try await send(.HEAD, key: key, accept: [.ok, .notFound])
+        guard response.status == .ok else { return nil }
+        guard let length = response.headers.first(name: "Content-Length").flatMap(UInt64.init) else {
+            throw ObjectStoreError(.invalidResponse, "HEAD \(key) answered without a Content-Length")
+        }
+        return ObjectInfo(key: key.rawValue, size: length)
+    }
+
+    public func delete(_ key: ObjectKey) async throws {
+        _ = try await send(.DELETE, key: key, accept: [.noContent, .ok, .notFound])
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        var objects: [ObjectInfo] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try await send(.GET, key: nil, query: query, accept: [.ok])
+            let page = try ListBucketResult(xml: String(buffer: response.body))
+            objects += page.objects
+            token = page.isTruncated ? page.nextContinuationToken : nil
+        } while token != nil
+        return objects
+    }
+
+    // MARK: - Requests
+
+    /// Signs and sends a request, retrying transient failures.
+    /// - Parameter accept: statuses that count as an answer; anything else is an error.
+    private func send(
+        _ method: HTTPMethod, key: ObjectKey?, query: [(String, String)] = [], headers: [(String, String)] = [],
+        body: ByteBuffer? = nil, accept: Set<HTTPResponseStatus>
+    ) async throws -> HTTPClient.Response {
+        var path = "/" + SigV4Signer.uriEncode(configuration.bucket)
+        if let key { path += "/" + SigV4Signer.uriEncode(key.rawValue, keepSlash: true) }
+        let target =
+            query.isEmpty
+            ? path
+            : path + "?"
+                + query.map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&")
+        let payloadHash = body.map { SigV4Signer.sha256Hex($0.readableBytesView) } ?? SigV4Signer.sha256Hex([])
+        let description = "\(method) \(target)"
+        var attempt = 0
+        while true {
+            attempt += 1
+            let amzDate = SigV4Signer.amzDate(time(nil))
+            let signed: [(name: String, value: String)] =
+                [
+                    ("host", "\(configuration.host):\(configuration.port)"), ("x-amz-date", amzDate),
+                    ("x-amz-content-sha256", payloadHash),
+                ] + headers.map { (name: $0.0, value: $0.1) }
+            let authorization = signer.authorization(
+                for: SigV4Signer.Request(
+                    method: method.rawValue, encodedPath: path, query: query.map { (name: $0.0, value: $0.1) },
+                    headers: signed, payloadHash: payloadHash),
+                amzDate: amzDate)
+            var httpHeaders = HTTPHeaders(signed.filter { $0.name != "host" }.map { ($0.name, $0.value) })
+            httpHeaders.add(name: "Authorization", value: authorization)
+            let failure: ObjectStoreError
+            do {
+                let response = try await client.execute(
+                    HTTPClient.Request(method: method, target: target, headers: httpHeaders, body: body),
+                    timeout: configuration.timeout)
+                if accept.contains(response.status) { return response }
+                let detail = S3ErrorBody(xml: String(buffer: response.body))
+                let message =
+                    "\(description): \(response.status.code) \(detail?.code ?? response.status.reasonPhrase)"
+                    + (detail?.message.map { ": \($0)" } ?? "")
+                guard RetryPolicy.isTransient(response.status) else { throw ObjectStoreError(.rejected, message) }
+                failure = ObjectStoreError(.unavailable, message)
+            } catch let transport as HTTPClient.TransportError {
+                failure = ObjectStoreError(.unavailable, "\(description): \(transport)")
+            }
+            guard let delay = configuration.retry.delay(afterAttempt: attempt) else { throw failure }
+            logger.debug("retrying after \(delay): \(failure)")
+            try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+        }
+    }
+}
+
+/// How often and how patiently transient failures are retried: exponential backoff, each delay
+/// drawn between half and all of its exponential value, capped.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Attempts in all, the first included.
+    public var attempts: Int
+    /// The delay before the second attempt, before jitter.
+    public var baseDelay: TimeAmount
+    /// The largest delay.
+    public var maximumDelay: TimeAmount
+
+    public init(attempts: Int = 6, baseDelay: TimeAmount = .milliseconds(100), maximumDelay: TimeAmount = .seconds(5)) {
+        self.attempts = attempts
+        self.baseDelay = baseDelay
+        self.maximumDelay = maximumDelay
+    }
+
+    /// The delay before the next attempt, or nil when `attempt` was the last.
+    public func delay(afterAttempt attempt: Int) -> TimeAmount? {
+        guard attempt < attempts else { return nil }
+        let exponential = baseDelay.nanoseconds << Int64(min(attempt - 1, 30))
+        let capped = min(exponential, maximumDelay.nanoseconds)
+        return .nanoseconds(Int64.random(in: (capped / 2)...capped))
+    }
+
+    /// Server errors, throttling and request timeouts are worth retrying; other answers are final.
+    static func isTransient(_ status: HTTPResponseStatus) -> Bool {
+        status.code >= 500 || status == .tooManyRequests || status == .requestTimeout
+    }
+}

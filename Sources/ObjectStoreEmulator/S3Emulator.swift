@@ -1,0 +1,317 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ObjectStore
+
+/// An S3 emulator for tests and for `make run` setups: the subset the gateway uses (bucket
+/// create/head, PUT, GET with Range, HEAD, DELETE, ListObjectsV2) over HTTP/1.1, path-style,
+/// with every request's SigV4 signature checked, objects kept in a directory per bucket, and
+/// faults injected on demand (see `FaultPlan`; `POST /_emulator/faults?...` switches them).
+public final class S3Emulator: Sendable {
+    public let faults: FaultPlan
+    private let directory: String
+    private let credentials: SigV4Signer.Credentials
+    private let group: any EventLoopGroup
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    private let stores = NIOLockedValueBox([String: FileObjectStore]())
+    static let maximumBody = 128 << 20
+
+    public init(
+        directory: String, credentials: SigV4Signer.Credentials, faults: FaultPlan = FaultPlan(),
+        group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger
+    ) {
+        self.directory = directory
+        self.credentials = credentials
+        self.faults = faults
+        self.group = group
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Starts serving on `host:port` (port 0 picks a free one; see the channel's local address).
+    public func listen(host: String, port: Int) async throws -> any Channel {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(EmulatorHTTPHandler(emulator: self))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    // MARK: - Requests
+
+    /// A whole request as received.
+    struct Request: Sendable {
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+    }
+
+    /// A whole response to send.
+    struct Response: Sendable {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders = HTTPHeaders()
+        var body = ByteBuffer()
+
+        static func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> Response {
+            var response = Response(status: status)
+            response.headers.add(name: "Content-Type", value: "application/xml")
+            response.body = ByteBuffer(string: S3ErrorBody(code: code, message: message).xml)
+            return response
+        }
+    }
+
+    /// Answers one request.
+    func handle(_ request: Request) async -> Response {
+        let (path, query) = Self.split(request.head.uri)
+        if path == "/_emulator/faults" { return control(request.head.method, query) }
+        switch faults.verdict() {
+        case .fail(let status, let code):
+            return .error(HTTPResponseStatus(statusCode: status), code, "injected fault")
+        case .serve:
+            break
+        }
+        let latency = faults.settings.latency
+        if latency > .zero { try? await Task.sleep(nanoseconds: UInt64(latency.nanoseconds)) }
+        if let refusal = authenticate(request, path: path, query: query) { return refusal }
+        let segments = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
+        guard let bucket = segments.first.map(String.init), Self.isValidBucketName(bucket) else {
+            return .error(.badRequest, "InvalidBucketName", "path-style requests name a bucket first")
+        }
+        do {
+            if segments.count == 1 {
+                return try await handleBucket(request.head.method, bucket: bucket, query: query)
+            }
+            guard let decoded = String(segments[1]).removingPercentEncoding else {
+                return .error(.badRequest, "InvalidURI", "the key is not valid percent-encoding")
+            }
+            let key = try ObjectKey(decoded)
+            return try await handleObject(request, bucket: bucket, key: key)
+        } catch let error as ObjectStoreError where error.kind == .rejected {
+            return .error(.badRequest, "InvalidArgument", error.message)
+        } catch {
+            logger.error("emulator request failed: \(error)")
+            return .error(.internalServerError, "InternalError", "\(error)")
+        }
+    }
+
+    private func handleBucket(_ method: HTTPMethod, bucket: String, query: [(String, String)]) async throws
+        -> Response
+    {
+        let bucketDirectory = "\(directory)/\(bucket)"
+        let exists = FileManager.default.fileExists(atPath: bucketDirectory)
+        switch method {
+        case .PUT:
+            try await store(bucket).prepare()
+            return Response(status: .ok)
+        case .HEAD:
+            return Response(status: exists ? .ok : .notFound)
+        case .GET where query.contains(where: { $0 == ("list-type", "2") }):
+            guard exists else { return .error(.notFound, "NoSuchBucket", "no bucket \(bucket)") }
+            let prefix = query.first { $0.0 == "prefix" }?.1 ?? ""
+            let after = query.first { $0.0 == "continuation-token" }?.1
+            let limit = query.first { $0.0 == "max-keys" }.flatMap { Int($0.1) } ?? 1000
+            let all = try await store(bucket).list(prefix: prefix).filter { after == nil || $0.key > after! }
+            let page = Array(all.prefix(max(1, limit)))
+            let result = ListBucketResult(
+                objects: page, isTruncated: all.count > page.count,
+                nextContinuationToken: all.count > page.count ? page.last?.key : nil)
+            var response = Response(status: .ok, body: ByteBuffer(string: result.xml(bucket: bucket, prefix: prefix)))
+            response.headers.add(name: "Content-Type", value: "application/xml")
+            return response
+        default:
+            return .error(.methodNotAllowed, "MethodNotAllowed", "\(method) on a bucket is not supported")
+        }
+    }
+
+    private func handleObject(_ request: Request, bucket: String, key: ObjectKey) async throws -> Response {
+        guard FileManager.default.fileExists(atPath: "\(directory)/\(bucket)") else {
+            return .error(.notFound, "NoSuchBucket", "no bucket \(bucket)")
+        }
+        let store = try await store(bucket)
+        switch request.head.method {
+        case .PUT:
+            try await store.put(key, data: request.body)
+            return Response(status: .ok)
+        case .DELETE:
+            try await store.delete(key)
+            return Response(status: .noContent)
+        case .HEAD:
+            guard let info = try await store.head(key) else { return Response(status: .notFound) }
+            var response = Response(status: .ok)
+            response.headers.add(name: "Content-Length", value: "\(info.size)")
+            return response
+        case .GET:
+            guard let info = try await store.head(key) else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
+            guard let rangeHeader = request.head.headers.first(name: "Range") else {
+                return Response(status: .ok, body: try await store.get(key, range: nil))
+            }
+            guard let range = Self.parseRange(rangeHeader, size: info.size) else {
+                return .error(.rangeNotSatisfiable, "InvalidRange", "range \(rangeHeader) of \(info.size) bytes")
+            }
+            var response = Response(status: .partialContent, body: try await store.get(key, range: range))
+            response.headers.add(
+                name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(info.size)")
+            return response
+        default:
+            return .error(.methodNotAllowed, "MethodNotAllowed", "\(request.head.method) on an object is not supported")
+        }
+    }
+
+    /// `POST /_emulator/faults?latency_ms=&error_rate=&outage=on|off` switches faults; GET shows them.
+    private func control(_ method: HTTPMethod, _ query: [(String, String)]) -> Response {
+        if method == .POST, let problem = faults.apply(query) {
+            return Response(status: .badRequest, body: ByteBuffer(string: problem + "\n"))
+        }
+        if method == .POST { logger.notice("emulator faults: \(faults.settings.summary)") }
+        return Response(status: .ok, body: ByteBuffer(string: faults.settings.summary + "\n"))
+    }
+
+    private func store(_ bucket: String) async throws -> FileObjectStore {
+        if let store = stores.withLockedValue({ $0[bucket] }) { return store }
+        let store = FileObjectStore(root: "\(directory)/\(bucket)", pool: pool)
+        stores.withLockedValue { $0[bucket] = store }
+        return store
+    }
+
+    // MARK: - Authentication
+
+    /// Checks the SigV4 signature; returns the refusal, or nil when the request is authentic.
+    private func authenticate(_ request: Request, path: String, query: [(String, String)]) -> Response? {
+        let headers = request.head.headers
+        guard let authorization = headers.first(name: "Authorization"),
+            let parsed = SigV4Authorization(authorization)
+        else { return .error(.forbidden, "AccessDenied", "the request is not signed with AWS4-HMAC-SHA256") }
+        guard parsed.accessKeyID == credentials.accessKeyID else {
+            return .error(.forbidden, "InvalidAccessKeyId", "unknown access key \(parsed.accessKeyID)")
+        }
+        guard let amzDate = headers.first(name: "x-amz-date"),
+            let payloadHash = headers.first(name: "x-amz-content-sha256")
+        else { return .error(.badRequest, "InvalidRequest", "x-amz-date and x-amz-content-sha256 are required") }
+        if payloadHash != "UNSIGNED-PAYLOAD", payloadHash != SigV4Signer.sha256Hex(request.body.readableBytesView) {
+            return .error(.badRequest, "XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
+        }
+        let signed = parsed.signedHeaders.map { name in
+            (name: name, value: headers[canonicalForm: name].joined(separator: ","))
+        }
+        let signer = SigV4Signer(credentials: credentials, region: parsed.region, service: parsed.service)
+        let expected = signer.signature(
+            for: SigV4Signer.Request(
+                method: request.head.method.rawValue, encodedPath: path, query: query.map { (name: $0.0, value: $0.1) },
+                headers: signed, payloadHash: payloadHash),
+            amzDate: amzDate)
+        guard expected == parsed.signature else {
+            return .error(.forbidden, "SignatureDoesNotMatch", "the signature does not match the request")
+        }
+        return nil
+    }
+
+    // MARK: - Helpers
+
+    /// Splits a request target into its raw path and its decoded query parameters.
+    static func split(_ uri: String) -> (path: String, query: [(String, String)]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, []) }
+        let query = uri[uri.index(after: mark)...].split(separator: "&").map { pair -> (String, String) in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+            return (name, value)
+        }
+        return (String(uri[..<mark]), query)
+    }
+
+    /// "bytes=a-b" or "bytes=a-" within an object of `size` bytes.
+    static func parseRange(_ header: String, size: UInt64) -> Range<UInt64>? {
+        guard header.hasPrefix("bytes=") else { return nil }
+        let bounds = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard bounds.count == 2, let first = UInt64(bounds[0]), first < size else { return nil }
+        let last = bounds[1].isEmpty ? size - 1 : min(UInt64(bounds[1]) ?? 0, size - 1)
+        return last >= first ? first..<(last + 1) : nil
+    }
+
+    static func isValidBucketName(_ name: String) -> Bool {
+        (3...63).contains(name.count)
+            && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") }
+            && !name.hasPrefix(".") && !name.hasPrefix("-")
+    }
+}
+
+/// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` header.
+struct SigV4Authorization {
+    var accessKeyID: String
+    var region: String
+    var service: String
+    var signedHeaders: [String]
+    var signature: String
+
+    init?(_ header: String) {
+        guard header.hasPrefix("AWS4-HMAC-SHA256 ") else { return nil }
+        var fields: [String: String] = [:]
+        for part in header.dropFirst(17).split(separator: ",") {
+            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        guard let credential = fields["Credential"]?.split(separator: "/"), credential.count == 5,
+            let signedHeaders = fields["SignedHeaders"], let signature = fields["Signature"]
+        else { return nil }
+        accessKeyID = String(credential[0])
+        region = String(credential[2])
+        service = String(credential[3])
+        self.signedHeaders = signedHeaders.split(separator: ";").map(String.init)
+        self.signature = signature
+    }
+}
+
+/// One emulator connection: collects each request whole, answers it, in order.
+private final class EmulatorHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let emulator: S3Emulator
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(emulator: S3Emulator) {
+        self.emulator = emulator
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body.clear()
+        case .body(var chunk):
+            guard body.readableBytes + chunk.readableBytes <= S3Emulator.maximumBody else {
+                context.close(promise: nil)
+                return
+            }
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let request = S3Emulator.Request(head: head, body: body)
+            let emulator = self.emulator
+            context.eventLoop.makeFutureWithTask { await emulator.handle(request) }.assumeIsolated()
+                .whenSuccess { response in self.respond(response, to: head, context: context) }
+        }
+    }
+
+    private func respond(_ response: S3Emulator.Response, to request: HTTPRequestHead, context: ChannelHandlerContext) {
+        var head = HTTPResponseHead(version: request.version, status: response.status, headers: response.headers)
+        if !head.headers.contains(name: "Content-Length") {
+            head.headers.add(name: "Content-Length", value: "\(response.body.readableBytes)")
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if request.method != .HEAD, response.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import NIOCore
+import NIOPosix
+import ObjectStore
+import ObjectStoreEmulator
+
+/// `blockgate objstore …`: the S3 emulator, for tests and for setups without an S3 service.
+struct ObjectStoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "objstore", abstract: "Run the S3 emulator, or switch its injected faults.",
+        subcommands: [Serve.self, Faults.self])
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the S3 subset the gateway uses, checking SigV4 signatures.",
+            discussion: """
+                Objects live in DIR, one folder per bucket. Credentials come from the flags, else from
+                AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Example:
+                  blockgate objstore serve --dir ./var/objects --listen 127.0.0.1:9000 --error-rate 0.1
+                """)
+        @Option(help: "Directory for the buckets.") var dir: String
+        @Option(help: "Address to listen on, HOST:PORT (loopback).") var listen = "127.0.0.1:9000"
+        @Option(help: "Access key id clients sign with.") var accessKey: String?
+        @Option(help: "Secret access key clients sign with.") var secretKey: String?
+        @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int64 = 0
+        @Option(help: "Share of requests failing with 503 SlowDown or 500 InternalError (0 to 1).")
+        var errorRate: Double = 0
+        @Flag(help: "Start in an outage: every request fails with 503.") var outage = false
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            guard let accessKey = accessKey ?? environment["AWS_ACCESS_KEY_ID"],
+                let secretKey = secretKey ?? environment["AWS_SECRET_ACCESS_KEY"]
+            else {
+                throw ValidationError(
+                    "give --access-key and --secret-key, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            }
+            guard (0...1).contains(errorRate), latencyMs >= 0 else {
+                throw ValidationError("--error-rate must be between 0 and 1 and --latency-ms at least 0")
+            }
+            var config = GatewayConfig()
+            config.nbdListen = listen
+            guard let (host, port) = try config.listenAddress() else { throw ValidationError("--listen is empty") }
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
+            let logger = Logger(label: "blockgate-objstore")
+            let pool = NIOThreadPool(numberOfThreads: 4)
+            pool.start()
+            let emulator = S3Emulator(
+                directory: dir, credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey),
+                faults: FaultPlan(.init(latency: .milliseconds(latencyMs), errorRate: errorRate, outage: outage)),
+                group: MultiThreadedEventLoopGroup.singleton, pool: pool, logger: logger)
+            let channel = try await emulator.listen(host: host, port: port)
+            logger.notice(
+                "S3 emulator on http://\(host):\(channel.localAddress?.port ?? port), objects in \(dir), faults: \(emulator.faults.settings.summary)"
+            )
+            let signal = await TerminationSignal.wait()
+            logger.notice("received signal \(signal)")
+            try await channel.close()
+            try await pool.shutdownGracefully()
+        }
+    }
+
+    struct Faults: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Switch a running emulator's faults (without options: show them).",
+            discussion: "Example: blockgate objstore faults --endpoint http://127.0.0.1:9000 --outage on")
+        @Option(help: "The emulator, http://HOST:PORT.") var endpoint: String
+        @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int64?
+        @Option(help: "Share of requests failing (0 to 1).") var errorRate: Double?
+        @Option(help: "on or off.") var outage: String?
+
+        func run() async throws {
+            guard let url = URL(string: endpoint), url.scheme == "http", let host = url.host, let port = url.port else {
+                throw ValidationError("--endpoint must look like http://127.0.0.1:9000")
+            }
+            var settings: [(String, String)] = []
+            if let latencyMs { settings.append(("latency_ms", "\(latencyMs)")) }
+            if let errorRate { settings.append(("error_rate", "\(errorRate)")) }
+            if let outage { settings.append(("outage", outage)) }
+            do {
+                print(
+                    try await EmulatorControl.faults(
+                        host: host, port: port, settings: settings, group: MultiThreadedEventLoopGroup.singleton))
+            } catch let error as ObjectStoreError {
+                throw GatewayError(.invalid, error.message)
+            } catch {
+                throw AdminClient.Unreachable(description: "no emulator at \(endpoint): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ObjectStore
+import ObjectStoreEmulator
+import Testing
+
+/// The emulator's own duties: signature checks, fault injection switched while it runs.
+@Suite struct EmulatorTests {
+    private var logger: Logger {
+        var logger = Logger(label: "emulator-test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    @Test func aWrongSecretIsRejectedAtOnceWithoutRetries() async throws {
+        let fixture = try await StoreFixture(.emulator)
+        let impostor = StoreFixture.s3(
+            port: fixture.port, retry: RetryPolicy(attempts: 5, baseDelay: .seconds(10)), logger: logger,
+            credentials: .init(accessKeyID: "testkey", secretAccessKey: "wrong"))
+        await #expect {
+            try await impostor.put(try ObjectKey("x"), data: ByteBuffer(string: "x"))
+        } throws: { error in
+            (error as? ObjectStoreError)?.kind == .rejected && "\(error)".contains("SignatureDoesNotMatch")
+        }
+        let stranger = StoreFixture.s3(
+            port: fixture.port, retry: RetryPolicy(), logger: logger,
+            credentials: .init(accessKeyID: "other", secretAccessKey: "test/secret+key"))
+        await #expect(throws: ObjectStoreError.self) { try await stranger.head(try ObjectKey("x")) }
+        #expect(try await fixture.store.head(try ObjectKey("x")) == nil)
+        await impostor.shutdown()
+        await stranger.shutdown()
+        await fixture.close()
+    }
+
+    @Test func injectedErrorsAreRetriedAway() async throws {
+        let fixture = try await StoreFixture(
+            .emulator, retry: RetryPolicy(attempts: 30, baseDelay: .milliseconds(1), maximumDelay: .milliseconds(5)))
+        fixture.emulator!.faults.settings = FaultPlan.Settings(latency: .milliseconds(2), errorRate: 0.5)
+        for index in 0..<40 {
+            try await fixture.store.put(try ObjectKey("k/\(index)"), data: ByteBuffer(string: "\(index)"))
+        }
+        fixture.emulator!.faults.settings = FaultPlan.Settings()
+        #expect(try await fixture.store.list(prefix: "k/").count == 40)
+        await fixture.close()
+    }
+
+    @Test func anOutageFailsRequestsUntilItIsSwitchedOffOverHTTP() async throws {
+        let fixture = try await StoreFixture(
+            .emulator, retry: RetryPolicy(attempts: 3, baseDelay: .milliseconds(1), maximumDelay: .milliseconds(2)))
+        func faults(_ settings: [(String, String)]) async throws -> String {
+            try await EmulatorControl.faults(
+                host: "127.0.0.1", port: fixture.port, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+        }
+        #expect(try await faults([("outage", "on")]).contains("outage=on"))
+        await #expect {
+            try await fixture.store.put(try ObjectKey("during"), data: ByteBuffer(string: "x"))
+        } throws: { error in
+            (error as? ObjectStoreError)?.kind == .unavailable
+        }
+        #expect(try await faults([("outage", "off"), ("error_rate", "0")]).contains("outage=off"))
+        try await fixture.store.put(try ObjectKey("after"), data: ByteBuffer(string: "x"))
+        await #expect(throws: ObjectStoreError.self) { try await faults([("error_rate", "2")]) }
+        await fixture.close()
+    }
+}

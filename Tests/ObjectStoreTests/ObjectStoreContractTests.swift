@@ -1,0 +1,66 @@
+import NIOCore
+import ObjectStore
+import Testing
+
+/// The same contract on every backend: the file store, the emulator, and moto_server.
+@Suite struct ObjectStoreContractTests {
+    private func key(_ text: String) throws -> ObjectKey { try ObjectKey(text) }
+
+    @Test(arguments: Backend.allCases)
+    func putGetHeadDeleteRoundTrip(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        try await fixture.store.put(try key("vol/chunks/1-1"), data: ByteBuffer(bytes: bytes))
+        let whole = try await fixture.store.get(try key("vol/chunks/1-1"), range: nil)
+        let same = Array(whole.readableBytesView) == bytes
+        #expect(same)
+        let part = try await fixture.store.get(try key("vol/chunks/1-1"), range: 4096..<8192)
+        let samePart = Array(part.readableBytesView) == Array(bytes[4096..<8192])
+        #expect(samePart)
+        #expect(
+            try await fixture.store.head(try key("vol/chunks/1-1")) == ObjectInfo(key: "vol/chunks/1-1", size: 100_000))
+        try await fixture.store.delete(try key("vol/chunks/1-1"))
+        #expect(try await fixture.store.head(try key("vol/chunks/1-1")) == nil)
+        try await fixture.store.delete(try key("vol/chunks/1-1"))
+        await #expect(throws: ObjectStoreError(.notFound, "no object vol/chunks/1-1")) {
+            try await fixture.store.get(try key("vol/chunks/1-1"), range: nil)
+        }
+        await fixture.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func listFindsKeysByPrefixInOrder(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        for name in ["a/x/1", "a/x/2", "a/y", "b/1", "a/x10"] {
+            try await fixture.store.put(try key(name), data: ByteBuffer(string: name))
+        }
+        #expect(try await fixture.store.list(prefix: "a/x").map(\.key) == ["a/x/1", "a/x/2", "a/x10"])
+        #expect(try await fixture.store.list(prefix: "a/").map(\.key) == ["a/x/1", "a/x/2", "a/x10", "a/y"])
+        #expect(try await fixture.store.list(prefix: "").count == 5)
+        #expect(try await fixture.store.list(prefix: "zzz").isEmpty)
+        #expect(try await fixture.store.list(prefix: "b/").first?.size == 3)
+        await fixture.close()
+    }
+
+    @Test(arguments: [Backend.emulator, .moto])
+    func listingsPageThroughMoreThanOneResponse(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<1050 {
+                group.addTask {
+                    try await fixture.store.put(try ObjectKey("many/\(index)"), data: ByteBuffer(string: "x"))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await fixture.store.list(prefix: "many/").count == 1050)
+        await fixture.close()
+    }
+
+    @Test func keysCannotEscapeTheirNamespace() {
+        for bad in ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "tab\there", "nul\u{0}", "back\\slash", "é"] {
+            #expect(throws: ObjectStoreError.self, "\(bad)") { try ObjectKey(bad) }
+        }
+        #expect(throws: Never.self) { try ObjectKey("vol-1/chunks/17-3") }
+    }
+}
