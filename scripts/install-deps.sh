@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(liburing-dev libsqlite3-dev pkg-config)
-test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils)
+test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils python3-venv)
 e2e=(qemu-system-x86 socat nbd-client busybox-static e2fsprogs xfsprogs util-linux cpio gzip kmod dash tar)
 bench=(fio nbdkit qemu-utils)
 
@@ -16,17 +16,25 @@ case "${1:-}" in
     *) echo "usage: $0 build|test|e2e|bench" >&2; exit 2 ;;
 esac
 
-# moto_server, the second S3 implementation the object-store tests run against.
-if [ "$1" != build ] && ! python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
-    echo "install-deps: installing moto[server] with pip"
-    python3 -m pip install --quiet 'moto[server]' || { echo "install-deps: pip install 'moto[server]' failed" >&2; exit 1; }
-fi
-
 missing=()
 for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+install_moto() {
+    # moto_server, the second S3 implementation the object-store tests run against, in a
+    # virtual environment of the repository (Debian's python3 refuses system-wide pip installs).
+    local root; root="$(cd "$(dirname "$0")/.." && pwd)"
+    if ! "$root/.venv/bin/python3" -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
+        echo "install-deps: installing moto[server] into .venv"
+        /usr/bin/python3 -m venv "$root/.venv"
+        "$root/.venv/bin/pip" install --quiet 'moto[server]'
+    fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    [ "$1" = build ] || install_moto
+    exit 0
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -37,6 +45,7 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 for attempt in 1 2 3 4 5; do
     if $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+        [ "$1" = build ] || install_moto
         exit 0
     fi
     echo "install-deps: apt failed (attempt $attempt), retrying in 10s" >&2

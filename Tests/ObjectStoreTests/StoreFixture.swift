@@ -20,6 +20,8 @@ enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
 
 /// One backend set up in a scratch directory, torn down by `close()`.
 final class StoreFixture: @unchecked Sendable {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
     static let credentials = SigV4Signer.Credentials(accessKeyID: "testkey", secretAccessKey: "test/secret+key")
     let store: any ObjectStore
     let directory: String
@@ -57,9 +59,13 @@ final class StoreFixture: @unchecked Sendable {
             store = Self.s3(port: port, retry: retry, logger: logger)
         case .moto:
             port = Self.freePort()
+            let python = Self.packageRoot + "/.venv/bin/python3"
+            guard FileManager.default.isExecutableFile(atPath: python) else {
+                throw ObjectStoreError(.unavailable, "no moto_server in .venv: run scripts/install-deps.sh test")
+            }
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
