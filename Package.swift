@@ -70,7 +70,7 @@ let package = Package(
 
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
-        .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
         .testTarget(name: "ChunkEngineTests", dependencies: ["ChunkEngine", "LocalIO", "Metadata", nioCore, nioPosix]),
         .testTarget(
             name: "NBDServerTests",

@@ -27,11 +27,12 @@ public final class MetadataStore: Sendable {
                 "INSERT INTO chunks (volume_id, idx, valid, dirty) VALUES (?, ?, x'', 1) "
                     + "ON CONFLICT (volume_id, idx) DO UPDATE SET dirty = 1"),
             upsertChunk: try connection.prepare(
-                "INSERT INTO chunks (volume_id, idx, valid, dirty) VALUES (?, ?, ?, ?) "
-                    + "ON CONFLICT (volume_id, idx) DO UPDATE SET valid = excluded.valid, dirty = excluded.dirty"),
+                "INSERT INTO chunks (volume_id, idx, valid, dirty, present, remote_generation) VALUES (?, ?, ?, ?, ?, ?) "
+                    + "ON CONFLICT (volume_id, idx) DO UPDATE SET valid = excluded.valid, dirty = excluded.dirty, "
+                    + "present = excluded.present, remote_generation = excluded.remote_generation"),
             deleteChunk: try connection.prepare("DELETE FROM chunks WHERE volume_id = ? AND idx = ?"),
             chunksOfVolume: try connection.prepare(
-                "SELECT idx, valid, dirty FROM chunks WHERE volume_id = ? ORDER BY idx"))
+                "SELECT idx, valid, dirty, present, remote_generation FROM chunks WHERE volume_id = ? ORDER BY idx"))
         state = Mutex(statements)
     }
 
@@ -39,9 +40,9 @@ public final class MetadataStore: Sendable {
 
     /// Adds a volume.
     /// - Throws: `MetadataError` if the name is taken.
-    public func createVolume(name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64)
-        throws(MetadataError) -> VolumeRecord
-    {
+    public func createVolume(
+        name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = ""
+    ) throws(MetadataError) -> VolumeRecord {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> VolumeRecord in
             let connection = statements.connection
             var exists = false
@@ -49,12 +50,15 @@ public final class MetadataStore: Sendable {
                 .forEachRow { _ in exists = true }
             guard !exists else { throw MetadataError("a volume named '\(name)' already exists") }
             try connection.prepare(
-                "INSERT INTO volumes (name, kind, size, chunk_size, created_at) VALUES (?, ?, ?, ?, ?)"
-            ).bind([.text(name), .text(kind), .integer(Int64(size)), .integer(Int64(chunkSize)), .integer(createdAt)])
-                .run()
+                "INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid) VALUES (?, ?, ?, ?, ?, ?)"
+            ).bind([
+                .text(name), .text(kind), .integer(Int64(size)), .integer(Int64(chunkSize)), .integer(createdAt),
+                .text(uuid),
+            ])
+            .run()
             return VolumeRecord(
                 id: connection.lastInsertRowID, name: name, kind: kind, size: size, chunkSize: chunkSize,
-                createdAt: createdAt)
+                createdAt: createdAt, uuid: uuid)
         }
     }
 
@@ -63,12 +67,12 @@ public final class MetadataStore: Sendable {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> [VolumeRecord] in
             var records: [VolumeRecord] = []
             try statements.connection.prepare(
-                "SELECT id, name, kind, size, chunk_size, created_at FROM volumes ORDER BY name"
+                "SELECT id, name, kind, size, chunk_size, created_at, uuid FROM volumes ORDER BY name"
             ).forEachRow { row in
                 records.append(
                     VolumeRecord(
                         id: row.integer(0), name: row.text(1), kind: row.text(2), size: UInt64(row.integer(3)),
-                        chunkSize: UInt32(row.integer(4)), createdAt: row.integer(5)))
+                        chunkSize: UInt32(row.integer(4)), createdAt: row.integer(5), uuid: row.text(6)))
             }
             return records
         }
@@ -91,7 +95,10 @@ public final class MetadataStore: Sendable {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> [ChunkRecord] in
             var records: [ChunkRecord] = []
             try statements.chunksOfVolume.bind([.integer(volumeID)]).forEachRow { row in
-                records.append(ChunkRecord(index: row.integer(0), valid: row.blob(1), dirty: row.integer(2) != 0))
+                records.append(
+                    ChunkRecord(
+                        index: row.integer(0), valid: row.blob(1), dirty: row.integer(2) != 0, present: row.blob(3),
+                        remoteGeneration: UInt64(row.integer(4))))
             }
             return records
         }
@@ -109,7 +116,8 @@ public final class MetadataStore: Sendable {
                     case .store(let volumeID, let record):
                         try statements.upsertChunk.bind([
                             .integer(volumeID), .integer(record.index), .blob(record.valid),
-                            .integer(record.dirty ? 1 : 0),
+                            .integer(record.dirty ? 1 : 0), .blob(record.present),
+                            .integer(Int64(record.remoteGeneration)),
                         ]).run()
                     case .delete(let volumeID, let index):
                         try statements.deleteChunk.bind([.integer(volumeID), .integer(index)]).run()
@@ -128,14 +136,19 @@ public struct VolumeRecord: Sendable, Equatable {
     public let size: UInt64
     public let chunkSize: UInt32
     public let createdAt: Int64
+    /// The volume's key prefix in the object store (cached volumes; empty for thin ones).
+    public let uuid: String
 
-    public init(id: Int64, name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64) {
+    public init(
+        id: Int64, name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = ""
+    ) {
         self.id = id
         self.name = name
         self.kind = kind
         self.size = size
         self.chunkSize = chunkSize
         self.createdAt = createdAt
+        self.uuid = uuid
     }
 }
 
@@ -147,11 +160,17 @@ public struct ChunkRecord: Sendable, Equatable {
     public let valid: [UInt8]
     /// Writes may have happened since this record was stored: recover the bitmap from the data.
     public let dirty: Bool
+    /// Blocks whose current data is in the local cache (cached volumes), same layout as `valid`.
+    public let present: [UInt8]
+    /// The uploaded generation that holds the chunk, 0 when none (cached volumes).
+    public let remoteGeneration: UInt64
 
-    public init(index: Int64, valid: [UInt8], dirty: Bool) {
+    public init(index: Int64, valid: [UInt8], dirty: Bool, present: [UInt8] = [], remoteGeneration: UInt64 = 0) {
         self.index = index
         self.valid = valid
         self.dirty = dirty
+        self.present = present
+        self.remoteGeneration = remoteGeneration
     }
 }
 

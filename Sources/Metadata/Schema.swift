@@ -17,7 +17,14 @@ enum Schema {
             dirty INTEGER NOT NULL,
             PRIMARY KEY (volume_id, idx)
         ) WITHOUT ROWID;
+        """,
+        // Cached volumes: a volume's key prefix in the object store; per chunk, which blocks
+        // are in the local cache and which uploaded generation holds the chunk (0: none).
         """
+        ALTER TABLE volumes ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+        ALTER TABLE chunks ADD COLUMN present BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE chunks ADD COLUMN remote_generation INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// Brings the database up to the newest schema.

@@ -1,0 +1,69 @@
+import CSQLite
+import Foundation
+import Metadata
+import Testing
+
+@Suite struct MetadataStoreTests {
+    private func withDatabase(_ body: (String) throws -> Void) throws {
+        let path = NSTemporaryDirectory() + "blockgate-meta-\(UUID().uuidString).db"
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        try body(path)
+    }
+
+    @Test func volumesAreCreatedListedAndDeleted() throws {
+        try withDatabase { path in
+            let store = try MetadataStore(path: path)
+            let first = try store.createVolume(name: "b", kind: "thin", size: 1 << 20, chunkSize: 65536, createdAt: 7)
+            _ = try store.createVolume(
+                name: "a", kind: "cached", size: 2 << 20, chunkSize: 65536, createdAt: 8, uuid: "u-1")
+            #expect(throws: MetadataError.self) {
+                try store.createVolume(name: "a", kind: "thin", size: 1, chunkSize: 65536, createdAt: 9)
+            }
+            #expect(try store.volumes().map(\.name) == ["a", "b"])
+            #expect(try store.volumes().first?.uuid == "u-1")
+            try store.deleteVolume(id: first.id)
+            #expect(try store.volumes().map(\.name) == ["a"])
+        }
+    }
+
+    @Test func chunkChangesApplyInOrderAndSurviveReopening() throws {
+        try withDatabase { path in
+            let volume: Int64
+            do {
+                let store = try MetadataStore(path: path)
+                volume = try store.createVolume(
+                    name: "v", kind: "cached", size: 1 << 20, chunkSize: 65536, createdAt: 0
+                ).id
+                try store.apply([
+                    .markDirty(volumeID: volume, index: 3),
+                    .markDirty(volumeID: volume, index: 1),
+                    .store(
+                        volumeID: volume,
+                        ChunkRecord(index: 1, valid: [0xff], dirty: false, present: [0x0f], remoteGeneration: 4)),
+                    .markDirty(volumeID: volume, index: 1),
+                    .delete(volumeID: volume, index: 3),
+                ])
+            }
+            let reopened = try MetadataStore(path: path)
+            #expect(
+                try reopened.chunks(volumeID: volume)
+                    == [ChunkRecord(index: 1, valid: [0xff], dirty: true, present: [0x0f], remoteGeneration: 4)])
+        }
+    }
+
+    @Test func aNewerSchemaIsRefusedWithAMessage() throws {
+        try withDatabase { path in
+            var handle: OpaquePointer?
+            sqlite3_open(path, &handle)
+            sqlite3_exec(handle, "PRAGMA user_version = 99", nil, nil, nil)
+            sqlite3_close(handle)
+            #expect {
+                try MetadataStore(path: path)
+            } throws: { error in
+                "\(error)".contains("newer than this blockgate knows")
+            }
+        }
+    }
+}
