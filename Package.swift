@@ -47,15 +47,15 @@ let package = Package(
         // Chunk map, bitmaps, thin volumes.
         .target(
             name: "ChunkEngine",
-            dependencies: ["BlockDevice", "LocalIO", "Metadata", nioCore, nioPosix, logging]),
+            dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging]),
         // SwiftNIO server: negotiation and transmission.
         .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging]),
         // Composition root: config, exports, admin API.
         .target(
             name: "Gateway",
             dependencies: [
-                "NBDServer", "ChunkEngine", "Metadata", "LocalIO", "BlockDevice", nioCore, nioPosix, logging,
-                .product(name: "Yams", package: "Yams"),
+                "NBDServer", "ChunkEngine", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore, nioPosix,
+                logging, .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
             name: "blockgate",
@@ -71,7 +71,9 @@ let package = Package(
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
-        .testTarget(name: "ChunkEngineTests", dependencies: ["ChunkEngine", "LocalIO", "Metadata", nioCore, nioPosix]),
+        .testTarget(
+            name: "ChunkEngineTests",
+            dependencies: ["ChunkEngine", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix]),
         .testTarget(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),

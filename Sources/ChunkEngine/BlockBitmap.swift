@@ -55,6 +55,14 @@ public struct BlockBitmap: Equatable, Sendable {
         firstIndex(in: range, set: true) == nil
     }
 
+    /// The bits set in either bitmap (of the same count).
+    public func union(_ other: BlockBitmap) -> BlockBitmap {
+        var result = self
+        for index in words.indices { result.words[index] |= other.words[index] }
+        result.setCount = result.words.reduce(0) { $0 + $1.nonzeroBitCount }
+        return result
+    }
+
     /// Sets the bits in `range`.
     public mutating func set(_ range: Range<Int>) {
         update(range) { word, mask in word | mask }

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// What the engine knows of one allocated chunk: its valid bitmap, whether the metadata
-/// database has been told it may change, and who is operating on it.
+/// database has been told it may change, and who is operating on it; for cached volumes also
+/// which blocks are in the local cache and which uploaded object holds it.
 struct ChunkState {
     /// Where the chunk stands with the metadata journal.
     enum Journal {
@@ -19,12 +20,24 @@ struct ChunkState {
     var journal: Journal
     var gate = ChunkGate()
     /// Renewed (from a table-wide counter) when an operation that changes data starts; a flush
-    /// compares it to see whether the chunk changed after it looked.
+    /// or an upload compares it to see whether the chunk changed after it looked.
     var generation: UInt64 = 0
+    /// Cached volumes: valid blocks whose current data is in the local file.
+    var present: BlockBitmap
+    /// Cached volumes: the uploaded generation that holds the chunk (0: never uploaded).
+    var remoteGeneration: UInt64 = 0
+    /// Cached volumes: an upload of the chunk is under way.
+    var uploading = false
+    /// Cached volumes: a download into the chunk is under way; these wait for it.
+    var fillWaiters: [EventLoopPromise<Void>]?
+    /// When the chunk was last used (uptime nanoseconds), for LRU eviction.
+    var lastUse: UInt64 = 0
 
-    init(valid: BlockBitmap, journal: Journal) {
+    init(valid: BlockBitmap, journal: Journal, present: BlockBitmap? = nil, remoteGeneration: UInt64 = 0) {
         self.valid = valid
         self.journal = journal
+        self.present = present ?? BlockBitmap(count: valid.count)
+        self.remoteGeneration = remoteGeneration
     }
 }
 

@@ -3,7 +3,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The chunk map of one volume behind a lock: bitmaps, per-chunk gates, the journal state of
-/// each chunk, and what the next flush must commit.
+/// each chunk, and what the next flush must commit. Its storage is touched only under `lock`
+/// (also by the extensions in ChunkTable+Flush.swift and ChunkTable+Cache.swift).
 ///
 /// Every operation that changes data runs as: take the gates of its chunks (ascending order, so
 /// operations spanning chunks cannot deadlock), make sure the database knows those chunks are
@@ -11,34 +12,52 @@ import NIOCore
 final class ChunkTable: @unchecked Sendable {
     let volumeID: Int64
     let geometry: ChunkGeometry
-    private let journal: MetadataJournal
-    private let lock = NIOLock()
-    private var chunks: [Int: ChunkState]
-    /// Chunks whose journal state is not clean: what a flush must look at.
-    private var dirtyChunks: Set<Int> = []
+    /// Chunks also live in an object store (a cached volume): a block can be valid without being
+    /// in the local file, and only an upload makes a chunk clean.
+    let cached: Bool
+    let journal: MetadataJournal
+    let lock = NIOLock()
+    var chunks: [Int: ChunkState]
+    /// Chunks whose journal state is not clean: what a flush and the uploader look at.
+    var dirtyChunks: Set<Int> = []
     /// Chunks dropped from the map whose database rows the next flush deletes.
-    private var deletedChunks: Set<Int> = []
+    var deletedChunks: Set<Int> = []
+    /// Uploaded objects of dropped chunks: deleted once a flush has committed the records that
+    /// no longer name them.
+    var orphans: [(index: Int, generation: UInt64)] = []
     /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
-    private var nextGeneration: UInt64 = 1
+    var nextGeneration: UInt64 = 1
 
-    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, chunks: [Int: BlockBitmap]) {
+    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: [Int: ChunkState]) {
         self.volumeID = volumeID
         self.geometry = geometry
         self.journal = journal
-        self.chunks = chunks.mapValues { ChunkState(valid: $0, journal: .clean) }
+        self.cached = cached
+        self.chunks = chunks
+        self.dirtyChunks = Set(chunks.filter { if case .dirty = $0.value.journal { true } else { false } }.keys)
     }
 
     // MARK: - Reading the map
 
-    /// Runs of a byte range that hold data (true) or read as zeros without touching the disk (false).
-    func dataRuns(offset: UInt64, length: UInt64) -> [(range: Range<UInt64>, isData: Bool)] {
+    /// Where the bytes of a run are.
+    enum Placement: Equatable {
+        /// Invalid: reads as zeros without touching anything.
+        case hole
+        /// In the local file.
+        case local
+        /// Only in the object store (cached volumes).
+        case remote
+    }
+
+    /// Runs of a byte range by placement, adjacent equal runs merged.
+    func runs(offset: UInt64, length: UInt64) -> [(range: Range<UInt64>, placement: Placement)] {
         lock.withLock {
-            var runs: [(range: Range<UInt64>, isData: Bool)] = []
-            forEachRun(offset: offset, length: length) { range, isData in
-                if let last = runs.last, last.isData == isData, last.range.upperBound == range.lowerBound {
+            var runs: [(range: Range<UInt64>, placement: Placement)] = []
+            forEachRun(offset: offset, length: length) { range, placement in
+                if let last = runs.last, last.placement == placement, last.range.upperBound == range.lowerBound {
                     runs[runs.count - 1].range = last.range.lowerBound..<range.upperBound
                 } else {
-                    runs.append((range, isData))
+                    runs.append((range, placement))
                 }
                 return true
             }
@@ -50,13 +69,14 @@ final class ChunkTable: @unchecked Sendable {
     func extents(offset: UInt64, length: UInt64, maximumExtents: Int) -> [(length: UInt64, allocated: Bool)] {
         lock.withLock {
             var extents: [(length: UInt64, allocated: Bool)] = []
-            forEachRun(offset: offset, length: length) { range, isData in
+            forEachRun(offset: offset, length: length) { range, placement in
                 let runLength = range.upperBound - range.lowerBound
-                if let last = extents.last, last.allocated == isData {
+                let allocated = placement != .hole
+                if let last = extents.last, last.allocated == allocated {
                     extents[extents.count - 1].length += runLength
                 } else {
                     guard extents.count < maximumExtents else { return false }
-                    extents.append((runLength, isData))
+                    extents.append((runLength, allocated))
                 }
                 return true
             }
@@ -67,7 +87,7 @@ final class ChunkTable: @unchecked Sendable {
     /// Calls `body` with consecutive runs covering the range; stops when it returns false. Costs
     /// the number of chunks in the range or in the map, whichever is smaller: when the range spans
     /// more chunks than the map holds, gaps between allocated chunks are skipped in one step.
-    private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Bool) -> Bool) {
+    private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Placement) -> Bool) {
         let end = min(offset + length, geometry.volumeSize)
         guard offset < end else { return }
         let chunkSize = UInt64(geometry.chunkSize)
@@ -89,16 +109,24 @@ final class ChunkTable: @unchecked Sendable {
                     while cursor < allocated.count, allocated[cursor] <= index { cursor += 1 }
                     gapEnd = cursor < allocated.count ? min(geometry.chunkStart(allocated[cursor]), end) : end
                 }
-                guard body(position..<gapEnd, false) else { return }
+                guard body(position..<gapEnd, .hole) else { return }
                 position = gapEnd
                 continue
             }
             let firstBlock = Int((position - chunkStart) / blockSize)
             let lastBlock = Int((chunkEnd - chunkStart + blockSize - 1) / blockSize)
-            for (blocks, isSet) in state.valid.runs(in: firstBlock..<lastBlock) {
-                let lower = max(chunkStart + UInt64(blocks.lowerBound) * blockSize, position)
-                let upper = min(chunkStart + UInt64(blocks.upperBound) * blockSize, chunkEnd)
-                guard body(lower..<upper, isSet) else { return }
+            for (blocks, isValid) in state.valid.runs(in: firstBlock..<lastBlock) {
+                let pieces: [(Range<Int>, Placement)] =
+                    !isValid
+                    ? [(blocks, .hole)]
+                    : (!cached || state.remoteGeneration == 0)
+                        ? [(blocks, .local)]
+                        : state.present.runs(in: blocks).map { ($0.0, $0.1 ? .local : .remote) }
+                for (piece, placement) in pieces {
+                    let lower = max(chunkStart + UInt64(piece.lowerBound) * blockSize, position)
+                    let upper = min(chunkStart + UInt64(piece.upperBound) * blockSize, chunkEnd)
+                    guard body(lower..<upper, placement) else { return }
+                }
             }
             position = chunkEnd
         }
@@ -144,26 +172,32 @@ final class ChunkTable: @unchecked Sendable {
         }
     }
 
-    // MARK: - Changing data
+    // MARK: - Gates
 
-    /// Runs `body` with the chunks held and known dirty; on success `update` edits their states;
-    /// the gates are released either way.
+    /// Runs `body` with the chunks held; on success `update` edits their states; the gates are
+    /// released either way.
     /// - Parameters:
     ///   - indexes: the chunks, ascending.
-    ///   - exclusive: take the gates alone (TRIM, zeroing) rather than shared (writes).
-    func change(
-        _ indexes: [Int], exclusive: Bool, on eventLoop: any EventLoop,
-        _ body: @escaping @Sendable () -> EventLoopFuture<Void>,
-        update: @escaping @Sendable (Int, inout ChunkState) -> Void
-    ) -> EventLoopFuture<Void> {
-        acquire(indexes, from: 0, exclusive: exclusive, on: eventLoop)
-            .flatMap { self.markDirty(indexes, on: eventLoop) }
+    ///   - exclusive: take the gates alone (TRIM, zeroing, filling from the object store) rather
+    ///     than shared (reads, writes).
+    ///   - changing: the operation changes data: the chunks are created if absent, get a new
+    ///     generation, and are marked dirty in the database before `body` runs.
+    func with<Value: Sendable>(
+        _ indexes: [Int], exclusive: Bool, changing: Bool = true, on eventLoop: any EventLoop,
+        _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
+        update: @escaping @Sendable (Int, inout ChunkState) -> Void = { _, _ in }
+    ) -> EventLoopFuture<Value> {
+        acquire(indexes, from: 0, exclusive: exclusive, changing: changing, on: eventLoop)
+            .flatMap { changing ? self.markDirty(indexes, on: eventLoop) : eventLoop.makeSucceededVoidFuture() }
             .flatMap { body() }
             .always { result in
+                let now = NIODeadline.now().uptimeNanoseconds
                 let granted = self.lock.withLock {
                     var granted: [EventLoopPromise<Void>] = []
                     for index in indexes {
+                        guard self.chunks[index] != nil else { continue }
                         if case .success = result { update(index, &self.chunks[index]!) }
+                        self.chunks[index]!.lastUse = now
                         granted += self.chunks[index]!.gate.release(exclusive: exclusive)
                         self.dropIfEmpty(index)
                     }
@@ -174,9 +208,9 @@ final class ChunkTable: @unchecked Sendable {
     }
 
     /// Takes the gates of `indexes[position...]` in order, creating chunk states as needed.
-    private func acquire(_ indexes: [Int], from position: Int, exclusive: Bool, on eventLoop: any EventLoop)
-        -> EventLoopFuture<Void>
-    {
+    private func acquire(
+        _ indexes: [Int], from position: Int, exclusive: Bool, changing: Bool, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         let blocked: (Int, EventLoopFuture<Void>)? = lock.withLock {
             for current in position..<indexes.count {
                 let index = indexes[current]
@@ -185,8 +219,10 @@ final class ChunkTable: @unchecked Sendable {
                         valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
                     deletedChunks.remove(index)
                 }
-                chunks[index]!.generation = nextGeneration
-                nextGeneration += 1
+                if changing {
+                    chunks[index]!.generation = nextGeneration
+                    nextGeneration += 1
+                }
                 if !chunks[index]!.gate.tryAcquire(exclusive: exclusive) {
                     let promise = eventLoop.makePromise(of: Void.self)
                     chunks[index]!.gate.wait(exclusive: exclusive, promise: promise)
@@ -196,7 +232,9 @@ final class ChunkTable: @unchecked Sendable {
             return nil
         }
         guard let (current, granted) = blocked else { return eventLoop.makeSucceededVoidFuture() }
-        return granted.flatMap { self.acquire(indexes, from: current + 1, exclusive: exclusive, on: eventLoop) }
+        return granted.flatMap {
+            self.acquire(indexes, from: current + 1, exclusive: exclusive, changing: changing, on: eventLoop)
+        }
     }
 
     /// Makes sure the database records the chunks as dirty before their data changes.
@@ -250,57 +288,14 @@ final class ChunkTable: @unchecked Sendable {
     }
 
     /// Forgets a chunk that holds no valid block and that nobody is using. Lock held.
-    private func dropIfEmpty(_ index: Int) {
-        guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle else { return }
+    func dropIfEmpty(_ index: Int) {
+        guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle, !state.uploading,
+            state.fillWaiters == nil
+        else { return }
         if case .marking = state.journal { return }
         chunks[index] = nil
         dirtyChunks.remove(index)
         deletedChunks.insert(index)
-    }
-
-    // MARK: - Flushing
-
-    /// What a flush looks at: the dirty chunks with their generations, taken before the data sync.
-    struct FlushSnapshot {
-        fileprivate let generations: [Int: UInt64]
-        fileprivate let deleted: Set<Int>
-        var isEmpty: Bool { generations.isEmpty && deleted.isEmpty }
-    }
-
-    func flushSnapshot() -> FlushSnapshot {
-        lock.withLock {
-            var generations: [Int: UInt64] = [:]
-            for index in dirtyChunks {
-                if case .dirty = chunks[index]!.journal { generations[index] = chunks[index]!.generation }
-            }
-            return FlushSnapshot(generations: generations, deleted: deletedChunks)
-        }
-    }
-
-    /// After the data sync: the records that make the snapshot's chunks durable. Chunks untouched
-    /// since the snapshot are committed clean (and become clean here, so that a later change
-    /// queues its dirty mark after this commit); the others stay dirty.
-    func flushChanges(_ snapshot: FlushSnapshot) -> [ChunkChange] {
-        lock.withLock {
-            var changes: [ChunkChange] = []
-            for (index, generation) in snapshot.generations.sorted(by: { $0.key < $1.key }) {
-                guard var state = chunks[index], case .dirty = state.journal else { continue }
-                let untouched = state.generation == generation && !state.gate.isHeld
-                if untouched {
-                    state.journal = .clean
-                    dirtyChunks.remove(index)
-                    chunks[index] = state
-                }
-                changes.append(
-                    .store(
-                        volumeID: volumeID,
-                        ChunkRecord(index: Int64(index), valid: state.valid.bytes, dirty: !untouched)))
-            }
-            for index in snapshot.deleted.sorted() where chunks[index] == nil {
-                deletedChunks.remove(index)
-                changes.append(.delete(volumeID: volumeID, index: Int64(index)))
-            }
-            return changes
-        }
+        if state.remoteGeneration > 0 { orphans.append((index, state.remoteGeneration)) }
     }
 }

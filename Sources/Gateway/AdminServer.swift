@@ -4,27 +4,26 @@ import NIOCore
 import NIOPosix
 
 /// The admin API: JSON requests and answers, one per line, on a unix socket (mode 0600).
-/// Requests run on a thread pool, since they touch disk and database.
+/// Each request runs as a task, off the event loops, since it may touch disk, database and
+/// object store.
 public final class AdminServer: Sendable {
     private let manager: VolumeManager
     private let group: any EventLoopGroup
-    private let pool: NIOThreadPool
     private let logger: Logger
 
-    public init(manager: VolumeManager, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger) {
+    public init(manager: VolumeManager, group: any EventLoopGroup, logger: Logger) {
         self.manager = manager
         self.group = group
-        self.pool = pool
         self.logger = logger
     }
 
     /// Starts listening at `path`, replacing a stale socket file.
     public func listen(path: String) async throws -> any Channel {
         let channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { [manager, pool, logger] channel in
+            .childChannelInitializer { [manager, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        AdminConnectionHandler(manager: manager, pool: pool, logger: logger))
+                        AdminConnectionHandler(manager: manager, logger: logger))
                 }
             }
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -39,16 +38,14 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let manager: VolumeManager
-    private let pool: NIOThreadPool
     private let logger: Logger
     private var pending = ByteBuffer()
     /// Answers go out in request order: each request waits for the previous one.
     private var previous: EventLoopFuture<Void>?
     private static let maximumLine = 1 << 20
 
-    init(manager: VolumeManager, pool: NIOThreadPool, logger: Logger) {
+    init(manager: VolumeManager, logger: Logger) {
         self.manager = manager
-        self.pool = pool
         self.logger = logger
     }
 
@@ -67,10 +64,10 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
 
     private func answer(_ line: Data, context: ChannelHandlerContext) {
         let manager = self.manager
-        let work = pool.runIfActive(eventLoop: context.eventLoop) { () -> Data in
+        let work = context.eventLoop.makeFutureWithTask { () -> Data in
             let response: AdminResponse
             do {
-                response = manager.handle(try JSONDecoder().decode(AdminRequest.self, from: line))
+                response = await manager.handle(try JSONDecoder().decode(AdminRequest.self, from: line))
             } catch {
                 response = AdminResponse(error: GatewayError(.invalid, "malformed admin request: \(error)"))
             }

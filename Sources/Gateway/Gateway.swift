@@ -6,6 +6,7 @@ import Metadata
 import NBDServer
 import NIOCore
 import NIOPosix
+import ObjectStore
 
 /// A running gateway: the composition root that wires file I/O, metadata, volumes, the NBD
 /// listeners and the admin API together, and takes them down in order.
@@ -22,15 +23,16 @@ public final class Gateway: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let io: any FileIO
     private let journal: MetadataJournal
-    private let adminPool: NIOThreadPool
+    private let pool: NIOThreadPool
+    private let objects: any ObjectStore
     private let listeners: [any Channel]
     private let lock: DataDirectoryLock
     private let logger: Logger
 
     private init(
         config: GatewayConfig, manager: VolumeManager, connections: ConnectionRegistry, tcpPort: Int?,
-        group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, adminPool: NIOThreadPool,
-        listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
+        group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, pool: NIOThreadPool,
+        objects: any ObjectStore, listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
     ) {
         self.config = config
         self.manager = manager
@@ -39,7 +41,8 @@ public final class Gateway: Sendable {
         self.group = group
         self.io = io
         self.journal = journal
-        self.adminPool = adminPool
+        self.pool = pool
+        self.objects = objects
         self.listeners = listeners
         self.lock = lock
         self.logger = logger
@@ -56,26 +59,41 @@ public final class Gateway: Sendable {
         }
         let lock = try DataDirectoryLock(directory: dataDirectory)
         let io = try makeFileIO(config.ioBackend, logger: logger)
-        let store: MetadataStore
+        let metadata: MetadataStore
         do {
-            store = try MetadataStore(path: dataDirectory + "/metadata.db")
+            metadata = try MetadataStore(path: dataDirectory + "/metadata.db")
         } catch {
             await io.shutdown()
+            lock.release()
             throw GatewayError(.failed, "\(error)")
         }
-        let journal = MetadataJournal(store: store)
+        let journal = MetadataJournal(store: metadata)
         let connections = ConnectionRegistry()
-        let manager = VolumeManager(
-            dataDirectory: dataDirectory, store: store, journal: journal, io: io, connections: connections,
-            defaultExport: config.defaultExport, defaultChunkSize: config.defaultChunkSize, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let adminPool = NIOThreadPool(numberOfThreads: 2)
-        adminPool.start()
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
         var listeners: [any Channel] = []
+        var objects: (any ObjectStore)?
         do {
-            try manager.openAll()
+            let store = try makeObjectStore(config: config, group: group, pool: pool, logger: logger)
+            objects = store
+            do {
+                try await store.prepare()
+            } catch {
+                logger.error("the object store is not reachable now (\(error)); cached volumes will retry")
+            }
+            let cache = CacheManager(capacity: config.cacheSize, logger: logger)
+            let settings = RemoteSettings(
+                uploadConcurrency: config.uploadConcurrency, dirtyLimit: config.uploadBuffer,
+                backpressureTimeout: .seconds(config.backpressureTimeoutSeconds))
+            let manager = VolumeManager(
+                dataDirectory: dataDirectory, store: metadata, journal: journal, io: io, connections: connections,
+                defaultExport: config.defaultExport, defaultChunkSize: config.defaultChunkSize,
+                remote: RemoteContext(store: store, settings: settings, group: group), cache: cache, logger: logger)
+            try await manager.openAll()
+            cache.start()
             if manager.names.isEmpty, let demo = config.demoVolume {
-                try manager.create(name: demo.name, size: demo.size)
+                try await manager.create(name: demo.name, size: demo.size)
             }
             let server = NBDServer(
                 catalog: manager, group: group, requestLog: config.requestLog, connections: connections, logger: logger)
@@ -90,19 +108,21 @@ public final class Gateway: Sendable {
                 tcpPort = channel.localAddress?.port
                 logger.info("NBD clients: tcp \(host):\(tcpPort ?? port)")
             }
-            let admin = AdminServer(manager: manager, group: group, pool: adminPool, logger: logger)
+            let admin = AdminServer(manager: manager, group: group, logger: logger)
             listeners.append(try await admin.listen(path: config.resolvedAdminSocket))
             logger.info("admin API: unix socket \(config.resolvedAdminSocket)")
             logger.notice("blockgate ready: \(manager.names.count) volume(s): \(manager.names.joined(separator: ", "))")
             return Gateway(
                 config: config, manager: manager, connections: connections, tcpPort: tcpPort, group: group, io: io,
-                journal: journal, adminPool: adminPool, listeners: listeners, lock: lock, logger: logger)
+                journal: journal, pool: pool, objects: store, listeners: listeners, lock: lock, logger: logger)
         } catch {
             for channel in listeners { try? await channel.close() }
-            try? await adminPool.shutdownGracefully()
+            if let s3 = objects as? S3ObjectStore { await s3.shutdown() }
+            try? await pool.shutdownGracefully()
             await journal.shutdown()
             await io.shutdown()
             try? await group.shutdownGracefully()
+            lock.release()
             throw error
         }
     }
@@ -113,13 +133,41 @@ public final class Gateway: Sendable {
         for channel in listeners { try? await channel.close() }
         connections.closeAll()
         await manager.flushAll(on: group.next())
-        try? await adminPool.shutdownGracefully()
+        await manager.cache.stop()
+        if let s3 = objects as? S3ObjectStore { await s3.shutdown() }
+        try? await pool.shutdownGracefully()
         await journal.shutdown()
         await io.shutdown()
         try? await group.shutdownGracefully()
         for path in [config.resolvedNBDSocket, config.resolvedAdminSocket].compactMap({ $0 }) { unlink(path) }
         lock.release()
         logger.notice("blockgate stopped")
+    }
+}
+
+/// The object store the configuration names.
+/// - Throws: `GatewayError.invalid` for a bad URL or missing S3 credentials.
+func makeObjectStore(config: GatewayConfig, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger)
+    throws(GatewayError) -> any ObjectStore
+{
+    switch try config.objectStoreLocation() {
+    case .file(let path):
+        return FileObjectStore(root: path, pool: pool)
+    case .s3(let bucket, let host, let port, let region):
+        let environment = ProcessInfo.processInfo.environment
+        guard let accessKey = config.accessKey ?? environment["AWS_ACCESS_KEY_ID"],
+            let secretKey = config.secretKey ?? environment["AWS_SECRET_ACCESS_KEY"]
+        else {
+            throw GatewayError(
+                .invalid,
+                "the S3 object store needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or object_store.access_key and secret_key in the config"
+            )
+        }
+        return S3ObjectStore(
+            configuration: .init(
+                host: host, port: port, bucket: bucket, region: region,
+                credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey)),
+            group: group, logger: logger)
     }
 }
 

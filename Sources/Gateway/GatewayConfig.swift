@@ -1,3 +1,4 @@
+import Foundation
 import LocalIO
 import Logging
 import Yams
@@ -25,6 +26,19 @@ public struct GatewayConfig: Sendable, Equatable {
     public var logLevel = Logger.Level.info
     /// A volume created at start when the gateway has none (nil: none).
     public var demoVolume: DemoVolume? = DemoVolume(name: "demo", size: 1 << 30)
+    /// Where cached volumes keep their data; nil means `file://<data_dir>/objects`.
+    public var objectStore: String?
+    /// Credentials for an S3 object store; nil means AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    public var accessKey: String?
+    public var secretKey: String?
+    /// Bytes the cached volumes may keep locally.
+    public var cacheSize: UInt64 = 4 << 30
+    /// Dirty data past which writes wait for uploads.
+    public var uploadBuffer: UInt64 = 256 << 20
+    /// Chunks each cached volume uploads at once.
+    public var uploadConcurrency = 4
+    /// How long a write waits for the upload buffer before failing with ENOSPC.
+    public var backpressureTimeoutSeconds: Int64 = 60
 
     /// The volume `make run` starts with.
     public struct DemoVolume: Sendable, Equatable {
@@ -47,6 +61,16 @@ public struct GatewayConfig: Sendable, Equatable {
 
     /// The admin socket path.
     public var resolvedAdminSocket: String { adminSocket ?? dataDirectory + "/admin.sock" }
+
+    /// The object store's location.
+    /// - Throws: `GatewayError.invalid` for a malformed URL.
+    public func objectStoreLocation() throws(GatewayError) -> ObjectStoreLocation {
+        try ObjectStoreLocation.parse(objectStore ?? "file://\(absolute(dataDirectory))/objects")
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
 
     /// The TCP listen address split into host and port, or nil when disabled.
     /// - Throws: `GatewayError.invalid` for a malformed address.
@@ -126,6 +150,36 @@ private struct ConfigReader {
                         config.defaultChunkSize = try size(value, "storage.default_chunk_size")
                     }
                 }
+            case "object_store":
+                for (key, value) in try mapping(
+                    value, section: "object_store", allowed: ["url", "access_key", "secret_key"])
+                {
+                    let text = try string(value, "object_store.\(key)")
+                    switch key {
+                    case "url":
+                        do {
+                            _ = try ObjectStoreLocation.parse(text)
+                        } catch {
+                            throw self.error(value, "object_store.url", error.message)
+                        }
+                        config.objectStore = text
+                    case "access_key": config.accessKey = text
+                    default: config.secretKey = text
+                    }
+                }
+            case "cache":
+                let keys = ["size", "upload_buffer", "upload_concurrency", "backpressure_timeout_seconds"]
+                for (key, value) in try mapping(value, section: "cache", allowed: keys) {
+                    switch key {
+                    case "size": config.cacheSize = try size(value, "cache.size")
+                    case "upload_buffer": config.uploadBuffer = try size(value, "cache.upload_buffer")
+                    case "upload_concurrency":
+                        config.uploadConcurrency = Int(try integer(value, "cache.upload_concurrency", in: 1...64))
+                    default:
+                        config.backpressureTimeoutSeconds = try integer(
+                            value, "cache.backpressure_timeout_seconds", in: 1...86400)
+                    }
+                }
             default:
                 if case .scalar(let scalar) = value, ["", "~", "null", "none"].contains(scalar.string) {
                     config.demoVolume = nil
@@ -167,6 +221,13 @@ private struct ConfigReader {
 
     private func bool(_ node: Node, _ key: String) throws(GatewayError) -> Bool {
         guard let value = node.bool else { throw error(node, key, "must be true or false") }
+        return value
+    }
+
+    private func integer(_ node: Node, _ key: String, in range: ClosedRange<Int64>) throws(GatewayError) -> Int64 {
+        guard let value = Int64(try string(node, key)), range.contains(value) else {
+            throw error(node, key, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
         return value
     }
 

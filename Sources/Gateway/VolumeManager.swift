@@ -7,9 +7,10 @@ import Metadata
 import NBDServer
 import NIOConcurrencyHelpers
 import NIOCore
+import ObjectStore
 
-/// Owns the volumes: creates, opens, lists and deletes them, and offers them to the NBD server
-/// as exports of the same name (appearing and disappearing without a restart).
+/// Owns the volumes: creates, opens, lists, flushes, recovers and deletes them, and offers them
+/// to the NBD server as exports of the same name (appearing and disappearing without a restart).
 public final class VolumeManager: NBDExportCatalog, Sendable {
     private let volumesDirectory: String
     private let store: MetadataStore
@@ -18,17 +19,21 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     private let connections: ConnectionRegistry
     private let defaultExport: String
     private let defaultChunkSize: UInt64
+    private let remote: RemoteContext
+    /// The local cache of the cached volumes.
+    public let cache: CacheManager
     private let logger: Logger
     private let volumes = NIOLockedValueBox([String: OpenVolume]())
 
     private struct OpenVolume {
         let record: VolumeRecord
-        let volume: ThinVolume
+        let volume: Volume
     }
 
     public init(
         dataDirectory: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
-        connections: ConnectionRegistry, defaultExport: String, defaultChunkSize: UInt64, logger: Logger
+        connections: ConnectionRegistry, defaultExport: String, defaultChunkSize: UInt64, remote: RemoteContext,
+        cache: CacheManager, logger: Logger
     ) {
         self.volumesDirectory = dataDirectory + "/volumes"
         self.store = store
@@ -37,26 +42,36 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         self.connections = connections
         self.defaultExport = defaultExport
         self.defaultChunkSize = defaultChunkSize
+        self.remote = remote
+        self.cache = cache
         self.logger = logger
     }
 
     /// Opens every volume the database knows (recovering any that were not shut down cleanly).
-    public func openAll() throws {
+    public func openAll() async throws {
         try FileManager.default.createDirectory(atPath: volumesDirectory, withIntermediateDirectories: true)
         for record in try store.volumes() {
-            let volume = try ThinVolume.open(
-                record: record, path: path(of: record), store: store, journal: journal, io: io, logger: logger)
-            volumes.withLockedValue { $0[record.name] = OpenVolume(record: record, volume: volume) }
+            try await open(record)
         }
+    }
+
+    private func open(_ record: VolumeRecord) async throws {
+        let volume = try await Volume.open(
+            record: record, path: path(of: record), store: store, journal: journal, io: io, remote: remote,
+            logger: logger)
+        volumes.withLockedValue { $0[record.name] = OpenVolume(record: record, volume: volume) }
+        cache.add(volume)
     }
 
     /// Names of the volumes.
     public var names: [String] { volumes.withLockedValue { $0.keys.sorted() } }
 
-    /// Creates a thin volume.
+    /// Creates a volume: thin (local disk) or cached (object store, with a local cache).
     /// - Throws: `GatewayError` for a bad name or size, or a name in use.
     @discardableResult
-    public func create(name: String, size: UInt64, chunkSize: UInt64? = nil) throws(GatewayError) -> VolumeInfo {
+    public func create(name: String, size: UInt64, chunkSize: UInt64? = nil, kind: Volume.Kind = .thin)
+        async throws(GatewayError) -> VolumeInfo
+    {
         try Self.validate(name: name)
         let chunkSize = chunkSize ?? defaultChunkSize
         guard chunkSize <= UInt64(Int.max), ChunkGeometry.isValidChunkSize(Int(chunkSize)) else {
@@ -75,20 +90,55 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         if volumes.withLockedValue({ $0[name] != nil }) {
             throw GatewayError(.conflict, "a volume named '\(name)' already exists")
         }
+        let manifest = VolumeManifest(
+            name: name, kind: kind, size: size, chunkSize: chunkSize, createdAt: Int64(Date().timeIntervalSince1970),
+            uuid: UUID().uuidString.lowercased())
         do {
+            if kind == .cached { try await manifest.store(in: remote.store) }
             let record = try store.createVolume(
-                name: name, kind: "thin", size: size, chunkSize: UInt32(chunkSize),
-                createdAt: Int64(Date().timeIntervalSince1970))
-            let volume = try ThinVolume.open(
-                record: record, path: path(of: record), store: store, journal: journal, io: io, logger: logger)
-            volumes.withLockedValue { $0[name] = OpenVolume(record: record, volume: volume) }
+                name: name, kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize),
+                createdAt: manifest.createdAt,
+                uuid: manifest.uuid)
+            try await open(record)
             logger.info(
-                "created volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))")
-            return info(record: record, volume: volume)
+                "created \(kind.rawValue) volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))"
+            )
+            return try info(name: name)
         } catch let error as MetadataError where error.message.contains("already exists") {
             throw GatewayError(.conflict, error.message)
+        } catch let error as GatewayError {
+            throw error
         } catch {
             throw GatewayError(.failed, "cannot create volume '\(name)': \(error)")
+        }
+    }
+
+    /// Rebuilds a cached volume from the object store alone (its manifest and chunk objects),
+    /// for a data directory that lost it.
+    /// - Throws: `GatewayError.notFound` when no manifest names it, `.conflict` when it exists.
+    @discardableResult
+    public func recover(name: String) async throws(GatewayError) -> VolumeInfo {
+        if volumes.withLockedValue({ $0[name] != nil }) {
+            throw GatewayError(.conflict, "volume '\(name)' exists here already; delete it first to recover it")
+        }
+        do {
+            guard let manifest = try await VolumeManifest.find(name: name, in: remote.store) else {
+                throw GatewayError(.notFound, "the object store holds no manifest of a volume named '\(name)'")
+            }
+            let record = try store.createVolume(
+                name: name, kind: Volume.Kind.cached.rawValue, size: manifest.size,
+                chunkSize: UInt32(manifest.chunkSize),
+                createdAt: manifest.createdAt, uuid: manifest.uuid)
+            let geometry = ChunkGeometry(volumeSize: manifest.size, chunkSize: Int(manifest.chunkSize))
+            let chunks = try await Volume.chunksInStore(uuid: manifest.uuid, geometry: geometry, store: remote.store)
+            try store.apply(chunks.map { .store(volumeID: record.id, $0) })
+            try await open(record)
+            logger.notice("recovered cached volume '\(name)' from the object store: \(chunks.count) chunk(s)")
+            return try info(name: name)
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw GatewayError(.failed, "cannot recover volume '\(name)': \(error)")
         }
     }
 
@@ -105,10 +155,21 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         return info(record: open.record, volume: open.volume)
     }
 
-    /// Deletes a volume and its data.
+    /// Makes every completed write of a volume durable (locally).
+    public func flush(name: String) async throws(GatewayError) -> VolumeInfo {
+        let open = try lookup(name)
+        do {
+            try await open.volume.flush(on: remote.group.next()).get()
+        } catch {
+            throw GatewayError(.failed, "flush of volume '\(name)' failed: \(error)")
+        }
+        return info(record: open.record, volume: open.volume)
+    }
+
+    /// Deletes a volume and its data (for a cached volume, its objects too, in the background).
     /// - Parameter force: close attached clients instead of refusing.
     /// - Throws: `GatewayError.conflict` while clients are attached (without `force`).
-    public func delete(name: String, force: Bool) throws(GatewayError) {
+    public func delete(name: String, force: Bool) async throws(GatewayError) {
         let open = try lookup(name)
         let clients = connections.clientCount(export: name)
         if clients > 0 && !force {
@@ -119,12 +180,28 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         }
         connections.closeConnections(export: name)
         volumes.withLockedValue { _ = $0.removeValue(forKey: name) }
+        await cache.remove(open.volume)
         do {
             try store.deleteVolume(id: open.record.id)
         } catch {
             throw GatewayError(.failed, "cannot delete volume '\(name)': \(error)")
         }
         try? FileManager.default.removeItem(atPath: path(of: open.record))
+        if open.volume.kind == .cached {
+            let objects = remote.store
+            let uuid = open.record.uuid
+            let logger = self.logger
+            Task {
+                do {
+                    for object in try await objects.list(prefix: Volume.objectPrefix(uuid: uuid)) {
+                        try await objects.delete(try ObjectKey(object.key))
+                    }
+                    try await objects.delete(try VolumeManifest.key(uuid: uuid))
+                } catch {
+                    logger.warning("objects of deleted volume '\(name)' remain in the object store: \(error)")
+                }
+            }
+        }
         logger.info("deleted volume '\(name)'")
     }
 
@@ -169,7 +246,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
 
     private func listing(_ open: OpenVolume) -> NBDExportListing {
         NBDExportListing(
-            name: open.record.name, description: "thin volume, \(ByteSize.format(open.record.size))",
+            name: open.record.name, description: "\(open.record.kind) volume, \(ByteSize.format(open.record.size))",
             size: open.record.size, capabilities: open.volume.capabilities)
     }
 
@@ -184,12 +261,16 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         "\(volumesDirectory)/\(record.id).img"
     }
 
-    private func info(record: VolumeRecord, volume: ThinVolume) -> VolumeInfo {
+    private func info(record: VolumeRecord, volume: Volume) -> VolumeInfo {
         let usage = volume.usage
+        let cache = volume.cacheUsage
         return VolumeInfo(
             name: record.name, kind: record.kind, size: record.size, chunkSize: UInt64(record.chunkSize),
             allocatedChunks: usage.chunks, allocatedBytes: usage.bytes, diskBytes: (try? volume.diskUsage()) ?? 0,
-            clients: connections.clientCount(export: record.name), createdAt: record.createdAt)
+            clients: connections.clientCount(export: record.name), createdAt: record.createdAt,
+            cachedBytes: volume.kind == .cached ? cache.cachedBytes : nil,
+            dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
+            objects: volume.kind == .cached ? volume.uploadedChunks : nil)
     }
 
     /// Volume names are export names: 1–64 of A–Z a–z 0–9 . _ -, not starting with '.' or '-'.
@@ -218,13 +299,21 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var diskBytes: UInt64
     public var clients: Int
     public var createdAt: Int64
+    /// Cached volumes: bytes held in the local cache.
+    public var cachedBytes: UInt64?
+    /// Cached volumes: bytes of chunks changed and not yet uploaded.
+    public var dirtyBytes: UInt64?
+    /// Cached volumes: chunks stored in the object store.
+    public var objects: Int?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, size, clients
+        case name, kind, size, clients, objects
         case chunkSize = "chunk_size"
         case allocatedChunks = "allocated_chunks"
         case allocatedBytes = "allocated_bytes"
         case diskBytes = "disk_bytes"
         case createdAt = "created_at"
+        case cachedBytes = "cached_bytes"
+        case dirtyBytes = "dirty_bytes"
     }
 }

@@ -32,6 +32,10 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
     @Flag(help: "Log one line per NBD request (slows the data path).")
     var requestLog = false
+    @Option(help: "Object store of cached volumes: file:///path or s3://BUCKET?endpoint=http://HOST:PORT[&region=R].")
+    var objectStore: String?
+    @Option(help: "Bytes cached volumes may keep locally, e.g. 4G.")
+    var cacheSize: String?
 
     func run() async throws {
         var settings = GatewayConfig()
@@ -58,6 +62,11 @@ struct Serve: AsyncParsableCommand {
             settings.logLevel = level
         }
         if requestLog { settings.requestLog = true }
+        if let objectStore {
+            _ = try ObjectStoreLocation.parse(objectStore)
+            settings.objectStore = objectStore
+        }
+        if let cacheSize { settings.cacheSize = try ByteSize.parse(cacheSize) }
         _ = try settings.listenAddress()
 
         MemoryTuning.keepLargeBuffersInTheHeap()

@@ -46,7 +46,7 @@ struct AdminOptions: ParsableArguments {
 struct VolumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volume", abstract: "Create, list, inspect and delete volumes.",
-        subcommands: [Create.self, List.self, Info.self, Delete.self])
+        subcommands: [Create.self, List.self, Info.self, Flush.self, Recover.self, Delete.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -102,13 +102,66 @@ struct VolumeCommand: ParsableCommand {
         func run() throws {
             let volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!
             if admin.json { return try admin.printJSON(volume) }
-            printTable([
-                ["name", volume.name], ["kind", volume.kind],
-                ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
-                ["chunk size", ByteSize.format(volume.chunkSize)], ["allocated chunks", "\(volume.allocatedChunks)"],
-                ["allocated", "\(ByteSize.format(volume.allocatedBytes)) (\(volume.allocatedBytes) bytes)"],
-                ["on disk", ByteSize.format(volume.diskBytes)], ["clients", "\(volume.clients)"],
-            ])
+            printTable(
+                [
+                    ["name", volume.name], ["kind", volume.kind],
+                    ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
+                    ["chunk size", ByteSize.format(volume.chunkSize)],
+                    ["allocated chunks", "\(volume.allocatedChunks)"],
+                    ["allocated", "\(ByteSize.format(volume.allocatedBytes)) (\(volume.allocatedBytes) bytes)"],
+                    ["on disk", ByteSize.format(volume.diskBytes)], ["clients", "\(volume.clients)"],
+                ]
+                    + (volume.cachedBytes.map { [["cached", ByteSize.format($0)]] } ?? [])
+                    + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
+                    + (volume.objects.map { [["objects", "\($0)"]] } ?? []))
+        }
+    }
+
+    struct Flush: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Make a volume's completed writes durable; with --wait-upload, also wait until every chunk is uploaded.",
+            discussion: "Example: blockgate volume flush vol1 --wait-upload")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Volume name.") var name: String
+        @Flag(help: "Wait until a cached volume has no dirty data, showing progress.") var waitUpload = false
+
+        func run() throws {
+            var volume = try admin.send(AdminRequest(op: .volumeFlush, name: name)).volume!
+            if waitUpload, let first = volume.dirtyBytes, first > 0 {
+                let bar = ProgressBar(title: "uploading \(name)", total: first, quiet: admin.json)
+                while let dirty = volume.dirtyBytes, dirty > 0 {
+                    bar.update(done: first - min(dirty, first))
+                    usleep(200_000)
+                    volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!
+                }
+                bar.finish()
+            }
+            if admin.json {
+                try admin.printJSON(volume)
+            } else {
+                print(
+                    "flushed volume \(name)"
+                        + (volume.dirtyBytes.map { ", \(ByteSize.format($0)) not yet uploaded" } ?? ""))
+            }
+        }
+    }
+
+    struct Recover: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild a cached volume from the object store alone (after losing the data directory).",
+            discussion: "Example: blockgate volume recover vol1")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Volume name.") var name: String
+
+        func run() throws {
+            let volume = try admin.send(AdminRequest(op: .volumeRecover, name: name)).volume!
+            if admin.json {
+                try admin.printJSON(volume)
+            } else {
+                print(
+                    "recovered volume \(name): \(ByteSize.format(volume.size)), \(volume.objects ?? 0) chunk object(s)")
+            }
         }
     }
 

@@ -35,7 +35,7 @@ import Testing
 
     @Test(arguments: [(FileIOBackendChoice.uring, UInt64(1)), (.posix, 2), (.uring, 3)])
     func randomOperationsMatchTheModel(_ backend: FileIOBackendChoice, _ seed: UInt64) async throws {
-        let fixture = try VolumeFixture(size: UInt64(Self.size), chunkSize: 65536, backend: backend)
+        let fixture = try await VolumeFixture(size: UInt64(Self.size), chunkSize: 65536, backend: backend)
         var model = Model(size: Self.size)
         var random = SplitMix(seed: seed)
         let loop = fixture.loop
@@ -61,7 +61,7 @@ import Testing
             case 7:
                 try await fixture.volume.flush(on: loop).get()
             case 8:
-                try fixture.reopen()
+                try await fixture.reopen()
             default:
                 let read = try await fixture.read(UInt64(offset), length)
                 let wrong = model.mismatches(offset, read)
@@ -79,7 +79,7 @@ import Testing
     }
 
     @Test func concurrentDisjointOperationsMatchTheModel() async throws {
-        let fixture = try VolumeFixture(size: UInt64(Self.size), chunkSize: 65536)
+        let fixture = try await VolumeFixture(size: UInt64(Self.size), chunkSize: 65536)
         var model = Model(size: Self.size)
         var random = SplitMix(seed: 42)
         let loop = fixture.loop
@@ -112,7 +112,7 @@ import Testing
             try await EventLoopFuture.andAllSucceed(futures, on: loop).get()
         }
         try await fixture.volume.flush(on: loop).get()
-        try fixture.reopen()
+        try await fixture.reopen()
         let wrongAtEnd = model.mismatches(0, try await fixture.read(0, Self.size)).count
         #expect(wrongAtEnd == 0)
         try await checkHolesReadAsZeros(fixture)

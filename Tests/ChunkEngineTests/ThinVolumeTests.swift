@@ -9,7 +9,7 @@ import Testing
 
     @Test(arguments: backends)
     func unwrittenRangesAreHolesAndWritesReadBack(_ backend: FileIOBackendChoice) async throws {
-        let fixture = try VolumeFixture(size: 1 << 22, backend: backend)
+        let fixture = try await VolumeFixture(size: 1 << 22, backend: backend)
         let pattern = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try await fixture.write(70_000, pattern)
         let readBack = try await fixture.read(70_000, 10_000)
@@ -27,7 +27,7 @@ import Testing
 
     @Test(arguments: backends)
     func smallTrimsThatTogetherCoverAChunkFreeIt(_ backend: FileIOBackendChoice) async throws {
-        let fixture = try VolumeFixture(size: 1 << 22, chunkSize: 65536, backend: backend)
+        let fixture = try await VolumeFixture(size: 1 << 22, chunkSize: 65536, backend: backend)
         try await fixture.write(65536, [UInt8](repeating: 0xEE, count: 65536))
         #expect(try fixture.volume.diskUsage() >= 65536)
         // Trims of ten sectors never align with a block or chunk boundary; together they cover it.
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func trimOfAWholeTebibyteVolumeTouchesOnlyAllocatedChunks() async throws {
-        let fixture = try VolumeFixture(size: 1 << 40, chunkSize: 1 << 20)
+        let fixture = try await VolumeFixture(size: 1 << 40, chunkSize: 1 << 20)
         for index: UInt64 in [0, 7, 999_999] {
             try await fixture.write(index << 20, [UInt8](repeating: 1, count: 8192))
         }
@@ -58,7 +58,7 @@ import Testing
 
     @Test(arguments: backends)
     func writeZeroesZerosPartialBlocksAndHonoursNoHole(_ backend: FileIOBackendChoice) async throws {
-        let fixture = try VolumeFixture(size: 1 << 20, backend: backend)
+        let fixture = try await VolumeFixture(size: 1 << 20, backend: backend)
         try await fixture.write(0, [UInt8](repeating: 0xAA, count: 40_000))
         try await fixture.volume.writeZeroes(offset: 1000, length: 20_000, options: [], on: fixture.loop).get()
         var expected = [UInt8](repeating: 0xAA, count: 40_000)
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func writeZeroesInsideOneBlockZerosExactlyThoseBytes() async throws {
-        let fixture = try VolumeFixture(size: 1 << 20)
+        let fixture = try await VolumeFixture(size: 1 << 20)
         try await fixture.write(0, [UInt8](repeating: 0x77, count: 8192))
         for (offset, length) in [(100, 100), (4096, 10), (8000, 300)] as [(UInt64, UInt64)] {
             try await fixture.volume.writeZeroes(offset: offset, length: length, options: [], on: fixture.loop).get()
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func writingZerosDeallocatesInsteadOfFilling() async throws {
-        let fixture = try VolumeFixture(size: 1 << 20)
+        let fixture = try await VolumeFixture(size: 1 << 20)
         try await fixture.write(0, [UInt8](repeating: 5, count: 65536))
         try await fixture.write(4096, [UInt8](repeating: 0, count: 65536))
         #expect(fixture.volume.usage.bytes == 4096)
@@ -103,7 +103,7 @@ import Testing
 
     @Test func blockStatusOfAHugeSparseVolumeSkipsTheGaps() async throws {
         let size: UInt64 = 8 << 40
-        let fixture = try VolumeFixture(size: size, chunkSize: 1 << 20)
+        let fixture = try await VolumeFixture(size: size, chunkSize: 1 << 20)
         try await fixture.write(5 << 20, [UInt8](repeating: 1, count: 4096))
         try await fixture.write(size - (2 << 20), [UInt8](repeating: 1, count: 4096))
         let extents = try await fixture.volume.blockStatus(offset: 0, length: size, on: fixture.loop).get()
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func writeZeroesKeepingAllocationCoversManyWindows() async throws {
-        let fixture = try VolumeFixture(size: 16 << 20, chunkSize: 65536)
+        let fixture = try await VolumeFixture(size: 16 << 20, chunkSize: 65536)
         try await fixture.write(0, [UInt8](repeating: 9, count: 16 << 20))
         try await fixture.volume.writeZeroes(offset: 1000, length: 200 * 65536, options: [.noHole], on: fixture.loop)
             .get()
@@ -124,7 +124,7 @@ import Testing
     }
 
     @Test func blockStatusDescribesRunsAcrossChunks() async throws {
-        let fixture = try VolumeFixture(size: 1 << 20, chunkSize: 65536)
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536)
         try await fixture.write(61_440, [UInt8](repeating: 3, count: 8192))
         let extents = try await fixture.volume.blockStatus(offset: 0, length: 1 << 20, on: fixture.loop).get()
         #expect(
@@ -138,11 +138,11 @@ import Testing
 
     @Test(arguments: backends)
     func reopeningAfterAnUnflushedWriteRecoversTheBitmapFromTheFile(_ backend: FileIOBackendChoice) async throws {
-        let fixture = try VolumeFixture(size: 1 << 22, backend: backend)
+        let fixture = try await VolumeFixture(size: 1 << 22, backend: backend)
         try await fixture.write(0, [UInt8](repeating: 9, count: 4096))
         try await fixture.volume.flush(on: fixture.loop).get()
         try await fixture.write(1 << 21, [UInt8](repeating: 7, count: 12_288))
-        try fixture.reopen()
+        try await fixture.reopen()
         #expect(try await fixture.holds(7, at: 1 << 21, count: 12_288))
         #expect(try await fixture.holds(9, at: 0, count: 4096))
         #expect(fixture.volume.usage.bytes == 4096 + 12_288)
@@ -150,12 +150,12 @@ import Testing
     }
 
     @Test func flushedTrimStaysTrimmedAfterReopen() async throws {
-        let fixture = try VolumeFixture(size: 1 << 22)
+        let fixture = try await VolumeFixture(size: 1 << 22)
         try await fixture.write(0, [UInt8](repeating: 9, count: 65536 * 2))
         try await fixture.volume.flush(on: fixture.loop).get()
         try await fixture.volume.trim(offset: 0, length: 65536, fua: false, on: fixture.loop).get()
         try await fixture.volume.flush(on: fixture.loop).get()
-        try fixture.reopen()
+        try await fixture.reopen()
         #expect(fixture.volume.usage.chunks == 1)
         #expect(try await fixture.holds(0, at: 0, count: 65536))
         #expect(try await fixture.holds(9, at: 65536, count: 65536))

@@ -5,41 +5,64 @@ import Logging
 import Metadata
 import NIOCore
 import NIOPosix
+import ObjectStore
 
-/// A thin volume in a scratch directory, with real SQLite and real file I/O.
+/// A volume in a scratch directory, with real SQLite, real file I/O and, for a cached volume, an
+/// embedded object store in the same directory.
 final class VolumeFixture: @unchecked Sendable {
     let directory: String
     let store: MetadataStore
     let journal: MetadataJournal
     let io: any FileIO
     let record: VolumeRecord
-    var volume: ThinVolume
+    let objects: FileObjectStore?
+    let remote: RemoteContext?
+    private let pool: NIOThreadPool
+    var volume: Volume
     let loop = MultiThreadedEventLoopGroup.singleton.next()
 
-    init(size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring) throws {
+    init(
+        size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring, kind: Volume.Kind = .thin,
+        settings: RemoteSettings = RemoteSettings()
+    ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-volume-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try MetadataStore(path: "\(directory)/meta.db")
         journal = MetadataJournal(store: store)
         io = try makeFileIO(backend, logger: Logger(label: "test"))
+        pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        if kind == .cached {
+            let objects = FileObjectStore(root: "\(directory)/objects", pool: pool)
+            try await objects.prepare()
+            self.objects = objects
+            remote = RemoteContext(store: objects, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+        } else {
+            objects = nil
+            remote = nil
+        }
         record = try store.createVolume(
-            name: "vol", kind: "thin", size: size, chunkSize: UInt32(chunkSize), createdAt: 0)
-        volume = try ThinVolume.open(
-            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io,
+            name: "vol", kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize), createdAt: 0,
+            uuid: UUID().uuidString.lowercased())
+        volume = try await Volume.open(
+            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
     }
 
     /// Opens the volume again from its file and database, as a restarted daemon would, without
     /// flushing the current instance (what a kill -9 leaves behind).
-    func reopen() throws {
-        volume = try ThinVolume.open(
-            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io,
+    func reopen() async throws {
+        await volume.stopUploader()
+        volume = try await Volume.open(
+            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
     }
 
     func close() async {
+        await volume.stopUploader()
         await journal.shutdown()
         await io.shutdown()
+        try? await pool.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
     }
 

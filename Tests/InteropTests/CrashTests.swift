@@ -30,8 +30,8 @@ import Testing
     }
 
     /// Writes versions of random blocks with flushes between, until the connection breaks.
-    static func workload(_ uri: String, ledger: inout Ledger) {
-        guard let client = try? LibNBD(uri: uri) else { return }
+    static func workload(_ uri: String, ledger: inout Ledger) async {
+        guard let client = try? await LibNBD.connect(uri) else { return }
         while true {
             for _ in 0..<Int.random(in: 1...40) {
                 let block = Int.random(in: 0..<blocks)
@@ -40,24 +40,24 @@ import Testing
                 let fua = Int.random(in: 0..<20) == 0
                 ledger.sinceFlush[block].insert(version)
                 guard
-                    (try? client.write(UInt64(block * blockSize), content(block: block, version: version), fua: fua))
-                        != nil
+                    (try? await client.write(
+                        UInt64(block * blockSize), content(block: block, version: version), fua: fua)) != nil
                 else { return }
                 if fua {
                     ledger.durable[block] = version
                     ledger.sinceFlush[block] = []
                 }
             }
-            guard (try? client.flush()) != nil else { return }
+            guard (try? await client.flush()) != nil else { return }
             ledger.flushed()
         }
     }
 
     /// Blocks whose content is torn, older than their last durable version, or unknown; and
     /// the version each block holds.
-    static func verify(_ uri: String, ledger: Ledger) throws -> (problems: [String], versions: [UInt64]) {
-        let client = try LibNBD(uri: uri)
-        let data = try client.read(0, blocks * blockSize)
+    static func verify(_ uri: String, ledger: Ledger) async throws -> (problems: [String], versions: [UInt64]) {
+        let client = try await LibNBD.connect(uri)
+        let data = try await client.read(0, blocks * blockSize)
         var problems: [String] = []
         var versions = [UInt64](repeating: 0, count: blocks)
         for block in 0..<blocks {
@@ -89,14 +89,14 @@ import Testing
             let start = ledger
             let worker = Task.detached { () -> Ledger in
                 var copy = start
-                CrashTests.workload(uri, ledger: &copy)
+                await CrashTests.workload(uri, ledger: &copy)
                 return copy
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...900)))
             daemon.kill9()
             ledger = await worker.value
             try daemon.start()
-            let (problems, versions) = try Self.verify(daemon.uri, ledger: ledger)
+            let (problems, versions) = try await Self.verify(daemon.uri, ledger: ledger)
             let count = problems.count
             let first = problems.prefix(5).joined(separator: "; ")
             #expect(count == 0, "round \(round): \(first)")

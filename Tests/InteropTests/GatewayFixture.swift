@@ -2,6 +2,7 @@ import Foundation
 import Gateway
 import LocalIO
 import Logging
+import NIOPosix
 
 /// A real gateway in this process, in a scratch directory, with TCP on a free loopback port.
 final class GatewayFixture: @unchecked Sendable {
@@ -35,6 +36,20 @@ final class GatewayFixture: @unchecked Sendable {
     }
 }
 
+/// Runs blocking work (libnbd calls, waiting for a process) on threads of its own, so that tests
+/// never hold the cooperative threads the gateway's tasks need.
+enum Blocking {
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await pool.runIfActive(body)
+    }
+}
+
 /// Runs an external program and collects its output.
 struct Tool {
     struct Result {
@@ -43,9 +58,14 @@ struct Tool {
         let errors: String
     }
 
-    /// Runs `arguments[0]` (found on PATH, with /usr/bin first) and waits.
+    /// Runs `arguments[0]` (found on PATH, with /usr/bin first) and waits, on a thread of its
+    /// own (a test must not block the few threads the gateway's tasks run on).
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await Blocking.run { try runBlocking(arguments, environment: environment) }
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments

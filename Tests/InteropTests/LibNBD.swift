@@ -1,19 +1,28 @@
 import CNBD
+import NIOPosix
 
 /// A libnbd connection (the real client library behind nbdinfo, nbdcopy and fio's nbd engine).
-final class LibNBD {
+/// Every call runs on a `Blocking` thread; libnbd handles are thread-safe.
+final class LibNBD: @unchecked Sendable {
     private let handle: OpaquePointer
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
-    /// Connects to an NBD URI, asking for base:allocation.
-    init(uri: String) throws {
-        guard let handle = nbd_create() else { throw Failure(description: "nbd_create failed") }
+    private init(handle: OpaquePointer) {
         self.handle = handle
-        nbd_add_meta_context(handle, "base:allocation")
-        try check(nbd_connect_uri(handle, uri))
+    }
+
+    /// Connects to an NBD URI, asking for base:allocation.
+    static func connect(_ uri: String) async throws -> LibNBD {
+        try await Blocking.run {
+            guard let handle = nbd_create() else { throw Failure(description: "nbd_create failed") }
+            let client = LibNBD(handle: handle)
+            nbd_add_meta_context(handle, "base:allocation")
+            try client.check(nbd_connect_uri(handle, uri))
+            return client
+        }
     }
 
     deinit {
@@ -23,26 +32,38 @@ final class LibNBD {
     var size: UInt64 { UInt64(nbd_get_size(handle)) }
     var canMultiConn: Bool { nbd_can_multi_conn(handle) == 1 }
 
-    func read(_ offset: UInt64, _ count: Int) throws -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        try check(nbd_pread(handle, &buffer, count, offset, 0))
-        return buffer
+    func read(_ offset: UInt64, _ count: Int) async throws -> [UInt8] {
+        try await Blocking.run {
+            var buffer = [UInt8](repeating: 0, count: count)
+            try self.check(nbd_pread(self.handle, &buffer, count, offset, 0))
+            return buffer
+        }
     }
 
-    func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) throws {
-        try check(nbd_pwrite(handle, bytes, bytes.count, offset, fua ? UInt32(LIBNBD_CMD_FLAG_FUA) : 0))
+    func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
+        try await Blocking.run {
+            try self.check(nbd_pwrite(self.handle, bytes, bytes.count, offset, fua ? UInt32(LIBNBD_CMD_FLAG_FUA) : 0))
+        }
     }
 
-    func trim(_ offset: UInt64, _ count: UInt64) throws { try check(nbd_trim(handle, count, offset, 0)) }
-
-    func zero(_ offset: UInt64, _ count: UInt64, noHole: Bool = false) throws {
-        try check(nbd_zero(handle, count, offset, noHole ? UInt32(LIBNBD_CMD_FLAG_NO_HOLE) : 0))
+    func trim(_ offset: UInt64, _ count: UInt64) async throws {
+        try await Blocking.run { try self.check(nbd_trim(self.handle, count, offset, 0)) }
     }
 
-    func flush() throws { try check(nbd_flush(handle, 0)) }
+    func zero(_ offset: UInt64, _ count: UInt64, noHole: Bool = false) async throws {
+        try await Blocking.run {
+            try self.check(nbd_zero(self.handle, count, offset, noHole ? UInt32(LIBNBD_CMD_FLAG_NO_HOLE) : 0))
+        }
+    }
+
+    func flush() async throws { try await Blocking.run { try self.check(nbd_flush(self.handle, 0)) } }
 
     /// base:allocation extents from `offset`: (length, flags).
-    func blockStatus(_ offset: UInt64, _ count: UInt64) throws -> [(length: UInt64, flags: UInt32)] {
+    func blockStatus(_ offset: UInt64, _ count: UInt64) async throws -> [(length: UInt64, flags: UInt32)] {
+        try await Blocking.run { try self.blockStatusBlocking(offset, count) }
+    }
+
+    private func blockStatusBlocking(_ offset: UInt64, _ count: UInt64) throws -> [(length: UInt64, flags: UInt32)] {
         final class Box { var extents: [(UInt64, UInt32)] = [] }
         let box = Box()
         let callback = nbd_extent_callback(

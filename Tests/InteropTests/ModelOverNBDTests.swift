@@ -10,7 +10,9 @@ import Testing
     @Test(arguments: [FileIOBackendChoice.uring, .posix])
     func randomOperationsOnTwoConnectionsMatchTheModel(_ backend: FileIOBackendChoice) async throws {
         let fixture = try await GatewayFixture(ioBackend: backend, demoSize: UInt64(Self.size))
-        let connections = [try LibNBD(uri: fixture.uri("demo")), try LibNBD(uri: fixture.tcpURI("demo"))]
+        let connections = [
+            try await LibNBD.connect(fixture.uri("demo")), try await LibNBD.connect(fixture.tcpURI("demo")),
+        ]
         #expect(connections[0].canMultiConn)
         var bytes = [UInt8](repeating: 0, count: Self.size)
         var defined = [Bool](repeating: true, count: Self.size)
@@ -24,22 +26,22 @@ import Testing
             case 0...3:
                 let seed = UInt8.random(in: 0...255, using: &random)
                 let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7) ^ seed }
-                try client.write(UInt64(offset), data, fua: step % 11 == 0)
+                try await client.write(UInt64(offset), data, fua: step % 11 == 0)
                 bytes.replaceSubrange(offset..<(offset + length), with: data)
                 for index in offset..<(offset + length) { defined[index] = true }
             case 4:
-                try client.trim(UInt64(offset), UInt64(length))
+                try await client.trim(UInt64(offset), UInt64(length))
                 for index in offset..<(offset + length) { defined[index] = false }
             case 5:
-                try client.zero(UInt64(offset), UInt64(length), noHole: step % 2 == 0)
+                try await client.zero(UInt64(offset), UInt64(length), noHole: step % 2 == 0)
                 for index in offset..<(offset + length) {
                     bytes[index] = 0
                     defined[index] = true
                 }
             case 6:
-                try client.flush()
+                try await client.flush()
             default:
-                let read = try client.read(UInt64(offset), length)
+                let read = try await client.read(UInt64(offset), length)
                 for index in 0..<length where defined[offset + index] && read[index] != bytes[offset + index] {
                     mismatches += 1
                 }
@@ -49,8 +51,9 @@ import Testing
         // Whatever block status calls a hole must read as zeros.
         var position: UInt64 = 0
         var holesWithData = 0
-        for extent in try connections[0].blockStatus(0, UInt64(Self.size)) {
-            if extent.flags & 2 != 0, try connections[1].read(position, Int(extent.length)).contains(where: { $0 != 0 })
+        for extent in try await connections[0].blockStatus(0, UInt64(Self.size)) {
+            if extent.flags & 2 != 0,
+                try await connections[1].read(position, Int(extent.length)).contains(where: { $0 != 0 })
             {
                 holesWithData += 1
             }

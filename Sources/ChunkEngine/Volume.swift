@@ -4,15 +4,29 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// A thin-provisioned volume on local disk: one sparse file holds chunk `i` at offset
-/// `i × chunkSize`; chunks are allocated by their first write and punched out when TRIM leaves
-/// no valid block in them. Writes of all-zero data deallocate like WRITE_ZEROES.
+/// A volume on the chunk engine. One sparse file holds chunk `i` at offset `i × chunkSize`;
+/// chunks are allocated by their first write and punched out when TRIM leaves no valid block in
+/// them. Writes of all-zero data deallocate like WRITE_ZEROES.
+///
+/// A thin volume keeps its data in that file alone. A cached volume also uploads each changed
+/// chunk to an object store (see Volume+Remote.swift): the file is then a cache, blocks missing
+/// from it are downloaded when read, and clean chunks may be evicted from it.
 ///
 /// Invariant: a block whose valid bit is clear reads as zeros from the file (never written, or
 /// punched before the bit was cleared). Reads therefore need the bitmap only to report holes.
-public final class ThinVolume: BlockDevice, @unchecked Sendable {
+public final class Volume: BlockDevice, @unchecked Sendable {
+    /// Where a volume's data lives.
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// On local disk only.
+        case thin
+        /// In an object store, with a local cache.
+        case cached
+    }
+
     /// The volume's name (its export name).
     public let name: String
+    /// Where its data lives.
+    public var kind: Kind { remote == nil ? .thin : .cached }
     /// The layout of chunks and blocks.
     public var geometry: ChunkGeometry { table.geometry }
     public var size: UInt64 { table.geometry.volumeSize }
@@ -21,10 +35,12 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         canMultiConn: true, minimumBlockSize: 1, preferredBlockSize: 4096, maximumRequest: 32 * 1024 * 1024)
 
     let table: ChunkTable
-    private let file: LocalFile
-    private let io: any FileIO
-    private let journal: MetadataJournal
-    private let logger: Logger
+    let file: LocalFile
+    let io: any FileIO
+    let journal: MetadataJournal
+    let logger: Logger
+    /// The object store side of a cached volume; nil for a thin volume.
+    let remote: RemoteBacking?
     private let flushes = NIOLockedValueBox(FlushState.idle)
 
     /// Whether a flush round runs, and who waits for the next one.
@@ -39,13 +55,19 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
     static let maximumReadSegments = 16
     /// Chunks zeroed at once by a WRITE_ZEROES that keeps its range allocated.
     static let zeroWindow = 64
+    /// Times a read or write retries when eviction took its blocks between download and use.
+    static let cacheRetries = 8
 
-    init(name: String, table: ChunkTable, file: LocalFile, io: any FileIO, journal: MetadataJournal, logger: Logger) {
+    init(
+        name: String, table: ChunkTable, file: LocalFile, io: any FileIO, journal: MetadataJournal,
+        remote: RemoteBacking?, logger: Logger
+    ) {
         self.name = name
         self.table = table
         self.file = file
         self.io = io
         self.journal = journal
+        self.remote = remote
         self.logger = logger
     }
 
@@ -58,8 +80,19 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
     // MARK: - BlockDevice
 
     public func read(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ReadResult> {
-        let runs = table.dataRuns(offset: offset, length: UInt64(length))
-        let dataRuns = runs.filter(\.isData).count
+        guard remote != nil else {
+            return readLocal(
+                table.runs(offset: offset, length: UInt64(length)), offset: offset, length: length, on: eventLoop)
+        }
+        return readCached(offset: offset, length: length, attempt: 1, on: eventLoop)
+    }
+
+    /// Reads blocks that are holes or in the local file.
+    private func readLocal(
+        _ runs: [(range: Range<UInt64>, placement: ChunkTable.Placement)], offset: UInt64, length: Int,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ReadResult> {
+        let dataRuns = runs.filter { $0.placement != .hole }.count
         if dataRuns == 0 {
             return eventLoop.makeSucceededFuture(.segments([.hole(length)]))
         }
@@ -68,10 +101,37 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         }
         let pieces = runs.map { run -> EventLoopFuture<ReadSegment> in
             let runLength = Int(run.range.upperBound - run.range.lowerBound)
-            guard run.isData else { return eventLoop.makeSucceededFuture(.hole(runLength)) }
+            guard run.placement != .hole else { return eventLoop.makeSucceededFuture(.hole(runLength)) }
             return readFile(offset: run.range.lowerBound, length: runLength, on: eventLoop).map { .data($0) }
         }
         return EventLoopFuture.whenAllSucceed(pieces, on: eventLoop).map { .segments($0) }
+    }
+
+    /// Downloads what the range misses, then reads it locally with its chunks held, so that no
+    /// eviction can intervene; if one did in between, tries again.
+    private func readCached(offset: UInt64, length: Int, attempt: Int, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ReadResult>
+    {
+        let indexes = Array(geometry.chunks(touching: offset, length: UInt64(length)))
+        return fetch(offset: offset, length: UInt64(length), on: eventLoop).flatMap {
+            self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
+                () -> EventLoopFuture<ReadResult?> in
+                let runs = self.table.runs(offset: offset, length: UInt64(length))
+                guard !runs.contains(where: { $0.placement == .remote }) else {
+                    return eventLoop.makeSucceededFuture(nil)
+                }
+                return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
+            }
+        }.flatMap { (result: ReadResult?) -> EventLoopFuture<ReadResult> in
+            if let result { return eventLoop.makeSucceededFuture(result) }
+            guard attempt < Self.cacheRetries else {
+                return eventLoop.makeFailedFuture(
+                    BlockDeviceError(
+                        .io, "volume '\(self.name)': blocks at \(offset) keep being evicted before they are read"))
+            }
+            return self.readCached(offset: offset, length: length, attempt: attempt + 1, on: eventLoop)
+        }
+        .flatMapErrorThrowing { throw self.deviceError($0) }
     }
 
     public func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop)
@@ -85,13 +145,19 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         }
         let indexes = Array(geometry.chunks(touching: offset, length: length))
         let geometry = self.geometry
-        return table.change(indexes, exclusive: false, on: eventLoop) { [io, file] in
-            io.write(file, offset: offset, data: data, dsync: fua, on: eventLoop)
-        } update: { index, state in
-            let blocks = ChunkGeometry.blocksTouching(geometry.slice(ofChunk: index, offset: offset, length: length))
-            state.valid.set(blocks)
-            if !state.partialTrims.isEmpty {
-                state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+        let edges = partialBlocks(offset: offset, length: length)
+        return admit(indexes, on: eventLoop).flatMap {
+            self.changeWithEdges(indexes, edges: edges, exclusive: false, on: eventLoop) {
+                [io = self.io, file = self.file] in
+                io.write(file, offset: offset, data: data, dsync: fua, on: eventLoop)
+            } update: { index, state in
+                let blocks = ChunkGeometry.blocksTouching(
+                    geometry.slice(ofChunk: index, offset: offset, length: length))
+                state.valid.set(blocks)
+                state.present.set(blocks)
+                if !state.partialTrims.isEmpty {
+                    state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+                }
             }
         }.flatMapErrorThrowing { throw self.deviceError($0) }
     }
@@ -159,8 +225,10 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         }
     }
 
+    /// Downloads the range into the cache (cached volumes); thin volumes have nothing to do.
     public func cache(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        eventLoop.makeSucceededVoidFuture()
+        guard remote != nil else { return eventLoop.makeSucceededVoidFuture() }
+        return fetch(offset: offset, length: length, on: eventLoop).flatMapErrorThrowing { throw self.deviceError($0) }
     }
 
     public func blockStatus(offset: UInt64, length: UInt64, on eventLoop: any EventLoop)
@@ -178,17 +246,22 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
     private func invalidate(chunk index: Int, bytes: Range<Int>, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let chunkStart = geometry.chunkStart(index)
         let blockSize = UInt64(ChunkGeometry.blockSize)
-        return table.change([index], exclusive: true, on: eventLoop) { [table, io, file] in
-            let plan = table.trimPlan(ofChunk: index, bytes: bytes)
-            let runs = plan.emptiesChunk ? [0..<table.geometry.blocks(inChunk: index)] : plan.invalidatedRuns
-            let punches = runs.map { run in
-                io.allocate(
-                    file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
-                    length: UInt64(run.count) * blockSize, on: eventLoop)
+        return admit([index], on: eventLoop).flatMap {
+            self.table.with([index], exclusive: true, on: eventLoop) {
+                [table = self.table, io = self.io, file = self.file] in
+                let plan = table.trimPlan(ofChunk: index, bytes: bytes)
+                let runs = plan.emptiesChunk ? [0..<table.geometry.blocks(inChunk: index)] : plan.invalidatedRuns
+                let punches = runs.map { run in
+                    io.allocate(
+                        file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
+                        length: UInt64(run.count) * blockSize, on: eventLoop)
+                }
+                return EventLoopFuture.andAllSucceed(punches, on: eventLoop)
+            } update: { _, state in
+                let plan = TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
+                plan.apply(to: &state)
+                for run in plan.invalidatedRuns { state.present.clear(run) }
             }
-            return EventLoopFuture.andAllSucceed(punches, on: eventLoop)
-        } update: { _, state in
-            TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes).apply(to: &state)
         }
     }
 
@@ -209,29 +282,38 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
         }
         let partialBlocks = partialBytes.map { ($0.lowerBound / blockSize)..<($0.lowerBound / blockSize + 1) }
         if covered.isEmpty && partialBytes.isEmpty { return eventLoop.makeSucceededVoidFuture() }
-        return table.change([index], exclusive: true, on: eventLoop) { [io, file] in
-            var work = partialBytes.map { range -> EventLoopFuture<Void> in
-                var zeros = ByteBuffer()
-                zeros.writeRepeatingByte(0, count: range.count)
-                return io.write(
-                    file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
+        let edges = remote == nil ? [] : partialBlocks.map { Edge(chunk: index, blocks: $0) }
+        return admit([index], on: eventLoop).flatMap {
+            self.changeWithEdges([index], edges: edges, exclusive: true, on: eventLoop) {
+                [io = self.io, file = self.file] in
+                var work = partialBytes.map { range -> EventLoopFuture<Void> in
+                    var zeros = ByteBuffer()
+                    zeros.writeRepeatingByte(0, count: range.count)
+                    return io.write(
+                        file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
+                }
+                if !covered.isEmpty {
+                    work.append(
+                        io.allocate(
+                            file, mode: keepAllocated ? .zeroRange : .punchHole,
+                            offset: chunkStart + UInt64(covered.lowerBound * blockSize),
+                            length: UInt64(covered.count * blockSize), on: eventLoop))
+                }
+                return EventLoopFuture.andAllSucceed(work, on: eventLoop)
+            } update: { _, state in
+                if keepAllocated {
+                    state.valid.set(touched)
+                    state.present.set(touched)
+                } else {
+                    state.valid.clear(covered)
+                    state.present.clear(covered)
+                    for blocks in partialBlocks {
+                        state.valid.set(blocks)
+                        state.present.set(blocks)
+                    }
+                }
+                state.partialTrims = state.partialTrims.filter { !touched.contains($0.key) }
             }
-            if !covered.isEmpty {
-                work.append(
-                    io.allocate(
-                        file, mode: keepAllocated ? .zeroRange : .punchHole,
-                        offset: chunkStart + UInt64(covered.lowerBound * blockSize),
-                        length: UInt64(covered.count * blockSize), on: eventLoop))
-            }
-            return EventLoopFuture.andAllSucceed(work, on: eventLoop)
-        } update: { _, state in
-            if keepAllocated {
-                state.valid.set(touched)
-            } else {
-                state.valid.clear(covered)
-                for blocks in partialBlocks { state.valid.set(blocks) }
-            }
-            state.partialTrims = state.partialTrims.filter { !touched.contains($0.key) }
         }
     }
 
@@ -247,8 +329,9 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
 
     // MARK: - Flush
 
-    /// One flush round: snapshot the dirty chunks, fdatasync the file, commit their bitmaps.
-    /// Flushes that arrive meanwhile are served together by the next round.
+    /// One flush round: snapshot the dirty chunks, fdatasync the file, commit their bitmaps, then
+    /// delete the objects of chunks the commit dropped. Flushes that arrive meanwhile are served
+    /// together by the next round.
     private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
         let snapshot = table.flushSnapshot()
         let round: EventLoopFuture<Void> =
@@ -258,8 +341,9 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
                 journal.submit(table.flushChanges(snapshot), on: eventLoop)
             }
         round.whenComplete { result in
-            if case .failure(let error) = result {
-                self.logger.error("flush of volume '\(self.name)' failed: \(error)")
+            switch result {
+            case .failure(let error): self.logger.error("flush of volume '\(self.name)' failed: \(error)")
+            case .success: self.remote?.deleteObjects(snapshot.orphans, volume: self.name)
             }
             let mapped = result.mapError { self.deviceError($0) as any Error }
             for waiter in waiters { waiter.completeWith(mapped) }
@@ -277,12 +361,12 @@ public final class ThinVolume: BlockDevice, @unchecked Sendable {
 
     // MARK: - Helpers
 
-    private func readFile(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+    func readFile(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
         io.read(file, offset: offset, length: length, on: eventLoop).flatMapErrorThrowing { throw self.deviceError($0) }
     }
 
     /// The chunk engine's boundary: every failure leaves as a `BlockDeviceError`.
-    private func deviceError(_ error: any Error) -> BlockDeviceError {
+    func deviceError(_ error: any Error) -> BlockDeviceError {
         if let error = error as? BlockDeviceError { return error }
         if let error = error as? LocalIOError {
             return BlockDeviceError(error.isNoSpace ? .noSpace : .io, "volume '\(name)': \(error)")

@@ -1,0 +1,96 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The local cache shared by all cached volumes: keeps their cached bytes under a capacity by
+/// evicting the least recently used clean chunks (dirty chunks never leave before they are
+/// uploaded), and counts hits and misses.
+public final class CacheManager: Sendable {
+    /// What `cache status` reports.
+    public struct Status: Sendable, Equatable, Codable {
+        public var capacity: UInt64
+        public var used: UInt64
+        public var dirtyBytes: UInt64
+        public var uploadBacklog: Int
+        public var hits: UInt64
+        public var misses: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case capacity, used, hits, misses
+            case dirtyBytes = "dirty_bytes"
+            case uploadBacklog = "upload_backlog"
+        }
+    }
+
+    /// Bytes the cached volumes may keep locally.
+    public let capacity: UInt64
+    private let volumes = NIOLockedValueBox([ObjectIdentifier: Volume]())
+    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let logger: Logger
+
+    public init(capacity: UInt64, logger: Logger) {
+        self.capacity = capacity
+        self.logger = logger
+    }
+
+    /// Starts managing a cached volume (and its uploader).
+    public func add(_ volume: Volume) {
+        guard volume.kind == .cached else { return }
+        volumes.withLockedValue { $0[ObjectIdentifier(volume)] = volume }
+        volume.startUploader()
+    }
+
+    /// Stops managing a volume (and its uploader).
+    public func remove(_ volume: Volume) async {
+        _ = volumes.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(volume)) }
+        await volume.stopUploader()
+    }
+
+    /// Starts the evictor.
+    public func start() {
+        task.withLockedValue { task in
+            guard task == nil else { return }
+            task = Task { await self.evictLoop() }
+        }
+    }
+
+    /// Stops the evictor and every uploader.
+    public func stop() async {
+        let running = task.withLockedValue { task in
+            defer { task = nil }
+            return task
+        }
+        running?.cancel()
+        await running?.value
+        for volume in volumes.withLockedValue({ Array($0.values) }) { await volume.stopUploader() }
+    }
+
+    /// The cache's state across volumes.
+    public func status() -> Status {
+        var status = Status(capacity: capacity, used: 0, dirtyBytes: 0, uploadBacklog: 0, hits: 0, misses: 0)
+        for volume in volumes.withLockedValue({ Array($0.values) }) {
+            let usage = volume.cacheUsage
+            status.used += usage.cachedBytes
+            status.uploadBacklog += usage.dirtyChunks
+            status.dirtyBytes += UInt64(usage.dirtyChunks) * UInt64(volume.geometry.chunkSize)
+            let counts = volume.cacheCounts
+            status.hits += counts.hits
+            status.misses += counts.misses
+        }
+        return status
+    }
+
+    /// Evicts while the cache is over capacity, oldest chunk first across volumes.
+    private func evictLoop() async {
+        while !Task.isCancelled {
+            var used = volumes.withLockedValue { $0.values.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes } }
+            while used > capacity, !Task.isCancelled {
+                let candidates = volumes.withLockedValue { Array($0.values) }
+                    .compactMap { volume in volume.oldestEvictable.map { (volume, $0) } }
+                guard let (volume, _) = candidates.min(by: { $0.1 < $1.1 }), await volume.evictOne() else { break }
+                used = volumes.withLockedValue { $0.values.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes } }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

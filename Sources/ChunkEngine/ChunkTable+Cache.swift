@@ -1,0 +1,160 @@
+import Metadata
+import NIOCore
+
+/// The chunk map's side of a cached volume: which blocks must be downloaded, who downloads them,
+/// which chunks to upload, and which to evict.
+extension ChunkTable {
+    // MARK: - Filling from the object store
+
+    /// The valid blocks of `blocks` that are only in the object store, as runs, with the
+    /// generation holding them; nil when none are missing.
+    func missingBlocks(ofChunk index: Int, in blocks: Range<Int>) -> (generation: UInt64, runs: [Range<Int>])? {
+        lock.withLock {
+            guard let state = chunks[index], state.remoteGeneration > 0 else { return nil }
+            var runs: [Range<Int>] = []
+            for (run, isValid) in state.valid.runs(in: blocks) where isValid {
+                runs += state.present.runs(in: run).filter { !$0.1 }.map(\.0)
+            }
+            return runs.isEmpty ? nil : (state.remoteGeneration, runs)
+        }
+    }
+
+    /// Claims the right to fill a chunk. Returns nil when the caller may fill now (and must call
+    /// `endFill`), or a future to wait on while another fill runs (then look again).
+    func beginFill(ofChunk index: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Void>? {
+        lock.withLock {
+            guard chunks[index] != nil else { return nil }
+            guard var waiters = chunks[index]!.fillWaiters else {
+                chunks[index]!.fillWaiters = []
+                return nil
+            }
+            let promise = eventLoop.makePromise(of: Void.self)
+            waiters.append(promise)
+            chunks[index]!.fillWaiters = waiters
+            return promise.futureResult
+        }
+    }
+
+    /// Ends a fill and wakes whoever waited for it.
+    func endFill(ofChunk index: Int) {
+        let waiters = lock.withLock { () -> [EventLoopPromise<Void>] in
+            guard chunks[index] != nil else { return [] }
+            defer { chunks[index]!.fillWaiters = nil }
+            return chunks[index]!.fillWaiters ?? []
+        }
+        for waiter in waiters { waiter.succeed(()) }
+    }
+
+    // MARK: - Uploading
+
+    /// Whether changing these chunks keeps dirty data within `limit`: true when they are dirty
+    /// already, or when the dirty chunks stay under it.
+    func canDirty(_ indexes: [Int], limit: UInt64) -> Bool {
+        lock.withLock {
+            indexes.allSatisfy { dirtyChunks.contains($0) }
+                || UInt64(dirtyChunks.count) * UInt64(geometry.chunkSize) < limit
+        }
+    }
+
+    /// Dirty chunks that no upload handles yet, oldest-touched first, at most `limit`.
+    func uploadCandidates(limit: Int) -> [Int] {
+        lock.withLock {
+            dirtyChunks.compactMap { index -> (Int, UInt64)? in
+                guard let state = chunks[index], case .dirty = state.journal, !state.uploading else { return nil }
+                return (index, state.lastUse)
+            }
+            .sorted { $0.1 < $1.1 }.prefix(limit).map(\.0)
+        }
+    }
+
+    /// Marks a chunk as being uploaded; false when it is gone, clean, or already uploading.
+    func beginUpload(_ index: Int) -> Bool {
+        lock.withLock {
+            guard let state = chunks[index], case .dirty = state.journal, !state.uploading else { return false }
+            chunks[index]!.uploading = true
+            return true
+        }
+    }
+
+    /// The generation of a chunk's data now (read under its exclusive gate, it names the snapshot).
+    func generation(ofChunk index: Int) -> UInt64? {
+        lock.withLock { chunks[index]?.generation }
+    }
+
+    /// After the object of `newGeneration` holding the snapshot is stored: the record to commit,
+    /// and the generation it replaces (to delete after the commit). The chunk is clean when
+    /// nothing changed it since the snapshot. Nil when the chunk is gone.
+    func uploaded(_ index: Int, newGeneration: UInt64, snapshot: UInt64) -> (ChunkChange, replaced: UInt64)? {
+        lock.withLock {
+            guard var state = chunks[index] else { return nil }
+            let replaced = state.remoteGeneration
+            state.remoteGeneration = newGeneration
+            let clean = state.generation == snapshot && !state.gate.isHeld
+            if clean, case .dirty = state.journal {
+                state.journal = .clean
+                dirtyChunks.remove(index)
+            }
+            chunks[index] = state
+            return (.store(volumeID: volumeID, record(index, state, dirty: !clean)), replaced)
+        }
+    }
+
+    /// The upload of a chunk is over (done or failed).
+    func endUpload(_ index: Int) {
+        lock.withLock {
+            guard chunks[index] != nil else { return }
+            chunks[index]!.uploading = false
+            dropIfEmpty(index)
+        }
+    }
+
+    // MARK: - Evicting
+
+    /// Bytes of blocks in the local file, and the number of dirty chunks.
+    func cacheUsage() -> (presentBytes: UInt64, dirtyChunks: Int) {
+        lock.withLock {
+            let blocks = chunks.values.reduce(0) { $0 + $1.present.setCount }
+            return (UInt64(blocks) * UInt64(ChunkGeometry.blockSize), dirtyChunks.count)
+        }
+    }
+
+    /// Chunks with an uploaded generation.
+    func uploadedChunks() -> Int {
+        lock.withLock { chunks.values.filter { $0.remoteGeneration > 0 }.count }
+    }
+
+    /// The least recently used chunk that could be evicted: clean, uploaded, idle, cached.
+    func evictionCandidate() -> (index: Int, lastUse: UInt64)? {
+        lock.withLock {
+            var best: (index: Int, lastUse: UInt64)?
+            for (index, state) in chunks where isEvictable(state) {
+                if best == nil || state.lastUse < best!.lastUse { best = (index, state.lastUse) }
+            }
+            return best
+        }
+    }
+
+    /// Takes a chunk for eviction: holds its gate alone and forgets its cached blocks; returns
+    /// the record to commit before the local blocks are punched, or nil when it may not be
+    /// evicted now. `endEviction` releases it.
+    func beginEviction(_ index: Int) -> ChunkChange? {
+        lock.withLock {
+            guard let state = chunks[index], isEvictable(state), chunks[index]!.gate.tryAcquire(exclusive: true)
+            else { return nil }
+            chunks[index]!.present = BlockBitmap(count: state.valid.count)
+            return .store(volumeID: volumeID, record(index, chunks[index]!, dirty: false))
+        }
+    }
+
+    /// Releases a chunk taken by `beginEviction`.
+    func endEviction(_ index: Int) {
+        let granted = lock.withLock { chunks[index]?.gate.release(exclusive: true) ?? [] }
+        for promise in granted { promise.succeed(()) }
+    }
+
+    private func isEvictable(_ state: ChunkState) -> Bool {
+        guard case .clean = state.journal else { return false }
+        return state.remoteGeneration > 0 && !state.uploading && state.fillWaiters == nil && state.gate.isIdle
+            && !state.present.isEmpty
+    }
+}

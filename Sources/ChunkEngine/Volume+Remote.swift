@@ -1,0 +1,286 @@
+import BlockDevice
+import LocalIO
+import NIOCore
+import ObjectStore
+
+/// A cached volume's traffic with its object store: downloading what the cache misses,
+/// uploading dirty chunks, evicting clean ones, and holding writers back when too much is dirty.
+extension Volume {
+    /// A partial block at the edge of a write or zeroing whose other bytes must first come from
+    /// the object store.
+    struct Edge: Sendable {
+        let chunk: Int
+        let blocks: Range<Int>
+    }
+
+    /// The edge blocks a byte range covers only partly.
+    func partialBlocks(offset: UInt64, length: UInt64) -> [Edge] {
+        guard remote != nil, length > 0 else { return [] }
+        let blockSize = UInt64(ChunkGeometry.blockSize)
+        var edges: [Edge] = []
+        for position in [offset, offset + length] where position % blockSize != 0 {
+            let chunk = Int(min(position, offset + length - 1) / UInt64(geometry.chunkSize))
+            let block = Int((position - geometry.chunkStart(chunk)) / blockSize)
+            if !edges.contains(where: { $0.chunk == chunk && $0.blocks.lowerBound == block }) {
+                edges.append(Edge(chunk: chunk, blocks: block..<(block + 1)))
+            }
+        }
+        return edges
+    }
+
+    /// Runs a change whose partial edge blocks are first downloaded; checks, with the chunks held,
+    /// that no eviction took them since, and starts over if one did.
+    func changeWithEdges(
+        _ indexes: [Int], edges: [Edge], exclusive: Bool, attempt: Int = 1, on eventLoop: any EventLoop,
+        _ body: @escaping @Sendable () -> EventLoopFuture<Void>,
+        update: @escaping @Sendable (Int, inout ChunkState) -> Void
+    ) -> EventLoopFuture<Void> {
+        guard remote != nil, !edges.isEmpty else {
+            return table.with(indexes, exclusive: exclusive, on: eventLoop, body, update: update)
+        }
+        let fetched = edges.map { fill(chunk: $0.chunk, blocks: $0.blocks, on: eventLoop) }
+        return EventLoopFuture.andAllSucceed(fetched, on: eventLoop).flatMap {
+            self.table.with(indexes, exclusive: exclusive, on: eventLoop) {
+                let complete = edges.allSatisfy { self.table.missingBlocks(ofChunk: $0.chunk, in: $0.blocks) == nil }
+                return complete ? body().map { true } : eventLoop.makeSucceededFuture(false)
+            } update: { index, state in
+                update(index, &state)
+            }
+        }.flatMap { done in
+            if done { return eventLoop.makeSucceededVoidFuture() }
+            guard attempt < Self.cacheRetries else {
+                return eventLoop.makeFailedFuture(
+                    BlockDeviceError(.io, "volume '\(self.name)': edge blocks keep being evicted"))
+            }
+            return self.changeWithEdges(
+                indexes, edges: edges, exclusive: exclusive, attempt: attempt + 1, on: eventLoop, body, update: update)
+        }
+    }
+
+    // MARK: - Downloading
+
+    /// Downloads whatever of a byte range is only in the object store; counts a hit or a miss.
+    func fetch(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let blockSize = UInt64(ChunkGeometry.blockSize)
+        var missed = false
+        let work = table.allocatedChunks(in: geometry.chunks(touching: offset, length: length)).compactMap {
+            index -> EventLoopFuture<Void>? in
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+            let blocks =
+                Int(UInt64(slice.lowerBound) / blockSize)..<Int((UInt64(slice.upperBound) + blockSize - 1) / blockSize)
+            guard table.missingBlocks(ofChunk: index, in: blocks) != nil else { return nil }
+            missed = true
+            return fill(chunk: index, blocks: blocks, on: eventLoop)
+        }
+        remote?.counts.withLockedValue { counts in
+            if missed { counts.misses += 1 } else { counts.hits += 1 }
+        }
+        return EventLoopFuture.andAllSucceed(work, on: eventLoop)
+    }
+
+    /// Downloads the valid blocks of `blocks` that the cache lacks (ranged GETs of the chunk's
+    /// object) and writes them into the local file, with the chunk held alone so that no write
+    /// lands in between. One download per chunk at a time; others wait for it, then look again.
+    func fill(chunk index: Int, blocks: Range<Int>, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let remote, let (generation, runs) = table.missingBlocks(ofChunk: index, in: blocks) else {
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        if let busy = table.beginFill(ofChunk: index, on: eventLoop) {
+            return busy.flatMap { self.fill(chunk: index, blocks: blocks, on: eventLoop) }
+        }
+        let blockSize = ChunkGeometry.blockSize
+        let chunkStart = geometry.chunkStart(index)
+        let downloads = runs.map { run in
+            eventLoop.makeFutureWithTask { () -> (Range<Int>, ByteBuffer) in
+                let bytes = UInt64(run.lowerBound * blockSize)..<UInt64(run.upperBound * blockSize)
+                let data = try await remote.store.get(try remote.chunkKey(index, generation), range: bytes)
+                guard data.readableBytes == bytes.count else {
+                    throw BlockDeviceError(
+                        .io, "volume '\(self.name)': chunk \(index) generation \(generation) is shorter than expected")
+                }
+                return (run, data)
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(downloads, on: eventLoop).flatMap { pieces in
+            self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
+                [io = self.io, file = self.file] in
+                // Only blocks still missing: a write may have landed while the download ran.
+                let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
+                var writes: [EventLoopFuture<Void>] = []
+                for (run, data) in pieces {
+                    for missing in stillMissing where missing.overlaps(run) {
+                        let part = max(missing.lowerBound, run.lowerBound)..<min(missing.upperBound, run.upperBound)
+                        let slice = data.getSlice(
+                            at: data.readerIndex + (part.lowerBound - run.lowerBound) * blockSize,
+                            length: part.count * blockSize)!
+                        writes.append(
+                            io.write(
+                                file, offset: chunkStart + UInt64(part.lowerBound * blockSize), data: slice,
+                                dsync: false,
+                                on: eventLoop))
+                    }
+                }
+                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).map { stillMissing }
+            } update: { _, state in
+                guard state.remoteGeneration == generation else { return }
+                for (run, _) in pieces { state.present.set(run) }
+            }
+        }.map { _ in }.always { _ in self.table.endFill(ofChunk: index) }
+    }
+
+    // MARK: - Backpressure
+
+    /// Lets a change in; on a cached volume whose dirty data has reached the upload buffer, a
+    /// change that would dirty another chunk waits for uploads, failing with ENOSPC past the timeout.
+    func admit(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let remote else { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        admit(indexes, remote, until: .now() + remote.settings.backpressureTimeout, promise, on: eventLoop)
+        return promise.futureResult
+    }
+
+    private func admit(
+        _ indexes: [Int], _ remote: RemoteBacking, until deadline: NIODeadline, _ promise: EventLoopPromise<Void>,
+        on eventLoop: any EventLoop
+    ) {
+        if table.canDirty(indexes, limit: remote.settings.dirtyLimit) {
+            promise.succeed(())
+        } else if NIODeadline.now() >= deadline {
+            logger.error(
+                "volume '\(name)': \(remote.settings.dirtyLimit >> 20) MiB of dirty data could not be uploaded within \(remote.settings.backpressureTimeout); failing the write with ENOSPC (is the object store reachable?)"
+            )
+            promise.fail(BlockDeviceError(.noSpace, "volume '\(name)': the upload buffer is full"))
+        } else {
+            eventLoop.scheduleTask(in: .milliseconds(20)) {
+                self.admit(indexes, remote, until: deadline, promise, on: eventLoop)
+            }
+        }
+    }
+
+    // MARK: - Uploading
+
+    /// Starts the uploader of a cached volume (no-op for a thin one or when it runs).
+    public func startUploader() {
+        guard let remote else { return }
+        remote.uploader.withLockedValue { task in
+            guard task == nil else { return }
+            task = Task { await self.uploadLoop(remote) }
+        }
+    }
+
+    /// Stops the uploader; dirty chunks stay dirty (and recorded so) for the next start.
+    public func stopUploader() async {
+        let task = remote?.uploader.withLockedValue { task in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        await task?.value
+    }
+
+    private func uploadLoop(_ remote: RemoteBacking) async {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let free = remote.settings.uploadConcurrency - remote.activeUploads.withLockedValue { $0 }
+                if free > 0 {
+                    for index in table.uploadCandidates(limit: free) where table.beginUpload(index) {
+                        remote.activeUploads.withLockedValue { $0 += 1 }
+                        group.addTask {
+                            await self.upload(chunk: index, remote)
+                            remote.activeUploads.withLockedValue { $0 -= 1 }
+                        }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.
+    private func upload(chunk index: Int, _ remote: RemoteBacking) async {
+        defer { table.endUpload(index) }
+        var pause = TimeAmount.milliseconds(200)
+        while !Task.isCancelled {
+            do {
+                try await uploadOnce(chunk: index, remote)
+                return
+            } catch {
+                logger.warning("volume '\(name)': upload of chunk \(index) failed, retrying in \(pause): \(error)")
+                try? await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
+                pause = min(pause * 2, .seconds(10))
+            }
+        }
+    }
+
+    /// Completes the chunk from the object store, snapshots it with the chunk held, stores the
+    /// snapshot as a new generation, makes the cache durable, commits, deletes the old generation.
+    private func uploadOnce(chunk index: Int, _ remote: RemoteBacking) async throws {
+        let eventLoop = remote.group.next()
+        let blocks = geometry.blocks(inChunk: index)
+        try await fill(chunk: index, blocks: 0..<blocks, on: eventLoop).get()
+        let start = geometry.chunkStart(index)
+        let (snapshot, data) = try await table.with([index], exclusive: true, changing: false, on: eventLoop) {
+            let generation = self.table.generation(ofChunk: index) ?? 0
+            return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
+                .map { (generation, $0) }
+        }.get()
+        let generation = remote.nextGeneration()
+        try await remote.store.put(try remote.chunkKey(index, generation), data: data)
+        try await io.syncData(file, on: eventLoop).get()
+        guard let (change, replaced) = table.uploaded(index, newGeneration: generation, snapshot: snapshot) else {
+            remote.deleteObjects([(index, generation)], volume: name)
+            return
+        }
+        try await journal.submit([change], on: eventLoop).get()
+        if replaced > 0 { remote.deleteObjects([(index, replaced)], volume: name) }
+    }
+
+    /// Waits until every dirty chunk is uploaded, reporting the number still dirty.
+    public func drainUploads(progress: @Sendable (Int) -> Void) async throws {
+        while true {
+            let dirty = table.cacheUsage().dirtyChunks
+            progress(dirty)
+            if dirty == 0 || remote == nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    // MARK: - Evicting
+
+    /// Bytes of the local cache in use, dirty chunks, and chunks stored in the object store.
+    public var cacheUsage: (cachedBytes: UInt64, dirtyChunks: Int) {
+        let usage = table.cacheUsage()
+        return (usage.presentBytes, usage.dirtyChunks)
+    }
+
+    /// Chunks stored in the object store.
+    public var uploadedChunks: Int { table.uploadedChunks() }
+
+    /// Reads served from the cache alone, and reads that downloaded something.
+    public var cacheCounts: (hits: UInt64, misses: UInt64) {
+        remote?.counts.withLockedValue { $0 } ?? (0, 0)
+    }
+
+    /// When this volume's least recently used evictable chunk was last used (nil: none).
+    public var oldestEvictable: UInt64? { table.evictionCandidate()?.lastUse }
+
+    /// Evicts the least recently used clean chunk: records that its blocks left the cache, then
+    /// punches them out. Returns false when nothing could be evicted.
+    public func evictOne() async -> Bool {
+        guard remote != nil, let candidate = table.evictionCandidate(),
+            let change = table.beginEviction(candidate.index)
+        else { return false }
+        defer { table.endEviction(candidate.index) }
+        let eventLoop = remote!.group.next()
+        let bytes = UInt64(geometry.blocks(inChunk: candidate.index) * ChunkGeometry.blockSize)
+        do {
+            try await journal.submit([change], on: eventLoop).get()
+            try await io.allocate(
+                file, mode: .punchHole, offset: geometry.chunkStart(candidate.index), length: bytes, on: eventLoop
+            ).get()
+        } catch {
+            logger.error("volume '\(name)': eviction of chunk \(candidate.index) failed: \(error)")
+        }
+        return true
+    }
+}
