@@ -19,7 +19,7 @@ struct ChunkState {
     var partialTrims: [Int: UInt8] = [:]
     var journal: Journal
     var gate = ChunkGate()
-    /// Renewed (from a table-wide counter) when an operation that changes data starts; a flush
+    /// Renewed (from a table-wide counter) when an operation that changed data is done; a flush
     /// or an upload compares it to see whether the chunk changed after it looked.
     var generation: UInt64 = 0
     /// Cached volumes: valid blocks whose current data is in the local file.

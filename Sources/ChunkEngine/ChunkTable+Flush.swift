@@ -1,4 +1,5 @@
 import Metadata
+import NIOCore
 
 extension ChunkTable {
     /// What a flush looks at: the dirty chunks with their generations, taken before the data sync.
@@ -21,11 +22,11 @@ extension ChunkTable {
         }
     }
 
-    /// After the data sync: the records that make the snapshot's chunks durable. On a thin
-    /// volume, chunks untouched since the snapshot are committed clean (and become clean here,
-    /// so that a later change queues its dirty mark after this commit); on a cached volume they
-    /// stay dirty until uploaded.
-    func flushChanges(_ snapshot: FlushSnapshot) -> [ChunkChange] {
+    /// After the data sync: commits the records that make the snapshot's chunks durable. On a
+    /// thin volume, chunks untouched since the snapshot are committed clean (and become clean
+    /// here); on a cached volume they stay dirty until uploaded. The commit is queued under the
+    /// lock, so that it lands before any dirty mark a later change queues.
+    func commitFlush(_ snapshot: FlushSnapshot, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         lock.withLock {
             var changes: [ChunkChange] = []
             for (index, generation) in snapshot.generations.sorted(by: { $0.key < $1.key }) {
@@ -42,7 +43,7 @@ extension ChunkTable {
                 deletedChunks.remove(index)
                 changes.append(.delete(volumeID: volumeID, index: Int64(index)))
             }
-            return changes
+            return journal.submit(changes, on: eventLoop)
         }
     }
 

@@ -180,8 +180,8 @@ final class ChunkTable: @unchecked Sendable {
     ///   - indexes: the chunks, ascending.
     ///   - exclusive: take the gates alone (TRIM, zeroing, filling from the object store) rather
     ///     than shared (reads, writes).
-    ///   - changing: the operation changes data: the chunks are created if absent, get a new
-    ///     generation, and are marked dirty in the database before `body` runs.
+    ///   - changing: the operation changes data: the chunks are created if absent, are marked
+    ///     dirty in the database before `body` runs, and get a new generation when it is done.
     func with<Value: Sendable>(
         _ indexes: [Int], exclusive: Bool, changing: Bool = true, on eventLoop: any EventLoop,
         _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
@@ -197,6 +197,12 @@ final class ChunkTable: @unchecked Sendable {
                     for index in indexes {
                         guard self.chunks[index] != nil else { continue }
                         if case .success = result { update(index, &self.chunks[index]!) }
+                        if changing {
+                            // Renewed when the change is done, so that a snapshot taken while it
+                            // waited for the gate does not count it as included.
+                            self.chunks[index]!.generation = self.nextGeneration
+                            self.nextGeneration += 1
+                        }
                         self.chunks[index]!.lastUse = now
                         granted += self.chunks[index]!.gate.release(exclusive: exclusive)
                         self.dropIfEmpty(index)
@@ -218,10 +224,6 @@ final class ChunkTable: @unchecked Sendable {
                     chunks[index] = ChunkState(
                         valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
                     deletedChunks.remove(index)
-                }
-                if changing {
-                    chunks[index]!.generation = nextGeneration
-                    nextGeneration += 1
                 }
                 if !chunks[index]!.gate.tryAcquire(exclusive: exclusive) {
                     let promise = eventLoop.makePromise(of: Void.self)

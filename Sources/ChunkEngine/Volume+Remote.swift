@@ -40,14 +40,15 @@ extension Volume {
         }
         let fetched = edges.map { fill(chunk: $0.chunk, blocks: $0.blocks, on: eventLoop) }
         return EventLoopFuture.andAllSucceed(fetched, on: eventLoop).flatMap {
+            // Failing (rather than succeeding without `body`) keeps `update` from running.
             self.table.with(indexes, exclusive: exclusive, on: eventLoop) {
                 let complete = edges.allSatisfy { self.table.missingBlocks(ofChunk: $0.chunk, in: $0.blocks) == nil }
-                return complete ? body().map { true } : eventLoop.makeSucceededFuture(false)
+                return complete ? body() : eventLoop.makeFailedFuture(EdgeEvicted())
             } update: { index, state in
                 update(index, &state)
             }
-        }.flatMap { done in
-            if done { return eventLoop.makeSucceededVoidFuture() }
+        }.flatMapError { error in
+            guard error is EdgeEvicted else { return eventLoop.makeFailedFuture(error) }
             guard attempt < Self.cacheRetries else {
                 return eventLoop.makeFailedFuture(
                     BlockDeviceError(.io, "volume '\(self.name)': edge blocks keep being evicted"))
@@ -56,6 +57,9 @@ extension Volume {
                 indexes, edges: edges, exclusive: exclusive, attempt: attempt + 1, on: eventLoop, body, update: update)
         }
     }
+
+    /// An edge block left the cache between its download and the change: start over.
+    private struct EdgeEvicted: Error {}
 
     // MARK: - Downloading
 
@@ -93,7 +97,16 @@ extension Volume {
         let downloads = runs.map { run in
             eventLoop.makeFutureWithTask { () -> (Range<Int>, ByteBuffer) in
                 let bytes = UInt64(run.lowerBound * blockSize)..<UInt64(run.upperBound * blockSize)
-                let data = try await remote.store.get(try remote.chunkKey(index, generation), range: bytes)
+                let data: ByteBuffer
+                do {
+                    data = try await remote.store.get(try remote.chunkKey(index, generation), range: bytes)
+                } catch let error as ObjectStoreError where error.kind == .notFound {
+                    // An upload replaced (and deleted) the generation meanwhile: look again.
+                    guard self.table.missingBlocks(ofChunk: index, in: blocks)?.generation != generation else {
+                        throw error
+                    }
+                    throw GenerationReplaced()
+                }
                 guard data.readableBytes == bytes.count else {
                     throw BlockDeviceError(
                         .io, "volume '\(self.name)': chunk \(index) generation \(generation) is shorter than expected")
@@ -126,7 +139,14 @@ extension Volume {
                 for (run, _) in pieces { state.present.set(run) }
             }
         }.map { _ in }.always { _ in self.table.endFill(ofChunk: index) }
+            .flatMapError { error in
+                guard error is GenerationReplaced else { return eventLoop.makeFailedFuture(error) }
+                return self.fill(chunk: index, blocks: blocks, on: eventLoop)
+            }
     }
+
+    /// The object a fill was reading was replaced by a newer upload.
+    private struct GenerationReplaced: Error {}
 
     // MARK: - Backpressure
 
@@ -147,7 +167,7 @@ extension Volume {
             promise.succeed(())
         } else if NIODeadline.now() >= deadline {
             logger.error(
-                "volume '\(name)': \(remote.settings.dirtyLimit >> 20) MiB of dirty data could not be uploaded within \(remote.settings.backpressureTimeout); failing the write with ENOSPC (is the object store reachable?)"
+                "volume '\(name)': the upload buffer (\(remote.settings.dirtyLimit >> 10) KiB of dirty chunks) did not drain within \(remote.settings.backpressureTimeout); failing the write with ENOSPC (is the object store reachable?)"
             )
             promise.fail(BlockDeviceError(.noSpace, "volume '\(name)': the upload buffer is full"))
         } else {
@@ -219,19 +239,26 @@ extension Volume {
         let blocks = geometry.blocks(inChunk: index)
         try await fill(chunk: index, blocks: 0..<blocks, on: eventLoop).get()
         let start = geometry.chunkStart(index)
-        let (snapshot, data) = try await table.with([index], exclusive: true, changing: false, on: eventLoop) {
+        let taken = try await table.with([index], exclusive: true, changing: false, on: eventLoop) {
+            () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
+            // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
+            guard !self.table.bitmap(ofChunk: index).isEmpty else { return eventLoop.makeSucceededFuture(nil) }
             let generation = self.table.generation(ofChunk: index) ?? 0
             return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
                 .map { (generation, $0) }
         }.get()
+        guard let (snapshot, data) = taken else { return }
         let generation = remote.nextGeneration()
         try await remote.store.put(try remote.chunkKey(index, generation), data: data)
         try await io.syncData(file, on: eventLoop).get()
-        guard let (change, replaced) = table.uploaded(index, newGeneration: generation, snapshot: snapshot) else {
+        guard
+            let (committed, replaced) = table.uploaded(
+                index, newGeneration: generation, snapshot: snapshot, on: eventLoop)
+        else {
             remote.deleteObjects([(index, generation)], volume: name)
             return
         }
-        try await journal.submit([change], on: eventLoop).get()
+        try await committed.get()
         if replaced > 0 { remote.deleteObjects([(index, replaced)], volume: name) }
     }
 

@@ -337,9 +337,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         let round: EventLoopFuture<Void> =
             snapshot.isEmpty
             ? eventLoop.makeSucceededVoidFuture()
-            : io.syncData(file, on: eventLoop).flatMap { [table, journal] in
-                journal.submit(table.flushChanges(snapshot), on: eventLoop)
-            }
+            : io.syncData(file, on: eventLoop).flatMap { [table] in table.commitFlush(snapshot, on: eventLoop) }
         round.whenComplete { result in
             switch result {
             case .failure(let error): self.logger.error("flush of volume '\(self.name)' failed: \(error)")
