@@ -28,6 +28,12 @@ public enum ObjectStoreLocation: Sendable, Equatable {
             else {
                 throw GatewayError(.invalid, "object store '\(text)' needs a bucket and an http endpoint; \(forms)")
             }
+            guard (3...63).contains(bucket.count),
+                bucket.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") })
+            else {
+                throw GatewayError(
+                    .invalid, "bucket name '\(bucket)' is not valid: use 3-63 lowercase letters, digits, '-' or '.'")
+            }
             let region = query.first { $0.name == "region" }?.value ?? "us-east-1"
             return .s3(bucket: bucket, host: host, port: endpoint.port ?? 80, region: region)
         default:

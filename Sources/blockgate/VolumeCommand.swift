@@ -56,17 +56,19 @@ struct VolumeCommand: ParsableCommand {
         @Argument(help: "Volume name: 1-64 letters, digits, '.', '_' or '-'.") var name: String
         @Option(help: "Size, e.g. 10G, 1T, 512M (a multiple of 4K).") var size: String
         @Option(help: "Chunk size: a power of two from 64K to 64M (default 1M).") var chunkSize: String?
+        @Option(help: "thin (local disk) or cached (object store, with a local cache).") var kind = "thin"
 
         func run() throws {
+            guard ["thin", "cached"].contains(kind) else { throw ValidationError("--kind must be thin or cached") }
             let request = AdminRequest(
                 op: .volumeCreate, name: name, size: try ByteSize.parse(size),
-                chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) })
+                chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) }, kind: kind)
             let volume = try admin.send(request).volume!
             if admin.json {
                 try admin.printJSON(volume)
             } else {
                 print(
-                    "created volume \(volume.name): \(ByteSize.format(volume.size)), chunks of \(ByteSize.format(volume.chunkSize))"
+                    "created \(volume.kind) volume \(volume.name): \(ByteSize.format(volume.size)), chunks of \(ByteSize.format(volume.chunkSize))"
                 )
             }
         }
