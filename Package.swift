@@ -68,6 +68,9 @@ let package = Package(
         // A blocking NBD client for tests, speaking what Debian's clients do not (extended headers).
         .target(name: "NBDTestSupport", dependencies: ["NBDProtocol", nioCore], path: "Tests/NBDTestSupport"),
 
+        // Real peers for tests: moto_server, free loopback ports.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
@@ -79,10 +82,14 @@ let package = Package(
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "LocalIO"]),
         .testTarget(
-            name: "ObjectStoreTests", dependencies: ["ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix, logging]),
+            name: "ObjectStoreTests",
+            dependencies: ["ObjectStore", "ObjectStoreEmulator", "TestSupport", nioCore, nioPosix, logging]),
         // Real clients (libnbd, nbdinfo, nbdcopy, qemu-img, qemu-io) against a real gateway.
         .testTarget(
             name: "InteropTests",
-            dependencies: ["Gateway", "NBDProtocol", "NBDTestSupport", "CNBD", "LocalIO", nioCore, nioPosix, logging]),
+            dependencies: [
+                "Gateway", "NBDProtocol", "NBDTestSupport", "TestSupport", "CNBD", "LocalIO", "ObjectStore",
+                "ObjectStoreEmulator", "ChunkEngine", nioCore, nioPosix, logging,
+            ]),
     ]
 )

@@ -9,13 +9,21 @@ final class GatewayFixture: @unchecked Sendable {
     let directory: String
     let gateway: Gateway
 
-    init(ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20) async throws {
+    init(
+        ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20, objectStore: String? = nil,
+        cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20
+    ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
         var config = GatewayConfig()
         config.dataDirectory = directory
         config.nbdListen = "127.0.0.1:0"
         config.ioBackend = ioBackend
         config.demoVolume = GatewayConfig.DemoVolume(name: "demo", size: demoSize)
+        config.objectStore = objectStore
+        config.accessKey = S3Peer.credentials.accessKeyID
+        config.secretKey = S3Peer.credentials.secretAccessKey
+        config.cacheSize = cacheSize
+        config.uploadBuffer = uploadBuffer
         var logger = Logger(label: "interop")
         logger.logLevel = .warning
         gateway = try await Gateway.start(config: config, logger: logger)
@@ -33,6 +41,15 @@ final class GatewayFixture: @unchecked Sendable {
     func stop() async {
         await gateway.stop()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Flushes a volume and waits until none of it is left to upload.
+    func drain(_ name: String) async throws {
+        var info = try await gateway.manager.flush(name: name)
+        while (info.dirtyBytes ?? 0) > 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            info = try gateway.manager.info(name: name)
+        }
     }
 }
 

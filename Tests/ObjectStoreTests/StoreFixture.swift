@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import ObjectStore
 import ObjectStoreEmulator
+import TestSupport
 
 /// The object-store backends the same tests run against.
 enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -27,7 +28,7 @@ final class StoreFixture: @unchecked Sendable {
     let directory: String
     let emulator: S3Emulator?
     private let channel: (any Channel)?
-    private let moto: Process?
+    private let moto: MotoServer?
     private let pool: NIOThreadPool
     let port: Int
 
@@ -58,22 +59,12 @@ final class StoreFixture: @unchecked Sendable {
             port = channel.localAddress!.port!
             store = Self.s3(port: port, retry: retry, logger: logger)
         case .moto:
-            port = Self.freePort()
-            let python = Self.packageRoot + "/.venv/bin/python3"
-            guard FileManager.default.isExecutableFile(atPath: python) else {
-                throw ObjectStoreError(.unavailable, "no moto_server in .venv: run scripts/install-deps.sh test")
-            }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
-            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try process.run()
-            moto = process
+            let moto = try await MotoServer(packageRoot: Self.packageRoot)
+            self.moto = moto
             emulator = nil
             channel = nil
+            port = moto.port
             store = Self.s3(port: port, retry: retry, logger: logger)
-            try await Self.waitForPort(port)
         }
         try await store.prepare()
     }
@@ -91,48 +82,8 @@ final class StoreFixture: @unchecked Sendable {
     func close() async {
         if let s3 = store as? S3ObjectStore { await s3.shutdown() }
         try? await channel?.close()
-        if let moto {
-            kill(moto.processIdentifier, SIGKILL)
-            moto.waitUntilExit()
-        }
+        moto?.stop()
         try? await pool.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    private static func freePort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    private static func waitForPort(_ port: Int) async throws {
-        for _ in 0..<150 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            Glibc.close(descriptor)
-            if connected == 0 { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw ObjectStoreError(.unavailable, "moto_server did not start on port \(port)")
     }
 }

@@ -1,0 +1,44 @@
+import ChunkEngine
+import Foundation
+import Gateway
+import ObjectStore
+import Testing
+
+/// Cached volumes through the whole gateway, on our emulator and on moto_server.
+@Suite(.serialized) struct CachedVolumeInteropTests {
+    @Test(arguments: S3Peer.Kind.allCases)
+    func dataOutgrowsTheCacheAndIsRecoveredFromTheObjectStoreAlone(_ kind: S3Peer.Kind) async throws {
+        let peer = try await S3Peer(kind)
+        let fixture = try await GatewayFixture(objectStore: peer.url(), cacheSize: 4 << 20, uploadBuffer: 8 << 20)
+        try await fixture.gateway.manager.create(name: "cv", size: 32 << 20, chunkSize: 1 << 20, kind: .cached)
+        let source = fixture.directory + "/source.img"
+        try await Tool.run(["dd", "if=/dev/urandom", "of=\(source)", "bs=1M", "count=16"])
+        let upload = try await Tool.run(["nbdcopy", source, fixture.uri("cv")])
+        #expect(upload.status == 0, "\(upload.errors)")
+        try await fixture.drain("cv")
+        let info = try fixture.gateway.manager.info(name: "cv")
+        #expect(info.objects == 16)
+        #expect((info.cachedBytes ?? 0) <= 5 << 20, "the 4M cache holds \(info.cachedBytes ?? 0) bytes")
+        let back = fixture.directory + "/back.img"
+        #expect(try await Tool.run(["nbdcopy", fixture.uri("cv"), back]).status == 0)
+        #expect(try await Tool.run(["cmp", "-n", "\(16 << 20)", source, back]).status == 0)
+        #expect(fixture.gateway.manager.cache.status().misses > 0)
+        let kept = fixture.directory + "/kept.img"
+        try FileManager.default.copyItem(atPath: source, toPath: kept)
+        let keptPath = NSTemporaryDirectory() + "blockgate-kept-\(UUID().uuidString.prefix(8)).img"
+        try FileManager.default.moveItem(atPath: kept, toPath: keptPath)
+        await fixture.stop()
+
+        // A new gateway on an empty data directory rebuilds the volume from the bucket.
+        let fresh = try await GatewayFixture(objectStore: peer.url(), cacheSize: 4 << 20)
+        let recovered = try await fresh.gateway.manager.recover(name: "cv")
+        #expect(recovered.size == 32 << 20 && recovered.objects == 16)
+        let again = fresh.directory + "/again.img"
+        #expect(try await Tool.run(["nbdcopy", fresh.uri("cv"), again]).status == 0)
+        #expect(try await Tool.run(["cmp", "-n", "\(16 << 20)", keptPath, again]).status == 0)
+        #expect(try await Tool.run(["cmp", "-i", "\(16 << 20)", again, "/dev/zero", "-n", "\(16 << 20)"]).status == 0)
+        try? FileManager.default.removeItem(atPath: keptPath)
+        await fresh.stop()
+        await peer.stop()
+    }
+}
