@@ -36,6 +36,8 @@ final class RemoteBacking: Sendable {
     let activeUploads = NIOLockedValueBox(0)
     /// Reads served from the cache alone, and reads that downloaded something.
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
+    /// Object deletes not yet done, and those of them that failed and wait for a retry.
+    private let deletions = NIOLockedValueBox((outstanding: 0, failed: [(index: Int, generation: UInt64)]()))
 
     init(
         store: any ObjectStore, uuid: String, settings: RemoteSettings, firstGeneration: UInt64,
@@ -73,20 +75,37 @@ final class RemoteBacking: Sendable {
         }
     }
 
-    /// Deletes objects no record names any more, in the background; a failure leaves garbage for
-    /// the next start's sweep, never a dangling reference.
+    /// Deletes objects no record names any more, in the background. A failed delete is kept and
+    /// tried again by `retryFailedDeletes` (generations are never reused, so a late delete is
+    /// safe); what a stop leaves behind, the next start's sweep removes.
     func deleteObjects(_ objects: [(index: Int, generation: UInt64)], volume: String) {
         guard !objects.isEmpty else { return }
+        deletions.withLockedValue { $0.outstanding += objects.count }
         Task {
             for object in objects {
                 do {
                     try await store.delete(try chunkKey(object.index, object.generation))
+                    deletions.withLockedValue { $0.outstanding -= 1 }
                 } catch {
                     logger.warning(
-                        "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation): \(error)"
+                        "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation), will retry: \(error)"
                     )
+                    deletions.withLockedValue { $0.failed.append(object) }
                 }
             }
         }
     }
+
+    /// Starts again the deletes that failed.
+    func retryFailedDeletes(volume: String) {
+        let failed = deletions.withLockedValue { state in
+            defer { state.failed = [] }
+            state.outstanding -= state.failed.count
+            return state.failed
+        }
+        deleteObjects(failed, volume: volume)
+    }
+
+    /// Deletes started or failed and not yet done.
+    var outstandingDeletes: Int { deletions.withLockedValue { $0.outstanding } }
 }

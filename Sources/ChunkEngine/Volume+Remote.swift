@@ -199,8 +199,13 @@ extension Volume {
     }
 
     private func uploadLoop(_ remote: RemoteBacking) async {
+        var lastDeleteRetry = NIODeadline.now()
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
+                if NIODeadline.now() - lastDeleteRetry > Self.deleteRetryInterval {
+                    remote.retryFailedDeletes(volume: name)
+                    lastDeleteRetry = .now()
+                }
                 let free = remote.settings.uploadConcurrency - remote.activeUploads.withLockedValue { $0 }
                 if free > 0 {
                     for index in table.uploadCandidates(limit: free) where table.beginUpload(index) {
@@ -225,6 +230,7 @@ extension Volume {
                 try await uploadOnce(chunk: index, remote)
                 return
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("volume '\(name)': upload of chunk \(index) failed, retrying in \(pause): \(error)")
                 try? await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
                 pause = min(pause * 2, .seconds(10))
@@ -262,13 +268,13 @@ extension Volume {
         if replaced > 0 { remote.deleteObjects([(index, replaced)], volume: name) }
     }
 
-    /// Waits until every dirty chunk is uploaded, reporting the number still dirty.
-    public func drainUploads(progress: @Sendable (Int) -> Void) async throws {
-        while true {
-            let dirty = table.cacheUsage().dirtyChunks
-            progress(dirty)
-            if dirty == 0 || remote == nil { return }
-            try await Task.sleep(for: .milliseconds(100))
+    /// How often the uploader tries again the deletes that failed.
+    static let deleteRetryInterval = TimeAmount.seconds(2)
+
+    /// Waits until every dirty chunk is uploaded and every replaced object deleted.
+    public func waitUntilUploaded() async throws {
+        while table.cacheUsage().dirtyChunks > 0 || pendingDeletes > 0 {
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 
@@ -282,6 +288,9 @@ extension Volume {
 
     /// Chunks stored in the object store.
     public var uploadedChunks: Int { table.uploadedChunks() }
+
+    /// Objects replaced or emptied whose delete has not yet been done.
+    public var pendingDeletes: Int { remote?.outstandingDeletes ?? 0 }
 
     /// Reads served from the cache alone, and reads that downloaded something.
     public var cacheCounts: (hits: UInt64, misses: UInt64) {

@@ -108,11 +108,15 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     }
 
     /// Downloads what the range misses, then reads it locally with its chunks held, so that no
-    /// eviction can intervene; if one did in between, tries again.
+    /// eviction can intervene; if one did in between, tries again. A range spanning several
+    /// chunks that lost such a race (it may be larger than the cache) is then read chunk by chunk.
     private func readCached(offset: UInt64, length: Int, attempt: Int, on eventLoop: any EventLoop)
         -> EventLoopFuture<ReadResult>
     {
         let indexes = Array(geometry.chunks(touching: offset, length: UInt64(length)))
+        if attempt > 1, indexes.count > 1 {
+            return readCachedChunkByChunk(indexes, offset: offset, length: length, on: eventLoop)
+        }
         return fetch(offset: offset, length: UInt64(length), on: eventLoop).flatMap {
             self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
                 () -> EventLoopFuture<ReadResult?> in
@@ -132,6 +136,25 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             return self.readCached(offset: offset, length: length, attempt: attempt + 1, on: eventLoop)
         }
         .flatMapErrorThrowing { throw self.deviceError($0) }
+    }
+
+    /// Reads a range one chunk at a time, so that only one chunk of it needs to stay cached.
+    private func readCachedChunkByChunk(
+        _ indexes: [Int], offset: UInt64, length: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ReadResult> {
+        let start = eventLoop.makeSucceededFuture([ReadSegment]())
+        return indexes.reduce(start) { previous, index in
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: UInt64(length))
+            let sliceOffset = geometry.chunkStart(index) + UInt64(slice.lowerBound)
+            return previous.flatMap { segments in
+                self.readCached(offset: sliceOffset, length: slice.count, attempt: 1, on: eventLoop).map { piece in
+                    switch piece {
+                    case .data(let buffer): segments + [.data(buffer)]
+                    case .segments(let pieces): segments + pieces
+                    }
+                }
+            }
+        }.map { .segments($0) }
     }
 
     public func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop)

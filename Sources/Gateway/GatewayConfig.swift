@@ -110,9 +110,8 @@ private struct ConfigReader {
     let path: String
 
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
-        for (key, value) in try mapping(
-            root, section: nil, allowed: ["data_dir", "log_level", "nbd", "admin", "storage", "demo_volume"])
-        {
+        let sections = ["data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "demo_volume"]
+        for (key, value) in try mapping(root, section: nil, allowed: sections) {
             switch key {
             case "data_dir": config.dataDirectory = try string(value, key)
             case "log_level":

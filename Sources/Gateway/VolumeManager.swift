@@ -265,12 +265,14 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         let usage = volume.usage
         let cache = volume.cacheUsage
         return VolumeInfo(
-            name: record.name, kind: record.kind, size: record.size, chunkSize: UInt64(record.chunkSize),
+            name: record.name, kind: record.kind, uuid: record.uuid, size: record.size,
+            chunkSize: UInt64(record.chunkSize),
             allocatedChunks: usage.chunks, allocatedBytes: usage.bytes, diskBytes: (try? volume.diskUsage()) ?? 0,
             clients: connections.clientCount(export: record.name), createdAt: record.createdAt,
             cachedBytes: volume.kind == .cached ? cache.cachedBytes : nil,
             dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
-            objects: volume.kind == .cached ? volume.uploadedChunks : nil)
+            objects: volume.kind == .cached ? volume.uploadedChunks : nil,
+            pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil)
     }
 
     /// Volume names are export names: 1–64 of A–Z a–z 0–9 . _ -, not starting with '.' or '-'.
@@ -292,6 +294,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
 public struct VolumeInfo: Codable, Sendable, Equatable {
     public var name: String
     public var kind: String
+    /// The volume's identity; a cached volume's objects live under `volumes/<uuid>/`.
+    public var uuid: String
     public var size: UInt64
     public var chunkSize: UInt64
     public var allocatedChunks: Int
@@ -305,9 +309,11 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var dirtyBytes: UInt64?
     /// Cached volumes: chunks stored in the object store.
     public var objects: Int?
+    /// Cached volumes: replaced objects not yet deleted from the object store.
+    public var pendingDeletes: Int?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, size, clients, objects
+        case name, kind, uuid, size, clients, objects
         case chunkSize = "chunk_size"
         case allocatedChunks = "allocated_chunks"
         case allocatedBytes = "allocated_bytes"
@@ -315,5 +321,6 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
         case createdAt = "created_at"
         case cachedBytes = "cached_bytes"
         case dirtyBytes = "dirty_bytes"
+        case pendingDeletes = "pending_deletes"
     }
 }

@@ -29,6 +29,7 @@ public final class FaultPlan: Sendable {
     }
 
     private let state: NIOLockedValueBox<Settings>
+    private let failures = NIOLockedValueBox(0)
 
     public init(_ settings: Settings = Settings()) {
         state = NIOLockedValueBox(settings)
@@ -39,12 +40,22 @@ public final class FaultPlan: Sendable {
         set { state.withLockedValue { $0 = newValue } }
     }
 
+    /// Requests failed on purpose so far.
+    public var injectedFailures: Int { failures.withLockedValue { $0 } }
+
     /// Decides the fate of a request.
     func verdict() -> Verdict {
         let settings = self.settings
-        if settings.outage { return .fail(status: 503, code: "ServiceUnavailable") }
-        guard settings.errorRate > 0, Double.random(in: 0..<1) < settings.errorRate else { return .serve }
-        return Bool.random() ? .fail(status: 503, code: "SlowDown") : .fail(status: 500, code: "InternalError")
+        let verdict: Verdict
+        if settings.outage {
+            verdict = .fail(status: 503, code: "ServiceUnavailable")
+        } else if settings.errorRate > 0, Double.random(in: 0..<1) < settings.errorRate {
+            verdict = Bool.random() ? .fail(status: 503, code: "SlowDown") : .fail(status: 500, code: "InternalError")
+        } else {
+            verdict = .serve
+        }
+        if verdict != .serve { failures.withLockedValue { $0 += 1 } }
+        return verdict
     }
 
     /// Applies `name=value` parameters of the control endpoint: latency_ms, error_rate, outage=on|off.

@@ -171,7 +171,8 @@ public final class S3Emulator: Sendable {
             return Response(status: .badRequest, body: ByteBuffer(string: problem + "\n"))
         }
         if method == .POST { logger.notice("emulator faults: \(faults.settings.summary)") }
-        return Response(status: .ok, body: ByteBuffer(string: faults.settings.summary + "\n"))
+        let answer = "\(faults.settings.summary) injected_failures=\(faults.injectedFailures)\n"
+        return Response(status: .ok, body: ByteBuffer(string: answer))
     }
 
     private func store(_ bucket: String) async throws -> FileObjectStore {

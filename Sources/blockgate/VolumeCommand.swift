@@ -106,7 +106,7 @@ struct VolumeCommand: ParsableCommand {
             if admin.json { return try admin.printJSON(volume) }
             printTable(
                 [
-                    ["name", volume.name], ["kind", volume.kind],
+                    ["name", volume.name], ["kind", volume.kind], ["uuid", volume.uuid],
                     ["size", "\(ByteSize.format(volume.size)) (\(volume.size) bytes)"],
                     ["chunk size", ByteSize.format(volume.chunkSize)],
                     ["allocated chunks", "\(volume.allocatedChunks)"],
@@ -115,7 +115,8 @@ struct VolumeCommand: ParsableCommand {
                 ]
                     + (volume.cachedBytes.map { [["cached", ByteSize.format($0)]] } ?? [])
                     + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
-                    + (volume.objects.map { [["objects", "\($0)"]] } ?? []))
+                    + (volume.objects.map { [["objects", "\($0)"]] } ?? [])
+                    + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? []))
         }
     }
 
@@ -130,9 +131,9 @@ struct VolumeCommand: ParsableCommand {
 
         func run() throws {
             var volume = try admin.send(AdminRequest(op: .volumeFlush, name: name)).volume!
-            if waitUpload, let first = volume.dirtyBytes, first > 0 {
+            if waitUpload, let first = volume.dirtyBytes, first > 0 || volume.pendingDeletes ?? 0 > 0 {
                 let bar = ProgressBar(title: "uploading \(name)", total: first, quiet: admin.json)
-                while let dirty = volume.dirtyBytes, dirty > 0 {
+                while let dirty = volume.dirtyBytes, dirty > 0 || volume.pendingDeletes ?? 0 > 0 {
                     bar.update(done: first - min(dirty, first))
                     usleep(200_000)
                     volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!

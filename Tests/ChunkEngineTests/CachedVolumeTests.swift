@@ -25,7 +25,7 @@ import Testing
         let data = pattern(200_000, seed: 3)
         try await fixture.write(10_000, data)
         fixture.volume.startUploader()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 4)
         await evictAll(fixture.volume)
         #expect(fixture.volume.cacheUsage.cachedBytes == 0)
@@ -38,18 +38,37 @@ import Testing
         await fixture.close()
     }
 
+    @Test func aReadLargerThanTheCacheIsServedWhileEvictionRuns() async throws {
+        let fixture = try await VolumeFixture(size: 4 << 20, chunkSize: 65536, kind: .cached)
+        let data = pattern(4 << 20, seed: 5)
+        try await fixture.write(0, data)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        await evictAll(fixture.volume)
+        let cache = CacheManager(capacity: 2 * 65536, logger: Logger(label: "test"))
+        cache.add(fixture.volume)
+        cache.start()
+        for _ in 0..<3 {
+            let back = try await fixture.read(0, 4 << 20)
+            let same = back == data
+            #expect(same)
+        }
+        await cache.stop()
+        await fixture.close()
+    }
+
     @Test func partialWritesToEvictedChunksKeepTheRestOfTheChunk() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         let original = pattern(65536, seed: 9)
         try await fixture.write(0, original)
         fixture.volume.startUploader()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         await evictAll(fixture.volume)
         // A whole block and a few sectors inside another block, both without the rest present.
         let block = [UInt8](repeating: 0xEE, count: 4096)
         try await fixture.write(8192, block)
         try await fixture.write(20_000 + 100, [UInt8](repeating: 0xDD, count: 512))
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         await evictAll(fixture.volume)
         var expected = original
         expected.replaceSubrange(8192..<12288, with: block)
@@ -64,7 +83,7 @@ import Testing
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         try await fixture.write(65536, pattern(65536, seed: 1))
         fixture.volume.startUploader()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 1)
         await fixture.volume.stopUploader()
         try await fixture.volume.trim(offset: 65536, length: 65536, fua: false, on: fixture.loop).get()
@@ -87,7 +106,7 @@ import Testing
         try await fixture.reopen()
         #expect(fixture.volume.cacheUsage.dirtyChunks == 2)
         fixture.volume.startUploader()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 2)
         await evictAll(fixture.volume)
         let back = try await fixture.read(0, 100_000)
@@ -123,7 +142,7 @@ import Testing
         let waiting = fixture.volume.write(offset: 3 * 65536, data: buffer, fua: false, on: fixture.loop)
         fixture.volume.startUploader()
         try await waiting.get()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
         let same = try await fixture.read(3 * 65536, 4096) == pattern(4096, seed: 4)
         #expect(same)
@@ -134,7 +153,7 @@ import Testing
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         try await fixture.write(4096, pattern(150_000, seed: 8))
         fixture.volume.startUploader()
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         let records = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
         #expect(records.map(\.index) == [0, 1, 2])
@@ -198,7 +217,7 @@ import Testing
                 mismatches += wrong.count
             }
         }
-        try await fixture.volume.drainUploads { _ in }
+        try await fixture.volume.waitUntilUploaded()
         mismatches += model.mismatches(0, try await fixture.read(0, Self.size)).count
         while await fixture.volume.evictOne() {}
         mismatches += model.mismatches(0, try await fixture.read(0, Self.size)).count

@@ -24,6 +24,12 @@ import Testing
         #expect(config.ioBackend == .auto)
         #expect(config.defaultChunkSize == 1 << 20)
         #expect(config.demoVolume == GatewayConfig.DemoVolume(name: "demo", size: 1 << 30))
+        #expect(try config.objectStoreLocation() == .file(path: "/var/lib/blockgate/objects"))
+        let defaults = GatewayConfig()
+        #expect(config.cacheSize == defaults.cacheSize)
+        #expect(config.uploadBuffer == defaults.uploadBuffer)
+        #expect(config.uploadConcurrency == defaults.uploadConcurrency)
+        #expect(config.backpressureTimeoutSeconds == defaults.backpressureTimeoutSeconds)
     }
 
     @Test func errorsNameTheFileLineKeyAndWhatIsAllowed() {
@@ -39,6 +45,33 @@ import Testing
         }
         #expect(throws: GatewayError.self) { try GatewayConfig.load(path: "d.yaml", contents: "log_level: loud\n") }
         #expect(throws: GatewayError.self) { try GatewayConfig.load(path: "e.yaml", contents: "nbd: [1, 2\n") }
+    }
+
+    @Test func objectStoreAndCacheSectionsApply() throws {
+        let contents = """
+            object_store:
+              url: s3://backups?endpoint=http://127.0.0.1:9000&region=eu-west-1
+              access_key: AK
+              secret_key: SK
+            cache:
+              size: 64M
+              upload_buffer: 8M
+              upload_concurrency: 2
+              backpressure_timeout_seconds: 5
+            """
+        let config = try GatewayConfig.load(path: "h.yaml", contents: contents)
+        #expect(
+            try config.objectStoreLocation()
+                == .s3(bucket: "backups", host: "127.0.0.1", port: 9000, region: "eu-west-1"))
+        #expect(config.accessKey == "AK" && config.secretKey == "SK")
+        #expect(config.cacheSize == 64 << 20 && config.uploadBuffer == 8 << 20)
+        #expect(config.uploadConcurrency == 2 && config.backpressureTimeoutSeconds == 5)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "i.yaml", contents: "object_store:\n  url: ftp://x\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "j.yaml", contents: "cache:\n  upload_concurrency: 0\n")
+        }
     }
 
     @Test func demoVolumeCanBeTurnedOff() throws {

@@ -6,14 +6,18 @@ import Glibc
 final class DaemonProcess {
     let directory: String
     let arguments: [String]
+    let environment: [String: String]
     private var process: Process?
 
-    init(directory: String, arguments: [String] = []) {
+    init(directory: String, arguments: [String] = [], environment: [String: String] = [:]) {
         self.directory = directory
         self.arguments = arguments
+        self.environment = environment
     }
 
-    var uri: String { "nbd+unix:///demo?socket=\(directory)/nbd.sock" }
+    var uri: String { uri(export: "demo") }
+    func uri(export: String) -> String { "nbd+unix:///\(export)?socket=\(directory)/nbd.sock" }
+    var adminSocketPath: String { directory + "/admin.sock" }
     var logPath: String { directory + "/daemon.log" }
 
     /// Starts the daemon and waits for its NBD socket.
@@ -25,11 +29,15 @@ final class DaemonProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Tool.blockgate)
         process.arguments = ["serve", "--data-dir", directory, "--listen", ""] + arguments
+        process.standardOutput = log
         process.standardError = log
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
         self.process = process
         for _ in 0..<200 where access(directory + "/nbd.sock", F_OK) != 0 { usleep(50_000) }
     }
+
+    deinit { kill9() }
 
     func kill9() {
         guard let process else { return }

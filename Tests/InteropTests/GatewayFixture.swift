@@ -11,7 +11,7 @@ final class GatewayFixture: @unchecked Sendable {
 
     init(
         ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20, objectStore: String? = nil,
-        cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20
+        cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20, backpressureTimeoutSeconds: Int64 = 60
     ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
         var config = GatewayConfig()
@@ -24,6 +24,7 @@ final class GatewayFixture: @unchecked Sendable {
         config.secretKey = S3Peer.credentials.secretAccessKey
         config.cacheSize = cacheSize
         config.uploadBuffer = uploadBuffer
+        config.backpressureTimeoutSeconds = backpressureTimeoutSeconds
         var logger = Logger(label: "interop")
         logger.logLevel = .warning
         gateway = try await Gateway.start(config: config, logger: logger)
@@ -46,7 +47,7 @@ final class GatewayFixture: @unchecked Sendable {
     /// Flushes a volume and waits until none of it is left to upload.
     func drain(_ name: String) async throws {
         var info = try await gateway.manager.flush(name: name)
-        while (info.dirtyBytes ?? 0) > 0 {
+        while (info.dirtyBytes ?? 0) > 0 || (info.pendingDeletes ?? 0) > 0 {
             try await Task.sleep(for: .milliseconds(50))
             info = try gateway.manager.info(name: name)
         }

@@ -2,6 +2,9 @@
 # `make bench`: fio (ioengine=nbd, over a unix socket) against blockgate, nbdkit's file plugin
 # and qemu-nbd, one after another in the same run, on files in the same directory:
 # 4 KiB random read and write at queue depth 32, 1 MiB sequential read and write.
+# Then a cached volume in the object-store emulator on loopback: write-then-drain (1 MiB
+# sequential writes of the whole volume, then `volume flush --wait-upload`), and a cold
+# sequential read of it by a second daemon that recovered it on an empty data directory.
 #   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G)
 set -euo pipefail
 binary="$(readlink -f "${1:?usage: $0 BLOCKGATE_BINARY}")"
@@ -71,3 +74,42 @@ for job in "${jobs[@]}"; do
     ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
     printf '%12s%12s\n' "$(ratio "${iops[blockgate]}" "${iops[nbdkit]}")" "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")"
 done
+
+# Cached volumes: the emulator on a free loopback port, a cache a quarter of the volume.
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$port" 2> "$work/objstore.log" &
+pids+=($!)
+cached_daemon() {  # cached_daemon DATA_DIR: starts a daemon on the emulator, its pid in $daemon
+    "$binary" serve --data-dir "$1" --listen "" --log-level warning \
+        --object-store "s3://bench?endpoint=http://127.0.0.1:$port" --cache-size 256M >> "$work/cached.log" 2>&1 &
+    daemon=$!
+    pids+=("$daemon")
+    wait_socket "$1/admin.sock"
+}
+seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
+mib_per_s() { python3 -c "print(f'{$1 / 1048576 / $2:.1f}')"; }
+bytes=$(python3 -c "import sys; u = {'K': 10, 'M': 20, 'G': 30, 'T': 40}; s = sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$size")
+
+cached_daemon "$work/cached-1"
+"$binary" volume create cached --size "$size" --kind cached --admin-socket "$work/cached-1/admin.sock" > /dev/null
+start=$(python3 -c 'import time; print(time.time())')
+fio --name=cached-write --ioengine=nbd --uri="nbd+unix:///cached?socket=$work/cached-1/nbd.sock" --rw=write \
+    --bs=1M --iodepth=8 --size="$size" --end_fsync=1 --output=/dev/null
+written=$(seconds_since "$start")
+"$binary" volume flush cached --wait-upload --admin-socket "$work/cached-1/admin.sock" > /dev/null
+drained=$(seconds_since "$start")
+kill "$daemon"; wait "$daemon" 2>/dev/null || true
+
+cached_daemon "$work/cached-2"
+"$binary" volume recover cached --admin-socket "$work/cached-2/admin.sock" > /dev/null
+start=$(python3 -c 'import time; print(time.time())')
+fio --name=cached-read --ioengine=nbd --uri="nbd+unix:///cached?socket=$work/cached-2/nbd.sock" --rw=read \
+    --bs=1M --iodepth=8 --size="$size" --output=/dev/null
+read_seconds=$(seconds_since "$start")
+
+echo
+echo "cached volume ($size, object-store emulator on loopback, 256M cache):"
+printf '  %-44s %8s MiB/s  (%ss)\n' "write 1M QD8 into the cache (acknowledged)" "$(mib_per_s "$bytes" "$written")" "$written"
+printf '  %-44s %8s MiB/s  (%ss)\n' "write-then-drain (all uploaded)" "$(mib_per_s "$bytes" "$drained")" "$drained"
+printf '  %-44s %8s MiB/s  (%ss)\n' "cold sequential read 1M QD8 (all downloaded)" "$(mib_per_s "$bytes" "$read_seconds")" "$read_seconds"

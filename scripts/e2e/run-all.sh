@@ -5,6 +5,10 @@
 #     verify, delete most files, fstrim; then `volume info` must show the allocation falling to
 #     near what the filesystem still uses;
 #   - direct-I/O patterns at scattered offsets;
+#   - a cached volume in the object-store emulator, its cache (16 MiB) much smaller than the
+#     files written (64 MiB), so that chunks are evicted and downloaded again: ext4, files
+#     written, synced, page cache dropped, read back with equal checksums; then the uploads are
+#     drained and the bucket holds the volume's objects;
 #   - the server log must show the WRITE, FLUSH and TRIM requests the kernel sent.
 #   run-all.sh BLOCKGATE_BINARY
 set -uo pipefail
@@ -17,8 +21,10 @@ admin=(--admin-socket "$data/admin.sock")
 failures=0
 passes=0
 server_pid=""
+store_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -n "$store_pid" ] && kill "$store_pid" 2>/dev/null && wait "$store_pid" 2>/dev/null
     [ "$failures" = 0 ] && rm -rf "$work" || echo "e2e: server log kept in $work/server.log"
 }
 trap cleanup EXIT
@@ -30,9 +36,26 @@ guest() {  # guest OUTPUT-FILE EXPORT SCRIPT [NAME=VALUE ...]: one VM run, its r
     local output="$1"; shift
     "$here/run-guest.sh" "$socket" "$@" | tee "$output"
 }
-allocated() { "$binary" volume info "$1" --json "${admin[@]}" | awk -F': ' '/"allocated_bytes"/ {gsub(/,/, "", $2); print $2}'; }
+json_field() { awk -F': ' -v key="\"$1\"" '$1 ~ key {gsub(/[, ]/, "", $2); print $2}'; }  # json_field KEY < JSON
+allocated() { "$binary" volume info "$1" --json "${admin[@]}" | json_field allocated_bytes; }
+cache_field() { "$binary" cache status --json "${admin[@]}" | json_field "$1"; }
 
-"$binary" serve --data-dir "$data" --listen "" --request-log > "$work/server.log" 2>&1 &
+# The object-store emulator on a free loopback port, and a config naming it with a small cache.
+export AWS_ACCESS_KEY_ID=e2e-access AWS_SECRET_ACCESS_KEY=e2e-secret
+store_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$store_port" > "$work/objstore.log" 2>&1 &
+store_pid=$!
+cat > "$work/blockgate.yaml" <<CONFIG
+object_store:
+  url: s3://e2e?endpoint=http://127.0.0.1:$store_port
+cache:
+  size: 16M
+  upload_buffer: 32M
+CONFIG
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$store_port") 2>/dev/null && break; sleep 0.1; done
+
+"$binary" serve --config "$work/blockgate.yaml" --data-dir "$data" --listen "" --request-log \
+    > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || { echo "FAIL the server did not start"; cat "$work/server.log"; exit 1; }
@@ -56,6 +79,23 @@ for fs in ext4 xfs; do
     check "$fs: allocation after fstrim is within 16 MiB of what the filesystem uses" \
         test "${used:-0}" -gt 0 -a "$trimmed" -le $(( ${used:-0} + (16 << 20) ))
 done
+
+echo "== ext4 on a cached volume with a 16 MiB cache"
+"$binary" volume create e2e-cached --size 1G --kind cached "${admin[@]}" > /dev/null || failures=$((failures + 1))
+check "cached ext4: 64 MiB of files written, synced, dropped, read back with equal checksums" \
+    guest "$work/fill-cached.out" e2e-cached "$here/guest/fs-fill.sh" FS=ext4 FILES=8 FILE_MB=8
+check "cached ext4: the uploads drained" "$binary" volume flush e2e-cached --wait-upload "${admin[@]}"
+objects=$("$binary" volume info e2e-cached --json "${admin[@]}" | json_field objects)
+stored=$(find "$work/objects/e2e" -type f -path '*chunks*' | wc -l)
+check "cached ext4: the bucket holds the volume's ${objects:-?} objects ($stored files)" \
+    test "${objects:-0}" -gt 0 -a "$stored" -eq "${objects:-0}"
+misses_before=$(cache_field misses)
+check "cached ext4: the files verify again, most of their chunks evicted by now" \
+    guest "$work/verify-cached.out" e2e-cached "$here/guest/fs-verify.sh" FS=ext4
+misses=$(cache_field misses); used=$(cache_field used)
+echo "INFO cache: ${used:-?} bytes used of 16 MiB; misses ${misses_before:-?} before the check, ${misses:-?} after"
+check "cached ext4: the check downloaded evicted chunks again" test "${misses:-0}" -gt "${misses_before:-0}"
+check "cached ext4: the cache holds at most its 16 MiB" test "${used:-0}" -le $((16 << 20))
 
 echo "== direct-I/O patterns"
 "$binary" volume create e2e-raw --size 256M --chunk-size 1M "${admin[@]}" > /dev/null

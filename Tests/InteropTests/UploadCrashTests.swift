@@ -1,0 +1,75 @@
+import Foundation
+import ObjectStore
+import Testing
+
+/// kill -9 of a daemon while it uploads a cached volume: after a restart and a drain, what the
+/// volume serves keeps every flushed write, and the bucket holds exactly that, one object per chunk.
+@Suite(.serialized) struct UploadCrashTests {
+    static let chunkSize = 64 << 10
+    static let blocks = 2048
+
+    @Test func flushedWritesReachTheObjectStoreAfterKill9DuringUploads() async throws {
+        let peer = try await S3Peer(.emulator, latency: .milliseconds(20))
+        let directory = NSTemporaryDirectory() + "blockgate-upload-crash-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let daemon = DaemonProcess(
+            directory: directory,
+            arguments: ["--log-level", "warning", "--object-store", peer.url(), "--cache-size", "4M"],
+            environment: [
+                "AWS_ACCESS_KEY_ID": S3Peer.credentials.accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": S3Peer.credentials.secretAccessKey,
+            ])
+        try daemon.start()
+        let admin = ["--admin-socket", daemon.adminSocketPath]
+        let create = try await Tool.run(
+            [Tool.blockgate, "volume", "create", "cv", "--size", "8M", "--chunk-size", "64K", "--kind", "cached"]
+                + admin)
+        try #require(create.status == 0, "\(create.errors)")
+        let uri = daemon.uri(export: "cv")
+        var ledger = DurabilityLedger(blocks: Self.blocks)
+        var served: [UInt8] = []
+        for round in 0..<3 {
+            let worker = ledger.writeDetached(uri)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 500...1500)))
+            let uploading = try await Tool.run([Tool.blockgate, "volume", "info", "cv", "--json"] + admin)
+            #expect(uploading.output.contains("\"dirty_bytes\""), "\(uploading.errors)")
+            daemon.kill9()
+            ledger = await worker.value
+            try daemon.start()
+            let drain = try await Tool.run([Tool.blockgate, "volume", "flush", "cv", "--wait-upload"] + admin)
+            #expect(drain.status == 0, "\(drain.errors)")
+            let (problems, versions, data) = try await ledger.verify(uri)
+            #expect(problems.isEmpty, "round \(round): \(problems.prefix(5).joined(separator: "; "))")
+            ledger.restart(serving: versions)
+            served = data
+        }
+        let info = try await Tool.run([Tool.blockgate, "volume", "info", "cv", "--json"] + admin)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: Any])
+        #expect(json["dirty_bytes"] as? Int == 0)
+        try await expectBucket(
+            peer.client(), prefix: "volumes/\(json["uuid"] as? String ?? "?")/chunks/", holds: served)
+        daemon.kill9()
+        try? FileManager.default.removeItem(atPath: directory)
+        await peer.stop()
+    }
+
+    /// One object per chunk holding data, with the chunk's bytes; none for an all-zero chunk.
+    func expectBucket(_ client: S3ObjectStore, prefix: String, holds volume: [UInt8]) async throws {
+        var objects: [Int: String] = [:]
+        for key in try await client.list(prefix: prefix).map(\.key) {
+            let index = try #require(Int(key.dropFirst(prefix.count).split(separator: "-")[0]))
+            #expect(objects[index] == nil, "chunk \(index) has two objects")
+            objects[index] = key
+        }
+        #expect(!objects.isEmpty)
+        for index in 0..<(volume.count / Self.chunkSize) {
+            let expected = volume[(index * Self.chunkSize)..<((index + 1) * Self.chunkSize)]
+            guard let key = objects[index] else {
+                #expect(expected.allSatisfy { $0 == 0 }, "chunk \(index) holds data but has no object")
+                continue
+            }
+            let stored = try await client.get(try ObjectKey(key), range: nil)
+            #expect(Array(stored.readableBytesView) == Array(expected), "object of chunk \(index) differs")
+        }
+    }
+}
