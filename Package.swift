@@ -48,6 +48,8 @@ let package = Package(
         .target(
             name: "ChunkEngine",
             dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging]),
+        // Tape container format and tapes on any block device (cached volumes in the gateway).
+        .target(name: "TapeLibrary", dependencies: ["BlockDevice", nioCore, logging]),
         // SwiftNIO server: negotiation and transmission.
         .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging]),
         // Composition root: config, exports, admin API.
@@ -70,13 +72,21 @@ let package = Package(
 
         // Real peers for tests: moto_server, free loopback ports.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // A volume with real SQLite and file I/O in a scratch directory, for engine and tape tests.
+        .target(
+            name: "VolumeTestSupport",
+            dependencies: ["ChunkEngine", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging],
+            path: "Tests/VolumeTestSupport"),
 
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
         .testTarget(
             name: "ChunkEngineTests",
-            dependencies: ["ChunkEngine", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix]),
+            dependencies: ["ChunkEngine", "VolumeTestSupport", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix]),
+        .testTarget(
+            name: "TapeLibraryTests",
+            dependencies: ["TapeLibrary", "VolumeTestSupport", "ChunkEngine", "BlockDevice", nioCore, logging]),
         .testTarget(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),

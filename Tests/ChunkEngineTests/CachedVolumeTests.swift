@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ObjectStore
 import Testing
+import VolumeTestSupport
 
 /// Cached volumes against the embedded object store: uploads, eviction and download, merging
 /// of partial chunks, backpressure, recovery.

@@ -3,6 +3,7 @@ import ChunkEngine
 import LocalIO
 import NIOCore
 import Testing
+import VolumeTestSupport
 
 /// Random sequences of writes, trims, zeroing, flushes and reopenings against an in-memory
 /// model. Trimmed bytes may read as old data or zeros, so the model marks them undefined.

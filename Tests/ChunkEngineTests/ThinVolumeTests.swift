@@ -3,6 +3,7 @@ import ChunkEngine
 import LocalIO
 import NIOCore
 import Testing
+import VolumeTestSupport
 
 @Suite struct ThinVolumeTests {
     static let backends: [FileIOBackendChoice] = [.uring, .posix]

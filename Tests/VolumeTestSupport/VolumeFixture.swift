@@ -9,19 +9,19 @@ import ObjectStore
 
 /// A volume in a scratch directory, with real SQLite, real file I/O and, for a cached volume, an
 /// embedded object store in the same directory.
-final class VolumeFixture: @unchecked Sendable {
-    let directory: String
-    let store: MetadataStore
-    let journal: MetadataJournal
-    let io: any FileIO
-    let record: VolumeRecord
-    let objects: FileObjectStore?
-    let remote: RemoteContext?
+public final class VolumeFixture: @unchecked Sendable {
+    public let directory: String
+    public let store: MetadataStore
+    public let journal: MetadataJournal
+    public let io: any FileIO
+    public let record: VolumeRecord
+    public let objects: FileObjectStore?
+    public let remote: RemoteContext?
     private let pool: NIOThreadPool
-    var volume: Volume
-    let loop = MultiThreadedEventLoopGroup.singleton.next()
+    public var volume: Volume
+    public let loop = MultiThreadedEventLoopGroup.singleton.next()
 
-    init(
+    public init(
         size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring, kind: Volume.Kind = .thin,
         settings: RemoteSettings = RemoteSettings()
     ) async throws {
@@ -51,14 +51,14 @@ final class VolumeFixture: @unchecked Sendable {
 
     /// Opens the volume again from its file and database, as a restarted daemon would, without
     /// flushing the current instance (what a kill -9 leaves behind).
-    func reopen() async throws {
+    public func reopen() async throws {
         await volume.stopUploader()
         volume = try await Volume.open(
             record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
     }
 
-    func close() async {
+    public func close() async {
         await volume.stopUploader()
         await journal.shutdown()
         await io.shutdown()
@@ -66,7 +66,7 @@ final class VolumeFixture: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
+    public func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
         var buffer = ByteBuffer()
         buffer.writeBytes(bytes)
         try await volume.write(offset: offset, data: buffer, fua: fua, on: loop).get()
@@ -74,11 +74,11 @@ final class VolumeFixture: @unchecked Sendable {
 
     /// Whether `count` bytes at `offset` all equal `byte` (a Bool, so that a failing expectation
     /// does not print the bytes).
-    func holds(_ byte: UInt8, at offset: UInt64, count: Int) async throws -> Bool {
+    public func holds(_ byte: UInt8, at offset: UInt64, count: Int) async throws -> Bool {
         try await read(offset, count).allSatisfy { $0 == byte }
     }
 
-    func read(_ offset: UInt64, _ length: Int) async throws -> [UInt8] {
+    public func read(_ offset: UInt64, _ length: Int) async throws -> [UInt8] {
         switch try await volume.read(offset: offset, length: length, on: loop).get() {
         case .data(let buffer): return Array(buffer.readableBytesView)
         case .segments(let segments):

@@ -1,0 +1,72 @@
+import Testing
+
+@testable import TapeLibrary
+
+/// The pure parts of the tape format: CRC-32C against published vectors, and the header and
+/// group header codecs.
+@Suite struct TapeFormatTests {
+    /// RFC 3720 appendix B.4 and the common check value of "123456789".
+    @Test func crc32cMatchesPublishedVectors() {
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+        #expect(CRC32C.checksum((0..<32).reversed().map { UInt8($0) }) == 0x113F_DB5C)
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+
+    @Test func crc32cContinuesAcrossPieces() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 31) }
+        let first = CRC32C.checksum(bytes[..<333])
+        let whole = Array(bytes[333...]).withUnsafeBytes { CRC32C.checksum($0, continuing: first) }
+        #expect(whole == CRC32C.checksum(bytes))
+    }
+
+    private func sampleHeader() -> TapeHeader {
+        var header = TapeHeader(barcode: "TAPE01", geometry: TapeGeometry(capacity: 64 << 20), worm: true)
+        header.sequence = 7
+        header.files = [.init(firstRecord: 0, length: 100_000), .init(firstRecord: 2, length: 0)]
+        header.openFirstRecord = 2
+        header.openLength = 70_000
+        header.headFile = 1
+        return header
+    }
+
+    @Test func headersRoundTrip() throws {
+        let header = sampleHeader()
+        let bytes = header.encoded()
+        #expect(bytes.count == TapeHeader.fixedSize + 2 * 16)
+        #expect(try TapeHeader(decoding: bytes + [UInt8](repeating: 0, count: 100)) == header)
+    }
+
+    @Test func aDamagedHeaderIsRejected() {
+        var bytes = sampleHeader().encoded()
+        bytes[40] ^= 0x01
+        #expect(throws: TapeFormatError.self) { try TapeHeader(decoding: bytes) }
+        #expect(throws: TapeFormatError.self) { try TapeHeader(decoding: [UInt8](repeating: 0, count: 4096)) }
+        #expect(throws: TapeFormatError.self) { try TapeHeader(decoding: Array(sampleHeader().encoded().prefix(50))) }
+    }
+
+    @Test func groupHeadersRoundTripAndCheckTheirGroup() throws {
+        var group = GroupHeader(group: 3, records: 16)
+        group.entries[5] = .init(file: 2, length: 65536, crc: 0xDEAD_BEEF, markers: [.record, .filemark])
+        let bytes = group.encoded()
+        #expect(bytes.count == TapeGeometry.groupHeaderSize)
+        #expect(try GroupHeader(decoding: bytes, group: 3, records: 16) == group)
+        #expect(throws: TapeFormatError.self) { try GroupHeader(decoding: bytes, group: 4, records: 16) }
+        var damaged = bytes
+        damaged[16 + 5 * 16 + 8] ^= 0x80
+        #expect(throws: TapeFormatError.self) { try GroupHeader(decoding: damaged, group: 3, records: 16) }
+        let blank = try GroupHeader(decoding: [UInt8](repeating: 0, count: 4096), group: 9, records: 16)
+        #expect(blank.entries.allSatisfy { $0 == .unused })
+    }
+
+    @Test func geometryPlacesRecordsAfterTheirGroupHeader() {
+        let geometry = TapeGeometry(capacity: 10 << 20, recordSize: 64 << 10, groupRecords: 16)
+        #expect(geometry.records == 160)
+        #expect(geometry.groups == 10)
+        #expect(geometry.recordOffset(0) == TapeGeometry.dataStart + 4096)
+        #expect(geometry.recordOffset(16) == geometry.groupOffset(1) + 4096)
+        #expect(geometry.recordOffset(17) == geometry.groupOffset(1) + 4096 + 65536)
+        #expect(geometry.containerSize == TapeGeometry.dataStart + 10 * (4096 + 16 * 65536))
+    }
+}
