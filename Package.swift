@@ -49,14 +49,15 @@ let package = Package(
             name: "ChunkEngine",
             dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging]),
         // Tape container format and tapes on any block device (cached volumes in the gateway).
-        .target(name: "TapeLibrary", dependencies: ["BlockDevice", nioCore, logging]),
+        .target(name: "TapeLibrary", dependencies: ["BlockDevice", "Metadata", nioCore, logging]),
         // SwiftNIO server: negotiation and transmission.
         .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging]),
         // Composition root: config, exports, admin API.
         .target(
             name: "Gateway",
             dependencies: [
-                "NBDServer", "ChunkEngine", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore, nioPosix,
+                "NBDServer", "ChunkEngine", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore,
+                nioPosix,
                 logging, .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
@@ -86,7 +87,9 @@ let package = Package(
             dependencies: ["ChunkEngine", "VolumeTestSupport", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix]),
         .testTarget(
             name: "TapeLibraryTests",
-            dependencies: ["TapeLibrary", "VolumeTestSupport", "ChunkEngine", "BlockDevice", nioCore, logging]),
+            dependencies: [
+                "TapeLibrary", "VolumeTestSupport", "ChunkEngine", "Metadata", "BlockDevice", nioCore, logging,
+            ]),
         .testTarget(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),

@@ -1,4 +1,5 @@
 import ChunkEngine
+import TapeLibrary
 
 /// One admin request: a JSON object on one line of the admin socket.
 public struct AdminRequest: Codable, Sendable, Equatable {
@@ -11,6 +12,22 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         case volumeFlush = "volume.flush"
         case volumeRecover = "volume.recover"
         case cacheStatus = "cache.status"
+        case tapeCreate = "tape.create"
+        case tapeList = "tape.list"
+        case tapeInfo = "tape.info"
+        case tapeLoad = "tape.load"
+        case tapeEject = "tape.eject"
+        case tapeExport = "tape.export"
+        case tapeRetrieve = "tape.retrieve"
+        case tapeDelete = "tape.delete"
+        case libraryStatus = "library.status"
+        case driveStatus = "drive.status"
+        case driveRewind = "drive.rewind"
+        case driveEndOfData = "drive.eod"
+        case driveForwardFiles = "drive.fsf"
+        case driveBackFiles = "drive.bsf"
+        case driveWriteFilemark = "drive.weof"
+        case driveErase = "drive.erase"
     }
 
     public var op: Operation
@@ -19,10 +36,19 @@ public struct AdminRequest: Codable, Sendable, Equatable {
     public var chunkSize: UInt64?
     public var kind: String?
     public var force: Bool?
+    /// Tapes: a barcode, a drive, how many (tapes to create, filemarks to pass), WORM, the pool,
+    /// and whether a listing is of the shelf.
+    public var barcode: String?
+    public var drive: String?
+    public var count: Int?
+    public var worm: Bool?
+    public var pool: String?
+    public var shelf: Bool?
 
     public init(
         op: Operation, name: String? = nil, size: UInt64? = nil, chunkSize: UInt64? = nil, kind: String? = nil,
-        force: Bool? = nil
+        force: Bool? = nil, barcode: String? = nil, drive: String? = nil, count: Int? = nil, worm: Bool? = nil,
+        pool: String? = nil, shelf: Bool? = nil
     ) {
         self.op = op
         self.name = name
@@ -30,10 +56,16 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         self.chunkSize = chunkSize
         self.kind = kind
         self.force = force
+        self.barcode = barcode
+        self.drive = drive
+        self.count = count
+        self.worm = worm
+        self.pool = pool
+        self.shelf = shelf
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, name, size, force, kind
+        case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf
         case chunkSize = "chunk_size"
     }
 }
@@ -48,21 +80,33 @@ public struct AdminResponse: Codable, Sendable, Equatable {
     public var volumes: [VolumeInfo]?
     /// The cache, for `cache.status`.
     public var cache: CacheManager.Status?
+    /// The tape a request was about, or the tapes of a listing.
+    public var tape: TapeInfo?
+    public var tapes: [TapeInfo]?
+    /// The library, for `library.status`.
+    public var library: LibraryStatus?
+    /// The drive a drive request was about.
+    public var drive: DriveStatus?
 
     public init(
         error: GatewayError? = nil, volume: VolumeInfo? = nil, volumes: [VolumeInfo]? = nil,
-        cache: CacheManager.Status? = nil
+        cache: CacheManager.Status? = nil, tape: TapeInfo? = nil, tapes: [TapeInfo]? = nil,
+        library: LibraryStatus? = nil, drive: DriveStatus? = nil
     ) {
         self.error = error
         self.volume = volume
         self.volumes = volumes
         self.cache = cache
+        self.tape = tape
+        self.tapes = tapes
+        self.library = library
+        self.drive = drive
     }
 }
 
 extension VolumeManager {
-    /// Carries out one admin request.
-    public func handle(_ request: AdminRequest) async -> AdminResponse {
+    /// Carries out one volume or cache request.
+    func handle(_ request: AdminRequest) async -> AdminResponse {
         do throws(GatewayError) {
             switch request.op {
             case .volumeCreate:
@@ -86,6 +130,8 @@ extension VolumeManager {
                 return AdminResponse(volume: try await recover(name: try name(request)))
             case .cacheStatus:
                 return AdminResponse(cache: cache.status())
+            default:
+                throw GatewayError(.invalid, "\(request.op.rawValue) is not a volume request")
             }
         } catch {
             return AdminResponse(error: error)

@@ -7,12 +7,12 @@ import NIOPosix
 /// Each request runs as a task, off the event loops, since it may touch disk, database and
 /// object store.
 public final class AdminServer: Sendable {
-    private let manager: VolumeManager
+    private let handler: AdminHandler
     private let group: any EventLoopGroup
     private let logger: Logger
 
-    public init(manager: VolumeManager, group: any EventLoopGroup, logger: Logger) {
-        self.manager = manager
+    public init(handler: AdminHandler, group: any EventLoopGroup, logger: Logger) {
+        self.handler = handler
         self.group = group
         self.logger = logger
     }
@@ -20,10 +20,10 @@ public final class AdminServer: Sendable {
     /// Starts listening at `path`, replacing a stale socket file.
     public func listen(path: String) async throws -> any Channel {
         let channel = try await ServerBootstrap(group: group)
-            .childChannelInitializer { [manager, logger] channel in
+            .childChannelInitializer { [handler, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        AdminConnectionHandler(manager: manager, logger: logger))
+                        AdminConnectionHandler(handler: handler, logger: logger))
                 }
             }
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -37,15 +37,15 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let manager: VolumeManager
+    private let handler: AdminHandler
     private let logger: Logger
     private var pending = ByteBuffer()
     /// Answers go out in request order: each request waits for the previous one.
     private var previous: EventLoopFuture<Void>?
     private static let maximumLine = 1 << 20
 
-    init(manager: VolumeManager, logger: Logger) {
-        self.manager = manager
+    init(handler: AdminHandler, logger: Logger) {
+        self.handler = handler
         self.logger = logger
     }
 
@@ -63,11 +63,11 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
     }
 
     private func answer(_ line: Data, context: ChannelHandlerContext) {
-        let manager = self.manager
+        let handler = self.handler
         let work = context.eventLoop.makeFutureWithTask { () -> Data in
             let response: AdminResponse
             do {
-                response = await manager.handle(try JSONDecoder().decode(AdminRequest.self, from: line))
+                response = await handler.handle(try JSONDecoder().decode(AdminRequest.self, from: line))
             } catch {
                 response = AdminResponse(error: GatewayError(.invalid, "malformed admin request: \(error)"))
             }

@@ -7,12 +7,15 @@ import NBDServer
 import NIOCore
 import NIOPosix
 import ObjectStore
+import TapeLibrary
 
 /// A running gateway: the composition root that wires file I/O, metadata, volumes, the NBD
 /// listeners and the admin API together, and takes them down in order.
 public final class Gateway: Sendable {
     /// The volumes.
     public let manager: VolumeManager
+    /// The tape library.
+    public let library: Library
     /// Connections in transmission.
     public let connections: ConnectionRegistry
     /// The TCP port NBD clients reach (useful when the config asked for port 0), if TCP is on.
@@ -30,12 +33,13 @@ public final class Gateway: Sendable {
     private let logger: Logger
 
     private init(
-        config: GatewayConfig, manager: VolumeManager, connections: ConnectionRegistry, tcpPort: Int?,
+        config: GatewayConfig, manager: VolumeManager, library: Library, connections: ConnectionRegistry, tcpPort: Int?,
         group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, pool: NIOThreadPool,
         objects: any ObjectStore, listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
     ) {
         self.config = config
         self.manager = manager
+        self.library = library
         self.connections = connections
         self.tcpPort = tcpPort
         self.group = group
@@ -95,8 +99,13 @@ public final class Gateway: Sendable {
             if manager.names.isEmpty, let demo = config.demoVolume {
                 try await manager.create(name: demo.name, size: demo.size)
             }
+            let library = Library(
+                configuration: config.library, store: metadata, containers: VolumeTapeContainers(manager: manager),
+                eventLoop: group.next(), logger: logger)
+            try await library.open()
             let server = NBDServer(
-                catalog: manager, group: group, requestLog: config.requestLog, connections: connections, logger: logger)
+                catalog: ExportDirectory(volumes: manager, library: library), group: group,
+                requestLog: config.requestLog, connections: connections, logger: logger)
             if let socket = config.resolvedNBDSocket {
                 listeners.append(try await server.listen(unixSocket: socket))
                 logger.info("NBD clients: unix socket \(socket)")
@@ -108,12 +117,14 @@ public final class Gateway: Sendable {
                 tcpPort = channel.localAddress?.port
                 logger.info("NBD clients: tcp \(host):\(tcpPort ?? port)")
             }
-            let admin = AdminServer(manager: manager, group: group, logger: logger)
+            let admin = AdminServer(
+                handler: AdminHandler(volumes: manager, library: library), group: group, logger: logger)
             listeners.append(try await admin.listen(path: config.resolvedAdminSocket))
             logger.info("admin API: unix socket \(config.resolvedAdminSocket)")
             logger.notice("blockgate ready: \(manager.names.count) volume(s): \(manager.names.joined(separator: ", "))")
             return Gateway(
-                config: config, manager: manager, connections: connections, tcpPort: tcpPort, group: group, io: io,
+                config: config, manager: manager, library: library, connections: connections, tcpPort: tcpPort,
+                group: group, io: io,
                 journal: journal, pool: pool, objects: store, listeners: listeners, lock: lock, logger: logger)
         } catch {
             for channel in listeners { try? await channel.close() }
@@ -132,6 +143,7 @@ public final class Gateway: Sendable {
         logger.notice("blockgate stopping")
         for channel in listeners { try? await channel.close() }
         connections.closeAll()
+        await library.stop()
         await manager.flushAll(on: group.next())
         await manager.cache.stop()
         if let s3 = objects as? S3ObjectStore { await s3.shutdown() }

@@ -1,6 +1,7 @@
 import Foundation
 import LocalIO
 import Logging
+import TapeLibrary
 import Yams
 
 /// Everything the daemon can be configured with. Embedded defaults make a working gateway
@@ -39,6 +40,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadConcurrency = 4
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
+    /// The tape library's slots, drives and default pool.
+    public var library = Library.Configuration()
 
     /// The volume `make run` starts with.
     public struct DemoVolume: Sendable, Equatable {
@@ -110,7 +113,9 @@ private struct ConfigReader {
     let path: String
 
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
-        let sections = ["data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "demo_volume"]
+        let sections = [
+            "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "demo_volume",
+        ]
         for (key, value) in try mapping(root, section: nil, allowed: sections) {
             switch key {
             case "data_dir": config.dataDirectory = try string(value, key)
@@ -177,6 +182,16 @@ private struct ConfigReader {
                     default:
                         config.backpressureTimeoutSeconds = try integer(
                             value, "cache.backpressure_timeout_seconds", in: 1...86400)
+                    }
+                }
+            case "library":
+                for (key, value) in try mapping(
+                    value, section: "library", allowed: ["slots", "drives", "default_pool"])
+                {
+                    switch key {
+                    case "slots": config.library.slots = Int(try integer(value, "library.slots", in: 1...10000))
+                    case "drives": config.library.drives = Int(try integer(value, "library.drives", in: 1...64))
+                    default: config.library.defaultPool = try string(value, "library.default_pool")
                     }
                 }
             default:

@@ -64,7 +64,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     }
 
     /// Names of the volumes.
-    public var names: [String] { volumes.withLockedValue { $0.keys.sorted() } }
+    public var names: [String] { volumes.withLockedValue { $0.keys.filter { !Self.isContainer($0) }.sorted() } }
 
     /// Creates a volume: thin (local disk) or cached (object store, with a local cache).
     /// - Throws: `GatewayError` for a bad name or size, or a name in use.
@@ -73,6 +73,13 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         async throws(GatewayError) -> VolumeInfo
     {
         try Self.validate(name: name)
+        return try await createVolume(name: name, size: size, chunkSize: chunkSize, kind: kind)
+    }
+
+    @discardableResult
+    private func createVolume(name: String, size: UInt64, chunkSize: UInt64?, kind: Volume.Kind)
+        async throws(GatewayError) -> VolumeInfo
+    {
         let chunkSize = chunkSize ?? defaultChunkSize
         guard chunkSize <= UInt64(Int.max), ChunkGeometry.isValidChunkSize(Int(chunkSize)) else {
             throw GatewayError(
@@ -103,7 +110,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             logger.info(
                 "created \(kind.rawValue) volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))"
             )
-            return try info(name: name)
+            return info(record: record, volume: try lookup(name, containers: true).volume)
         } catch let error as MetadataError where error.message.contains("already exists") {
             throw GatewayError(.conflict, error.message)
         } catch let error as GatewayError {
@@ -144,8 +151,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
 
     /// Every volume, by name.
     public func list() -> [VolumeInfo] {
-        volumes.withLockedValue { $0.values.sorted { $0.record.name < $1.record.name } }
-            .map { info(record: $0.record, volume: $0.volume) }
+        userVolumes().map { info(record: $0.record, volume: $0.volume) }
     }
 
     /// One volume.
@@ -170,7 +176,11 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// - Parameter force: close attached clients instead of refusing.
     /// - Throws: `GatewayError.conflict` while clients are attached (without `force`).
     public func delete(name: String, force: Bool) async throws(GatewayError) {
-        let open = try lookup(name)
+        try await delete(name: name, force: force, containers: false)
+    }
+
+    private func delete(name: String, force: Bool, containers: Bool) async throws(GatewayError) {
+        let open = try lookup(name, containers: containers)
         let clients = connections.clientCount(export: name)
         if clients > 0 && !force {
             throw GatewayError(
@@ -219,7 +229,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     // MARK: - NBDExportCatalog
 
     public func listExports() -> [NBDExportListing] {
-        volumes.withLockedValue { $0.values.sorted { $0.record.name < $1.record.name } }.map(listing)
+        userVolumes().map(listing)
     }
 
     public func describeExport(named name: String) -> Result<NBDExportListing, NBDExportError> {
@@ -234,7 +244,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
 
     private func resolve(_ name: String) -> Result<OpenVolume, NBDExportError> {
         let wanted = name.isEmpty ? defaultExport : name
-        guard let open = volumes.withLockedValue({ $0[wanted] }) else {
+        guard let open = volumes.withLockedValue({ $0[wanted] }), !Self.isContainer(wanted) else {
             let message =
                 name.isEmpty
                 ? "no default export: volume '\(defaultExport)' does not exist; ask for an export by name"
@@ -250,8 +260,13 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             size: open.record.size, capabilities: open.volume.capabilities)
     }
 
-    private func lookup(_ name: String) throws(GatewayError) -> OpenVolume {
-        guard let open = volumes.withLockedValue({ $0[name] }) else {
+    private func userVolumes() -> [OpenVolume] {
+        volumes.withLockedValue { $0.values.filter { !Self.isContainer($0.record.name) } }
+            .sorted { $0.record.name < $1.record.name }
+    }
+
+    private func lookup(_ name: String, containers: Bool = false) throws(GatewayError) -> OpenVolume {
+        guard let open = volumes.withLockedValue({ $0[name] }), containers || !Self.isContainer(name) else {
             throw GatewayError(.notFound, "no volume named '\(name)'; `blockgate volume list` shows the volumes")
         }
         return open
@@ -273,6 +288,38 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
             objects: volume.kind == .cached ? volume.uploadedChunks : nil,
             pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil)
+    }
+
+    // MARK: - Tape containers
+
+    /// Volumes named with this prefix hold tapes: they are not exports and not listed as volumes.
+    static let containerPrefix = "tape:"
+
+    static func isContainer(_ name: String) -> Bool { name.hasPrefix(containerPrefix) }
+
+    /// Creates the cached volume that holds a tape.
+    func createContainer(barcode: String, size: UInt64) async throws(GatewayError) -> Volume {
+        let name = Self.containerPrefix + barcode
+        try await createVolume(name: name, size: size, chunkSize: 1 << 20, kind: .cached)
+        return try lookup(name, containers: true).volume
+    }
+
+    /// The cached volume holding a tape.
+    func container(barcode: String) throws(GatewayError) -> Volume {
+        try lookup(Self.containerPrefix + barcode, containers: true).volume
+    }
+
+    /// Makes a tape's container durable in the object store and drops its local cache.
+    func archiveContainer(barcode: String) async throws {
+        let volume = try container(barcode: barcode)
+        try await volume.flush(on: remote.group.next()).get()
+        try await volume.waitUntilUploaded()
+        while await volume.evictOne() {}
+    }
+
+    /// Deletes a tape's container and its objects.
+    func deleteContainer(barcode: String) async throws(GatewayError) {
+        try await delete(name: Self.containerPrefix + barcode, force: true, containers: true)
     }
 
     /// Volume names are export names: 1–64 of A–Z a–z 0–9 . _ -, not starting with '.' or '-'.

@@ -4,14 +4,14 @@ import Synchronization
 /// commit survives power loss): volumes and the chunk map of each.
 /// Every call is synchronous and may block on disk; call it off the event loops.
 public final class MetadataStore: Sendable {
-    private struct Statements {
+    struct Statements {
         let connection: SQLiteConnection
         let markDirty: SQLiteStatement
         let upsertChunk: SQLiteStatement
         let deleteChunk: SQLiteStatement
         let chunksOfVolume: SQLiteStatement
     }
-    private let state: Mutex<Statements>
+    let state: Mutex<Statements>
 
     /// Opens the database at `path`, creating and migrating it as needed.
     /// - Throws: `MetadataError` when the file cannot be opened or is of an unknown schema.

@@ -25,6 +25,20 @@ enum Schema {
         ALTER TABLE chunks ADD COLUMN present BLOB NOT NULL DEFAULT x'';
         ALTER TABLE chunks ADD COLUMN remote_generation INTEGER NOT NULL DEFAULT 0;
         """,
+        // The tape library: tapes (each kept in a container volume named `tape:<barcode>`),
+        // where each one is, and every barcode ever used (barcodes are never reused).
+        """
+        CREATE TABLE tapes (
+            barcode TEXT PRIMARY KEY,
+            capacity INTEGER NOT NULL,
+            pool TEXT NOT NULL,
+            worm INTEGER NOT NULL,
+            location TEXT NOT NULL,
+            retrieved INTEGER NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE barcodes_used (barcode TEXT PRIMARY KEY) WITHOUT ROWID;
+        """,
     ]
 
     /// Brings the database up to the newest schema.

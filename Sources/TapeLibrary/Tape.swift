@@ -1,5 +1,6 @@
 import BlockDevice
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// A tape mounted from its container (any block device; the gateway gives it a cached volume):
@@ -31,13 +32,40 @@ public actor Tape {
         public var nearEnd: Bool { (capacity - usedBytes) * 100 < capacity || usedBytes == capacity }
     }
 
+    /// Where the head is, readable without waiting for the tape (for opening a drive export).
+    public struct Position: Sendable, Equatable {
+        /// The file the head is at.
+        public var headFile: Int
+        /// Sealed files; `headFile == files` is end of data.
+        public var files: Int
+        /// Bytes from the start of the head's file to the end of the tape.
+        public var spaceFromHead: UInt64
+        /// Bytes written to the open file.
+        public var openLength: UInt64
+        /// Bytes per record.
+        public var recordSize: Int
+
+        /// Where the head will be once the open file is sealed (head at end of data).
+        public var afterSealing: Position {
+            let records = (openLength + UInt64(recordSize) - 1) / UInt64(recordSize)
+            return Position(
+                headFile: files + 1, files: files + 1, spaceFromHead: spaceFromHead - records * UInt64(recordSize),
+                openLength: 0, recordSize: recordSize)
+        }
+    }
+
     private let container: any BlockDevice
     private let eventLoop: any EventLoop
+    private nonisolated let published: NIOLockedValueBox<Position>
     private let logger: Logger
     /// The header of the last commit, with the head position in force.
-    private var header: TapeHeader
+    private var header: TapeHeader {
+        didSet { published.withLockedValue { $0 = Self.position(of: header, openLength: openLength) } }
+    }
     /// Bytes of the open file written by completed writes.
-    private var openLength: UInt64
+    private var openLength: UInt64 {
+        didSet { published.withLockedValue { $0.openLength = openLength } }
+    }
     /// Records written since the last commit: their CRCs are not computed yet.
     private var dirtyRecords: Set<Int> = []
     /// Writes in flight per record; such records stay dirty through a commit.
@@ -52,6 +80,7 @@ public actor Tape {
     private init(container: any BlockDevice, header: TapeHeader, eventLoop: any EventLoop, logger: Logger) {
         self.container = container
         self.header = header
+        self.published = NIOLockedValueBox(Self.position(of: header, openLength: header.openLength))
         self.openLength = header.openLength
         self.eventLoop = eventLoop
         self.logger = logger
@@ -94,6 +123,18 @@ public actor Tape {
         return Tape(container: container, header: best, eventLoop: eventLoop, logger: logger)
     }
 
+    /// Where the head is now.
+    public nonisolated var position: Position { published.withLockedValue { $0 } }
+
+    private static func position(of header: TapeHeader, openLength: UInt64) -> Position {
+        let first =
+            header.headFile < header.files.count ? header.files[header.headFile].firstRecord : header.openFirstRecord
+        return Position(
+            headFile: header.headFile, files: header.files.count,
+            spaceFromHead: header.geometry.capacity - UInt64(first) * UInt64(header.geometry.recordSize),
+            openLength: openLength, recordSize: header.geometry.recordSize)
+    }
+
     public var status: Status {
         let sealed = header.files.reduce(UInt64(0)) { $0 + UInt64(geometry.recordCount(forLength: $1.length)) }
         let open = UInt64(geometry.recordCount(forLength: openLength))
@@ -104,11 +145,6 @@ public actor Tape {
     }
 
     // MARK: - Data
-
-    /// Bytes from the start of `file` to the end of the tape: the size of a drive export there.
-    public func spaceFrom(file: Int) -> UInt64 {
-        geometry.capacity - UInt64(firstRecord(of: file)) * UInt64(geometry.recordSize)
-    }
 
     /// Reads `length` bytes at `offset` in `file`; bytes past the end of the file read as zeros.
     /// - Throws: `BlockDeviceError.io` when a record fails its CRC check.

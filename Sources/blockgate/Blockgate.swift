@@ -13,7 +13,10 @@ struct Blockgate: AsyncParsableCommand {
               nbd-client -N vol1 -u ./var/nbd.sock /dev/nbd0
             Exit codes: 0 success, 1 error, 2 usage error, 3 daemon unreachable.
             """,
-        subcommands: [Serve.self, VolumeCommand.self, CacheCommand.self, ObjectStoreCommand.self])
+        subcommands: [
+            Serve.self, VolumeCommand.self, CacheCommand.self, TapeCommand.self, LibraryCommand.self, DriveCommand.self,
+            ObjectStoreCommand.self,
+        ])
 }
 
 @main

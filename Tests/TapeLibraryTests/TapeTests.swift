@@ -50,7 +50,7 @@ import VolumeTestSupport
         var status = await tape.status
         #expect(status.files == [300_000, 70_000])
         #expect(status.headFile == 2 && status.atEndOfData)
-        #expect(await tape.spaceFrom(file: 2) == Self.geometry.capacity - 7 * 65536)
+        #expect(tape.position.spaceFromHead == Self.geometry.capacity - 7 * 65536)
 
         try await tape.position(toFile: 0)
         #expect(try await tape.read(file: 0, offset: 0, length: 300_000) == first)
@@ -67,6 +67,17 @@ import VolumeTestSupport
         status = await again.status
         #expect(status.files == [300_000, 70_000] && status.headFile == 1)
         #expect(try await again.read(file: 0, offset: 1000, length: 200_000) == Array(first[1000..<201_000]))
+        await fixture.close()
+    }
+
+    @Test func thePositionShowsTheOpenFileAndWhereSealingLeavesTheHead() async throws {
+        let (fixture, tape) = try await mounted()
+        try await write(tape, pattern(70_000, seed: 8))
+        let position = tape.position
+        #expect(position.openLength == 70_000 && position.headFile == 0 && position.files == 0)
+        let predicted = position.afterSealing
+        try await tape.sealOpenFile()
+        #expect(tape.position == predicted)
         await fixture.close()
     }
 

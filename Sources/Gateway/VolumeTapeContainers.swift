@@ -1,0 +1,24 @@
+import BlockDevice
+import TapeLibrary
+
+/// Keeps each tape in a cached volume of the volume manager (named `tape:<barcode>`), so that
+/// tapes live in the object store with a local cache, like cached volumes.
+struct VolumeTapeContainers: TapeContainers {
+    let manager: VolumeManager
+
+    func create(barcode: String, size: UInt64) async throws -> any BlockDevice {
+        try await manager.createContainer(barcode: barcode, size: size)
+    }
+
+    func open(barcode: String) throws -> any BlockDevice {
+        try manager.container(barcode: barcode)
+    }
+
+    func archive(barcode: String) async throws {
+        try await manager.archiveContainer(barcode: barcode)
+    }
+
+    func delete(barcode: String) async throws {
+        try await manager.deleteContainer(barcode: barcode)
+    }
+}
