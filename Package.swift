@@ -102,7 +102,7 @@ let package = Package(
             name: "InteropTests",
             dependencies: [
                 "Gateway", "NBDProtocol", "NBDTestSupport", "TestSupport", "CNBD", "LocalIO", "ObjectStore",
-                "ObjectStoreEmulator", "ChunkEngine", nioCore, nioPosix, logging,
+                "ObjectStoreEmulator", "ChunkEngine", "TapeLibrary", nioCore, nioPosix, logging,
             ]),
     ]
 )

@@ -297,6 +297,24 @@ extension Volume {
         remote?.counts.withLockedValue { $0 } ?? (0, 0)
     }
 
+    /// Evicts every chunk (after `waitUntilUploaded`, all are clean), waiting for chunks that are
+    /// briefly in use.
+    /// - Throws: `BlockDeviceError.io` when chunks stay cached for 10 seconds.
+    public func dropCache() async throws {
+        var idle = 0
+        while cacheUsage.cachedBytes > 0 {
+            if await evictOne() {
+                idle = 0
+                continue
+            }
+            idle += 1
+            guard idle < 500 else {
+                throw BlockDeviceError(.io, "volume '\(name)': chunks stay in the cache (dirty or in use)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// When this volume's least recently used evictable chunk was last used (nil: none).
     public var oldestEvictable: UInt64? { table.evictionCandidate()?.lastUse }
 

@@ -37,8 +37,7 @@ struct ExportDirectory: NBDExportCatalog {
 
     private func describeDrive(_ drive: String) -> Result<NBDExportListing, NBDExportError> {
         do {
-            let (barcode, tape, readOnly) = try library.loadedTape(in: drive)
-            let position = tape.position
+            let (barcode, position, readOnly) = try library.headPosition(drive: drive)
             let capabilities = DriveSession.capabilities(readOnly: readOnly)
             return .success(
                 NBDExportListing(

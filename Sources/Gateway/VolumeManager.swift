@@ -314,7 +314,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         let volume = try container(barcode: barcode)
         try await volume.flush(on: remote.group.next()).get()
         try await volume.waitUntilUploaded()
-        while await volume.evictOne() {}
+        try await volume.dropCache()
     }
 
     /// Deletes a tape's container and its objects.

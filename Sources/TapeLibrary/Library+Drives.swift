@@ -43,6 +43,14 @@ extension Library {
         try await detachedOperation(drive, writing: true) { tape in try await tape.erase() }
     }
 
+    /// Where a drive's head is for the next client: after the seal in progress, if one is.
+    public func headPosition(drive: String) throws(TapeLibraryError) -> (
+        barcode: String, position: Tape.Position, readOnly: Bool
+    ) {
+        let (barcode, tape, readOnly) = try loadedTape(in: drive)
+        return (barcode, pendingSeal(drive)?.position ?? tape.position, readOnly)
+    }
+
     /// Opens a drive for one NBD client. When the previous client's file is still being sealed,
     /// the session starts where the head will be and its requests wait for the seal.
     /// - Throws: `.conflict` when the drive is empty or another client has it.
@@ -94,7 +102,7 @@ extension Library {
         if writing, readOnly {
             throw TapeLibraryError(.conflict, "tape \(barcode) was retrieved from the shelf and is read-only")
         }
-        guard attach(drive) else { throw attachedError(drive) }
+        try await attachForAdmin(drive)
         defer { detach(drive) }
         await settle(drive)
         do {

@@ -219,9 +219,10 @@ public final class Library: Sendable {
     /// Returns a drive's tape to a free slot.
     public func eject(drive: String) async throws(TapeLibraryError) {
         try requireDrive(drive)
+        try await attachForAdmin(drive)
+        defer { detach(drive) }
         await settle(drive)
         let barcode = try state.withLock { state throws(TapeLibraryError) -> String in
-            guard !state.attached.contains(drive) else { throw attachedError(drive) }
             guard let entry = state.tapes.values.first(where: { $0.location == .drive(drive) }) else {
                 throw TapeLibraryError(.conflict, "drive \(drive) is empty")
             }
@@ -354,6 +355,17 @@ public final class Library: Sendable {
 
     /// Marks a drive attached; false when it already is.
     func attach(_ drive: String) -> Bool { state.withLock { $0.attached.insert(drive).inserted } }
+
+    /// Attaches an admin verb to a drive, giving a client that is disconnecting (its
+    /// disconnect sent, not yet processed) a moment to go.
+    /// - Throws: `.conflict` saying a client is attached when it stays.
+    func attachForAdmin(_ drive: String) async throws(TapeLibraryError) {
+        for _ in 0..<100 {
+            if attach(drive) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        throw attachedError(drive)
+    }
 
     func detach(_ drive: String) { _ = state.withLock { $0.attached.remove(drive) } }
 

@@ -30,6 +30,20 @@ import Testing
         #expect(config.uploadBuffer == defaults.uploadBuffer)
         #expect(config.uploadConcurrency == defaults.uploadConcurrency)
         #expect(config.backpressureTimeoutSeconds == defaults.backpressureTimeoutSeconds)
+        #expect(config.library == defaults.library)
+    }
+
+    @Test func theLibrarySectionSetsSlotsDrivesAndPool() throws {
+        let config = try GatewayConfig.load(
+            path: "k.yaml", contents: "library:\n  slots: 5\n  drives: 3\n  default_pool: offsite\n")
+        #expect(config.library.slots == 5 && config.library.driveNames == ["0", "1", "2"])
+        #expect(config.library.defaultPool == "offsite")
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "l.yaml", contents: "library:\n  drives: 0\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "m.yaml", contents: "library:\n  robots: 1\n")
+        }
     }
 
     @Test func errorsNameTheFileLineKeyAndWhatIsAllowed() {

@@ -8,6 +8,8 @@ final class LibNBD: @unchecked Sendable {
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
+        /// The errno the server's error mapped to (EIO, EPERM, ENOSPC, …), 0 when none.
+        var errno: Int32 = 0
     }
 
     private init(handle: OpaquePointer) {
@@ -31,6 +33,10 @@ final class LibNBD: @unchecked Sendable {
 
     var size: UInt64 { UInt64(nbd_get_size(handle)) }
     var canMultiConn: Bool { nbd_can_multi_conn(handle) == 1 }
+    var isReadOnly: Bool { nbd_is_read_only(handle) == 1 }
+
+    /// Sends NBD_CMD_DISC, as a client detaching does.
+    func shutdown() async throws { try await Blocking.run { try self.check(nbd_shutdown(self.handle, 0)) } }
 
     func read(_ offset: UInt64, _ count: Int) async throws -> [UInt8] {
         try await Blocking.run {
@@ -79,6 +85,6 @@ final class LibNBD: @unchecked Sendable {
     }
 
     private func check(_ result: Int32) throws {
-        if result == -1 { throw Failure(description: String(cString: nbd_get_error())) }
+        if result == -1 { throw Failure(description: String(cString: nbd_get_error()), errno: nbd_get_errno()) }
     }
 }

@@ -9,6 +9,9 @@
 #     files written (64 MiB), so that chunks are evicted and downloaded again: ext4, files
 #     written, synced, page cache dropped, read back with equal checksums; then the uploads are
 #     drained and the bucket holds the volume's objects;
+#   - a tape drive: three tar archives written in three attach/detach rounds (each disconnect
+#     seals a file), the tape rewound with the CLI and each archive read back with `drive fsf`
+#     between them; then the tape exported to the shelf, retrieved (read-only) and read again;
 #   - the server log must show the WRITE, FLUSH and TRIM requests the kernel sent.
 #   run-all.sh BLOCKGATE_BINARY
 set -uo pipefail
@@ -96,6 +99,34 @@ misses=$(cache_field misses); used=$(cache_field used)
 echo "INFO cache: ${used:-?} bytes used of 16 MiB; misses ${misses_before:-?} before the check, ${misses:-?} after"
 check "cached ext4: the check downloaded evicted chunks again" test "${misses:-0}" -gt "${misses_before:-0}"
 check "cached ext4: the cache holds at most its 16 MiB" test "${used:-0}" -le $((16 << 20))
+
+echo "== tar archives on a tape drive"
+tape_sum() { sed -n 's/^INFO archive-sum=//p' "$1"; }
+read_archives() {  # read_archives LABEL: reads the three files from the head on, comparing with what was written
+    local archive
+    for archive in 1 2 3; do
+        check "tape ($1): archive $archive reads back with the checksums written" \
+            guest "$work/tar-read-$1-$archive.out" drive/0 "$here/guest/tar-read.sh"
+        check "tape ($1): archive $archive matches" test -n "$(tape_sum "$work/tar-write-$archive.out")" \
+            -a "$(tape_sum "$work/tar-read-$1-$archive.out")" = "$(tape_sum "$work/tar-write-$archive.out")"
+        [ "$archive" = 3 ] || "$binary" drive fsf 0 "${admin[@]}" > /dev/null
+    done
+}
+"$binary" tape create E2ETAPE1 --size 256M "${admin[@]}" > /dev/null || failures=$((failures + 1))
+"$binary" tape load E2ETAPE1 --drive 0 "${admin[@]}" > /dev/null || failures=$((failures + 1))
+for archive in 1 2 3; do
+    check "tape: tar archive $archive written in its own attach/detach round" \
+        guest "$work/tar-write-$archive.out" drive/0 "$here/guest/tar-write.sh" FILES=$((archive + 2))
+done
+files=$("$binary" tape info E2ETAPE1 --json "${admin[@]}" | awk '/"files"/,/]/' | grep -c '^ *[0-9]')
+check "tape: the tape holds 3 sealed files ($files)" test "$files" = 3
+check "tape: rewind with the CLI" "$binary" drive rewind 0 "${admin[@]}"
+read_archives library
+check "tape: ejected and exported to the shelf" \
+    sh -c "'$binary' tape eject 0 ${admin[*]} && '$binary' tape export E2ETAPE1 ${admin[*]}"
+check "tape: retrieved from the shelf (read-only) and loaded" \
+    sh -c "'$binary' tape retrieve E2ETAPE1 ${admin[*]} && '$binary' tape load E2ETAPE1 --drive 0 ${admin[*]} && '$binary' drive rewind 0 ${admin[*]}"
+read_archives retrieved
 
 echo "== direct-I/O patterns"
 "$binary" volume create e2e-raw --size 256M --chunk-size 1M "${admin[@]}" > /dev/null
