@@ -27,7 +27,7 @@ public final class Gateway: Sendable {
     private let io: any FileIO
     private let journal: MetadataJournal
     private let pool: NIOThreadPool
-    private let objects: any ObjectStore
+    private let stores: [any ObjectStore]
     private let listeners: [any Channel]
     private let lock: DataDirectoryLock
     private let logger: Logger
@@ -35,7 +35,7 @@ public final class Gateway: Sendable {
     private init(
         config: GatewayConfig, manager: VolumeManager, library: Library, connections: ConnectionRegistry, tcpPort: Int?,
         group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, pool: NIOThreadPool,
-        objects: any ObjectStore, listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
+        stores: [any ObjectStore], listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
     ) {
         self.config = config
         self.manager = manager
@@ -46,7 +46,7 @@ public final class Gateway: Sendable {
         self.io = io
         self.journal = journal
         self.pool = pool
-        self.objects = objects
+        self.stores = stores
         self.listeners = listeners
         self.lock = lock
         self.logger = logger
@@ -77,23 +77,34 @@ public final class Gateway: Sendable {
         let pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         var listeners: [any Channel] = []
-        var objects: (any ObjectStore)?
+        var stores: [any ObjectStore] = []
         do {
-            let store = try makeObjectStore(config: config, group: group, pool: pool, logger: logger)
-            objects = store
-            do {
-                try await store.prepare()
-            } catch {
-                logger.error("the object store is not reachable now (\(error)); cached volumes will retry")
+            func open(_ location: ObjectStoreLocation, _ what: String) async throws -> any ObjectStore {
+                let store = try makeObjectStore(location, config: config, group: group, pool: pool, logger: logger)
+                stores.append(store)
+                do {
+                    try await store.prepare()
+                } catch {
+                    logger.error("\(what) is not reachable now (\(error)); uploads and downloads will retry")
+                }
+                return store
             }
-            let cache = CacheManager(capacity: config.cacheSize, logger: logger)
             let settings = RemoteSettings(
                 uploadConcurrency: config.uploadConcurrency, dirtyLimit: config.uploadBuffer,
                 backpressureTimeout: .seconds(config.backpressureTimeoutSeconds))
+            let store = try await open(try config.objectStoreLocation(), "the object store")
+            let shelf =
+                config.shelf == nil
+                ? nil
+                : RemoteContext(
+                    store: try await open(try config.shelfLocation(), "the tape shelf"), settings: settings,
+                    group: group)
+            let cache = CacheManager(capacity: config.cacheSize, logger: logger)
             let manager = VolumeManager(
                 dataDirectory: dataDirectory, store: metadata, journal: journal, io: io, connections: connections,
                 defaultExport: config.defaultExport, defaultChunkSize: config.defaultChunkSize,
-                remote: RemoteContext(store: store, settings: settings, group: group), cache: cache, logger: logger)
+                remote: RemoteContext(store: store, settings: settings, group: group), shelf: shelf, cache: cache,
+                logger: logger)
             try await manager.openAll()
             cache.start()
             if manager.names.isEmpty, let demo = config.demoVolume {
@@ -125,10 +136,10 @@ public final class Gateway: Sendable {
             return Gateway(
                 config: config, manager: manager, library: library, connections: connections, tcpPort: tcpPort,
                 group: group, io: io,
-                journal: journal, pool: pool, objects: store, listeners: listeners, lock: lock, logger: logger)
+                journal: journal, pool: pool, stores: stores, listeners: listeners, lock: lock, logger: logger)
         } catch {
             for channel in listeners { try? await channel.close() }
-            if let s3 = objects as? S3ObjectStore { await s3.shutdown() }
+            for case let s3 as S3ObjectStore in stores { await s3.shutdown() }
             try? await pool.shutdownGracefully()
             await journal.shutdown()
             await io.shutdown()
@@ -146,7 +157,7 @@ public final class Gateway: Sendable {
         await library.stop()
         await manager.flushAll(on: group.next())
         await manager.cache.stop()
-        if let s3 = objects as? S3ObjectStore { await s3.shutdown() }
+        for case let s3 as S3ObjectStore in stores { await s3.shutdown() }
         try? await pool.shutdownGracefully()
         await journal.shutdown()
         await io.shutdown()
@@ -157,12 +168,13 @@ public final class Gateway: Sendable {
     }
 }
 
-/// The object store the configuration names.
-/// - Throws: `GatewayError.invalid` for a bad URL or missing S3 credentials.
-func makeObjectStore(config: GatewayConfig, group: any EventLoopGroup, pool: NIOThreadPool, logger: Logger)
-    throws(GatewayError) -> any ObjectStore
-{
-    switch try config.objectStoreLocation() {
+/// An object store at `location`, with the configuration's credentials.
+/// - Throws: `GatewayError.invalid` for missing S3 credentials.
+func makeObjectStore(
+    _ location: ObjectStoreLocation, config: GatewayConfig, group: any EventLoopGroup, pool: NIOThreadPool,
+    logger: Logger
+) throws(GatewayError) -> any ObjectStore {
+    switch location {
     case .file(let path):
         return FileObjectStore(root: path, pool: pool)
     case .s3(let bucket, let host, let port, let region):

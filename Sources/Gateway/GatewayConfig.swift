@@ -42,6 +42,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var backpressureTimeoutSeconds: Int64 = 60
     /// The tape library's slots, drives and default pool.
     public var library = Library.Configuration()
+    /// Where tapes keep their data (the shelf): an object store URL; nil means the object store.
+    public var shelf: String?
 
     /// The volume `make run` starts with.
     public struct DemoVolume: Sendable, Equatable {
@@ -69,6 +71,13 @@ public struct GatewayConfig: Sendable, Equatable {
     /// - Throws: `GatewayError.invalid` for a malformed URL.
     public func objectStoreLocation() throws(GatewayError) -> ObjectStoreLocation {
         try ObjectStoreLocation.parse(objectStore ?? "file://\(absolute(dataDirectory))/objects")
+    }
+
+    /// The shelf's location: its own object store, or the object store.
+    /// - Throws: `GatewayError.invalid` for a malformed URL.
+    public func shelfLocation() throws(GatewayError) -> ObjectStoreLocation {
+        guard let shelf else { return try objectStoreLocation() }
+        return try ObjectStoreLocation.parse(shelf)
     }
 
     private func absolute(_ path: String) -> String {
@@ -186,11 +195,19 @@ private struct ConfigReader {
                 }
             case "library":
                 for (key, value) in try mapping(
-                    value, section: "library", allowed: ["slots", "drives", "default_pool"])
+                    value, section: "library", allowed: ["slots", "drives", "default_pool", "shelf"])
                 {
                     switch key {
                     case "slots": config.library.slots = Int(try integer(value, "library.slots", in: 1...10000))
                     case "drives": config.library.drives = Int(try integer(value, "library.drives", in: 1...64))
+                    case "shelf":
+                        let text = try string(value, "library.shelf")
+                        do {
+                            _ = try ObjectStoreLocation.parse(text)
+                        } catch {
+                            throw self.error(value, "library.shelf", error.message)
+                        }
+                        config.shelf = text
                     default: config.library.defaultPool = try string(value, "library.default_pool")
                     }
                 }

@@ -20,6 +20,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     private let defaultExport: String
     private let defaultChunkSize: UInt64
     private let remote: RemoteContext
+    /// Where tape containers keep their data: the library's shelf.
+    private let shelf: RemoteContext
     /// The local cache of the cached volumes.
     public let cache: CacheManager
     private let logger: Logger
@@ -33,6 +35,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     public init(
         dataDirectory: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
         connections: ConnectionRegistry, defaultExport: String, defaultChunkSize: UInt64, remote: RemoteContext,
+        shelf: RemoteContext? = nil,
         cache: CacheManager, logger: Logger
     ) {
         self.volumesDirectory = dataDirectory + "/volumes"
@@ -43,6 +46,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         self.defaultExport = defaultExport
         self.defaultChunkSize = defaultChunkSize
         self.remote = remote
+        self.shelf = shelf ?? remote
         self.cache = cache
         self.logger = logger
     }
@@ -57,7 +61,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
 
     private func open(_ record: VolumeRecord) async throws {
         let volume = try await Volume.open(
-            record: record, path: path(of: record), store: store, journal: journal, io: io, remote: remote,
+            record: record, path: path(of: record), store: store, journal: journal, io: io,
+            remote: remote(for: record.name),
             logger: logger)
         volumes.withLockedValue { $0[record.name] = OpenVolume(record: record, volume: volume) }
         cache.add(volume)
@@ -101,7 +106,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             name: name, kind: kind, size: size, chunkSize: chunkSize, createdAt: Int64(Date().timeIntervalSince1970),
             uuid: UUID().uuidString.lowercased())
         do {
-            if kind == .cached { try await manifest.store(in: remote.store) }
+            if kind == .cached { try await manifest.store(in: remote(for: name).store) }
             let record = try store.createVolume(
                 name: name, kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize),
                 createdAt: manifest.createdAt,
@@ -198,7 +203,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         }
         try? FileManager.default.removeItem(atPath: path(of: open.record))
         if open.volume.kind == .cached {
-            let objects = remote.store
+            let objects = remote(for: name).store
             let uuid = open.record.uuid
             let logger = self.logger
             Task {
@@ -296,6 +301,9 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     static let containerPrefix = "tape:"
 
     static func isContainer(_ name: String) -> Bool { name.hasPrefix(containerPrefix) }
+
+    /// The object store a volume keeps its data in: the shelf for tape containers.
+    private func remote(for name: String) -> RemoteContext { Self.isContainer(name) ? shelf : remote }
 
     /// Creates the cached volume that holds a tape.
     func createContainer(barcode: String, size: UInt64) async throws(GatewayError) -> Volume {

@@ -21,4 +21,9 @@ struct VolumeTapeContainers: TapeContainers {
     func delete(barcode: String) async throws {
         try await manager.deleteContainer(barcode: barcode)
     }
+
+    func pendingUploadBytes(barcode: String) -> UInt64 {
+        guard let volume = try? manager.container(barcode: barcode) else { return 0 }
+        return UInt64(volume.cacheUsage.dirtyChunks) * UInt64(volume.geometry.chunkSize)
+    }
 }

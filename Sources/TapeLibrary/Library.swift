@@ -15,6 +15,8 @@ public protocol TapeContainers: Sendable {
     func archive(barcode: String) async throws
     /// Deletes the container and its objects.
     func delete(barcode: String) async throws
+    /// Bytes of the container not yet in the object store.
+    func pendingUploadBytes(barcode: String) -> UInt64
 }
 
 /// The virtual tape library: owns which tapes exist, where each one is (slots, drives, the
@@ -174,7 +176,7 @@ public final class Library: Sendable {
             barcode: barcode, capacity: entry.record.capacity, pool: entry.record.pool, worm: entry.record.worm,
             location: entry.location.description,
             state: entry.location == .shelf ? "shelf" : entry.record.retrieved ? "retrieved" : "library",
-            createdAt: entry.record.createdAt)
+            uploadPending: containers.pendingUploadBytes(barcode: barcode), createdAt: entry.record.createdAt)
         var tape = entry.tape
         if tape == nil, readHeader { tape = try? await mount(barcode) }
         if let tape {

@@ -24,12 +24,8 @@ public actor Tape {
         public var badRecords: [Int]
         /// Bytes of records in use (sealed files and the open file).
         public var usedBytes: UInt64
-        /// The head is at the beginning of the tape.
-        public var atBeginning: Bool { headFile == 0 }
         /// The head is past the last filemark, where writes go.
         public var atEndOfData: Bool { headFile == files.count }
-        /// Less than 1 % of the capacity (or nothing) is left.
-        public var nearEnd: Bool { (capacity - usedBytes) * 100 < capacity || usedBytes == capacity }
     }
 
     /// Where the head is, readable without waiting for the tape (for opening a drive export).

@@ -17,6 +17,8 @@ public struct TapeInfo: Codable, Sendable, Equatable {
     public var openBytes: UInt64?
     /// Records that failed their CRC check since the daemon started; empty when all read well.
     public var badRecords: [Int]?
+    /// Bytes not yet uploaded to the shelf.
+    public var uploadPending: UInt64
     public var createdAt: Int64
 
     enum CodingKeys: String, CodingKey {
@@ -24,6 +26,7 @@ public struct TapeInfo: Codable, Sendable, Equatable {
         case bytesUsed = "bytes_used"
         case openBytes = "open_bytes"
         case badRecords = "bad_records"
+        case uploadPending = "upload_pending"
         case createdAt = "created_at"
     }
 }
@@ -34,7 +37,7 @@ public struct DriveStatus: Codable, Sendable, Equatable {
     public var barcode: String?
     /// A client is attached to the drive's export.
     public var attached: Bool
-    /// The file the head is at, and the block (record) in it.
+    /// The file the head is at, and (while a client writes) how far it got, in 512-byte blocks.
     public var file: Int?
     public var block: Int?
     /// Beginning of tape, end of data, (early warning of) end of tape.

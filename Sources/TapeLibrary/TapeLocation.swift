@@ -27,9 +27,6 @@ public enum TapeLocation: Sendable, Hashable, CustomStringConvertible {
         case .shelf: "shelf"
         }
     }
-
-    /// In the library (a slot, a drive or the station), as opposed to on the shelf.
-    public var inLibrary: Bool { self != .shelf }
 }
 
 /// Barcodes: 5 to 16 characters of A-Z and 0-9.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Gateway
 import TapeLibrary
 
@@ -137,7 +138,17 @@ struct TapeCommand: ParsableCommand {
         @Argument(help: "Barcode.") var barcode: String
 
         func run() throws {
-            let tape = try admin.send(AdminRequest(op: .tapeExport, barcode: barcode)).tape!
+            let pending = try admin.send(AdminRequest(op: .tapeInfo, barcode: barcode)).tape!.uploadPending
+            let export = BackgroundRequest(admin, AdminRequest(op: .tapeExport, barcode: barcode))
+            let bar = ProgressBar(title: "exporting \(barcode)", total: pending, quiet: admin.json || pending == 0)
+            while !export.isDone {
+                if let left = try? admin.send(AdminRequest(op: .tapeInfo, barcode: barcode)).tape?.uploadPending {
+                    bar.update(done: pending - min(left, pending))
+                }
+                usleep(200_000)
+            }
+            let tape = try export.result().tape!
+            bar.finish()
             if admin.json { return try admin.printJSON(tape) }
             print("tape \(barcode) is on the shelf")
         }

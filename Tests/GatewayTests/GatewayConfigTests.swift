@@ -35,9 +35,12 @@ import Testing
 
     @Test func theLibrarySectionSetsSlotsDrivesAndPool() throws {
         let config = try GatewayConfig.load(
-            path: "k.yaml", contents: "library:\n  slots: 5\n  drives: 3\n  default_pool: offsite\n")
+            path: "k.yaml",
+            contents: "library:\n  slots: 5\n  drives: 3\n  default_pool: offsite\n  shelf: file:///srv/shelf\n")
         #expect(config.library.slots == 5 && config.library.driveNames == ["0", "1", "2"])
         #expect(config.library.defaultPool == "offsite")
+        #expect(try config.shelfLocation() == .file(path: "/srv/shelf"))
+        #expect(try GatewayConfig().shelfLocation() == GatewayConfig().objectStoreLocation())
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "l.yaml", contents: "library:\n  drives: 0\n")
         }

@@ -24,11 +24,19 @@ import Testing
         _ = try await cli("tape", "load", "CRASH0001", "--drive", "0")
         let uri = daemon.uri(export: "drive/0")
 
+        // As `tar -cf /dev/nbdX; sync; nbd-client -d`: writes and a disconnect, no FLUSH. Once the
+        // daemon has taken the disconnect (the drive shows no client; status waits for the seal),
+        // the file survives a kill -9.
         let sealed = bytes(300_000, seed: 1)
         let first = try await LibNBD.connect(uri)
         try await first.write(0, sealed)
         try await first.shutdown()
-        _ = try await cli("drive", "eod", "0")
+        for _ in 0..<200 {
+            let status = try await cli("drive", "status", "0", "--json")
+            if status.contains("\"attached\" : false") { break }
+        }
+        daemon.kill9()
+        try daemon.start()
 
         // The open file: 64 KiB writes, a flush after every fourth, until the daemon dies (the
         // connection stays open, so nothing seals the file).

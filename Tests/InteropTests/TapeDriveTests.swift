@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func aFlippedByteOnTheShelfFailsTheReadAndTapeInfoReportsIt() async throws {
-        let fixture = try await GatewayFixture()
+        let fixture = try await GatewayFixture(shelf: { "file://\($0)/shelf" })
         let library = fixture.gateway.library
         try await library.create(barcode: "DAMAGED1", size: Self.capacity, worm: true)
         try await library.load(barcode: "DAMAGED1", drive: "0")
@@ -111,16 +111,21 @@ import Testing
         try await library.export(barcode: "DAMAGED1")
         #expect(try await library.info(barcode: "DAMAGED1", readHeader: false).location == "shelf")
 
-        // Record 3 of the tape sits in the container's first 1 MiB chunk: flip a byte of it in
-        // the object store.
+        // The tape's objects are on the shelf, none in the object store. Record 3 sits in the
+        // container's first 1 MiB chunk: flip a byte of it there.
         let geometry = TapeGeometry(capacity: Self.capacity)
         let offset = Int(geometry.recordOffset(3)) + 1234
-        let objects = try FileManager.default.subpathsOfDirectory(atPath: fixture.directory + "/objects")
-            .filter { $0.contains("/chunks/0-") }
-        let object = fixture.directory + "/objects/" + (try #require(objects.first))
-        var stored = try Data(contentsOf: URL(fileURLWithPath: object))
-        stored[offset] ^= 0x10
-        try stored.write(to: URL(fileURLWithPath: object))
+        let stored = { (directory: String) in
+            ((try? FileManager.default.subpathsOfDirectory(atPath: fixture.directory + directory)) ?? [])
+                .filter { $0.contains("/chunks/") }
+        }
+        #expect(stored("/objects").isEmpty)
+        let objects = stored("/shelf").filter { $0.contains("/chunks/0-") }
+        #expect(objects.count == 1)
+        let object = fixture.directory + "/shelf/" + (try #require(objects.first))
+        var chunk = try Data(contentsOf: URL(fileURLWithPath: object))
+        chunk[offset] ^= 0x10
+        try chunk.write(to: URL(fileURLWithPath: object))
 
         try library.retrieve(barcode: "DAMAGED1")
         try await library.load(barcode: "DAMAGED1", drive: "1")

@@ -28,6 +28,27 @@ import Testing
         }
     }
 
+    @Test func tapesMoveAndTheirBarcodesAreNeverReused() throws {
+        try withDatabase { path in
+            let store = try MetadataStore(path: path)
+            let tape = TapeRecord(
+                barcode: "TAPE0001", capacity: 1 << 30, pool: "default", worm: true, location: "slot 0", createdAt: 5)
+            try store.createTape(tape)
+            #expect(throws: MetadataError.self) { try store.createTape(tape) }
+            try store.moveTape(barcode: "TAPE0001", to: "slot 4", retrieved: true)
+            let reopened = try MetadataStore(path: path)
+            var moved = tape
+            moved.location = "slot 4"
+            moved.retrieved = true
+            #expect(try reopened.tapes() == [moved])
+            try reopened.deleteTape(barcode: "TAPE0001")
+            #expect(try reopened.tapes().isEmpty)
+            #expect(try reopened.barcodeUsed("TAPE0001"))
+            #expect(try !reopened.barcodeUsed("TAPE0002"))
+            #expect(throws: MetadataError.self) { try reopened.createTape(tape) }
+        }
+    }
+
     @Test func chunkChangesApplyInOrderAndSurviveReopening() throws {
         try withDatabase { path in
             let volume: Int64
