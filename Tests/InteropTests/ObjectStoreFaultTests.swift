@@ -99,30 +99,9 @@ import Testing
             served += try await reader.read(UInt64(offset), 8 << 20)
         }
         #expect(served == model, "the volume reads back as written")
-        try await expectBucketHolds(model, volume: fixture.gateway.manager.info(name: "cv"), peer: peer)
+        try await peer.expectBucket(
+            volumeUUID: fixture.gateway.manager.info(name: "cv").uuid, holds: model, chunkSize: Self.chunkSize)
         await fixture.stop()
         await peer.stop()
-    }
-
-    /// The bucket holds one object per written chunk, whose bytes are the chunk's.
-    func expectBucketHolds(_ model: [UInt8], volume: VolumeInfo, peer: S3Peer) async throws {
-        let client = peer.client()
-        let prefix = "volumes/\(volume.uuid)/chunks/"
-        let keys = try await client.list(prefix: prefix).map(\.key)
-        var chunks: [Int: String] = [:]
-        for key in keys {
-            let index = try #require(Int(key.dropFirst(prefix.count).split(separator: "-")[0]))
-            #expect(chunks[index] == nil, "chunk \(index) has two objects")
-            chunks[index] = key
-        }
-        for index in 0..<(Self.volumeSize / Self.chunkSize) {
-            let expected = model[(index * Self.chunkSize)..<((index + 1) * Self.chunkSize)]
-            guard let key = chunks[index] else {
-                #expect(expected.allSatisfy { $0 == 0 }, "chunk \(index) was written but has no object")
-                continue
-            }
-            let stored = try await client.get(try ObjectKey(key), range: nil)
-            #expect(Array(stored.readableBytesView) == Array(expected), "object of chunk \(index) differs")
-        }
     }
 }

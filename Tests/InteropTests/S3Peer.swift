@@ -5,6 +5,7 @@ import NIOPosix
 import ObjectStore
 import ObjectStoreEmulator
 import TestSupport
+import Testing
 
 /// An S3 service for the gateway to use in a test: our emulator (in this process) or moto_server.
 final class S3Peer: @unchecked Sendable {
@@ -62,5 +63,30 @@ final class S3Peer: @unchecked Sendable {
         moto?.stop()
         try? await pool.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+extension S3Peer {
+    /// Expects the bucket to hold one object per chunk of a volume that holds data, with the
+    /// chunk's bytes, and none for an all-zero chunk.
+    func expectBucket(volumeUUID uuid: String, holds volume: [UInt8], chunkSize: Int) async throws {
+        let client = client()
+        let prefix = "volumes/\(uuid)/chunks/"
+        var objects: [Int: String] = [:]
+        for key in try await client.list(prefix: prefix).map(\.key) {
+            let index = try #require(Int(key.dropFirst(prefix.count).split(separator: "-")[0]))
+            #expect(objects[index] == nil, "chunk \(index) has two objects")
+            objects[index] = key
+        }
+        #expect(!objects.isEmpty)
+        for index in 0..<(volume.count / chunkSize) {
+            let expected = volume[(index * chunkSize)..<((index + 1) * chunkSize)]
+            guard let key = objects[index] else {
+                #expect(expected.allSatisfy { $0 == 0 }, "chunk \(index) holds data but has no object")
+                continue
+            }
+            let stored = try await client.get(try ObjectKey(key), range: nil)
+            #expect(Array(stored.readableBytesView) == Array(expected), "object of chunk \(index) differs")
+        }
     }
 }

@@ -46,30 +46,10 @@ import Testing
         let info = try await Tool.run([Tool.blockgate, "volume", "info", "cv", "--json"] + admin)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: Any])
         #expect(json["dirty_bytes"] as? Int == 0)
-        try await expectBucket(
-            peer.client(), prefix: "volumes/\(json["uuid"] as? String ?? "?")/chunks/", holds: served)
+        try await peer.expectBucket(
+            volumeUUID: json["uuid"] as? String ?? "?", holds: served, chunkSize: Self.chunkSize)
         daemon.kill9()
         try? FileManager.default.removeItem(atPath: directory)
         await peer.stop()
-    }
-
-    /// One object per chunk holding data, with the chunk's bytes; none for an all-zero chunk.
-    func expectBucket(_ client: S3ObjectStore, prefix: String, holds volume: [UInt8]) async throws {
-        var objects: [Int: String] = [:]
-        for key in try await client.list(prefix: prefix).map(\.key) {
-            let index = try #require(Int(key.dropFirst(prefix.count).split(separator: "-")[0]))
-            #expect(objects[index] == nil, "chunk \(index) has two objects")
-            objects[index] = key
-        }
-        #expect(!objects.isEmpty)
-        for index in 0..<(volume.count / Self.chunkSize) {
-            let expected = volume[(index * Self.chunkSize)..<((index + 1) * Self.chunkSize)]
-            guard let key = objects[index] else {
-                #expect(expected.allSatisfy { $0 == 0 }, "chunk \(index) holds data but has no object")
-                continue
-            }
-            let stored = try await client.get(try ObjectKey(key), range: nil)
-            #expect(Array(stored.readableBytesView) == Array(expected), "object of chunk \(index) differs")
-        }
     }
 }
