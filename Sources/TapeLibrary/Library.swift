@@ -116,7 +116,7 @@ public final class Library: Sendable {
         }
         let record = TapeRecord(
             barcode: barcode, capacity: geometry.capacity, pool: pool ?? configuration.defaultPool, worm: worm,
-            location: location.description, createdAt: Int64(Date().timeIntervalSince1970))
+            location: location.stored, createdAt: Int64(Date().timeIntervalSince1970))
         do {
             try store.createTape(record)
         } catch {
@@ -195,14 +195,14 @@ public final class Library: Sendable {
         try requireDrive(drive)
         try state.withLock { state throws(TapeLibraryError) in
             guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
-            if let loaded = state.tapes.values.first(where: { $0.location == .drive(drive) }) {
+            if let loaded = state.tapes.values.first(where: { $0.location.drive == drive }) {
                 throw TapeLibraryError(
                     .conflict,
                     "drive \(drive) holds tape \(loaded.record.barcode); `blockgate tape eject \(drive)` first")
             }
             switch entry.location {
             case .slot, .station: break
-            case .drive(let other): throw TapeLibraryError(.conflict, "tape \(barcode) is in drive \(other)")
+            case .drive(let other, _): throw TapeLibraryError(.conflict, "tape \(barcode) is in drive \(other)")
             case .shelf:
                 throw TapeLibraryError(
                     .conflict, "tape \(barcode) is on the shelf; `blockgate tape retrieve \(barcode)` first")
@@ -214,23 +214,29 @@ public final class Library: Sendable {
         } catch {
             throw TapeLibraryError(.failed, "tape \(barcode) cannot be mounted: \(error)")
         }
-        try move(barcode, to: .drive(drive))
+        let home: Int? =
+            if case .slot(let slot) = try lookup(barcode).location { slot } else { nil }
+        try move(barcode, to: .drive(drive, home: home))
         logger.info("loaded tape \(barcode) into drive \(drive)")
     }
 
-    /// Returns a drive's tape to a free slot.
+    /// Returns a drive's tape to the slot it came from (or, when that is taken, a free slot).
     public func eject(drive: String) async throws(TapeLibraryError) {
         try requireDrive(drive)
         try await attachForAdmin(drive)
         defer { detach(drive) }
         await settle(drive)
-        let barcode = try state.withLock { state throws(TapeLibraryError) -> String in
-            guard let entry = state.tapes.values.first(where: { $0.location == .drive(drive) }) else {
+        let (barcode, slot) = try state.withLock { state throws(TapeLibraryError) -> (String, TapeLocation) in
+            guard let entry = state.tapes.values.first(where: { $0.location.drive == drive }) else {
                 throw TapeLibraryError(.conflict, "drive \(drive) is empty")
             }
-            return entry.record.barcode
+            if case .drive(_, .some(let home)) = entry.location,
+                !state.tapes.values.contains(where: { $0.location == .slot(home) })
+            {
+                return (entry.record.barcode, .slot(home))
+            }
+            return (entry.record.barcode, try freeLocation(state))
         }
-        let slot = try state.withLock { state throws(TapeLibraryError) in try freeLocation(state) }
         try move(barcode, to: slot)
         logger.info("ejected tape \(barcode) from drive \(drive) to \(slot)")
     }
@@ -239,7 +245,7 @@ public final class Library: Sendable {
     public func export(barcode: String) async throws(TapeLibraryError) {
         try state.withLock { state throws(TapeLibraryError) in
             guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
-            if case .drive(let drive) = entry.location {
+            if let drive = entry.location.drive {
                 throw TapeLibraryError(
                     .conflict, "tape \(barcode) is in drive \(drive); `blockgate tape eject \(drive)` first")
             }
@@ -276,7 +282,7 @@ public final class Library: Sendable {
     /// - Throws: `.conflict` for a tape in a drive, a WORM tape, or one holding data without `force`.
     public func delete(barcode: String, force: Bool) async throws(TapeLibraryError) {
         let entry = try lookup(barcode)
-        if case .drive(let drive) = entry.location {
+        if let drive = entry.location.drive {
             throw TapeLibraryError(
                 .conflict, "tape \(barcode) is in drive \(drive); `blockgate tape eject \(drive)` first")
         }
@@ -345,7 +351,7 @@ public final class Library: Sendable {
     /// The tape in a drive, mounted, and whether it is read-only.
     public func loadedTape(in drive: String) throws(TapeLibraryError) -> (barcode: String, tape: Tape, readOnly: Bool) {
         try requireDrive(drive)
-        guard let entry = state.withLock({ $0.tapes.values.first { $0.location == .drive(drive) } }) else {
+        guard let entry = state.withLock({ $0.tapes.values.first { $0.location.drive == drive } }) else {
             throw TapeLibraryError(
                 .conflict, "drive \(drive) has no tape loaded; `blockgate tape load BARCODE --drive \(drive)`")
         }
@@ -418,13 +424,13 @@ public final class Library: Sendable {
         let keepRetrieved = state.withLock { $0.tapes[barcode]?.record.retrieved ?? false }
         let readOnly = retrieved ?? keepRetrieved
         do {
-            try store.moveTape(barcode: barcode, to: location.description, retrieved: readOnly)
+            try store.moveTape(barcode: barcode, to: location.stored, retrieved: readOnly)
         } catch {
             throw TapeLibraryError(.failed, "cannot record that tape \(barcode) moved: \(error)")
         }
         state.withLock {
             $0.tapes[barcode]?.location = location
-            $0.tapes[barcode]?.record.location = location.description
+            $0.tapes[barcode]?.record.location = location.stored
             $0.tapes[barcode]?.record.retrieved = readOnly
         }
     }
@@ -446,7 +452,7 @@ public final class Library: Sendable {
     }
 
     private func driveStatusSnapshot(_ drive: String) -> DriveStatus {
-        let entry = state.withLock { $0.tapes.values.first { $0.location == .drive(drive) } }
+        let entry = state.withLock { $0.tapes.values.first { $0.location.drive == drive } }
         guard let entry, let tape = entry.tape else {
             return DriveStatus(drive: drive, barcode: entry?.record.barcode, attached: isAttached(drive))
         }

@@ -1,31 +1,49 @@
-/// Where a tape is: a storage slot, a drive, the import/export station, or the shelf (the
-/// archive in the object store). Stored as text: "slot 3", "drive 0", "station", "shelf".
+/// Where a tape is: a storage slot, a drive (remembering the slot it came from), the
+/// import/export station, or the shelf (the archive in the object store). Stored as text:
+/// "slot 3", "drive 0 from slot 3", "drive 0", "station", "shelf".
 public enum TapeLocation: Sendable, Hashable, CustomStringConvertible {
     case slot(Int)
-    case drive(String)
+    case drive(String, home: Int?)
     case station
     case shelf
 
     public init?(stored: String) {
-        let words = stored.split(separator: " ", maxSplits: 1).map(String.init)
+        let words = stored.split(separator: " ").map(String.init)
         switch (words.first, words.count) {
         case ("slot", 2):
             guard let slot = Int(words[1]) else { return nil }
             self = .slot(slot)
-        case ("drive", 2): self = .drive(words[1])
+        case ("drive", 2): self = .drive(words[1], home: nil)
+        case ("drive", 5) where words[2] == "from" && words[3] == "slot":
+            guard let home = Int(words[4]) else { return nil }
+            self = .drive(words[1], home: home)
         case ("station", 1): self = .station
         case ("shelf", 1): self = .shelf
         default: return nil
         }
     }
 
+    /// The text kept in the database.
+    public var stored: String {
+        switch self {
+        case .drive(let drive, .some(let home)): "drive \(drive) from slot \(home)"
+        default: description
+        }
+    }
+
     public var description: String {
         switch self {
         case .slot(let slot): "slot \(slot)"
-        case .drive(let drive): "drive \(drive)"
+        case .drive(let drive, _): "drive \(drive)"
         case .station: "station"
         case .shelf: "shelf"
         }
+    }
+
+    /// The drive the tape is in, if it is in one.
+    public var drive: String? {
+        if case .drive(let drive, _) = self { return drive }
+        return nil
     }
 }
 

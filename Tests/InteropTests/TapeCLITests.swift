@@ -52,6 +52,21 @@ import Testing
         #expect(status0.output.contains("file 1") && status0.output.contains("EOD"), "\(status0.output)")
         let info = try await run("tape", "info", "DATA0001")
         #expect(info.output.contains("20000 bytes") && info.output.contains("crc"), "\(info.output)")
+        #expect(try await run("drive", "weof", "0").output.contains("file 2"))
+        #expect(try await run("drive", "bsf", "0", "1").output.contains("file 1"))
+        #expect(try await run("drive", "erase", "0").status == 0)
+        let erased =
+            try JSONSerialization.jsonObject(
+                with: Data(try await run("tape", "info", "DATA0001", "--json").output.utf8)) as? [String: Any]
+        #expect(erased?["files"] as? [Int] == [20_000])
+
+        #expect(try await run("tape", "load", "WK0002", "--drive", "1").status == 0)
+        #expect(try await run("library", "status").output.contains("drive 1 (export drive/1)  WK0002"))
+        #expect(try await run("tape", "eject", "1").status == 0)
+        let home =
+            try JSONSerialization.jsonObject(
+                with: Data(try await run("tape", "info", "WK0002", "--json").output.utf8)) as? [String: Any]
+        #expect(home?["location"] as? String == "slot 1")
         let loaded = try await run("tape", "delete", "DATA0001")
         #expect(loaded.status == 1 && loaded.errors.contains("tape eject 0"), "\(loaded.errors)")
         #expect(try await run("tape", "eject", "0").status == 0)
