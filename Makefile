@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:/usr/bin:$(PATH)
 
-.PHONY: all deps build release run test e2e bench clean
+.PHONY: all deps build release run test e2e bench install uninstall clean
 
 all: build
 
@@ -34,6 +34,13 @@ e2e: release
 bench: release
 	@scripts/install-deps.sh bench
 	scripts/bench/run.sh .build/release/blockgate
+
+## The binary, systemd units, example config, nbdtab and shell completions (PREFIX, DESTDIR honoured).
+install: release
+	scripts/install.sh install .build/release/blockgate
+
+uninstall:
+	scripts/install.sh uninstall .build/release/blockgate
 
 clean:
 	rm -rf .build

@@ -56,8 +56,11 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             logger.notice(
                 "S3 emulator on http://\(host):\(channel.localAddress?.port ?? port), objects in \(dir), faults: \(emulator.faults.settings.summary)"
             )
+            let systemd = SystemdNotifier()
+            systemd?.notify("READY=1\nSTATUS=S3 emulator on \(host):\(channel.localAddress?.port ?? port)")
             let signal = await TerminationSignal.wait()
             logger.notice("received signal \(signal)")
+            systemd?.notify("STOPPING=1")
             try await channel.close()
             try await pool.shutdownGracefully()
         }

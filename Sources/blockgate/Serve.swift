@@ -38,6 +38,7 @@ struct Serve: AsyncParsableCommand {
     var cacheSize: String?
 
     func run() async throws {
+        TerminationSignal.unblock()
         var settings = GatewayConfig()
         if let config {
             guard let contents = try? String(contentsOfFile: config, encoding: .utf8) else {
@@ -78,8 +79,14 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "blockgate")
         let gateway = try await Gateway.start(config: settings, logger: logger)
+        let systemd = SystemdNotifier()
+        let volumes = gateway.manager.names.count
+        systemd?.notify(
+            "READY=1\nSTATUS=serving \(volumes) volume(s) and \(settings.library.drives) tape drive(s)\nMAINPID=\(getpid())"
+        )
         let signal = await TerminationSignal.wait()
         logger.notice("received signal \(signal)")
+        systemd?.notify("STOPPING=1\nSTATUS=stopping: finishing requests, flushing")
         await gateway.stop()
     }
 }
@@ -87,6 +94,16 @@ struct Serve: AsyncParsableCommand {
 /// Waits for SIGTERM or SIGINT.
 enum TerminationSignal {
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    /// Unblocks SIGTERM and SIGINT, which a parent may have left blocked (a test runner's
+    /// thread, some supervisors); call before starting threads, which inherit the mask.
+    static func unblock() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    }
 
     static func wait() async -> Int32 {
         await withCheckedContinuation { continuation in

@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 
 /// The built `blockgate serve` as a child process on a scratch data directory, stopped with
-/// SIGKILL (see SWIFT-NOTES: a child of a test thread may ignore SIGTERM).
-final class DaemonProcess {
+/// SIGKILL, or SIGTERM for a graceful stop (the daemon unblocks it: see SWIFT-NOTES, a child of
+/// a test thread inherits its blocked signals).
+final class DaemonProcess: @unchecked Sendable {
     let directory: String
     let arguments: [String]
     let environment: [String: String]
@@ -38,6 +39,20 @@ final class DaemonProcess {
     }
 
     deinit { kill9() }
+
+    /// Sends SIGTERM (the daemon unblocks it, whatever mask it inherited).
+    func terminate() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGTERM)
+    }
+
+    /// Waits for the daemon to end; its exit status.
+    func waitForExit() -> Int32 {
+        guard let process else { return -1 }
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
 
     func kill9() {
         guard let process else { return }
