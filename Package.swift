@@ -4,6 +4,7 @@ import PackageDescription
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 
 let package = Package(
     name: "blockgate",
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian.
@@ -35,7 +38,7 @@ let package = Package(
         .target(
             name: "ObjectStore",
             dependencies: [
-                nioCore, nioPosix, logging, .product(name: "NIOHTTP1", package: "swift-nio"),
+                nioCore, nioPosix, logging, metrics, .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The S3 emulator: the subset the gateway uses, with SigV4 checks and fault injection.
@@ -47,17 +50,18 @@ let package = Package(
         // Chunk map, bitmaps, thin volumes.
         .target(
             name: "ChunkEngine",
-            dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging]),
+            dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging, metrics]),
         // Tape container format and tapes on any block device (cached volumes in the gateway).
         .target(name: "TapeLibrary", dependencies: ["BlockDevice", "Metadata", nioCore, logging]),
         // SwiftNIO server: negotiation and transmission.
-        .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging]),
+        .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging, metrics]),
         // Composition root: config, exports, admin API.
         .target(
             name: "Gateway",
             dependencies: [
                 "NBDServer", "ChunkEngine", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore,
-                nioPosix,
+                nioPosix, metrics, .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 logging, .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(

@@ -1,5 +1,6 @@
 import BlockDevice
 import LocalIO
+import Metrics
 import NIOCore
 import ObjectStore
 
@@ -228,9 +229,11 @@ extension Volume {
         while !Task.isCancelled {
             do {
                 try await uploadOnce(chunk: index, remote)
+                Counter(label: "blockgate_uploads_total", dimensions: [("volume", name)]).increment()
                 return
             } catch {
                 if Task.isCancelled { return }
+                Counter(label: "blockgate_upload_failures_total", dimensions: [("volume", name)]).increment()
                 logger.warning("volume '\(name)': upload of chunk \(index) failed, retrying in \(pause): \(error)")
                 try? await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
                 pause = min(pause * 2, .seconds(10))

@@ -22,6 +22,8 @@ public final class Gateway: Sendable {
     public let tcpPort: Int?
     /// The configuration it runs with.
     public let config: GatewayConfig
+    /// The Prometheus endpoint, when metrics are on.
+    public let metrics: MetricsEndpoint?
 
     private let group: MultiThreadedEventLoopGroup
     private let io: any FileIO
@@ -33,13 +35,15 @@ public final class Gateway: Sendable {
     private let logger: Logger
 
     private init(
-        config: GatewayConfig, manager: VolumeManager, library: Library, connections: ConnectionRegistry, tcpPort: Int?,
+        config: GatewayConfig, manager: VolumeManager, library: Library, metrics: MetricsEndpoint?,
+        connections: ConnectionRegistry, tcpPort: Int?,
         group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, pool: NIOThreadPool,
         stores: [any ObjectStore], listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
     ) {
         self.config = config
         self.manager = manager
         self.library = library
+        self.metrics = metrics
         self.connections = connections
         self.tcpPort = tcpPort
         self.group = group
@@ -128,13 +132,23 @@ public final class Gateway: Sendable {
                 tcpPort = channel.localAddress?.port
                 logger.info("NBD clients: tcp \(host):\(tcpPort ?? port)")
             }
+            var metrics: MetricsEndpoint?
+            if let (host, port) = try config.metricsAddress() {
+                let endpoint = try await MetricsEndpoint.start(
+                    host: host, port: port, group: group,
+                    refresh: GaugeRefresh(volumes: manager, library: library).callAsFunction)
+                metrics = endpoint
+                listeners.append(endpoint.channel)
+                logger.info("metrics: http://\(host):\(endpoint.port ?? port)/metrics")
+            }
             let admin = AdminServer(
                 handler: AdminHandler(volumes: manager, library: library), group: group, logger: logger)
             listeners.append(try await admin.listen(path: config.resolvedAdminSocket))
             logger.info("admin API: unix socket \(config.resolvedAdminSocket)")
             logger.notice("blockgate ready: \(manager.names.count) volume(s): \(manager.names.joined(separator: ", "))")
             return Gateway(
-                config: config, manager: manager, library: library, connections: connections, tcpPort: tcpPort,
+                config: config, manager: manager, library: library, metrics: metrics, connections: connections,
+                tcpPort: tcpPort,
                 group: group, io: io,
                 journal: journal, pool: pool, stores: stores, listeners: listeners, lock: lock, logger: logger)
         } catch {

@@ -40,6 +40,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadConcurrency = 4
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
+    /// Address of the Prometheus metrics endpoint as HOST:PORT; "" turns it off.
+    public var metricsListen = ""
     /// The tape library's slots, drives and default pool.
     public var library = Library.Configuration()
     /// Where tapes keep their data (the shelf): an object store URL; nil means the object store.
@@ -87,13 +89,23 @@ public struct GatewayConfig: Sendable, Equatable {
     /// The TCP listen address split into host and port, or nil when disabled.
     /// - Throws: `GatewayError.invalid` for a malformed address.
     public func listenAddress() throws(GatewayError) -> (host: String, port: Int)? {
-        guard !nbdListen.isEmpty else { return nil }
-        guard let colon = nbdListen.lastIndex(of: ":"), let port = Int(nbdListen[nbdListen.index(after: colon)...]),
+        try Self.address(nbdListen, example: "127.0.0.1:10809")
+    }
+
+    /// The metrics address split into host and port, or nil when metrics are off.
+    /// - Throws: `GatewayError.invalid` for a malformed address.
+    public func metricsAddress() throws(GatewayError) -> (host: String, port: Int)? {
+        try Self.address(metricsListen, example: "127.0.0.1:10810")
+    }
+
+    private static func address(_ text: String, example: String) throws(GatewayError) -> (host: String, port: Int)? {
+        guard !text.isEmpty else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
             (0...65535).contains(port)
         else {
-            throw GatewayError(.invalid, "listen address '\(nbdListen)' is not HOST:PORT (e.g. 127.0.0.1:10809)")
+            throw GatewayError(.invalid, "listen address '\(text)' is not HOST:PORT (e.g. \(example))")
         }
-        var host = String(nbdListen[..<colon])
+        var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host, port)
     }
@@ -123,7 +135,8 @@ private struct ConfigReader {
 
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
         let sections = [
-            "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "demo_volume",
+            "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "metrics",
+            "demo_volume",
         ]
         for (key, value) in try mapping(root, section: nil, allowed: sections) {
             switch key {
@@ -148,6 +161,15 @@ private struct ConfigReader {
             case "admin":
                 for (_, value) in try mapping(value, section: "admin", allowed: ["socket"]) {
                     config.adminSocket = try string(value, "admin.socket")
+                }
+            case "metrics":
+                for (_, value) in try mapping(value, section: "metrics", allowed: ["listen"]) {
+                    config.metricsListen = try string(value, "metrics.listen")
+                    do {
+                        _ = try config.metricsAddress()
+                    } catch {
+                        throw self.error(value, "metrics.listen", error.message)
+                    }
                 }
             case "storage":
                 for (key, value) in try mapping(

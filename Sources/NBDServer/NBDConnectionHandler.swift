@@ -47,6 +47,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private var disconnectRequested = false
     /// The export in use; released once, when the connection has ended and nothing is in flight.
     private var session: NBDExportSession?
+    private var metrics: RequestMetrics?
 
     init(
         catalog: any NBDExportCatalog, limits: NBDServerLimits, logger: Logger, requestLog: Bool,
@@ -195,6 +196,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 session: session, options: options, allocator: context.channel.allocator)
             phase = .transmitting(transmission)
             self.session = session
+            metrics = RequestMetrics(export: session.name)
             registry.attach(connectionID, export: session.name, channel: context.channel)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             logger.info(
@@ -225,8 +227,10 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             send(
                 transmission.encoder.failure(
                     cookie: header.cookie, offset: header.offset, error: error, message: rejection(error, header)))
+            metrics?.record(header.command, bytes: 0, duration: .zero, error: error)
             return
         }
+        let started = ContinuousClock.now
         let device = transmission.session.device
         let loop = context.eventLoop
         let length = Int(clamping: header.length)
@@ -235,6 +239,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         switch header.command {
         case .read:
             device.read(offset: header.offset, length: length, on: loop).assumeIsolated().whenComplete { result in
+                var failure: NBDErrno?
                 switch result {
                 case .success(let data):
                     self.send(
@@ -242,19 +247,19 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                             cookie: header.cookie, offset: header.offset, length: length, result: data,
                             dontFragment: header.flags.contains(.dontFragment)))
                 case .failure(let error):
-                    self.sendFailure(transmission, header, error)
+                    failure = self.sendFailure(transmission, header, error)
                 }
-                self.finishRequest(bytes: length)
+                self.finishRequest(header, bytes: length, started: started, error: failure)
             }
         case .write:
             let data = payload ?? ByteBuffer()
-            complete(transmission, header, bytes: data.readableBytes) {
+            complete(transmission, header, bytes: data.readableBytes, started: started) {
                 device.write(offset: header.offset, data: data, fua: fua, on: loop)
             }
         case .flush:
-            complete(transmission, header, bytes: length) { device.flush(on: loop) }
+            complete(transmission, header, bytes: length, started: started) { device.flush(on: loop) }
         case .trim:
-            complete(transmission, header, bytes: length) {
+            complete(transmission, header, bytes: length, started: started) {
                 device.trim(offset: header.offset, length: header.length, fua: fua, on: loop)
             }
         case .writeZeroes:
@@ -262,16 +267,17 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             if fua { options.insert(.fua) }
             if header.flags.contains(.noHole) { options.insert(.noHole) }
             if header.flags.contains(.fastZero) { options.insert(.fastZero) }
-            complete(transmission, header, bytes: length) {
+            complete(transmission, header, bytes: length, started: started) {
                 device.writeZeroes(offset: header.offset, length: header.length, options: options, on: loop)
             }
         case .cache:
-            complete(transmission, header, bytes: length) {
+            complete(transmission, header, bytes: length, started: started) {
                 device.cache(offset: header.offset, length: header.length, on: loop)
             }
         case .blockStatus:
             device.blockStatus(offset: header.offset, length: header.length, on: loop).assumeIsolated()
                 .whenComplete { result in
+                    var failure: NBDErrno?
                     switch result {
                     case .success(let extents):
                         self.send(
@@ -280,9 +286,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                                 reqOne: header.flags.contains(.reqOne),
                                 contextID: transmission.options.allocationContextID ?? 0))
                     case .failure(let error):
-                        self.sendFailure(transmission, header, error)
+                        failure = self.sendFailure(transmission, header, error)
                     }
-                    self.finishRequest(bytes: length)
+                    self.finishRequest(header, bytes: length, started: started, error: failure)
                 }
         case .disconnect, .resize, .unknown:
             preconditionFailure("validated away")
@@ -291,21 +297,32 @@ final class NBDConnectionHandler: ChannelInboundHandler {
 
     /// Runs an operation without reply data and answers it.
     private func complete(
-        _ transmission: Transmission, _ header: NBDRequestHeader, bytes: Int,
+        _ transmission: Transmission, _ header: NBDRequestHeader, bytes: Int, started: ContinuousClock.Instant,
         _ operation: () -> EventLoopFuture<Void>
     ) {
         operation().assumeIsolated().whenComplete { result in
+            var failure: NBDErrno?
             switch result {
             case .success:
                 self.send(transmission.encoder.success(cookie: header.cookie, offset: header.offset))
             case .failure(let error):
-                self.sendFailure(transmission, header, error)
+                failure = self.sendFailure(transmission, header, error)
             }
-            self.finishRequest(bytes: bytes)
+            self.finishRequest(header, bytes: bytes, started: started, error: failure)
         }
     }
 
-    private func sendFailure(_ transmission: Transmission, _ header: NBDRequestHeader, _ error: any Error) {
+    /// Ends a request: accounts for it, then lets flow control and closing go on.
+    private func finishRequest(
+        _ header: NBDRequestHeader, bytes: Int, started: ContinuousClock.Instant, error: NBDErrno?
+    ) {
+        metrics?.record(header.command, bytes: bytes, duration: ContinuousClock.now - started, error: error)
+        finishRequest(bytes: bytes)
+    }
+
+    /// Answers a failed request; the errno sent.
+    @discardableResult
+    private func sendFailure(_ transmission: Transmission, _ header: NBDRequestHeader, _ error: any Error) -> NBDErrno {
         let errno = NBDErrno(anyError: error, flags: header.flags)
         let message = (error as? BlockDeviceError)?.message ?? "\(error)"
         if errno != .notSupported {
@@ -317,6 +334,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 ])
         }
         send(transmission.encoder.failure(cookie: header.cookie, offset: header.offset, error: errno, message: message))
+        return errno
     }
 
     private func rejection(_ error: NBDErrno, _ header: NBDRequestHeader) -> String {

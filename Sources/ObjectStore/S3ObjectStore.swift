@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 
@@ -100,6 +101,15 @@ public final class S3ObjectStore: ObjectStore {
 
     // MARK: - Requests
 
+    /// Records how long one request took, by method and outcome (ok, error, unreachable).
+    private static func recordLatency(_ method: HTTPMethod, outcome: String, since started: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (ContinuousClock.now - started).components
+        Timer(
+            label: "blockgate_objectstore_request_duration_seconds",
+            dimensions: [("method", method.rawValue), ("outcome", outcome)]
+        ).recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
     /// Signs and sends a request, retrying transient failures.
     /// - Parameter accept: statuses that count as an answer; anything else is an error.
     private func send(
@@ -132,10 +142,12 @@ public final class S3ObjectStore: ObjectStore {
             var httpHeaders = HTTPHeaders(signed.filter { $0.name != "host" }.map { ($0.name, $0.value) })
             httpHeaders.add(name: "Authorization", value: authorization)
             let failure: ObjectStoreError
+            let started = ContinuousClock.now
             do {
                 let response = try await client.execute(
                     HTTPClient.Request(method: method, target: target, headers: httpHeaders, body: body),
                     timeout: configuration.timeout)
+                Self.recordLatency(method, outcome: accept.contains(response.status) ? "ok" : "error", since: started)
                 if accept.contains(response.status) { return response }
                 let detail = S3ErrorBody(xml: String(buffer: response.body))
                 let message =
@@ -144,6 +156,7 @@ public final class S3ObjectStore: ObjectStore {
                 guard RetryPolicy.isTransient(response.status) else { throw ObjectStoreError(.rejected, message) }
                 failure = ObjectStoreError(.unavailable, message)
             } catch let transport as HTTPClient.TransportError {
+                Self.recordLatency(method, outcome: "unreachable", since: started)
                 failure = ObjectStoreError(.unavailable, "\(description): \(transport)")
             }
             guard let delay = configuration.retry.delay(afterAttempt: attempt) else { throw failure }

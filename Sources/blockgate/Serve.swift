@@ -36,6 +36,8 @@ struct Serve: AsyncParsableCommand {
     var objectStore: String?
     @Option(help: "Bytes cached volumes may keep locally, e.g. 4G.")
     var cacheSize: String?
+    @Option(help: "Address for Prometheus metrics as HOST:PORT, e.g. 127.0.0.1:10810 (\"\" turns them off).")
+    var metricsListen: String?
 
     func run() async throws {
         TerminationSignal.unblock()
@@ -68,7 +70,9 @@ struct Serve: AsyncParsableCommand {
             settings.objectStore = objectStore
         }
         if let cacheSize { settings.cacheSize = try ByteSize.parse(cacheSize) }
+        if let metricsListen { settings.metricsListen = metricsListen }
         _ = try settings.listenAddress()
+        _ = try settings.metricsAddress()
 
         MemoryTuning.keepLargeBuffersInTheHeap()
         let level = settings.logLevel

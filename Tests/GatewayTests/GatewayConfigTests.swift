@@ -31,6 +31,8 @@ import Testing
         #expect(config.uploadConcurrency == defaults.uploadConcurrency)
         #expect(config.backpressureTimeoutSeconds == defaults.backpressureTimeoutSeconds)
         #expect(config.library == defaults.library)
+        #expect(try config.metricsAddress()! == ("127.0.0.1", 10810))
+        #expect(try defaults.metricsAddress() == nil)
     }
 
     @Test func theLibrarySectionSetsSlotsDrivesAndPool() throws {

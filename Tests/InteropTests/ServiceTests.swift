@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// Running blockgate as a service: what `make install` puts where, the systemd units (checked
@@ -59,19 +60,55 @@ import Testing
         }
     }
 
-    @Test func theDaemonTellsSystemdWhenItIsReadyAndWhenItStops() async throws {
-        let directory = NSTemporaryDirectory() + "blockgate-notify-\(UUID().uuidString.prefix(8))"
+    /// The daemon started as the unit starts it (`serve --config FILE`) with NOTIFY_SOCKET set:
+    /// READY=1 once it serves, metrics counting the I/O done, STOPPING=1 and exit 0 on SIGTERM.
+    @Test func theDaemonSpeaksToSystemdAndServesMetrics() async throws {
+        let directory = NSTemporaryDirectory() + "blockgate-service-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        let metricsPort = Loopback.freePort()
+        let config = directory + "/blockgate.yaml"
+        try """
+        data_dir: \(directory)
+        log_level: warning
+        nbd:
+          socket: \(directory)/nbd.sock
+          listen: ""
+        admin:
+          socket: \(directory)/admin.sock
+        metrics:
+          listen: 127.0.0.1:\(metricsPort)
+        demo_volume:
+          size: 16M
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let notifications = try DatagramSocket(path: directory + "/notify.sock")
         let daemon = DaemonProcess(
-            directory: directory, arguments: ["--log-level", "warning"],
-            environment: ["NOTIFY_SOCKET": notifications.path])
+            directory: directory, arguments: ["--config", config], environment: ["NOTIFY_SOCKET": notifications.path])
         try daemon.start()
         let ready = try await Blocking.run { try notifications.receive(timeoutSeconds: 30) }
         #expect(ready.contains("READY=1") && ready.contains("STATUS=serving"), "\(ready)")
         let info = try await Tool.run([Tool.blockgate, "volume", "list", "--admin-socket", daemon.adminSocketPath])
         #expect(info.status == 0 && info.output.contains("demo"), "the daemon was not serving when READY=1 came")
+
+        let client = try await LibNBD.connect(daemon.uri)
+        try await client.write(0, [UInt8](repeating: 7, count: 65536))
+        _ = try await client.read(0, 65536)
+        try await client.flush()
+        try await client.shutdown()
+        let scrape = try await Tool.run(["curl", "-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
+        try #require(scrape.status == 0, "\(scrape.errors)")
+        let metrics = scrape.output
+        for line in [
+            #"blockgate_nbd_requests_total{export="demo",command="write"} 1"#,
+            #"blockgate_nbd_bytes_total{export="demo",command="read"} 65536"#,
+            #"blockgate_nbd_request_duration_seconds_count{export="demo",command="flush"} 1"#,
+            #"blockgate_tape_drive_loaded{drive="0"} 0"#,
+        ] {
+            #expect(metrics.contains(line), "no \(line) in\n\(metrics)")
+        }
+        #expect(metrics.contains("blockgate_cache_capacity_bytes "))
+        #expect(metrics.contains(#"blockgate_volume_allocated_bytes{volume="demo"} 65536"#))
+
         daemon.terminate()
         let stopping = try await Blocking.run { try notifications.receive(timeoutSeconds: 30) }
         #expect(stopping.contains("STOPPING=1"), "\(stopping)")
