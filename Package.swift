@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "blockgate",
             dependencies: [
-                "Gateway", "ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix,
+                "Gateway", "ChunkEngine", "TapeLibrary", "ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
             ]
         ),

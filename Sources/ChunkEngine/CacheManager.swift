@@ -23,13 +23,18 @@ public final class CacheManager: Sendable {
     }
 
     /// Bytes the cached volumes may keep locally.
-    public let capacity: UInt64
+    private let capacityBox: NIOLockedValueBox<UInt64>
+    /// Bytes the cached volumes may keep locally; a smaller value evicts down to it.
+    public var capacity: UInt64 {
+        get { capacityBox.withLockedValue { $0 } }
+        set { capacityBox.withLockedValue { $0 = newValue } }
+    }
     private let volumes = NIOLockedValueBox([ObjectIdentifier: Volume]())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
     private let logger: Logger
 
     public init(capacity: UInt64, logger: Logger) {
-        self.capacity = capacity
+        self.capacityBox = NIOLockedValueBox(capacity)
         self.logger = logger
     }
 

@@ -1,10 +1,11 @@
 import TapeLibrary
 
 /// Carries out admin requests: volume and cache requests go to the volume manager, tape,
-/// library and drive requests to the tape library.
+/// library and drive requests to the tape library, reloads to the config reloader.
 public struct AdminHandler: Sendable {
     let volumes: VolumeManager
     let library: Library
+    let reloader: ConfigReloader
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) async -> AdminResponse {
@@ -12,6 +13,12 @@ public struct AdminHandler: Sendable {
             switch request.op {
             case .volumeCreate, .volumeList, .volumeInfo, .volumeDelete, .volumeFlush, .volumeRecover, .cacheStatus:
                 return await volumes.handle(request)
+            case .reload:
+                do {
+                    return AdminResponse(message: try reloader.reload())
+                } catch {
+                    return AdminResponse(error: error)
+                }
             case .tapeCreate:
                 guard let size = request.size else { throw TapeLibraryError(.invalid, "tape.create needs a size") }
                 let barcodes =

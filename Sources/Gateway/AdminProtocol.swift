@@ -28,6 +28,7 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         case driveBackFiles = "drive.bsf"
         case driveWriteFilemark = "drive.weof"
         case driveErase = "drive.erase"
+        case reload = "reload"
     }
 
     public var op: Operation
@@ -87,11 +88,13 @@ public struct AdminResponse: Codable, Sendable, Equatable {
     public var library: LibraryStatus?
     /// The drive a drive request was about.
     public var drive: DriveStatus?
+    /// What a request did, in words (a reload).
+    public var message: String?
 
     public init(
         error: GatewayError? = nil, volume: VolumeInfo? = nil, volumes: [VolumeInfo]? = nil,
         cache: CacheManager.Status? = nil, tape: TapeInfo? = nil, tapes: [TapeInfo]? = nil,
-        library: LibraryStatus? = nil, drive: DriveStatus? = nil
+        library: LibraryStatus? = nil, drive: DriveStatus? = nil, message: String? = nil
     ) {
         self.error = error
         self.volume = volume
@@ -101,6 +104,7 @@ public struct AdminResponse: Codable, Sendable, Equatable {
         self.tapes = tapes
         self.library = library
         self.drive = drive
+        self.message = message
     }
 }
 

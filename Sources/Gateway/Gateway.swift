@@ -24,6 +24,8 @@ public final class Gateway: Sendable {
     public let config: GatewayConfig
     /// The Prometheus endpoint, when metrics are on.
     public let metrics: MetricsEndpoint?
+    /// Applies a re-read configuration (SIGHUP, `blockgate reload`).
+    public let reloader: ConfigReloader
 
     private let group: MultiThreadedEventLoopGroup
     private let io: any FileIO
@@ -36,7 +38,7 @@ public final class Gateway: Sendable {
 
     private init(
         config: GatewayConfig, manager: VolumeManager, library: Library, metrics: MetricsEndpoint?,
-        connections: ConnectionRegistry, tcpPort: Int?,
+        reloader: ConfigReloader, connections: ConnectionRegistry, tcpPort: Int?,
         group: MultiThreadedEventLoopGroup, io: any FileIO, journal: MetadataJournal, pool: NIOThreadPool,
         stores: [any ObjectStore], listeners: [any Channel], lock: DataDirectoryLock, logger: Logger
     ) {
@@ -44,6 +46,7 @@ public final class Gateway: Sendable {
         self.manager = manager
         self.library = library
         self.metrics = metrics
+        self.reloader = reloader
         self.connections = connections
         self.tcpPort = tcpPort
         self.group = group
@@ -58,7 +61,11 @@ public final class Gateway: Sendable {
 
     /// Starts everything; returns once every listener is up.
     /// - Throws: `GatewayError` (or an underlying error) saying what could not start.
-    public static func start(config: GatewayConfig, logger: Logger) async throws -> Gateway {
+    /// - Parameter reloadSource: builds the configuration again for a reload; nil when there is
+    ///   no config file to re-read.
+    public static func start(config: GatewayConfig, logger: Logger, reloadSource: ConfigReloader.Source? = nil)
+        async throws -> Gateway
+    {
         let dataDirectory = config.dataDirectory
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -141,13 +148,16 @@ public final class Gateway: Sendable {
                 listeners.append(endpoint.channel)
                 logger.info("metrics: http://\(host):\(endpoint.port ?? port)/metrics")
             }
+            let reloader = ConfigReloader(config: config, source: reloadSource, volumes: manager, logger: logger)
             let admin = AdminServer(
-                handler: AdminHandler(volumes: manager, library: library), group: group, logger: logger)
+                handler: AdminHandler(volumes: manager, library: library, reloader: reloader), group: group,
+                logger: logger)
             listeners.append(try await admin.listen(path: config.resolvedAdminSocket))
             logger.info("admin API: unix socket \(config.resolvedAdminSocket)")
             logger.notice("blockgate ready: \(manager.names.count) volume(s): \(manager.names.joined(separator: ", "))")
             return Gateway(
-                config: config, manager: manager, library: library, metrics: metrics, connections: connections,
+                config: config, manager: manager, library: library, metrics: metrics, reloader: reloader,
+                connections: connections,
                 tcpPort: tcpPort,
                 group: group, io: io,
                 journal: journal, pool: pool, stores: stores, listeners: listeners, lock: lock, logger: logger)

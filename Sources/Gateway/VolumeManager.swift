@@ -17,7 +17,12 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     private let journal: MetadataJournal
     private let io: any FileIO
     private let connections: ConnectionRegistry
-    private let defaultExport: String
+    private let defaultExportBox: NIOLockedValueBox<String>
+    /// The export a client gets when it asks for the default one ("").
+    public var defaultExport: String {
+        get { defaultExportBox.withLockedValue { $0 } }
+        set { defaultExportBox.withLockedValue { $0 = newValue } }
+    }
     private let defaultChunkSize: UInt64
     private let remote: RemoteContext
     /// Where tape containers keep their data: the library's shelf.
@@ -43,7 +48,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         self.journal = journal
         self.io = io
         self.connections = connections
-        self.defaultExport = defaultExport
+        self.defaultExportBox = NIOLockedValueBox(defaultExport)
         self.defaultChunkSize = defaultChunkSize
         self.remote = remote
         self.shelf = shelf ?? remote
@@ -248,6 +253,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     // MARK: - Helpers
 
     private func resolve(_ name: String) -> Result<OpenVolume, NBDExportError> {
+        let defaultExport = self.defaultExport
         let wanted = name.isEmpty ? defaultExport : name
         guard let open = volumes.withLockedValue({ $0[wanted] }), !Self.isContainer(wanted) else {
             let message =

@@ -14,7 +14,8 @@ struct Blockgate: AsyncParsableCommand {
             Exit codes: 0 success, 1 error, 2 usage error, 3 daemon unreachable.
             """,
         subcommands: [
-            Serve.self, VolumeCommand.self, CacheCommand.self, TapeCommand.self, LibraryCommand.self, DriveCommand.self,
+            Serve.self, StatusCommand.self, ReloadCommand.self, VolumeCommand.self, CacheCommand.self, TapeCommand.self,
+            LibraryCommand.self, DriveCommand.self,
             ObjectStoreCommand.self,
         ])
 }

@@ -41,6 +41,29 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         TerminationSignal.unblock()
+        let settings = try settings()
+        MemoryTuning.keepLargeBuffersInTheHeap()
+        LogLevelControl.level = settings.logLevel
+        LoggingSystem.bootstrap(LogLevelControl.handler)
+        let logger = Logger(label: "blockgate")
+        let command = self
+        let reloadSource: ConfigReloader.Source? = config == nil ? nil : { @Sendable in try command.settings() }
+        let gateway = try await Gateway.start(config: settings, logger: logger, reloadSource: reloadSource)
+        let hangups = HangupSignal { _ = try? gateway.reloader.reload() }
+        let systemd = SystemdNotifier()
+        let volumes = gateway.manager.names.count
+        systemd?.notify(
+            "READY=1\nSTATUS=serving \(volumes) volume(s) and \(settings.library.drives) tape drive(s)\nMAINPID=\(getpid())"
+        )
+        let signal = await TerminationSignal.wait()
+        logger.notice("received signal \(signal)")
+        systemd?.notify("STOPPING=1\nSTATUS=stopping: finishing requests, flushing")
+        withExtendedLifetime(hangups) {}
+        await gateway.stop()
+    }
+
+    /// The configuration: the config file (if any) with the command line's overrides.
+    private func settings() throws -> GatewayConfig {
         var settings = GatewayConfig()
         if let config {
             guard let contents = try? String(contentsOfFile: config, encoding: .utf8) else {
@@ -73,39 +96,36 @@ struct Serve: AsyncParsableCommand {
         if let metricsListen { settings.metricsListen = metricsListen }
         _ = try settings.listenAddress()
         _ = try settings.metricsAddress()
-
-        MemoryTuning.keepLargeBuffersInTheHeap()
-        let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "blockgate")
-        let gateway = try await Gateway.start(config: settings, logger: logger)
-        let systemd = SystemdNotifier()
-        let volumes = gateway.manager.names.count
-        systemd?.notify(
-            "READY=1\nSTATUS=serving \(volumes) volume(s) and \(settings.library.drives) tape drive(s)\nMAINPID=\(getpid())"
-        )
-        let signal = await TerminationSignal.wait()
-        logger.notice("received signal \(signal)")
-        systemd?.notify("STOPPING=1\nSTATUS=stopping: finishing requests, flushing")
-        await gateway.stop()
+        return settings
     }
+}
+
+/// Runs an action on each SIGHUP while it is alive.
+final class HangupSignal {
+    private let source: any DispatchSourceSignal
+
+    init(_ action: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "blockgate.sighup"))
+        source.setEventHandler(handler: action)
+        source.resume()
+    }
+
+    deinit { source.cancel() }
 }
 
 /// Waits for SIGTERM or SIGINT.
 enum TerminationSignal {
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
-    /// Unblocks SIGTERM and SIGINT, which a parent may have left blocked (a test runner's
+    /// Unblocks SIGTERM, SIGINT and SIGHUP, which a parent may have left blocked (a test runner's
     /// thread, some supervisors); call before starting threads, which inherit the mask.
     static func unblock() {
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
@@ -127,3 +147,6 @@ enum TerminationSignal {
         }
     }
 }
+
+/// The parsed options never change after parsing, so a reload may read them from any thread.
+extension Serve: @unchecked Sendable {}

@@ -41,9 +41,12 @@ final class DaemonProcess: @unchecked Sendable {
     deinit { kill9() }
 
     /// Sends SIGTERM (the daemon unblocks it, whatever mask it inherited).
-    func terminate() {
+    func terminate() { send(SIGTERM) }
+
+    /// Sends a signal the daemon handles (SIGTERM, SIGHUP).
+    func send(_ signal: Int32) {
         guard let process else { return }
-        kill(process.processIdentifier, SIGTERM)
+        kill(process.processIdentifier, signal)
     }
 
     /// Waits for the daemon to end; its exit status.

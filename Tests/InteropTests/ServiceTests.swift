@@ -114,6 +114,50 @@ import Testing
         #expect(stopping.contains("STOPPING=1"), "\(stopping)")
         #expect(try await Blocking.run { daemon.waitForExit() } == 0)
     }
+
+    @Test func reloadAppliesWhatCanChangeLiveAndNamesWhatNeedsARestart() async throws {
+        let directory = NSTemporaryDirectory() + "blockgate-reload-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/blockgate.yaml"
+        func write(cache: String, extra: String = "") throws {
+            try "data_dir: \(directory)\nlog_level: warning\ncache:\n  size: \(cache)\n\(extra)"
+                .write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        try write(cache: "64M")
+        let daemon = DaemonProcess(directory: directory, arguments: ["--config", config])
+        try daemon.start()
+        let admin = ["--admin-socket", daemon.adminSocketPath]
+        func capacity() async throws -> Int? {
+            let status = try await Tool.run([Tool.blockgate, "cache", "status", "--json"] + admin)
+            let json = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+            return json?["capacity"] as? Int
+        }
+        #expect(try await capacity() == 64 << 20)
+
+        try write(cache: "8M", extra: "nbd:\n  default_export: other\nmetrics:\n  listen: 127.0.0.1:1\n")
+        let reloaded = try await Tool.run([Tool.blockgate, "reload"] + admin)
+        #expect(reloaded.status == 0, "\(reloaded.errors)")
+        #expect(reloaded.output.contains("cache size 8M") && reloaded.output.contains("default export other"))
+        #expect(reloaded.output.contains("needs a restart: metrics.listen"), "\(reloaded.output)")
+        #expect(try await capacity() == 8 << 20)
+
+        try write(cache: "12M")
+        daemon.send(SIGHUP)
+        var seen: Int?
+        for _ in 0..<100 {
+            seen = try await capacity()
+            if seen == 12 << 20 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(seen == 12 << 20, "SIGHUP did not reload the config")
+
+        try "cache:\n  size: lots\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let broken = try await Tool.run([Tool.blockgate, "reload"] + admin)
+        #expect(broken.status == 2 && broken.errors.contains("blockgate.yaml:2"), "\(broken.errors)")
+        #expect(try await capacity() == 12 << 20)
+        daemon.kill9()
+    }
 }
 
 /// A unix datagram socket standing in for systemd's notification socket.
