@@ -21,9 +21,10 @@ final class DaemonProcess: @unchecked Sendable {
     var adminSocketPath: String { directory + "/admin.sock" }
     var logPath: String { directory + "/daemon.log" }
 
-    /// Starts the daemon and waits for its NBD socket.
+    /// Starts the daemon and waits for its NBD and admin sockets (the admin socket comes last).
     func start() throws {
         unlink(directory + "/nbd.sock")
+        unlink(adminSocketPath)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
@@ -35,7 +36,9 @@ final class DaemonProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         try process.run()
         self.process = process
-        for _ in 0..<200 where access(directory + "/nbd.sock", F_OK) != 0 { usleep(50_000) }
+        for _ in 0..<600 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
+            usleep(50_000)
+        }
     }
 
     deinit { kill9() }
