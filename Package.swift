@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian.
@@ -61,13 +62,14 @@ let package = Package(
             dependencies: [
                 "NBDServer", "ChunkEngine", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore,
                 nioPosix, metrics, .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 logging, .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
             name: "blockgate",
             dependencies: [
-                "Gateway", "ChunkEngine", "TapeLibrary", "ObjectStore", "ObjectStoreEmulator", nioCore, nioPosix,
+                "Gateway", "ChunkEngine", "TapeLibrary", "NBDServer", "ObjectStore", "ObjectStoreEmulator", nioCore,
+                nioPosix,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
             ]
         ),
@@ -106,7 +108,7 @@ let package = Package(
             name: "InteropTests",
             dependencies: [
                 "Gateway", "NBDProtocol", "NBDTestSupport", "TestSupport", "CNBD", "LocalIO", "ObjectStore",
-                "ObjectStoreEmulator", "ChunkEngine", "TapeLibrary", nioCore, nioPosix, logging,
+                "ObjectStoreEmulator", "ChunkEngine", "TapeLibrary", "NBDServer", nioCore, nioPosix, logging,
             ]),
     ]
 )

@@ -79,6 +79,7 @@ public final class ConfigReloader: Sendable {
                 || old.backpressureTimeoutSeconds != new.backpressureTimeoutSeconds)
         note("library", old.library != new.library || old.shelf != new.shelf)
         note("metrics.listen", old.metricsListen != new.metricsListen)
+        note("tls", old.tls != new.tls)
         return names
     }
 }

@@ -127,7 +127,8 @@ public final class Gateway: Sendable {
             try await library.open()
             let server = NBDServer(
                 catalog: ExportDirectory(volumes: manager, library: library), group: group,
-                requestLog: config.requestLog, connections: connections, logger: logger)
+                requestLog: config.requestLog, connections: connections, tls: try TLSSetup.make(config.tls),
+                logger: logger)
             if let socket = config.resolvedNBDSocket {
                 listeners.append(try await server.listen(unixSocket: socket))
                 logger.info("NBD clients: unix socket \(socket)")

@@ -1,6 +1,7 @@
 import Foundation
 import LocalIO
 import Logging
+import NBDServer
 import TapeLibrary
 import Yams
 
@@ -40,6 +41,20 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadConcurrency = 4
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
+    /// NBD over TLS: off, optional or required, with the server's certificate chain and key
+    /// (PEM files) and, to require client certificates, the CA that signs them.
+    public var tls = TLSSettings()
+
+    /// The TLS part of the configuration.
+    public struct TLSSettings: Sendable, Equatable {
+        public var mode = NBDTLSMode.off
+        public var certificate: String?
+        public var key: String?
+        public var clientCA: String?
+
+        public init() {}
+    }
+
     /// Address of the Prometheus metrics endpoint as HOST:PORT; "" turns it off.
     public var metricsListen = ""
     /// The tape library's slots, drives and default pool.
@@ -135,7 +150,7 @@ private struct ConfigReader {
 
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
         let sections = [
-            "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "metrics",
+            "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "metrics", "tls",
             "demo_volume",
         ]
         for (key, value) in try mapping(root, section: nil, allowed: sections) {
@@ -161,6 +176,20 @@ private struct ConfigReader {
             case "admin":
                 for (_, value) in try mapping(value, section: "admin", allowed: ["socket"]) {
                     config.adminSocket = try string(value, "admin.socket")
+                }
+            case "tls":
+                for (key, value) in try mapping(value, section: "tls", allowed: ["mode", "cert", "key", "ca"]) {
+                    switch key {
+                    case "mode":
+                        let text = try string(value, "tls.mode")
+                        guard let mode = NBDTLSMode(rawValue: text) else {
+                            throw error(value, "tls.mode", "must be off, optional or required")
+                        }
+                        config.tls.mode = mode
+                    case "cert": config.tls.certificate = try string(value, "tls.cert")
+                    case "key": config.tls.key = try string(value, "tls.key")
+                    default: config.tls.clientCA = try string(value, "tls.ca")
+                    }
                 }
             case "metrics":
                 for (_, value) in try mapping(value, section: "metrics", allowed: ["listen"]) {

@@ -6,6 +6,7 @@ public struct NBDProtocolError: Error, Equatable, CustomStringConvertible, Senda
         case optionTooLong(UInt32)
         case requestTooLong(UInt64)
         case unexpectedHeaderStyle
+        case dataAfterStartTLS
     }
     private let code: Code
 
@@ -19,6 +20,8 @@ public struct NBDProtocolError: Error, Equatable, CustomStringConvertible, Senda
     public static func requestTooLong(_ length: UInt64) -> Self { Self(code: .requestTooLong(length)) }
     /// A compact header arrived after extended headers were negotiated, or the reverse.
     public static let unexpectedHeaderStyle = Self(code: .unexpectedHeaderStyle)
+    /// The client sent more before the TLS handshake that NBD_OPT_STARTTLS starts.
+    public static let dataAfterStartTLS = Self(code: .dataAfterStartTLS)
 
     public var description: String {
         switch code {
@@ -27,6 +30,7 @@ public struct NBDProtocolError: Error, Equatable, CustomStringConvertible, Senda
         case .optionTooLong(let length): "option payload of \(length) bytes is too long"
         case .requestTooLong(let length): "request payload of \(length) bytes is too long"
         case .unexpectedHeaderStyle: "request header style does not match the negotiated one"
+        case .dataAfterStartTLS: "data in the clear after NBD_OPT_STARTTLS"
         }
     }
 }

@@ -48,10 +48,11 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     /// The export in use; released once, when the connection has ended and nothing is in flight.
     private var session: NBDExportSession?
     private var metrics: RequestMetrics?
+    private let tls: NBDServerTLS?
 
     init(
         catalog: any NBDExportCatalog, limits: NBDServerLimits, logger: Logger, requestLog: Bool,
-        registry: ConnectionRegistry, connectionID: UInt64
+        registry: ConnectionRegistry, connectionID: UInt64, tls: NBDServerTLS? = nil
     ) {
         self.catalog = catalog
         self.limits = limits
@@ -60,7 +61,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         self.requestLog = requestLog
         self.registry = registry
         self.connectionID = connectionID
-        self.phase = .negotiating(NegotiationStateMachine(catalog: catalog))
+        self.tls = tls
+        self.phase = .negotiating(NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -148,6 +150,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 }
                 phase = .negotiating(machine)
                 if let action { perform(action) }
+                if case .startTLS = action, buffer.readableBytes > 0 {
+                    throw NBDProtocolError.dataAfterStartTLS
+                }
             case .transmitting(let transmission):
                 guard
                     let header = try NBDRequestHeader.decode(
@@ -191,6 +196,15 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         case .close(let reason):
             logger.info("closing connection during negotiation: \(reason)")
             close()
+        case .startTLS(let bytes):
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            do {
+                guard let tls else { preconditionFailure("STARTTLS is accepted only with TLS configured") }
+                try context.pipeline.syncOperations.addHandler(try tls.makeHandler(), position: .first)
+            } catch {
+                logger.warning("closing connection: TLS could not start: \(error)")
+                close()
+            }
         case .startTransmission(let bytes, let session, let options):
             let transmission = Transmission(
                 session: session, options: options, allocator: context.channel.allocator)

@@ -9,6 +9,7 @@ public final class NBDServer: Sendable {
     private let logger: Logger
     private let limits: NBDServerLimits
     private let requestLog: Bool
+    private let tls: NBDServerTLS?
     /// Connections in transmission.
     public let connections: ConnectionRegistry
 
@@ -18,16 +19,19 @@ public final class NBDServer: Sendable {
     ///   - limits: per-connection bounds.
     ///   - requestLog: log one line per request (for tests and debugging; slows the data path).
     ///   - connections: where connections in transmission are registered.
+    ///   - tls: TLS for NBD_OPT_STARTTLS; nil for none.
     ///   - logger: where connection events go.
     public init(
         catalog: any NBDExportCatalog, group: any EventLoopGroup, limits: NBDServerLimits = NBDServerLimits(),
-        requestLog: Bool = false, connections: ConnectionRegistry = ConnectionRegistry(), logger: Logger
+        requestLog: Bool = false, connections: ConnectionRegistry = ConnectionRegistry(), tls: NBDServerTLS? = nil,
+        logger: Logger
     ) {
         self.connections = connections
         self.catalog = catalog
         self.group = group
         self.limits = limits
         self.requestLog = requestLog
+        self.tls = tls
         self.logger = logger
     }
 
@@ -54,11 +58,11 @@ public final class NBDServer: Sendable {
             .childChannelOption(
                 .writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 8 << 20, high: 64 << 20)
             )
-            .childChannelInitializer { [catalog, limits, logger, requestLog, connections] channel in
+            .childChannelInitializer { [catalog, limits, logger, requestLog, connections, tls] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = NBDConnectionHandler(
                         catalog: catalog, limits: limits, logger: logger, requestLog: requestLog,
-                        registry: connections, connectionID: connections.makeConnectionID())
+                        registry: connections, connectionID: connections.makeConnectionID(), tls: tls)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -26,6 +26,8 @@ struct NegotiationStateMachine {
         case close(String)
         /// Send these bytes and switch to transmission with this export.
         case startTransmission(ByteBuffer, NBDExportSession, NBDSessionOptions)
+        /// Send these bytes in the clear, then start TLS; negotiation goes on inside it.
+        case startTLS(ByteBuffer)
     }
 
     private var state = State.awaitingClientFlags
@@ -35,9 +37,13 @@ struct NegotiationStateMachine {
     /// The canonical export name of the last successful SET_META_CONTEXT that selected base:allocation.
     private var allocationContextExport: String?
     private let catalog: any NBDExportCatalog
+    private let tls: NBDTLSMode
+    /// NBD_OPT_STARTTLS was answered: what follows is inside TLS.
+    private var tlsStarted = false
 
-    init(catalog: any NBDExportCatalog) {
+    init(catalog: any NBDExportCatalog, tls: NBDTLSMode = .off) {
         self.catalog = catalog
+        self.tls = tls
     }
 
     /// Whether client flags or options are still expected.
@@ -70,6 +76,17 @@ struct NegotiationStateMachine {
     /// The client sent an option.
     mutating func receivedOption(_ request: NBDOptionRequest) -> Action {
         precondition(isNegotiating && !awaitsClientFlags, "options arrive after the client flags")
+        if tls == .required, !tlsStarted {
+            switch request.code {
+            case .abort, .startTLS: break
+            case .exportName:
+                state = .finished
+                return .close("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required")
+            default:
+                return .send(
+                    error(request.code, .errTLSRequired, "this server requires TLS: send NBD_OPT_STARTTLS first"))
+            }
+        }
         switch request.code {
         case .exportName: return handleOptionExportName(request)
         case .abort:
@@ -80,12 +97,29 @@ struct NegotiationStateMachine {
         case .structuredReply: return handleOptionStructuredReply(request)
         case .extendedHeaders: return handleOptionExtendedHeaders(request)
         case .listMetaContext, .setMetaContext: return handleOptionMetaContext(request)
-        case .startTLS, .peekExport, .unknown:
+        case .startTLS: return handleOptionStartTLS(request)
+        case .peekExport, .unknown:
             return .send(error(request.code, .errUnsupported, "option \(request.code.rawValue) is not supported"))
         }
     }
 
     // MARK: - Options
+
+    private mutating func handleOptionStartTLS(_ request: NBDOptionRequest) -> Action {
+        guard tls != .off else {
+            return .send(error(request.code, .errUnsupported, "this server does not offer TLS"))
+        }
+        guard !tlsStarted else { return .send(error(request.code, .errInvalid, "TLS is already on")) }
+        guard request.payload.readableBytes == 0 else {
+            return .send(error(request.code, .errInvalid, "NBD_OPT_STARTTLS takes no data"))
+        }
+        // What was agreed in the clear does not carry over into TLS (doc/proto.md, "TLS support").
+        tlsStarted = true
+        structuredReplies = false
+        extendedHeaders = false
+        allocationContextExport = nil
+        return .startTLS(reply(request.code, .ack))
+    }
 
     private mutating func handleOptionExportName(_ request: NBDOptionRequest) -> Action {
         state = .finished

@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import LocalIO
 import Logging
+import NBDServer
 
 /// `blockgate serve`: runs the daemon until SIGTERM or SIGINT.
 struct Serve: AsyncParsableCommand {
@@ -36,6 +37,14 @@ struct Serve: AsyncParsableCommand {
     var objectStore: String?
     @Option(help: "Bytes cached volumes may keep locally, e.g. 4G.")
     var cacheSize: String?
+    @Option(help: "NBD over TLS: off, optional or required.")
+    var tls: String?
+    @Option(help: "The server's certificate chain (PEM) for TLS.")
+    var tlsCert: String?
+    @Option(help: "The server's private key (PEM) for TLS.")
+    var tlsKey: String?
+    @Option(help: "A CA (PEM): clients must present a certificate it signed.")
+    var tlsCa: String?
     @Option(help: "Address for Prometheus metrics as HOST:PORT, e.g. 127.0.0.1:10810 (\"\" turns them off).")
     var metricsListen: String?
 
@@ -94,6 +103,15 @@ struct Serve: AsyncParsableCommand {
         }
         if let cacheSize { settings.cacheSize = try ByteSize.parse(cacheSize) }
         if let metricsListen { settings.metricsListen = metricsListen }
+        if let tls {
+            guard let mode = NBDTLSMode(rawValue: tls) else {
+                throw ValidationError("--tls must be off, optional or required, not '\(tls)'")
+            }
+            settings.tls.mode = mode
+        }
+        if let tlsCert { settings.tls.certificate = tlsCert }
+        if let tlsKey { settings.tls.key = tlsKey }
+        if let tlsCa { settings.tls.clientCA = tlsCa }
         _ = try settings.listenAddress()
         _ = try settings.metricsAddress()
         return settings

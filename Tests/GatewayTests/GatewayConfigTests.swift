@@ -33,6 +33,15 @@ import Testing
         #expect(config.library == defaults.library)
         #expect(try config.metricsAddress()! == ("127.0.0.1", 10810))
         #expect(try defaults.metricsAddress() == nil)
+        #expect(config.tls == defaults.tls)
+    }
+
+    @Test func theTLSSectionNamesModeCertificateKeyAndCA() throws {
+        let config = try GatewayConfig.load(
+            path: "n.yaml", contents: "tls:\n  mode: required\n  cert: /c.pem\n  key: /k.pem\n  ca: /ca.pem\n")
+        #expect(config.tls.mode == .required && config.tls.certificate == "/c.pem")
+        #expect(config.tls.key == "/k.pem" && config.tls.clientCA == "/ca.pem")
+        #expect(throws: GatewayError.self) { try GatewayConfig.load(path: "o.yaml", contents: "tls:\n  mode: maybe\n") }
     }
 
     @Test func theLibrarySectionSetsSlotsDrivesAndPool() throws {

@@ -12,8 +12,8 @@ import Testing
         "other": MemoryDevice(size: 4096, capabilities: BlockDeviceCapabilities(readOnly: true)),
     ])
 
-    private func negotiating() -> NegotiationStateMachine {
-        var machine = NegotiationStateMachine(catalog: catalog)
+    private func negotiating(tls: NBDTLSMode = .off) -> NegotiationStateMachine {
+        var machine = NegotiationStateMachine(catalog: catalog, tls: tls)
         #expect(machine.receivedClientFlags([.fixedNewstyle, .noZeroes]) == nil)
         return machine
     }
@@ -28,7 +28,7 @@ import Testing
     private func replyTypes(_ action: NegotiationStateMachine.Action) throws -> [UInt32] {
         let bytes: ByteBuffer
         switch action {
-        case .send(let out), .sendAndClose(let out), .startTransmission(let out, _, _): bytes = out
+        case .send(let out), .sendAndClose(let out), .startTransmission(let out, _, _), .startTLS(let out): bytes = out
         case .close: return []
         }
         var buffer = bytes
@@ -58,6 +58,55 @@ import Testing
         #expect(
             try replyTypes(machine.receivedOption(option(.startTLS))) == [NBDOptionReplyType.errUnsupported.rawValue])
         #expect(machine.isNegotiating)
+    }
+
+    @Test func requiredTLSRefusesEveryOptionButStartTLSAndAbortUntilItIsOn() throws {
+        var machine = negotiating(tls: .required)
+        let refused = NBDOptionReplyType.errTLSRequired.rawValue
+        #expect(try replyTypes(machine.receivedOption(option(.list))) == [refused])
+        #expect(try replyTypes(machine.receivedOption(option(.structuredReply))) == [refused])
+        let go = option(.go) { NBDInfoRequest(exportName: "disk", requests: []).write(into: &$0) }
+        #expect(try replyTypes(machine.receivedOption(go)) == [refused])
+        guard case .startTLS = machine.receivedOption(option(.startTLS)) else {
+            Issue.record("STARTTLS must start TLS")
+            return
+        }
+        #expect(try replyTypes(machine.receivedOption(option(.list))) == [2, 2, 1])
+        #expect(
+            try replyTypes(machine.receivedOption(option(.startTLS))) == [NBDOptionReplyType.errInvalid.rawValue])
+        guard case .startTransmission = machine.receivedOption(go) else {
+            Issue.record("GO inside TLS must start transmission")
+            return
+        }
+    }
+
+    @Test func exportNameBeforeRequiredTLSClosesTheConnection() {
+        var machine = negotiating(tls: .required)
+        guard case .close = machine.receivedOption(option(.exportName) { $0.writeString("disk") }) else {
+            Issue.record("EXPORT_NAME cannot be refused with a reply: the connection must close")
+            return
+        }
+        var aborting = negotiating(tls: .required)
+        guard case .sendAndClose = aborting.receivedOption(option(.abort)) else {
+            Issue.record("ABORT is allowed before TLS")
+            return
+        }
+    }
+
+    @Test func optionalTLSServesPlaintextAndForgetsWhatWasAgreedBeforeStartTLS() throws {
+        var machine = negotiating(tls: .optional)
+        #expect(try replyTypes(machine.receivedOption(option(.list))) == [2, 2, 1])
+        #expect(try replyTypes(machine.receivedOption(option(.structuredReply))) == [1])
+        guard case .startTLS = machine.receivedOption(option(.startTLS)) else {
+            Issue.record("STARTTLS must start TLS")
+            return
+        }
+        let go = option(.go) { NBDInfoRequest(exportName: "disk", requests: []).write(into: &$0) }
+        guard case .startTransmission(_, _, let options) = machine.receivedOption(go) else {
+            Issue.record("GO must start transmission")
+            return
+        }
+        #expect(!options.structuredReplies)
     }
 
     @Test func goToAnUnknownExportSaysSoAndKeepsNegotiating() throws {
