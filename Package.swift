@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "LocalIO"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "LocalIO", "NBDServer"]),
         .testTarget(
             name: "ObjectStoreTests",
             dependencies: ["ObjectStore", "ObjectStoreEmulator", "TestSupport", nioCore, nioPosix, logging]),

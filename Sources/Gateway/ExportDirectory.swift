@@ -1,25 +1,35 @@
 import NBDServer
 import TapeLibrary
 
-/// The NBD server's view of every export: volumes by name, and the library's drives as
-/// `drive/<name>` (one client at a time; no tape loaded is a clear refusal).
+/// The NBD server's view of every export: volumes by name (read-only where configured), and
+/// the library's drives as `drive/<name>` (one client at a time; no tape loaded is a clear refusal).
 struct ExportDirectory: NBDExportCatalog {
     static let drivePrefix = "drive/"
 
     let volumes: VolumeManager
     let library: Library
+    let readOnlyExports: Set<String>
 
     func listExports() -> [NBDExportListing] {
-        volumes.listExports() + library.configuration.driveNames.compactMap { try? describeDrive($0).get() }
+        volumes.listExports().map(restricted)
+            + library.configuration.driveNames.compactMap {
+                try? describeDrive($0).get()
+            }
     }
 
     func describeExport(named name: String) -> Result<NBDExportListing, NBDExportError> {
-        guard let drive = driveName(name) else { return volumes.describeExport(named: name) }
+        guard let drive = driveName(name) else { return volumes.describeExport(named: name).map(restricted) }
         return describeDrive(drive)
     }
 
     func openExport(named name: String) -> Result<NBDExportSession, NBDExportError> {
-        guard let drive = driveName(name) else { return volumes.openExport(named: name) }
+        guard let drive = driveName(name) else {
+            return volumes.openExport(named: name).map { session in
+                guard readOnlyExports.contains(session.name) else { return session }
+                return NBDExportSession(
+                    name: session.name, device: ReadOnlyDevice(session.device), onClose: session.onClose)
+            }
+        }
         do {
             let session = try library.openSession(drive: drive)
             return .success(
@@ -29,6 +39,14 @@ struct ExportDirectory: NBDExportCatalog {
         } catch {
             return .failure(exportError(error))
         }
+    }
+
+    /// A volume's listing, read-only when configured so.
+    private func restricted(_ listing: NBDExportListing) -> NBDExportListing {
+        guard readOnlyExports.contains(listing.name) else { return listing }
+        var listing = listing
+        listing.capabilities = ReadOnlyDevice.restrict(listing.capabilities)
+        return listing
     }
 
     private func driveName(_ name: String) -> String? {

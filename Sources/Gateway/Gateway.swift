@@ -125,12 +125,16 @@ public final class Gateway: Sendable {
                 configuration: config.library, store: metadata, containers: VolumeTapeContainers(manager: manager),
                 eventLoop: group.next(), logger: logger)
             try await library.open()
+            let limits = NBDServerLimits(
+                maximumConnections: config.maximumConnections, allowedNetworks: try config.networks())
             let server = NBDServer(
-                catalog: ExportDirectory(volumes: manager, library: library), group: group,
-                requestLog: config.requestLog, connections: connections, tls: try TLSSetup.make(config.tls),
-                logger: logger)
+                catalog: ExportDirectory(
+                    volumes: manager, library: library, readOnlyExports: Set(config.readOnlyExports)),
+                group: group, limits: limits, requestLog: config.requestLog, connections: connections,
+                tls: try TLSSetup.make(config.tls), logger: logger)
             if let socket = config.resolvedNBDSocket {
                 listeners.append(try await server.listen(unixSocket: socket))
+                chmod(socket, mode_t(config.socketMode))
                 logger.info("NBD clients: unix socket \(socket)")
             }
             var tcpPort: Int?

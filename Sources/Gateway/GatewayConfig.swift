@@ -18,6 +18,14 @@ public struct GatewayConfig: Sendable, Equatable {
     public var defaultExport = "demo"
     /// Log one line per NBD request (debugging; slows the data path).
     public var requestLog = false
+    /// TCP clients allowed to connect, as CIDR ranges.
+    public var allowedNetworks = ["127.0.0.0/8", "::1/128"]
+    /// Connections served at once.
+    public var maximumConnections = 1024
+    /// Exports served read-only (NBD_FLAG_READ_ONLY; writes fail with EPERM).
+    public var readOnlyExports: [String] = []
+    /// Permissions of the NBD unix socket.
+    public var socketMode: UInt16 = 0o660
     /// Unix socket of the admin API; nil means `<data_dir>/admin.sock`.
     public var adminSocket: String?
     /// Which local I/O backend to use.
@@ -107,6 +115,20 @@ public struct GatewayConfig: Sendable, Equatable {
         try Self.address(nbdListen, example: "127.0.0.1:10809")
     }
 
+    /// The TCP clients allowed to connect.
+    /// - Throws: `GatewayError.invalid` for a range that does not parse.
+    public func networks() throws(GatewayError) -> [IPNetwork] {
+        var networks: [IPNetwork] = []
+        for text in allowedNetworks {
+            do {
+                networks.append(try IPNetwork(text))
+            } catch {
+                throw GatewayError(.invalid, error.description)
+            }
+        }
+        return networks
+    }
+
     /// The metrics address split into host and port, or nil when metrics are off.
     /// - Throws: `GatewayError.invalid` for a malformed address.
     public func metricsAddress() throws(GatewayError) -> (host: String, port: Int)? {
@@ -163,13 +185,30 @@ private struct ConfigReader {
                 }
                 config.logLevel = level
             case "nbd":
-                for (key, value) in try mapping(
-                    value, section: "nbd", allowed: ["socket", "listen", "default_export", "request_log"])
-                {
+                let keys = [
+                    "socket", "socket_mode", "listen", "allow", "max_connections", "default_export", "read_only",
+                    "request_log",
+                ]
+                for (key, value) in try mapping(value, section: "nbd", allowed: keys) {
                     switch key {
                     case "socket": config.nbdSocket = try string(value, "nbd.socket")
+                    case "socket_mode":
+                        guard let mode = UInt16(try string(value, "nbd.socket_mode"), radix: 8), mode <= 0o777 else {
+                            throw error(value, "nbd.socket_mode", "must be octal permissions such as 0660")
+                        }
+                        config.socketMode = mode
                     case "listen": config.nbdListen = try string(value, "nbd.listen")
+                    case "allow":
+                        config.allowedNetworks = try strings(value, "nbd.allow")
+                        do {
+                            _ = try config.networks()
+                        } catch {
+                            throw self.error(value, "nbd.allow", error.message)
+                        }
+                    case "max_connections":
+                        config.maximumConnections = Int(try integer(value, "nbd.max_connections", in: 1...65536))
                     case "default_export": config.defaultExport = try string(value, "nbd.default_export")
+                    case "read_only": config.readOnlyExports = try strings(value, "nbd.read_only")
                     default: config.requestLog = try bool(value, "nbd.request_log")
                     }
                 }
@@ -299,6 +338,13 @@ private struct ConfigReader {
     private func string(_ node: Node, _ key: String) throws(GatewayError) -> String {
         guard case .scalar(let scalar) = node else { throw error(node, key, "must be a string") }
         return scalar.string
+    }
+
+    private func strings(_ node: Node, _ key: String) throws(GatewayError) -> [String] {
+        guard case .sequence(let sequence) = node else { throw error(node, key, "must be a list, e.g. [a, b]") }
+        var values: [String] = []
+        for item in sequence { values.append(try string(item, key)) }
+        return values
     }
 
     private func bool(_ node: Node, _ key: String) throws(GatewayError) -> Bool {

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -10,6 +11,8 @@ public final class NBDServer: Sendable {
     private let limits: NBDServerLimits
     private let requestLog: Bool
     private let tls: NBDServerTLS?
+    /// Connections open now, negotiating or in transmission.
+    private let open = NIOLockedValueBox(0)
     /// Connections in transmission.
     public let connections: ConnectionRegistry
 
@@ -58,13 +61,36 @@ public final class NBDServer: Sendable {
             .childChannelOption(
                 .writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 8 << 20, high: 64 << 20)
             )
-            .childChannelInitializer { [catalog, limits, logger, requestLog, connections, tls] channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [catalog, limits, logger, requestLog, connections, tls, open] channel in
+                if let refusal = Self.refusal(of: channel, limits: limits, open: open) {
+                    logger.notice("refused connection from \(channel.remoteAddress?.description ?? "?"): \(refusal)")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
                     let handler = NBDConnectionHandler(
                         catalog: catalog, limits: limits, logger: logger, requestLog: requestLog,
                         registry: connections, connectionID: connections.makeConnectionID(), tls: tls)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
+    }
+
+    /// Why a new connection may not be served (a TCP client outside the allowed networks, or
+    /// too many connections), or nil; counts it as open when it may.
+    private static func refusal(of channel: any Channel, limits: NBDServerLimits, open: NIOLockedValueBox<Int>)
+        -> String?
+    {
+        if let address = channel.remoteAddress, address.protocol != .unix,
+            !limits.allowedNetworks.contains(where: { $0.contains(address) })
+        {
+            return "not in the allowed networks (\(limits.allowedNetworks.map(\.description).joined(separator: ", ")))"
+        }
+        let admitted = open.withLockedValue { count in
+            guard count < limits.maximumConnections else { return false }
+            count += 1
+            return true
+        }
+        return admitted ? nil : "\(limits.maximumConnections) connections are open already"
     }
 }

@@ -1,4 +1,4 @@
-/// Bounds on what one connection may ask of the server.
+/// Bounds on what clients may ask of the server: per connection, and who may connect at all.
 public struct NBDServerLimits: Sendable, Equatable {
     /// Largest write payload accepted; a larger one closes the connection (its bytes cannot be
     /// trusted to be skipped safely). Reads are bounded by the device's `maximumRequest`.
@@ -8,13 +8,20 @@ public struct NBDServerLimits: Sendable, Equatable {
     /// Payload and read bytes in flight per connection before the server stops reading from it
     /// (replies not yet taken by the client count too: past 64 MiB of them, reading stops).
     public var maximumBytesInFlight: Int
+    /// Connections served at once; more are closed as they arrive.
+    public var maximumConnections: Int
+    /// TCP clients allowed to connect (unix socket clients are governed by the socket's mode).
+    public var allowedNetworks: [IPNetwork]
 
     public init(
         maximumPayload: Int = 32 * 1024 * 1024, maximumRequestsInFlight: Int = 512,
-        maximumBytesInFlight: Int = 256 * 1024 * 1024
+        maximumBytesInFlight: Int = 256 * 1024 * 1024, maximumConnections: Int = 1024,
+        allowedNetworks: [IPNetwork] = IPNetwork.loopback
     ) {
         self.maximumPayload = maximumPayload
         self.maximumRequestsInFlight = maximumRequestsInFlight
         self.maximumBytesInFlight = maximumBytesInFlight
+        self.maximumConnections = maximumConnections
+        self.allowedNetworks = allowedNetworks
     }
 }

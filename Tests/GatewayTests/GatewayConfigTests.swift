@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import LocalIO
+import NBDServer
 import Testing
 
 @Suite struct GatewayConfigTests {
@@ -34,6 +35,25 @@ import Testing
         #expect(try config.metricsAddress()! == ("127.0.0.1", 10810))
         #expect(try defaults.metricsAddress() == nil)
         #expect(config.tls == defaults.tls)
+        #expect(config.allowedNetworks == defaults.allowedNetworks && config.socketMode == defaults.socketMode)
+        #expect(config.maximumConnections == defaults.maximumConnections && config.readOnlyExports.isEmpty)
+    }
+
+    @Test func nbdAccessSettingsParseAndBadRangesAreRefused() throws {
+        let config = try GatewayConfig.load(
+            path: "p.yaml",
+            contents: "nbd:\n  allow: [10.0.0.0/8, \"fd00::/8\"]\n  read_only: [gold]\n  socket_mode: \"0600\"\n")
+        #expect(try config.networks().map(\.description) == ["10.0.0.0/8", "fd00:0:0:0:0:0:0:0/8"])
+        #expect(config.readOnlyExports == ["gold"] && config.socketMode == 0o600)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "q.yaml", contents: "nbd:\n  allow: [10.0.0/8]\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "r.yaml", contents: "nbd:\n  allow: 10.0.0.0/8\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "s.yaml", contents: "nbd:\n  socket_mode: rw\n")
+        }
     }
 
     @Test func theTLSSectionNamesModeCertificateKeyAndCA() throws {

@@ -12,6 +12,7 @@ final class GatewayFixture: @unchecked Sendable {
     init(
         ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20, objectStore: String? = nil,
         shelf: ((String) -> String)? = nil, tls: GatewayConfig.TLSSettings = GatewayConfig.TLSSettings(),
+        configure: (inout GatewayConfig) -> Void = { _ in },
         cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20, backpressureTimeoutSeconds: Int64 = 60
     ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
@@ -23,6 +24,7 @@ final class GatewayFixture: @unchecked Sendable {
         config.objectStore = objectStore
         config.shelf = shelf?(directory)
         config.tls = tls
+        configure(&config)
         config.accessKey = S3Peer.credentials.accessKeyID
         config.secretKey = S3Peer.credentials.secretAccessKey
         config.cacheSize = cacheSize

@@ -1,0 +1,63 @@
+import Foundation
+import Gateway
+import Glibc
+import Testing
+
+/// Who may connect and what they may do: TCP clients outside the allowed networks, the
+/// connection limit, read-only exports, the unix socket's permissions.
+@Suite struct AccessControlTests {
+    private func refused(_ uri: String) async -> Bool {
+        (try? await LibNBD.connect(uri)) == nil
+    }
+
+    @Test func tcpClientsOutsideTheAllowedNetworksAreRefused() async throws {
+        let fixture = try await GatewayFixture(configure: { $0.allowedNetworks = ["10.0.0.0/8"] })
+        #expect(await refused(fixture.tcpURI("demo")))
+        let viaSocket = try await LibNBD.connect(fixture.uri("demo"))
+        #expect(viaSocket.size == 64 << 20)
+        try await viaSocket.shutdown()
+        await fixture.stop()
+    }
+
+    @Test func connectionsPastTheLimitAreRefusedUntilOneCloses() async throws {
+        let fixture = try await GatewayFixture(configure: { $0.maximumConnections = 2 })
+        let first = try await LibNBD.connect(fixture.uri("demo"))
+        let second = try await LibNBD.connect(fixture.tcpURI("demo"))
+        #expect(await refused(fixture.uri("demo")))
+        try await first.shutdown()
+        var third: LibNBD?
+        for _ in 0..<100 where third == nil {
+            third = try? await LibNBD.connect(fixture.uri("demo"))
+            if third == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(third != nil, "a connection slot did not come back")
+        try await second.shutdown()
+        try await third?.shutdown()
+        await fixture.stop()
+    }
+
+    @Test func readOnlyExportsServeReadsAndRefuseWrites() async throws {
+        let fixture = try await GatewayFixture(configure: { $0.readOnlyExports = ["demo"] })
+        let client = try await LibNBD.connect(fixture.uri("demo"))
+        #expect(client.isReadOnly)
+        #expect(try await client.read(0, 4096) == [UInt8](repeating: 0, count: 4096))
+        do {
+            try await client.write(0, [1, 2, 3])
+            Issue.record("a write to a read-only export succeeded")
+        } catch let failure as LibNBD.Failure {
+            #expect(failure.errno == EPERM || failure.description.contains("read-only"))
+        }
+        try await client.shutdown()
+        let info = try await Tool.run(["nbdinfo", fixture.uri("demo")])
+        #expect(info.output.contains("is_read_only: true"), "\(info.output)")
+        await fixture.stop()
+    }
+
+    @Test func theUnixSocketHasTheConfiguredMode() async throws {
+        let fixture = try await GatewayFixture(configure: { $0.socketMode = 0o600 })
+        var status = stat()
+        #expect(stat(fixture.socketPath, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        await fixture.stop()
+    }
+}
