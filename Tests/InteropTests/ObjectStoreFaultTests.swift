@@ -67,9 +67,11 @@ import Testing
         let writer = Task { [uri = fixture.uri("cv"), model] in
             try await Self.write(uri, model: model, progress: progress)
         }
-        try await Task.sleep(for: .seconds(6))
-        #expect(faults.injectedFailures > 0)
-        #expect(try fixture.gateway.manager.info(name: "cv").objects ?? 0 > 0, "uploads go on through 30 % errors")
+        let throughErrors = try await Self.eventually(within: 120) {
+            let objects = try fixture.gateway.manager.info(name: "cv").objects ?? 0
+            return faults.injectedFailures > 0 && objects > 0
+        }
+        #expect(throughErrors, "uploads go on through 30 % errors")
 
         faults.settings = .init(outage: true)
         let failuresBefore = faults.injectedFailures
