@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:/usr/bin:$(PATH)
 
-.PHONY: all deps build release run test e2e bench install uninstall clean
+.PHONY: all deps build release run test e2e bench fuzz sanitize install uninstall clean
 
 all: build
 
@@ -35,6 +35,18 @@ bench: release
 	@scripts/install-deps.sh bench
 	scripts/bench/run.sh .build/release/blockgate
 
+## libFuzzer over the NBD wire (negotiation and transmission), FUZZ_SECONDS long.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	scripts/fuzz/run.sh $(FUZZ_SECONDS)
+
+## The whole suite once under AddressSanitizer and once under ThreadSanitizer (own build dirs).
+sanitize: deps
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --skip-build --disable-xctest --sanitize=address --scratch-path .build-asan
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan
+
 ## The binary, systemd units, example config, nbdtab and shell completions (PREFIX, DESTDIR honoured).
 install: release
 	scripts/install.sh install .build/release/blockgate
@@ -43,4 +55,4 @@ uninstall:
 	scripts/install.sh uninstall .build/release/blockgate
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-asan .build-tsan

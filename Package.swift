@@ -10,7 +10,9 @@ let package = Package(
     name: "blockgate",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "blockgate", targets: ["blockgate"])
+        .executable(name: "blockgate", targets: ["blockgate"]),
+        // For the fuzzing package in Fuzz/.
+        .library(name: "NBDServer", targets: ["NBDServer", "NBDProtocol", "BlockDevice"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

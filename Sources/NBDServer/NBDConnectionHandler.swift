@@ -69,6 +69,13 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         self.context = context
     }
 
+    /// Drops the context (which holds this handler: keeping it would leak both). Requests still
+    /// in flight complete into the closing phase, which writes nothing.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        phase = .closing
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         var greeting = context.channel.allocator.buffer(capacity: NBDGreeting.length)
         NBDGreeting.write(flags: [.fixedNewstyle, .noZeroes], into: &greeting)
@@ -377,7 +384,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
-            self.context.flush()
+            self.context?.flush()
         }
     }
 
@@ -402,6 +409,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     /// Stops taking requests while too many are in flight or replies are not draining (the
     /// client does not read); takes them again, with what arrived meanwhile, once both settle.
     private func updateFlowControl() {
+        guard let context else { return }
+        if case .closing = phase { return }
         let writable = context.channel.isWritable
         if !readingPaused {
             guard
@@ -426,7 +435,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private func finishIfIdle() {
         guard inFlight == 0 else { return }
         if disconnectRequested, case .transmitting = phase {
-            context.flush()
+            context?.flush()
             close()
         }
         if case .closing = phase, let session {
@@ -438,7 +447,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
 
     private func close() {
         phase = .closing
-        context.close(promise: nil)
+        context?.close(promise: nil)
     }
 
     private func logRequest(_ header: NBDRequestHeader) {

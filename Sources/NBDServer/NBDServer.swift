@@ -94,3 +94,15 @@ public final class NBDServer: Sendable {
         return admitted ? nil : "\(limits.maximumConnections) connections are open already"
     }
 }
+
+extension NBDServer {
+    /// A handler serving one NBD connection, for a pipeline of one's own (the fuzzer drives it
+    /// in an embedded channel).
+    public static func connectionHandler(
+        catalog: any NBDExportCatalog, limits: NBDServerLimits = NBDServerLimits(), logger: Logger
+    ) -> any ChannelHandler {
+        NBDConnectionHandler(
+            catalog: catalog, limits: limits, logger: logger, requestLog: false, registry: ConnectionRegistry(),
+            connectionID: 0)
+    }
+}
