@@ -113,6 +113,11 @@ struct Tool {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    /// The blockgate executable of this build.
-    static var blockgate: String { packageRoot + "/.build/debug/blockgate" }
+    /// The blockgate executable of this build: beside the test runner (so that a sanitizer
+    /// build tests its own executable), else in .build/debug.
+    static let blockgate: String = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("blockgate").path
+        return FileManager.default.isExecutableFile(atPath: beside) ? beside : packageRoot + "/.build/debug/blockgate"
+    }()
 }
