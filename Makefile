@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:/usr/bin:$(PATH)
 
-.PHONY: all deps build release run test e2e bench fuzz sanitize install uninstall clean
+.PHONY: all deps build release run test e2e bench fuzz sanitize soak install uninstall clean
 
 all: build
 
@@ -39,6 +39,11 @@ bench: release
 FUZZ_SECONDS ?= 300
 fuzz: deps
 	scripts/fuzz/run.sh $(FUZZ_SECONDS)
+
+## Crash trials (N rounds each on a thin and a cached volume) and a full disk.
+N ?= 20
+soak: deps
+	scripts/soak/run.sh $(N)
 
 ## The whole suite once under AddressSanitizer and once under ThreadSanitizer (own build dirs).
 sanitize: deps

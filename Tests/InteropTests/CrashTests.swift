@@ -5,12 +5,17 @@ import Testing
 /// reads back after the daemon is killed at a random instant and restarted; no block is torn.
 @Suite(.serialized) struct CrashTests {
     @Test func flushedWritesSurviveKill9AtRandomInstants() async throws {
+        try await Self.trials(rounds: 5)
+    }
+
+    /// `rounds` kill -9 trials on a thin volume, each checking every flushed block.
+    static func trials(rounds: Int) async throws {
         let directory = NSTemporaryDirectory() + "blockgate-crash-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "warning"])
         try daemon.start()
         var ledger = DurabilityLedger(blocks: 2048)
-        for round in 0..<5 {
+        for round in 0..<rounds {
             let worker = ledger.writeDetached(daemon.uri)
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...900)))
             daemon.kill9()

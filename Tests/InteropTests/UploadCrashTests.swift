@@ -9,6 +9,12 @@ import Testing
     static let blocks = 2048
 
     @Test func flushedWritesReachTheObjectStoreAfterKill9DuringUploads() async throws {
+        try await Self.trials(rounds: 3)
+    }
+
+    /// `rounds` kill -9 trials on a cached volume during uploads, each checking every flushed
+    /// block after a drain; then the bucket must hold exactly what the volume serves.
+    static func trials(rounds: Int) async throws {
         let peer = try await S3Peer(.emulator, latency: .milliseconds(20))
         let directory = NSTemporaryDirectory() + "blockgate-upload-crash-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -28,7 +34,7 @@ import Testing
         let uri = daemon.uri(export: "cv")
         var ledger = DurabilityLedger(blocks: Self.blocks)
         var served: [UInt8] = []
-        for round in 0..<3 {
+        for round in 0..<rounds {
             let worker = ledger.writeDetached(uri)
             try await Task.sleep(for: .milliseconds(Int.random(in: 500...1500)))
             let uploading = try await Tool.run([Tool.blockgate, "volume", "info", "cv", "--json"] + admin)

@@ -1,0 +1,72 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The long runs of `make soak` (scripts/soak/run.sh), skipped by `make test`: crash trials on
+/// thin and cached volumes (BLOCKGATE_SOAK_ROUNDS rounds each), and a full disk.
+@Suite(.serialized, .enabled(if: Soak.rounds != nil, "make soak runs these"))
+struct SoakTests {
+    @Test func crashTrialsOnAThinVolume() async throws {
+        try await CrashTests.trials(rounds: Soak.rounds ?? 0)
+    }
+
+    @Test func crashTrialsOnACachedVolumeAndTheObjectStoreConverges() async throws {
+        try await UploadCrashTests.trials(rounds: Soak.rounds ?? 0)
+    }
+
+    /// The data directory on a small tmpfs, filled up: clients get ENOSPC, flushed data stays
+    /// intact, and writes work again once space returns (needs root to mount the tmpfs).
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func aFullDiskGivesENOSPCAndLosesNothing() async throws {
+        let directory = NSTemporaryDirectory() + "blockgate-full-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let mounted = try await Tool.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", directory])
+        try #require(mounted.status == 0, "\(mounted.errors)")
+        defer {
+            umount2(directory, Int32(MNT_DETACH))
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "error"])
+        try daemon.start()
+        var filesystem = statvfs()
+        statvfs(directory, &filesystem)
+        let filler = directory + "/filler"
+        let free = Int(filesystem.f_bavail) * Int(filesystem.f_frsize)
+        try Data(count: max(0, free - (12 << 20))).write(to: URL(fileURLWithPath: filler))
+
+        let client = try await LibNBD.connect(daemon.uri)
+        let flushed = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 12) }
+        try await client.write(0, flushed)
+        try await client.flush()
+        var full: LibNBD.Failure?
+        var offset = UInt64(8 << 20)
+        while full == nil, offset < 64 << 20 {
+            do {
+                try await client.write(offset, [UInt8](repeating: 0xA5, count: 1 << 20))
+                try await client.flush()
+                offset += 1 << 20
+            } catch let failure as LibNBD.Failure {
+                full = failure
+            }
+        }
+        #expect(full?.errno == ENOSPC, "\(String(describing: full))")
+        #expect(try await client.read(0, flushed.count) == flushed, "flushed data changed on a full disk")
+
+        try FileManager.default.removeItem(atPath: filler)
+        try await client.write(offset, [UInt8](repeating: 0x5A, count: 1 << 20))
+        try await client.flush()
+        try await client.shutdown()
+        daemon.kill9()
+        try daemon.start()
+        let reopened = try await LibNBD.connect(daemon.uri)
+        #expect(try await reopened.read(0, flushed.count) == flushed)
+        #expect(try await reopened.read(offset, 1 << 20) == [UInt8](repeating: 0x5A, count: 1 << 20))
+        try await reopened.shutdown()
+        daemon.kill9()
+    }
+}
+
+/// How many crash trials `make soak` asked for (BLOCKGATE_SOAK_ROUNDS); nil outside a soak.
+enum Soak {
+    static let rounds = ProcessInfo.processInfo.environment["BLOCKGATE_SOAK_ROUNDS"].flatMap(Int.init)
+}
