@@ -40,10 +40,13 @@ FUZZ_SECONDS ?= 300
 fuzz: deps
 	scripts/fuzz/run.sh $(FUZZ_SECONDS)
 
-## Crash trials (N rounds each on a thin and a cached volume) and a full disk.
+## Crash trials (N rounds each on a thin and a cached volume), a full disk, and LOAD_MINUTES of
+## 64 connections of mixed I/O with memory watched (make soak N=200 LOAD_MINUTES=10 for the full run).
 N ?= 20
+LOAD_MINUTES ?= 0
 soak: deps
-	scripts/soak/run.sh $(N)
+	@scripts/install-deps.sh bench
+	scripts/soak/run.sh $(N) $(LOAD_MINUTES)
 
 ## The whole suite once under AddressSanitizer and once under ThreadSanitizer (own build dirs).
 sanitize: deps
