@@ -55,7 +55,8 @@ sanitize: deps
 	ASAN_OPTIONS=replace_intrin=0:detect_leaks=0 \
 		$(SWIFT) test --skip-build --disable-xctest --sanitize=address --scratch-path .build-asan
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
-	$(SWIFT) test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS=suppressions=$(CURDIR)/scripts/tsan-suppressions.txt \
+		$(SWIFT) test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 ## The binary, systemd units, example config, nbdtab and shell completions (PREFIX, DESTDIR honoured).
 install: release
