@@ -12,7 +12,7 @@ final class RequestMetrics {
     }
 
     private let export: String
-    private var handles: [String: Handles] = [:]
+    private var handles: [NBDCommand: Handles] = [:]
     private var errors: [NBDErrno: Counter] = [:]
 
     init(export: String) {
@@ -21,16 +21,15 @@ final class RequestMetrics {
 
     /// Records a request answered `duration` after it arrived, failed with `error` unless nil.
     func record(_ command: NBDCommand, bytes: Int, duration: Duration, error: NBDErrno?) {
-        let name = "\(command)"
         let handles =
-            self.handles[name]
+            self.handles[command]
             ?? {
-                let dimensions = [("export", export), ("command", name)]
+                let dimensions = [("export", export), ("command", "\(command)")]
                 let made = Handles(
                     requests: Counter(label: "blockgate_nbd_requests_total", dimensions: dimensions),
                     bytes: Counter(label: "blockgate_nbd_bytes_total", dimensions: dimensions),
                     latency: Timer(label: "blockgate_nbd_request_duration_seconds", dimensions: dimensions))
-                self.handles[name] = made
+                self.handles[command] = made
                 return made
             }()
         handles.requests.increment()
