@@ -259,13 +259,7 @@ private struct ConfigReader {
                 {
                     let text = try string(value, "object_store.\(key)")
                     switch key {
-                    case "url":
-                        do {
-                            _ = try ObjectStoreLocation.parse(text)
-                        } catch {
-                            throw self.error(value, "object_store.url", error.message)
-                        }
-                        config.objectStore = text
+                    case "url": config.objectStore = try objectStoreURL(value, "object_store.url")
                     case "access_key": config.accessKey = text
                     default: config.secretKey = text
                     }
@@ -290,14 +284,7 @@ private struct ConfigReader {
                     switch key {
                     case "slots": config.library.slots = Int(try integer(value, "library.slots", in: 1...10000))
                     case "drives": config.library.drives = Int(try integer(value, "library.drives", in: 1...64))
-                    case "shelf":
-                        let text = try string(value, "library.shelf")
-                        do {
-                            _ = try ObjectStoreLocation.parse(text)
-                        } catch {
-                            throw self.error(value, "library.shelf", error.message)
-                        }
-                        config.shelf = text
+                    case "shelf": config.shelf = try objectStoreURL(value, "library.shelf")
                     default: config.library.defaultPool = try string(value, "library.default_pool")
                     }
                 }
@@ -338,6 +325,17 @@ private struct ConfigReader {
     private func string(_ node: Node, _ key: String) throws(GatewayError) -> String {
         guard case .scalar(let scalar) = node else { throw error(node, key, "must be a string") }
         return scalar.string
+    }
+
+    /// An object store URL, checked to parse.
+    private func objectStoreURL(_ node: Node, _ key: String) throws(GatewayError) -> String {
+        let text = try string(node, key)
+        do {
+            _ = try ObjectStoreLocation.parse(text)
+        } catch {
+            throw self.error(node, key, error.message)
+        }
+        return text
     }
 
     private func strings(_ node: Node, _ key: String) throws(GatewayError) -> [String] {

@@ -333,14 +333,6 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Ends a request: accounts for it, then lets flow control and closing go on.
-    private func finishRequest(
-        _ header: NBDRequestHeader, bytes: Int, started: ContinuousClock.Instant, error: NBDErrno?
-    ) {
-        metrics?.record(header.command, bytes: bytes, duration: ContinuousClock.now - started, error: error)
-        finishRequest(bytes: bytes)
-    }
-
     /// Answers a failed request; the errno sent.
     @discardableResult
     private func sendFailure(_ transmission: Transmission, _ header: NBDRequestHeader, _ error: any Error) -> NBDErrno {
@@ -394,7 +386,11 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         updateFlowControl()
     }
 
-    private func finishRequest(bytes: Int) {
+    /// Ends a request: accounts for it, then lets flow control and closing go on.
+    private func finishRequest(
+        _ header: NBDRequestHeader, bytes: Int, started: ContinuousClock.Instant, error: NBDErrno?
+    ) {
+        metrics?.record(header.command, bytes: bytes, duration: ContinuousClock.now - started, error: error)
         inFlight -= 1
         inFlightBytes -= bytes
         updateFlowControl()

@@ -34,7 +34,7 @@ final class RequestMetrics {
             }()
         handles.requests.increment()
         if error == nil, command == .read || command == .write { handles.bytes.increment(by: bytes) }
-        handles.latency.recordNanoseconds(duration.nanoseconds)
+        handles.latency.record(duration: duration)
         if let error {
             let counter =
                 errors[error]
@@ -43,13 +43,5 @@ final class RequestMetrics {
             errors[error] = counter
             counter.increment()
         }
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

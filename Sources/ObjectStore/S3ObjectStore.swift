@@ -103,11 +103,10 @@ public final class S3ObjectStore: ObjectStore {
 
     /// Records how long one request took, by method and outcome (ok, error, unreachable).
     private static func recordLatency(_ method: HTTPMethod, outcome: String, since started: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (ContinuousClock.now - started).components
         Timer(
             label: "blockgate_objectstore_request_duration_seconds",
             dimensions: [("method", method.rawValue), ("outcome", outcome)]
-        ).recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        ).record(duration: ContinuousClock.now - started)
     }
 
     /// Signs and sends a request, retrying transient failures.

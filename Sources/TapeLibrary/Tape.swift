@@ -123,8 +123,7 @@ public actor Tape {
     public nonisolated var position: Position { published.withLockedValue { $0 } }
 
     private static func position(of header: TapeHeader, openLength: UInt64) -> Position {
-        let first =
-            header.headFile < header.files.count ? header.files[header.headFile].firstRecord : header.openFirstRecord
+        let first = header.firstRecord(ofFile: header.headFile)
         return Position(
             headFile: header.headFile, files: header.files.count,
             spaceFromHead: header.geometry.capacity - UInt64(first) * UInt64(header.geometry.recordSize),
@@ -243,7 +242,7 @@ public actor Tape {
             throw BlockDeviceError(.notPermitted, "tape \(header.barcode) is WORM: its files cannot be erased")
         }
         let head = header.headFile
-        let firstFreed = firstRecord(of: head)
+        let firstFreed = header.firstRecord(ofFile: head)
         let lastUsed = max(
             header.openFirstRecord + geometry.recordCount(forLength: openLength), header.endOfSealedRecords)
         try await commit { header in
@@ -371,12 +370,9 @@ public actor Tape {
 
     /// First record and length of a file (the open file's live length at end of data).
     private func extent(of file: Int) -> (first: Int, length: UInt64) {
-        if file < header.files.count { return (header.files[file].firstRecord, header.files[file].length) }
-        return (header.openFirstRecord, file == header.files.count ? openLength : 0)
-    }
-
-    private func firstRecord(of file: Int) -> Int {
-        file < header.files.count ? header.files[file].firstRecord : header.openFirstRecord
+        let length =
+            file < header.files.count ? header.files[file].length : file == header.files.count ? openLength : 0
+        return (header.firstRecord(ofFile: file), length)
     }
 
     /// The first `valid` bytes of a record, checked against its CRC unless written since the last commit.

@@ -44,6 +44,11 @@ public struct TapeHeader: Sendable, Equatable {
         self.openLength = 0
     }
 
+    /// Where a file's records start: a sealed file's own start, else the open file's.
+    public func firstRecord(ofFile file: Int) -> Int {
+        file < files.count ? files[file].firstRecord : openFirstRecord
+    }
+
     /// The first record after every sealed file.
     public var endOfSealedRecords: Int {
         guard let last = files.last else { return 0 }
