@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make install` / `make uninstall`: the binary, the systemd units, the example config, the
-# nbdtab example and shell completions, under DESTDIR and PREFIX.
+# nbdtab example, the documentation and shell completions, under DESTDIR and PREFIX.
 #   install.sh install|uninstall BINARY      (env: DESTDIR, PREFIX=/usr/local, SYSCONFDIR=/etc,
 #                                              UNITDIR=$PREFIX/lib/systemd/system)
 set -euo pipefail
@@ -25,11 +25,12 @@ install)
     install -d "$destdir$bindir" "$destdir$unitdir" "$destdir$docdir" "$destdir$sysconfdir/blockgate"
     install -m 0755 "$binary" "$destdir$bindir/blockgate"
     for unit in "${units[@]}"; do
-        sed "s|/usr/local/bin/blockgate|$bindir/blockgate|; s|/etc/blockgate/|$sysconfdir/blockgate/|g" \
+        sed "s|/usr/local/bin/blockgate|$bindir/blockgate|; s|/etc/blockgate/|$sysconfdir/blockgate/|g; s|/usr/local/share/doc/blockgate/|$docdir/|g" \
             "$root/systemd/$unit" > "$destdir$unitdir/$unit"
         chmod 0644 "$destdir$unitdir/$unit"
     done
-    install -m 0644 "$root/nbd-config/blockgate.yaml" "$root/nbd-config/nbdtab" "$destdir$docdir/"
+    install -m 0644 "$root/nbd-config/blockgate.yaml" "$root/nbd-config/nbdtab" "$root/README.md" \
+        "$root/docs/cli.md" "$root/docs/tape-format.md" "$destdir$docdir/"
     # The config is the administrator's once installed: never overwritten.
     config="$destdir$sysconfdir/blockgate/blockgate.yaml"
     [ -e "$config" ] || install -m 0644 "$root/nbd-config/blockgate.yaml" "$config"
@@ -42,7 +43,8 @@ install)
     echo "installed blockgate into ${destdir:-/}: $bindir/blockgate, units in $unitdir, config $sysconfdir/blockgate/blockgate.yaml"
     ;;
 uninstall)
-    rm -f "$destdir$bindir/blockgate" "$destdir$docdir/blockgate.yaml" "$destdir$docdir/nbdtab"
+    rm -f "$destdir$bindir/blockgate"
+    for doc in blockgate.yaml nbdtab README.md cli.md tape-format.md; do rm -f "$destdir$docdir/$doc"; done
     for unit in "${units[@]}"; do rm -f "$destdir$unitdir/$unit"; done
     for entry in "${completions[@]}"; do rm -f "$destdir${entry#*:}"; done
     rmdir "$destdir$docdir" 2>/dev/null || true

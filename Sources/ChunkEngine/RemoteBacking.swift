@@ -36,6 +36,8 @@ final class RemoteBacking: Sendable {
     let activeUploads = NIOLockedValueBox(0)
     /// Reads served from the cache alone, and reads that downloaded something.
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
+    /// Writes held back right now until the upload buffer drains.
+    let heldWrites = NIOLockedValueBox(0)
     /// Object deletes not yet done, and those of them that failed and wait for a retry.
     private let deletions = NIOLockedValueBox((outstanding: 0, failed: [(index: Int, generation: UInt64)]()))
 

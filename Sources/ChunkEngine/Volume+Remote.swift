@@ -153,16 +153,29 @@ extension Volume {
 
     /// Lets a change in; on a cached volume whose dirty data has reached the upload buffer, a
     /// change that would dirty another chunk waits for uploads, failing with ENOSPC past the timeout.
+    /// Each wait is counted (`blockgate_backpressure_waits_total`, and
+    /// `blockgate_backpressure_timeouts_total` for those that failed) and is held in `heldWrites`.
     func admit(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         guard let remote else { return eventLoop.makeSucceededVoidFuture() }
+        guard !table.canDirty(indexes, limit: remote.settings.dirtyLimit) else {
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        let dimensions = [("volume", name)]
+        Counter(label: "blockgate_backpressure_waits_total", dimensions: dimensions).increment()
+        remote.heldWrites.withLockedValue { $0 += 1 }
         let promise = eventLoop.makePromise(of: Void.self)
-        admit(indexes, remote, until: .now() + remote.settings.backpressureTimeout, promise, on: eventLoop)
-        return promise.futureResult
+        wait(toDirty: indexes, remote, until: .now() + remote.settings.backpressureTimeout, promise, on: eventLoop)
+        return promise.futureResult.always { result in
+            remote.heldWrites.withLockedValue { $0 -= 1 }
+            if case .failure = result {
+                Counter(label: "blockgate_backpressure_timeouts_total", dimensions: dimensions).increment()
+            }
+        }
     }
 
-    private func admit(
-        _ indexes: [Int], _ remote: RemoteBacking, until deadline: NIODeadline, _ promise: EventLoopPromise<Void>,
-        on eventLoop: any EventLoop
+    private func wait(
+        toDirty indexes: [Int], _ remote: RemoteBacking, until deadline: NIODeadline,
+        _ promise: EventLoopPromise<Void>, on eventLoop: any EventLoop
     ) {
         if table.canDirty(indexes, limit: remote.settings.dirtyLimit) {
             promise.succeed(())
@@ -173,7 +186,7 @@ extension Volume {
             promise.fail(BlockDeviceError(.noSpace, "volume '\(name)': the upload buffer is full"))
         } else {
             eventLoop.scheduleTask(in: .milliseconds(20)) {
-                self.admit(indexes, remote, until: deadline, promise, on: eventLoop)
+                self.wait(toDirty: indexes, remote, until: deadline, promise, on: eventLoop)
             }
         }
     }
@@ -294,6 +307,9 @@ extension Volume {
 
     /// Objects replaced or emptied whose delete has not yet been done.
     public var pendingDeletes: Int { remote?.outstandingDeletes ?? 0 }
+
+    /// Writes waiting right now for the upload buffer to drain (0 on a thin volume).
+    public var heldWrites: Int { remote?.heldWrites.withLockedValue { $0 } ?? 0 }
 
     /// Reads served from the cache alone, and reads that downloaded something.
     public var cacheCounts: (hits: UInt64, misses: UInt64) {

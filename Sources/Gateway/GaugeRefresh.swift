@@ -22,6 +22,9 @@ struct GaugeRefresh: Sendable {
             if let dirty = volume.dirtyBytes {
                 Gauge(label: "blockgate_volume_dirty_bytes", dimensions: dimensions).record(dirty)
             }
+            if let held = volume.heldWrites {
+                Gauge(label: "blockgate_volume_held_writes", dimensions: dimensions).record(held)
+            }
         }
         for drive in library.status().drives {
             let dimensions = [("drive", drive.drive)]

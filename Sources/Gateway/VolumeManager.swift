@@ -298,7 +298,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             cachedBytes: volume.kind == .cached ? cache.cachedBytes : nil,
             dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
             objects: volume.kind == .cached ? volume.uploadedChunks : nil,
-            pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil)
+            pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil,
+            heldWrites: volume.kind == .cached ? volume.heldWrites : nil)
     }
 
     // MARK: - Tape containers
@@ -372,6 +373,8 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var objects: Int?
     /// Cached volumes: replaced objects not yet deleted from the object store.
     public var pendingDeletes: Int?
+    /// Cached volumes: writes waiting right now for the upload buffer to drain (backpressure).
+    public var heldWrites: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, uuid, size, clients, objects
@@ -383,5 +386,6 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
         case cachedBytes = "cached_bytes"
         case dirtyBytes = "dirty_bytes"
         case pendingDeletes = "pending_deletes"
+        case heldWrites = "held_writes"
     }
 }

@@ -116,7 +116,8 @@ struct VolumeCommand: ParsableCommand {
                     + (volume.cachedBytes.map { [["cached", ByteSize.format($0)]] } ?? [])
                     + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
                     + (volume.objects.map { [["objects", "\($0)"]] } ?? [])
-                    + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? []))
+                    + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? [])
+                    + (volume.heldWrites.map { [["writes held back", "\($0) (waiting for uploads)"]] } ?? []))
         }
     }
 

@@ -28,12 +28,14 @@ import Testing
             files == [
                 "usr/bin/blockgate", "usr/lib/systemd/system/blockgate.service",
                 "usr/lib/systemd/system/blockgate-objstore.service", "usr/share/doc/blockgate/blockgate.yaml",
-                "usr/share/doc/blockgate/nbdtab", "etc/blockgate/blockgate.yaml",
+                "usr/share/doc/blockgate/nbdtab", "usr/share/doc/blockgate/README.md", "usr/share/doc/blockgate/cli.md",
+                "usr/share/doc/blockgate/tape-format.md", "etc/blockgate/blockgate.yaml",
                 "usr/share/bash-completion/completions/blockgate", "usr/share/zsh/site-functions/_blockgate",
                 "usr/share/fish/vendor_completions.d/blockgate.fish",
             ])
         let unit = try String(contentsOfFile: destdir + "/usr/lib/systemd/system/blockgate.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/bin/blockgate serve --config /etc/blockgate/blockgate.yaml"))
+        #expect(unit.contains("Documentation=file:/usr/share/doc/blockgate/README.md"))
         let completion = try String(
             contentsOfFile: destdir + "/usr/share/bash-completion/completions/blockgate", encoding: .utf8)
         #expect(completion.contains("tape") && completion.contains("volume"))

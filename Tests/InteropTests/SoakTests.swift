@@ -14,6 +14,13 @@ struct SoakTests {
         try await UploadCrashTests.trials(rounds: Soak.rounds ?? 0)
     }
 
+    /// Rounds of object-store errors, added latency and outages under a steady writer for
+    /// BLOCKGATE_FAULT_SOAK_MINUTES: nothing lost, backpressure in the metrics, no restart.
+    @Test(.enabled(if: Soak.faultMinutes > 0, "FAULT_MINUTES=0"))
+    func objectStoreFaultsUnderAWriterLoseNothing() async throws {
+        try await ObjectStoreFaultTests.run(.soak, for: .seconds(Soak.faultMinutes * 60))
+    }
+
     /// The data directory on a small tmpfs, filled up: clients get ENOSPC, flushed data stays
     /// intact, and writes work again once space returns (needs root to mount the tmpfs).
     @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
@@ -66,7 +73,10 @@ struct SoakTests {
     }
 }
 
-/// How many crash trials `make soak` asked for (BLOCKGATE_SOAK_ROUNDS); nil outside a soak.
+/// What `make soak` asked for: crash trials (BLOCKGATE_SOAK_ROUNDS; nil outside a soak) and
+/// minutes of object-store faults (BLOCKGATE_FAULT_SOAK_MINUTES).
 enum Soak {
     static let rounds = ProcessInfo.processInfo.environment["BLOCKGATE_SOAK_ROUNDS"].flatMap(Int.init)
+    static let faultMinutes =
+        ProcessInfo.processInfo.environment["BLOCKGATE_FAULT_SOAK_MINUTES"].flatMap(Double.init) ?? 0
 }
