@@ -69,8 +69,9 @@ public final class ConfigReloader: Sendable {
         note("nbd.listen", old.nbdListen != new.nbdListen)
         note("nbd.request_log", old.requestLog != new.requestLog)
         note(
-            "nbd access (allow, max_connections, read_only, socket_mode)",
-            old.allowedNetworks != new.allowedNetworks || old.maximumConnections != new.maximumConnections
+            "nbd access (allow, export_allow, max_connections, read_only, socket_mode)",
+            old.allowedNetworks != new.allowedNetworks || old.exportAllowedNetworks != new.exportAllowedNetworks
+                || old.maximumConnections != new.maximumConnections
                 || old.readOnlyExports != new.readOnlyExports || old.socketMode != new.socketMode)
         note("admin.socket", old.adminSocket != new.adminSocket)
         note("storage", old.ioBackend != new.ioBackend || old.defaultChunkSize != new.defaultChunkSize)

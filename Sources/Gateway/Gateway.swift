@@ -126,7 +126,8 @@ public final class Gateway: Sendable {
                 eventLoop: group.next(), logger: logger)
             try await library.open()
             let limits = NBDServerLimits(
-                maximumConnections: config.maximumConnections, allowedNetworks: try config.networks())
+                maximumConnections: config.maximumConnections, allowedNetworks: try config.networks(),
+                exportNetworks: try config.exportNetworks())
             let server = NBDServer(
                 catalog: ExportDirectory(
                     volumes: manager, library: library, readOnlyExports: Set(config.readOnlyExports)),

@@ -20,6 +20,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var requestLog = false
     /// TCP clients allowed to connect, as CIDR ranges.
     public var allowedNetworks = ["127.0.0.0/8", "::1/128"]
+    /// Exports only some TCP clients may list and open: export name → CIDR ranges.
+    public var exportAllowedNetworks: [String: [String]] = [:]
     /// Connections served at once.
     public var maximumConnections = 1024
     /// Exports served read-only (NBD_FLAG_READ_ONLY; writes fail with EPERM).
@@ -118,8 +120,20 @@ public struct GatewayConfig: Sendable, Equatable {
     /// The TCP clients allowed to connect.
     /// - Throws: `GatewayError.invalid` for a range that does not parse.
     public func networks() throws(GatewayError) -> [IPNetwork] {
+        try Self.parse(networks: allowedNetworks)
+    }
+
+    /// The TCP clients allowed to list and open each export that has a rule.
+    /// - Throws: `GatewayError.invalid` for a range that does not parse.
+    public func exportNetworks() throws(GatewayError) -> [String: [IPNetwork]] {
+        var rules: [String: [IPNetwork]] = [:]
+        for (export, ranges) in exportAllowedNetworks { rules[export] = try Self.parse(networks: ranges) }
+        return rules
+    }
+
+    private static func parse(networks texts: [String]) throws(GatewayError) -> [IPNetwork] {
         var networks: [IPNetwork] = []
-        for text in allowedNetworks {
+        for text in texts {
             do {
                 networks.append(try IPNetwork(text))
             } catch {
@@ -186,8 +200,8 @@ private struct ConfigReader {
                 config.logLevel = level
             case "nbd":
                 let keys = [
-                    "socket", "socket_mode", "listen", "allow", "max_connections", "default_export", "read_only",
-                    "request_log",
+                    "socket", "socket_mode", "listen", "allow", "export_allow", "max_connections", "default_export",
+                    "read_only", "request_log",
                 ]
                 for (key, value) in try mapping(value, section: "nbd", allowed: keys) {
                     switch key {
@@ -204,6 +218,19 @@ private struct ConfigReader {
                             _ = try config.networks()
                         } catch {
                             throw self.error(value, "nbd.allow", error.message)
+                        }
+                    case "export_allow":
+                        guard case .mapping(let exports) = value else {
+                            throw error(value, "nbd.export_allow", "must map export names to lists of ranges")
+                        }
+                        for (name, ranges) in exports {
+                            let export = try string(name, "nbd.export_allow")
+                            config.exportAllowedNetworks[export] = try strings(ranges, "nbd.export_allow.\(export)")
+                        }
+                        do {
+                            _ = try config.exportNetworks()
+                        } catch {
+                            throw self.error(value, "nbd.export_allow", error.message)
                         }
                     case "max_connections":
                         config.maximumConnections = Int(try integer(value, "nbd.max_connections", in: 1...65536))

@@ -69,7 +69,9 @@ public final class NBDServer: Sendable {
                 channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = NBDConnectionHandler(
-                        catalog: catalog, limits: limits, logger: logger, requestLog: requestLog,
+                        catalog: ExportAccessCatalog.forClient(
+                            channel.remoteAddress, of: catalog, rules: limits.exportNetworks),
+                        limits: limits, logger: logger, requestLog: requestLog,
                         registry: connections, connectionID: connections.makeConnectionID(), tls: tls)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }

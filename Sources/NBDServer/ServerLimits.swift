@@ -12,16 +12,19 @@ public struct NBDServerLimits: Sendable, Equatable {
     public var maximumConnections: Int
     /// TCP clients allowed to connect (unix socket clients are governed by the socket's mode).
     public var allowedNetworks: [IPNetwork]
+    /// Exports only some TCP clients (of those allowed to connect) may list and open, by name.
+    public var exportNetworks: [String: [IPNetwork]]
 
     public init(
         maximumPayload: Int = 32 * 1024 * 1024, maximumRequestsInFlight: Int = 512,
         maximumBytesInFlight: Int = 256 * 1024 * 1024, maximumConnections: Int = 1024,
-        allowedNetworks: [IPNetwork] = IPNetwork.loopback
+        allowedNetworks: [IPNetwork] = IPNetwork.loopback, exportNetworks: [String: [IPNetwork]] = [:]
     ) {
         self.maximumPayload = maximumPayload
         self.maximumRequestsInFlight = maximumRequestsInFlight
         self.maximumBytesInFlight = maximumBytesInFlight
         self.maximumConnections = maximumConnections
         self.allowedNetworks = allowedNetworks
+        self.exportNetworks = exportNetworks
     }
 }

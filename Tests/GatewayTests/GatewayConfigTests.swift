@@ -37,6 +37,7 @@ import Testing
         #expect(config.tls == defaults.tls)
         #expect(config.allowedNetworks == defaults.allowedNetworks && config.socketMode == defaults.socketMode)
         #expect(config.maximumConnections == defaults.maximumConnections && config.readOnlyExports.isEmpty)
+        #expect(config.exportAllowedNetworks.isEmpty)
     }
 
     @Test func nbdAccessSettingsParseAndBadRangesAreRefused() throws {
@@ -53,6 +54,24 @@ import Testing
         }
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "s.yaml", contents: "nbd:\n  socket_mode: rw\n")
+        }
+    }
+
+    @Test func exportAllowRulesParseByExportNameAndBadOnesAreRefused() throws {
+        let config = try GatewayConfig.load(
+            path: "e.yaml",
+            contents: "nbd:\n  export_allow:\n    gold: [192.168.10.0/24]\n    drive/0: [127.0.0.1/32]\n")
+        let rules = try config.exportNetworks()
+        #expect(
+            rules.mapValues { $0.map(\.description) } == ["gold": ["192.168.10.0/24"], "drive/0": ["127.0.0.1/32"]])
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "f.yaml", contents: "nbd:\n  export_allow: [gold]\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "g.yaml", contents: "nbd:\n  export_allow:\n    gold: [300.1.1.1/8]\n")
+        }
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "h.yaml", contents: "nbd:\n  export_allow:\n    gold: 10.0.0.0/8\n")
         }
     }
 

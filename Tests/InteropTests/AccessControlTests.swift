@@ -19,6 +19,31 @@ import Testing
         await fixture.stop()
     }
 
+    /// An export with an `export_allow` rule is hidden from and refused to TCP clients outside
+    /// its networks, while other exports and unix socket clients are not affected.
+    @Test func exportsWithRulesAreOpenOnlyToTheirNetworks() async throws {
+        let fixture = try await GatewayFixture(configure: {
+            $0.exportAllowedNetworks = ["demo": ["10.0.0.0/8"], "open": ["127.0.0.1/32"]]
+        })
+        try await fixture.gateway.manager.create(name: "open", size: 1 << 20)
+        try await fixture.gateway.manager.create(name: "other", size: 1 << 20)
+        let list = try await Tool.run(["nbdinfo", "--list", "--json", fixture.tcpURI("")])
+        try #require(list.status == 0, "\(list.errors)")
+        #expect(list.output.contains("\"open\"") && list.output.contains("\"other\""), "\(list.output)")
+        #expect(!list.output.contains("\"demo\""), "a refused export is listed: \(list.output)")
+        #expect(await refused(fixture.tcpURI("demo")))
+        #expect(try fixture.gateway.manager.info(name: "demo").clients == 0, "a refused client was counted")
+        for export in ["open", "other"] {
+            let client = try await LibNBD.connect(fixture.tcpURI(export))
+            #expect(client.size == 1 << 20)
+            try await client.shutdown()
+        }
+        let viaSocket = try await LibNBD.connect(fixture.uri("demo"))
+        #expect(viaSocket.size == 64 << 20)
+        try await viaSocket.shutdown()
+        await fixture.stop()
+    }
+
     @Test func connectionsPastTheLimitAreRefusedUntilOneCloses() async throws {
         let fixture = try await GatewayFixture(configure: { $0.maximumConnections = 2 })
         let first = try await LibNBD.connect(fixture.uri("demo"))
