@@ -3,6 +3,7 @@ import PackageDescription
 
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 
@@ -41,13 +42,13 @@ let package = Package(
         .target(
             name: "ObjectStore",
             dependencies: [
-                nioCore, nioPosix, logging, metrics, .product(name: "NIOHTTP1", package: "swift-nio"),
+                nioCore, nioPosix, logging, metrics, nioHTTP1,
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The S3 emulator: the subset the gateway uses, with SigV4 checks and fault injection.
         .target(
             name: "ObjectStoreEmulator",
-            dependencies: ["ObjectStore", nioCore, nioPosix, logging, .product(name: "NIOHTTP1", package: "swift-nio")]),
+            dependencies: ["ObjectStore", nioCore, nioPosix, logging, nioHTTP1]),
         // SQLite schema and queries.
         .target(name: "Metadata", dependencies: ["CSQLite"]),
         // Chunk map, bitmaps, thin volumes.
@@ -64,7 +65,7 @@ let package = Package(
             dependencies: [
                 "NBDServer", "ChunkEngine", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore,
                 nioPosix, metrics, .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                nioHTTP1, .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 logging, .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
@@ -104,7 +105,7 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "LocalIO", "NBDServer"]),
         .testTarget(
             name: "ObjectStoreTests",
-            dependencies: ["ObjectStore", "ObjectStoreEmulator", "TestSupport", nioCore, nioPosix, logging]),
+            dependencies: ["ObjectStore", "ObjectStoreEmulator", "TestSupport", nioCore, nioPosix, nioHTTP1, logging]),
         // Real clients (libnbd, nbdinfo, nbdcopy, qemu-img, qemu-io) against a real gateway.
         .testTarget(
             name: "InteropTests",

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ObjectStore
 import ObjectStoreEmulator
@@ -31,6 +32,42 @@ import Testing
         #expect(try await fixture.store.head(try ObjectKey("x")) == nil)
         await impostor.shutdown()
         await stranger.shutdown()
+        await fixture.close()
+    }
+
+    /// Signed requests whose key would leave the bucket (a ".." segment, an absolute path, a NUL)
+    /// or whose bucket is not a bucket name get 400, and nothing is written outside the bucket.
+    @Test func keysThatWouldEscapeTheBucketAreRefused() async throws {
+        let fixture = try await StoreFixture(.emulator)
+        let client = HTTPClient(host: "127.0.0.1", port: fixture.port, group: MultiThreadedEventLoopGroup.singleton)
+        let signer = SigV4Signer(credentials: StoreFixture.credentials, region: "us-east-1")
+        let body = ByteBuffer(string: "escaped")
+        let payloadHash = SigV4Signer.sha256Hex(body.readableBytesView)
+        for path in [
+            "/test-bucket/..%2F..%2Fescaped", "/test-bucket/a/..%2F..%2F..%2Fescaped", "/test-bucket/%2Fabsolute",
+            "/test-bucket/nul%00byte", "/..%2Fescaped/key",
+        ] {
+            let amzDate = SigV4Signer.amzDate(time(nil))
+            let signed = [
+                (name: "host", value: "127.0.0.1:\(fixture.port)"), (name: "x-amz-date", value: amzDate),
+                (name: "x-amz-content-sha256", value: payloadHash),
+            ]
+            let authorization = signer.authorization(
+                for: SigV4Signer.Request(
+                    method: "PUT", encodedPath: path, query: [], headers: signed, payloadHash: payloadHash),
+                amzDate: amzDate)
+            var headers = HTTPHeaders(signed.filter { $0.name != "host" }.map { ($0.name, $0.value) })
+            headers.add(name: "Authorization", value: authorization)
+            let response = try await client.execute(
+                HTTPClient.Request(method: .PUT, target: path, headers: headers, body: body), timeout: .seconds(10))
+            #expect(response.status == .badRequest, "\(path): \(response.status) \(String(buffer: response.body))")
+        }
+        let parent = URL(fileURLWithPath: fixture.directory).deletingLastPathComponent().path
+        for place in [fixture.directory, parent] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: place)
+            #expect(!names.contains("escaped") && !names.contains("absolute"), "written outside the bucket: \(place)")
+        }
+        await client.shutdown()
         await fixture.close()
     }
 
