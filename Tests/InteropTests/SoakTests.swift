@@ -3,7 +3,8 @@ import Glibc
 import Testing
 
 /// The long runs of `make soak` (scripts/soak/run.sh), skipped by `make test`: crash trials on
-/// thin and cached volumes (BLOCKGATE_SOAK_ROUNDS rounds each), and a full disk.
+/// thin and cached volumes (BLOCKGATE_SOAK_ROUNDS rounds each), object-store faults, and a full
+/// disk under each kind of volume.
 @Suite(.serialized, .enabled(if: Soak.rounds != nil, "make soak runs these"))
 struct SoakTests {
     @Test func crashTrialsOnAThinVolume() async throws {
@@ -21,27 +22,41 @@ struct SoakTests {
         try await ObjectStoreFaultTests.run(.soak, for: .seconds(Soak.faultMinutes * 60))
     }
 
-    /// The data directory on a small tmpfs, filled up: clients get ENOSPC, flushed data stays
-    /// intact, and writes work again once space returns (needs root to mount the tmpfs).
-    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
-    func aFullDiskGivesENOSPCAndLosesNothing() async throws {
+    /// The data directory (the volumes and the cache of cached volumes) on a small tmpfs, filled
+    /// up: clients get ENOSPC, flushed data stays intact, and writes work again once space returns,
+    /// also after kill -9 (needs root to mount the tmpfs). A cached volume's object store is
+    /// elsewhere, with room to spare.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"), arguments: ["thin", "cached"])
+    func aFullDiskGivesENOSPCAndLosesNothing(kind: String) async throws {
         let directory = NSTemporaryDirectory() + "blockgate-full-\(UUID().uuidString.prefix(8))"
+        let objects = directory + "-objects"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let mounted = try await Tool.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", directory])
         try #require(mounted.status == 0, "\(mounted.errors)")
         defer {
             umount2(directory, Int32(MNT_DETACH))
             try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: objects)
         }
-        let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "error"])
+        let daemon = DaemonProcess(
+            directory: directory,
+            arguments: ["--log-level", "error", "--object-store", "file://\(objects)", "--cache-size", "256M"])
         try daemon.start()
+        let admin = ["--admin-socket", daemon.adminSocketPath]
+        var export = "demo"
+        if kind == "cached" {
+            export = "cv"
+            let create = try await Tool.run(
+                [Tool.blockgate, "volume", "create", export, "--size", "64M", "--kind", "cached"] + admin)
+            try #require(create.status == 0, "\(create.errors)")
+        }
         var filesystem = statvfs()
         statvfs(directory, &filesystem)
         let filler = directory + "/filler"
         let free = Int(filesystem.f_bavail) * Int(filesystem.f_frsize)
         try Data(count: max(0, free - (12 << 20))).write(to: URL(fileURLWithPath: filler))
 
-        let client = try await LibNBD.connect(daemon.uri)
+        let client = try await LibNBD.connect(daemon.uri(export: export))
         let flushed = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 12) }
         try await client.write(0, flushed)
         try await client.flush()
@@ -56,18 +71,22 @@ struct SoakTests {
                 full = failure
             }
         }
-        #expect(full?.errno == ENOSPC, "\(String(describing: full))")
-        #expect(try await client.read(0, flushed.count) == flushed, "flushed data changed on a full disk")
+        #expect(full?.errno == ENOSPC, "\(kind): \(String(describing: full))")
+        #expect(try await client.read(0, flushed.count) == flushed, "\(kind): flushed data changed on a full disk")
 
         try FileManager.default.removeItem(atPath: filler)
         try await client.write(offset, [UInt8](repeating: 0x5A, count: 1 << 20))
         try await client.flush()
         try await client.shutdown()
+        if kind == "cached" {
+            let drain = try await Tool.run([Tool.blockgate, "volume", "flush", export, "--wait-upload"] + admin)
+            #expect(drain.status == 0, "uploads resume once space returns: \(drain.errors)")
+        }
         daemon.kill9()
         try daemon.start()
-        let reopened = try await LibNBD.connect(daemon.uri)
-        #expect(try await reopened.read(0, flushed.count) == flushed)
-        #expect(try await reopened.read(offset, 1 << 20) == [UInt8](repeating: 0x5A, count: 1 << 20))
+        let reopened = try await LibNBD.connect(daemon.uri(export: export))
+        #expect(try await reopened.read(0, flushed.count) == flushed, "\(kind)")
+        #expect(try await reopened.read(offset, 1 << 20) == [UInt8](repeating: 0x5A, count: 1 << 20), "\(kind)")
         try await reopened.shutdown()
         daemon.kill9()
     }
