@@ -69,9 +69,10 @@ public final class ConfigReloader: Sendable {
         note("nbd.listen", old.nbdListen != new.nbdListen)
         note("nbd.request_log", old.requestLog != new.requestLog)
         note(
-            "nbd access (allow, export_allow, max_connections, read_only, socket_mode)",
+            "nbd access and limits (allow, export_allow, max_connections, max_request_size, max_bytes_in_flight, read_only, socket_mode)",
             old.allowedNetworks != new.allowedNetworks || old.exportAllowedNetworks != new.exportAllowedNetworks
-                || old.maximumConnections != new.maximumConnections
+                || old.maximumConnections != new.maximumConnections || old.maximumRequestSize != new.maximumRequestSize
+                || old.maximumBytesInFlight != new.maximumBytesInFlight
                 || old.readOnlyExports != new.readOnlyExports || old.socketMode != new.socketMode)
         note("admin.socket", old.adminSocket != new.adminSocket)
         note("storage", old.ioBackend != new.ioBackend || old.defaultChunkSize != new.defaultChunkSize)

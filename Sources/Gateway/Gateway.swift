@@ -126,6 +126,7 @@ public final class Gateway: Sendable {
                 eventLoop: group.next(), logger: logger)
             try await library.open()
             let limits = NBDServerLimits(
+                maximumRequest: config.maximumRequestSize, maximumBytesInFlight: config.maximumBytesInFlight,
                 maximumConnections: config.maximumConnections, allowedNetworks: try config.networks(),
                 exportNetworks: try config.exportNetworks())
             let server = NBDServer(

@@ -24,6 +24,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var exportAllowedNetworks: [String: [String]] = [:]
     /// Connections served at once.
     public var maximumConnections = 1024
+    /// Longest read or write served, advertised as the maximum block size (a power of two).
+    public var maximumRequestSize: UInt32 = 32 << 20
+    /// Request bytes in flight per connection before the server stops reading from it.
+    public var maximumBytesInFlight = 256 << 20
     /// Exports served read-only (NBD_FLAG_READ_ONLY; writes fail with EPERM).
     public var readOnlyExports: [String] = []
     /// Permissions of the NBD unix socket.
@@ -200,8 +204,8 @@ private struct ConfigReader {
                 config.logLevel = level
             case "nbd":
                 let keys = [
-                    "socket", "socket_mode", "listen", "allow", "export_allow", "max_connections", "default_export",
-                    "read_only", "request_log",
+                    "socket", "socket_mode", "listen", "allow", "export_allow", "max_connections", "max_request_size",
+                    "max_bytes_in_flight", "default_export", "read_only", "request_log",
                 ]
                 for (key, value) in try mapping(value, section: "nbd", allowed: keys) {
                     switch key {
@@ -234,6 +238,18 @@ private struct ConfigReader {
                         }
                     case "max_connections":
                         config.maximumConnections = Int(try integer(value, "nbd.max_connections", in: 1...65536))
+                    case "max_request_size":
+                        let bytes = try size(value, "nbd.max_request_size")
+                        guard (64 << 10...32 << 20).contains(bytes), bytes.nonzeroBitCount == 1 else {
+                            throw error(value, "nbd.max_request_size", "must be a power of two from 64K to 32M")
+                        }
+                        config.maximumRequestSize = UInt32(bytes)
+                    case "max_bytes_in_flight":
+                        let bytes = try size(value, "nbd.max_bytes_in_flight")
+                        guard (1 << 20...4 << 30).contains(bytes) else {
+                            throw error(value, "nbd.max_bytes_in_flight", "must be from 1M to 4G")
+                        }
+                        config.maximumBytesInFlight = Int(bytes)
                     case "default_export": config.defaultExport = try string(value, "nbd.default_export")
                     case "read_only": config.readOnlyExports = try strings(value, "nbd.read_only")
                     default: config.requestLog = try bool(value, "nbd.request_log")

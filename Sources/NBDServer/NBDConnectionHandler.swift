@@ -62,7 +62,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         self.registry = registry
         self.connectionID = connectionID
         self.tls = tls
-        self.phase = .negotiating(NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off))
+        self.phase = .negotiating(
+            NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off, maximumRequest: limits.maximumRequest))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -214,7 +215,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             }
         case .startTransmission(let bytes, let session, let options):
             let transmission = Transmission(
-                session: session, options: options, allocator: context.channel.allocator)
+                session: session, options: options, maximumRequest: limits.maximumRequest,
+                allocator: context.channel.allocator)
             phase = .transmitting(transmission)
             self.session = session
             metrics = RequestMetrics(export: session.name)
@@ -463,11 +465,14 @@ struct Transmission {
     let validator: RequestValidator
     let encoder: ReplyEncoder
 
-    init(session: NBDExportSession, options: NBDSessionOptions, allocator: ByteBufferAllocator) {
+    init(
+        session: NBDExportSession, options: NBDSessionOptions, maximumRequest: UInt32, allocator: ByteBufferAllocator
+    ) {
         self.session = session
         self.options = options
-        self.validator = RequestValidator(
-            size: session.device.size, capabilities: session.device.capabilities, options: options)
+        var capabilities = session.device.capabilities
+        capabilities.maximumRequest = min(capabilities.maximumRequest, maximumRequest)
+        self.validator = RequestValidator(size: session.device.size, capabilities: capabilities, options: options)
         self.encoder = ReplyEncoder(options: options, allocator: allocator)
     }
 }

@@ -19,6 +19,7 @@ struct RequestValidator {
             return rangeError(header, pastEnd: .invalid)
         case .write:
             if capabilities.readOnly { return .perm }
+            if header.length > capabilities.maximumRequest { return .invalid }
             return rangeError(header, pastEnd: .noSpace)
         case .writeZeroes:
             if capabilities.readOnly { return .perm }

@@ -1,8 +1,11 @@
 /// Bounds on what clients may ask of the server: per connection, and who may connect at all.
 public struct NBDServerLimits: Sendable, Equatable {
-    /// Largest write payload accepted; a larger one closes the connection (its bytes cannot be
-    /// trusted to be skipped safely). Reads are bounded by the device's `maximumRequest`.
+    /// Largest write payload read off the wire; a larger one closes the connection (its bytes
+    /// cannot be trusted to be skipped safely).
     public var maximumPayload: Int
+    /// Longest request served (at most the device's own maximum), advertised as the maximum
+    /// block size; a longer read or write gets EINVAL.
+    public var maximumRequest: UInt32
     /// Requests in flight per connection before the server stops reading from it.
     public var maximumRequestsInFlight: Int
     /// Payload and read bytes in flight per connection before the server stops reading from it
@@ -16,11 +19,13 @@ public struct NBDServerLimits: Sendable, Equatable {
     public var exportNetworks: [String: [IPNetwork]]
 
     public init(
-        maximumPayload: Int = 32 * 1024 * 1024, maximumRequestsInFlight: Int = 512,
+        maximumPayload: Int = 32 * 1024 * 1024, maximumRequest: UInt32 = 32 * 1024 * 1024,
+        maximumRequestsInFlight: Int = 512,
         maximumBytesInFlight: Int = 256 * 1024 * 1024, maximumConnections: Int = 1024,
         allowedNetworks: [IPNetwork] = IPNetwork.loopback, exportNetworks: [String: [IPNetwork]] = [:]
     ) {
         self.maximumPayload = maximumPayload
+        self.maximumRequest = maximumRequest
         self.maximumRequestsInFlight = maximumRequestsInFlight
         self.maximumBytesInFlight = maximumBytesInFlight
         self.maximumConnections = maximumConnections

@@ -38,6 +38,20 @@ import Testing
         #expect(config.allowedNetworks == defaults.allowedNetworks && config.socketMode == defaults.socketMode)
         #expect(config.maximumConnections == defaults.maximumConnections && config.readOnlyExports.isEmpty)
         #expect(config.exportAllowedNetworks.isEmpty)
+        #expect(config.maximumRequestSize == defaults.maximumRequestSize)
+        #expect(config.maximumBytesInFlight == defaults.maximumBytesInFlight)
+    }
+
+    @Test func requestAndInFlightLimitsParseWithinTheirBounds() throws {
+        let config = try GatewayConfig.load(
+            path: "l.yaml", contents: "nbd:\n  max_request_size: 1M\n  max_bytes_in_flight: 64M\n")
+        #expect(config.maximumRequestSize == 1 << 20 && config.maximumBytesInFlight == 64 << 20)
+        for bad in ["max_request_size: 3M", "max_request_size: 64M", "max_request_size: 4K", "max_bytes_in_flight: 8G"]
+        {
+            #expect(throws: GatewayError.self, "\(bad)") {
+                try GatewayConfig.load(path: "m.yaml", contents: "nbd:\n  \(bad)\n")
+            }
+        }
     }
 
     @Test func nbdAccessSettingsParseAndBadRangesAreRefused() throws {

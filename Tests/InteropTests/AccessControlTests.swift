@@ -78,6 +78,14 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func theRequestSizeCapIsAdvertisedAsTheMaximumBlockSize() async throws {
+        let fixture = try await GatewayFixture(configure: { $0.maximumRequestSize = 64 << 10 })
+        let info = try await Tool.run(["nbdinfo", "--json", fixture.uri("demo")])
+        try #require(info.status == 0, "\(info.errors)")
+        #expect(info.output.contains("\"block_size_maximum\": 65536"), "\(info.output)")
+        await fixture.stop()
+    }
+
     @Test func theUnixSocketHasTheConfiguredMode() async throws {
         let fixture = try await GatewayFixture(configure: { $0.socketMode = 0o600 })
         var status = stat()

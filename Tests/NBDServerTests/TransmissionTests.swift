@@ -11,11 +11,13 @@ import Testing
 /// The server over a real unix socket with an in-memory device, driven byte by byte.
 @Suite struct TransmissionTests {
     /// Starts a server with one export "disk" of 1 MiB; the first READ of offset 0 is slowed.
-    private func withServer(_ body: (String) throws -> Void) async throws {
+    private func withServer(limits: NBDServerLimits = NBDServerLimits(), _ body: (String) throws -> Void)
+        async throws
+    {
         let device = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero }
         let server = NBDServer(
             catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "test"))
+            limits: limits, logger: Logger(label: "test"))
         let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
         let channel = try await server.listen(unixSocket: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -157,6 +159,22 @@ import Testing
             try client.negotiate(export: "disk", structuredReplies: false)
             try client.send(request(.write, cookie: 1, offset: 0, length: UInt64(UInt32.max)))
             #expect(client.isClosedByServer())
+        }
+    }
+
+    @Test func requestsLongerThanTheServersCapGetEINVALAndTheConnectionGoesOn() async throws {
+        try await withServer(limits: NBDServerLimits(maximumRequest: 64 << 10)) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            try client.send(request(.read, cookie: 1, offset: 4096, length: 128 << 10))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            var payload = ByteBuffer()
+            payload.writeRepeatingByte(1, count: 128 << 10)
+            try client.send(request(.write, cookie: 2, offset: 4096, length: 128 << 10), payload: payload)
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
+            try client.send(request(.read, cookie: 3, offset: 4096, length: 64 << 10))
+            let reply = try client.receiveReply()
+            #expect(reply.error == 0 && reply.data == [UInt8](repeating: 0, count: 64 << 10))
         }
     }
 
