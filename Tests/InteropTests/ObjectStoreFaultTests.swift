@@ -108,6 +108,8 @@ import Testing
         checkCachedReads: () async throws -> Void
     ) async throws {
         let uploadsBefore = try await metrics.value("blockgate_uploads_total")
+        // Counted from the round's start: a write held back since the errors stays one wait.
+        let waitsBefore = try await metrics.value("blockgate_backpressure_waits_total")
         let failuresBefore = faults.injectedFailures
         faults.settings = .init(latency: number.isMultiple(of: 2) ? .milliseconds(50) : .zero, errorRate: 0.3)
         let errorsEnd = ContinuousClock.now + round.errors
@@ -119,7 +121,6 @@ import Testing
         try await Task.sleep(until: errorsEnd)
 
         faults.settings = .init(outage: true)
-        let waitsBefore = try await metrics.value("blockgate_backpressure_waits_total")
         let uploadFailuresBefore = try await metrics.value("blockgate_upload_failures_total")
         var heldSeen = false
         for _ in 0..<round.outageChecks {
