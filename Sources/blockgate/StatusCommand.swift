@@ -32,7 +32,8 @@ struct StatusCommand: ParsableCommand {
                     "  \($0.name)", $0.kind, ByteSize.format($0.size),
                     "\(ByteSize.format($0.allocatedBytes)) allocated",
                     "\($0.clients) client(s)" + ($0.dirtyBytes.map { ", \(ByteSize.format($0)) to upload" } ?? "")
-                        + ($0.heldWrites.flatMap { $0 > 0 ? ", \($0) write(s) held back until uploads drain" : nil } ?? ""),
+                        + ($0.heldWrites.flatMap { $0 > 0 ? ", \($0) write(s) held back until uploads drain" : nil }
+                            ?? ""),
                 ]
             })
         let cache = summary.cache
