@@ -7,9 +7,8 @@ import Testing
 /// disk under each kind of volume.
 @Suite(.serialized, .enabled(if: Soak.rounds != nil, "make soak runs these"))
 struct SoakTests {
-    @Test(.enabled(if: (Soak.rounds ?? 0) > 0, "no crash trials asked for (N=0)")) func crashTrialsOnAThinVolume()
-        async throws
-    {
+    @Test(.enabled(if: (Soak.rounds ?? 0) > 0, "no crash trials asked for (N=0)"))
+    func crashTrialsOnAThinVolume() async throws {
         try await CrashTests.trials(rounds: Soak.rounds ?? 0)
     }
 
