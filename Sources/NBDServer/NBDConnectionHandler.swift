@@ -62,8 +62,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         self.registry = registry
         self.connectionID = connectionID
         self.tls = tls
-        self.phase = .negotiating(
-            NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off, maximumRequest: limits.maximumRequest))
+        self.phase = .negotiating(NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off, limits: limits))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -215,8 +214,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             }
         case .startTransmission(let bytes, let session, let options):
             let transmission = Transmission(
-                session: session, options: options, maximumRequest: limits.maximumRequest,
-                allocator: context.channel.allocator)
+                session: session, options: options, limits: limits, allocator: context.channel.allocator)
             phase = .transmitting(transmission)
             self.session = session
             metrics = RequestMetrics(export: session.name)
@@ -466,13 +464,12 @@ struct Transmission {
     let encoder: ReplyEncoder
 
     init(
-        session: NBDExportSession, options: NBDSessionOptions, maximumRequest: UInt32, allocator: ByteBufferAllocator
+        session: NBDExportSession, options: NBDSessionOptions, limits: NBDServerLimits, allocator: ByteBufferAllocator
     ) {
         self.session = session
         self.options = options
-        var capabilities = session.device.capabilities
-        capabilities.maximumRequest = min(capabilities.maximumRequest, maximumRequest)
-        self.validator = RequestValidator(size: session.device.size, capabilities: capabilities, options: options)
+        self.validator = RequestValidator(
+            size: session.device.size, capabilities: limits.served(session.device.capabilities), options: options)
         self.encoder = ReplyEncoder(options: options, allocator: allocator)
     }
 }

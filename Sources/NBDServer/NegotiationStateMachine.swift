@@ -38,15 +38,15 @@ struct NegotiationStateMachine {
     private var allocationContextExport: String?
     private let catalog: any NBDExportCatalog
     private let tls: NBDTLSMode
-    /// The server's cap on a request's length, below the device's own.
-    private let maximumRequest: UInt32
+    /// The server's bounds, which cap what an export's listing advertises.
+    private let limits: NBDServerLimits
     /// NBD_OPT_STARTTLS was answered: what follows is inside TLS.
     private var tlsStarted = false
 
-    init(catalog: any NBDExportCatalog, tls: NBDTLSMode = .off, maximumRequest: UInt32 = .max) {
+    init(catalog: any NBDExportCatalog, tls: NBDTLSMode = .off, limits: NBDServerLimits = NBDServerLimits()) {
         self.catalog = catalog
         self.tls = tls
-        self.maximumRequest = maximumRequest
+        self.limits = limits
     }
 
     /// Whether client flags or options are still expected.
@@ -190,11 +190,10 @@ struct NegotiationStateMachine {
             default: break
             }
         }
-        let capabilities = listing.capabilities
+        let capabilities = limits.served(listing.capabilities)
         NBDOptionReply.writeInfoBlockSize(
             option: request.code, minimum: capabilities.minimumBlockSize,
-            preferred: capabilities.preferredBlockSize, maximum: min(capabilities.maximumRequest, maximumRequest),
-            into: &out)
+            preferred: capabilities.preferredBlockSize, maximum: capabilities.maximumRequest, into: &out)
         NBDOptionReply.write(option: request.code, type: .ack, into: &out)
         guard let session else { return .send(out) }
         state = .finished

@@ -1,3 +1,5 @@
+import BlockDevice
+
 /// Bounds on what clients may ask of the server: per connection, and who may connect at all.
 public struct NBDServerLimits: Sendable, Equatable {
     /// Largest write payload read off the wire; a larger one closes the connection (its bytes
@@ -31,5 +33,14 @@ public struct NBDServerLimits: Sendable, Equatable {
         self.maximumConnections = maximumConnections
         self.allowedNetworks = allowedNetworks
         self.exportNetworks = exportNetworks
+    }
+}
+
+extension NBDServerLimits {
+    /// What a device offers as this server serves it: no request longer than `maximumRequest`.
+    func served(_ capabilities: BlockDeviceCapabilities) -> BlockDeviceCapabilities {
+        var served = capabilities
+        served.maximumRequest = min(capabilities.maximumRequest, maximumRequest)
+        return served
     }
 }
