@@ -127,19 +127,11 @@ public final class S3ObjectStore: ObjectStore {
         var attempt = 0
         while true {
             attempt += 1
-            let amzDate = SigV4Signer.amzDate(time(nil))
-            let signed: [(name: String, value: String)] =
-                [
-                    ("host", "\(configuration.host):\(configuration.port)"), ("x-amz-date", amzDate),
-                    ("x-amz-content-sha256", payloadHash),
-                ] + headers.map { (name: $0.0, value: $0.1) }
-            let authorization = signer.authorization(
-                for: SigV4Signer.Request(
-                    method: method.rawValue, encodedPath: path, query: query.map { (name: $0.0, value: $0.1) },
-                    headers: signed, payloadHash: payloadHash),
-                amzDate: amzDate)
-            var httpHeaders = HTTPHeaders(signed.filter { $0.name != "host" }.map { ($0.name, $0.value) })
-            httpHeaders.add(name: "Authorization", value: authorization)
+            let signed = signer.signedHeaders(
+                method: method.rawValue, host: "\(configuration.host):\(configuration.port)", encodedPath: path,
+                query: query.map { (name: $0.0, value: $0.1) }, headers: headers.map { (name: $0.0, value: $0.1) },
+                payloadHash: payloadHash, amzDate: SigV4Signer.amzDate(time(nil)))
+            let httpHeaders = HTTPHeaders(signed.map { ($0.name, $0.value) })
             let failure: ObjectStoreError
             let started = ContinuousClock.now
             do {

@@ -58,6 +58,22 @@ public struct SigV4Signer: Sendable {
             + "SignedHeaders=\(signedHeaders), Signature=\(signature(for: request, amzDate: amzDate))"
     }
 
+    /// The headers a request to `host` (HOST:PORT) is sent with: x-amz-date,
+    /// x-amz-content-sha256, its own `headers`, and the Authorization that signs them all with
+    /// Host (which the HTTP client sets itself, so it is not among them).
+    public func signedHeaders(
+        method: String, host: String, encodedPath: String, query: [(name: String, value: String)],
+        headers: [(name: String, value: String)] = [], payloadHash: String, amzDate: String
+    ) -> [(name: String, value: String)] {
+        let sent = [(name: "x-amz-date", value: amzDate), (name: "x-amz-content-sha256", value: payloadHash)] + headers
+        let authorization = self.authorization(
+            for: Request(
+                method: method, encodedPath: encodedPath, query: query, headers: [(name: "host", value: host)] + sent,
+                payloadHash: payloadHash),
+            amzDate: amzDate)
+        return sent + [(name: "Authorization", value: authorization)]
+    }
+
     /// The hex signature of `request`.
     public func signature(for request: Request, amzDate: String) -> String {
         let key = signingKey(date: String(amzDate.prefix(8)))

@@ -47,17 +47,10 @@ import Testing
             "/test-bucket/..%2F..%2Fescaped", "/test-bucket/a/..%2F..%2F..%2Fescaped", "/test-bucket/%2Fabsolute",
             "/test-bucket/nul%00byte", "/..%2Fescaped/key",
         ] {
-            let amzDate = SigV4Signer.amzDate(time(nil))
-            let signed = [
-                (name: "host", value: "127.0.0.1:\(fixture.port)"), (name: "x-amz-date", value: amzDate),
-                (name: "x-amz-content-sha256", value: payloadHash),
-            ]
-            let authorization = signer.authorization(
-                for: SigV4Signer.Request(
-                    method: "PUT", encodedPath: path, query: [], headers: signed, payloadHash: payloadHash),
-                amzDate: amzDate)
-            var headers = HTTPHeaders(signed.filter { $0.name != "host" }.map { ($0.name, $0.value) })
-            headers.add(name: "Authorization", value: authorization)
+            let signed = signer.signedHeaders(
+                method: "PUT", host: "127.0.0.1:\(fixture.port)", encodedPath: path, query: [],
+                payloadHash: payloadHash, amzDate: SigV4Signer.amzDate(time(nil)))
+            let headers = HTTPHeaders(signed.map { ($0.name, $0.value) })
             let response = try await client.execute(
                 HTTPClient.Request(method: .PUT, target: path, headers: headers, body: body), timeout: .seconds(10))
             #expect(response.status == .badRequest, "\(path): \(response.status) \(String(buffer: response.body))")
