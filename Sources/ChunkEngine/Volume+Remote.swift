@@ -173,19 +173,20 @@ extension Volume {
         }
     }
 
+    /// Looks again every 20 ms until the change may dirty its chunks, or fails it at `deadline`.
     private func wait(
         toDirty indexes: [Int], _ remote: RemoteBacking, until deadline: NIODeadline,
         _ promise: EventLoopPromise<Void>, on eventLoop: any EventLoop
     ) {
-        if table.canDirty(indexes, limit: remote.settings.dirtyLimit) {
-            promise.succeed(())
-        } else if NIODeadline.now() >= deadline {
-            logger.error(
-                "volume '\(name)': the upload buffer (\(remote.settings.dirtyLimit >> 10) KiB of dirty chunks) did not drain within \(remote.settings.backpressureTimeout); failing the write with ENOSPC (is the object store reachable?)"
-            )
-            promise.fail(BlockDeviceError(.noSpace, "volume '\(name)': the upload buffer is full"))
-        } else {
-            eventLoop.scheduleTask(in: .milliseconds(20)) {
+        eventLoop.scheduleTask(in: .milliseconds(20)) {
+            if self.table.canDirty(indexes, limit: remote.settings.dirtyLimit) {
+                promise.succeed(())
+            } else if NIODeadline.now() >= deadline {
+                self.logger.error(
+                    "volume '\(self.name)': the upload buffer (\(remote.settings.dirtyLimit >> 10) KiB of dirty chunks) did not drain within \(remote.settings.backpressureTimeout); failing the write with ENOSPC (is the object store reachable?)"
+                )
+                promise.fail(BlockDeviceError(.noSpace, "volume '\(self.name)': the upload buffer is full"))
+            } else {
                 self.wait(toDirty: indexes, remote, until: deadline, promise, on: eventLoop)
             }
         }
