@@ -96,7 +96,8 @@ import Testing
             "fault soak: \(number) round(s), \(progress.acknowledged.load(ordering: .relaxed)) writes acknowledged, "
                 + "\(faults.injectedFailures) requests failed on purpose, "
                 + "\(Int(try await metrics.value("blockgate_uploads_total"))) uploads, "
-                + "\(Int(try await metrics.value("blockgate_backpressure_waits_total"))) backpressure waits, 0 lost")
+                + "\(Int(try await metrics.value("blockgate_backpressure_waits_total"))) backpressure waits, "
+                + "\(zip(served, model).filter { $0 != $1 }.count) bytes lost")
         try await reader.shutdown()
         await fixture.stop()
         await peer.stop()
