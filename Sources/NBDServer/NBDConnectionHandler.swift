@@ -172,7 +172,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 if payloadLength == 0 {
                     dispatch(header, payload: nil)
                 } else if buffer.readableBytes >= Int(payloadLength) {
-                    dispatch(header, payload: buffer.readSlice(length: Int(payloadLength))!)
+                    dispatch(header, payload: ownCopy(of: buffer.readSlice(length: Int(payloadLength))!))
                 } else {
                     var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
                     let arrived = buffer.readableBytes
@@ -182,6 +182,15 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 }
             }
         }
+    }
+
+    /// A payload in a buffer of its own: a slice would keep the whole receive buffer (up to
+    /// 1 MiB, shared with the requests around it) alive until the write completes, so memory
+    /// would follow how requests happen to share reads rather than the bytes in flight.
+    private func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
+        var copy = context.channel.allocator.buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
+        return copy
     }
 
     private func payloadLength(of header: NBDRequestHeader, extended: Bool) -> UInt64 {

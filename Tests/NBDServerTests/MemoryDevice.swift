@@ -12,8 +12,12 @@ final class MemoryDevice: BlockDevice, Sendable {
     let readDelay: @Sendable (UInt64) -> TimeAmount
     private let reads = NIOLockedValueBox(0)
 
+    private let writeStorage = NIOLockedValueBox<[Int]>([])
+
     /// Reads received so far.
     var readCount: Int { reads.withLockedValue { $0 } }
+    /// For each write so far, the bytes its payload keeps allocated (its storage's capacity).
+    var writePayloadStorage: [Int] { writeStorage.withLockedValue { $0 } }
 
     init(
         size: UInt64, capabilities: BlockDeviceCapabilities = BlockDeviceCapabilities(),
@@ -55,6 +59,7 @@ final class MemoryDevice: BlockDevice, Sendable {
     }
 
     func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        writeStorage.withLockedValue { $0.append(data.storageCapacity) }
         state.withLockedValue { state in
             state.bytes.replaceSubrange(Int(offset)..<(Int(offset) + data.readableBytes), with: data.readableBytesView)
             for block in Int(offset) / 4096...(Int(offset) + data.readableBytes - 1) / 4096 {

@@ -209,6 +209,31 @@ import Testing
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    @Test func smallWritesArrivingTogetherDoNotKeepTheirReceiveBufferAlive() async throws {
+        let device = MemoryDevice(size: 1 << 20)
+        let server = NBDServer(
+            catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test"))
+        let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
+        let channel = try await server.listen(unixSocket: path)
+        let client = try RawNBDClient(unixSocket: path)
+        try client.negotiate(export: "disk", structuredReplies: false)
+        // 16 writes of 512 bytes in one send: the server receives them in one buffer of 64 KiB.
+        var batch = ByteBuffer()
+        for index in 0..<16 {
+            request(.write, cookie: UInt64(index), offset: UInt64(index) * 512, length: 512)
+                .write(into: &batch, extended: false)
+            batch.writeRepeatingByte(UInt8(index), count: 512)
+        }
+        try client.send(batch)
+        for _ in 0..<16 { #expect(try client.receiveReply().error == 0) }
+        let storage = device.writePayloadStorage
+        #expect(storage.count == 16)
+        #expect(storage.allSatisfy { $0 < 4096 }, "write payloads kept buffers of \(storage) bytes")
+        try await channel.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     @Test func disconnectAnswersRequestsInFlightFirst() async throws {
         try await withServer { path in
             let client = try RawNBDClient(unixSocket: path)
