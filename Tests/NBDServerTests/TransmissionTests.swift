@@ -10,11 +10,12 @@ import Testing
 
 /// The server over a real unix socket with an in-memory device, driven byte by byte.
 @Suite struct TransmissionTests {
-    /// Starts a server with one export "disk" of 1 MiB; the first READ of offset 0 is slowed.
-    private func withServer(limits: NBDServerLimits = NBDServerLimits(), _ body: (String) throws -> Void)
-        async throws
-    {
-        let device = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero }
+    /// Starts a server with one export "disk": by default 1 MiB whose first READ of offset 0 is slowed.
+    private func withServer(
+        limits: NBDServerLimits = NBDServerLimits(),
+        device: MemoryDevice = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero },
+        _ body: (String) async throws -> Void
+    ) async throws {
         let server = NBDServer(
             catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
             limits: limits, logger: Logger(label: "test"))
@@ -22,7 +23,7 @@ import Testing
         let channel = try await server.listen(unixSocket: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
-            try body(path)
+            try await body(path)
         } catch {
             try await channel.close()
             throw error
@@ -189,49 +190,39 @@ import Testing
 
     @Test func aFloodOfLargeReadsIsAdmittedOnlyAsRepliesDrain() async throws {
         let device = MemoryDevice(size: 32 << 20)
-        let server = NBDServer(
-            catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "test"))
-        let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
-        let channel = try await server.listen(unixSocket: path)
-        let client = try RawNBDClient(unixSocket: path)
-        try client.negotiate(export: "disk", structuredReplies: false)
-        // 200 reads of 32 MiB (6.4 GB of replies) sent at once, none of them read yet.
-        try client.send(
-            batch: (0..<200).map {
-                NBDRequestHeader(flags: [], command: .read, cookie: UInt64($0), offset: 0, length: 32 << 20)
-            })
-        try await Task.sleep(for: .seconds(1))
-        // Past 64 MiB of replies the client has not taken, the server stops taking requests.
-        #expect(device.readCount < 10, "\(device.readCount) reads admitted while no reply was read")
-        for _ in 0..<3 { #expect(try client.receiveReply().error == 0) }
-        try await channel.close()
-        try? FileManager.default.removeItem(atPath: path)
+        try await withServer(device: device) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            // 200 reads of 32 MiB (6.4 GB of replies) sent at once, none of them read yet.
+            try client.send(
+                batch: (0..<200).map {
+                    NBDRequestHeader(flags: [], command: .read, cookie: UInt64($0), offset: 0, length: 32 << 20)
+                })
+            try await Task.sleep(for: .seconds(1))
+            // Past 64 MiB of replies the client has not taken, the server stops taking requests.
+            #expect(device.readCount < 10, "\(device.readCount) reads admitted while no reply was read")
+            for _ in 0..<3 { #expect(try client.receiveReply().error == 0) }
+        }
     }
 
     @Test func smallWritesArrivingTogetherDoNotKeepTheirReceiveBufferAlive() async throws {
         let device = MemoryDevice(size: 1 << 20)
-        let server = NBDServer(
-            catalog: FakeCatalog(devices: ["disk": device]), group: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "test"))
-        let path = NSTemporaryDirectory() + "nbd-\(UUID().uuidString.prefix(8)).sock"
-        let channel = try await server.listen(unixSocket: path)
-        let client = try RawNBDClient(unixSocket: path)
-        try client.negotiate(export: "disk", structuredReplies: false)
-        // 16 writes of 512 bytes in one send: the server receives them in one buffer of 64 KiB.
-        var batch = ByteBuffer()
-        for index in 0..<16 {
-            request(.write, cookie: UInt64(index), offset: UInt64(index) * 512, length: 512)
-                .write(into: &batch, extended: false)
-            batch.writeRepeatingByte(UInt8(index), count: 512)
+        try await withServer(device: device) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            // 16 writes of 512 bytes in one send: the server receives them in one buffer of 64 KiB.
+            var batch = ByteBuffer()
+            for index in 0..<16 {
+                request(.write, cookie: UInt64(index), offset: UInt64(index) * 512, length: 512)
+                    .write(into: &batch, extended: false)
+                batch.writeRepeatingByte(UInt8(index), count: 512)
+            }
+            try client.send(batch)
+            for _ in 0..<16 { #expect(try client.receiveReply().error == 0) }
+            let storage = device.writePayloadStorage
+            #expect(storage.count == 16)
+            #expect(storage.allSatisfy { $0 < 4096 }, "write payloads kept buffers of \(storage) bytes")
         }
-        try client.send(batch)
-        for _ in 0..<16 { #expect(try client.receiveReply().error == 0) }
-        let storage = device.writePayloadStorage
-        #expect(storage.count == 16)
-        #expect(storage.allSatisfy { $0 < 4096 }, "write payloads kept buffers of \(storage) bytes")
-        try await channel.close()
-        try? FileManager.default.removeItem(atPath: path)
     }
 
     @Test func disconnectAnswersRequestsInFlightFirst() async throws {
