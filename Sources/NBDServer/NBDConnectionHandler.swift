@@ -169,28 +169,25 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 guard payloadLength <= UInt64(limits.maximumPayload) else {
                     throw NBDProtocolError.requestTooLong(payloadLength)
                 }
-                if payloadLength == 0 {
+                guard payloadLength > 0 else {
                     dispatch(header, payload: nil)
-                } else if buffer.readableBytes >= Int(payloadLength) {
-                    dispatch(header, payload: ownCopy(of: buffer.readSlice(length: Int(payloadLength))!))
-                } else {
-                    var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
-                    let arrived = buffer.readableBytes
-                    payload.writeBuffer(&buffer)
-                    input = .payload(header, payload, missing: Int(payloadLength) - arrived)
+                    continue
+                }
+                // The payload gets a buffer of its own even when it has all arrived: a slice would
+                // keep the whole receive buffer (up to 1 MiB, shared with the requests around it)
+                // alive until the write completes, so memory would follow how requests happen to
+                // share reads rather than the bytes in flight.
+                var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
+                var arrived = buffer.readSlice(length: min(buffer.readableBytes, Int(payloadLength)))!
+                payload.writeBuffer(&arrived)
+                let missing = Int(payloadLength) - payload.readableBytes
+                guard missing == 0 else {
+                    input = .payload(header, payload, missing: missing)
                     return
                 }
+                dispatch(header, payload: payload)
             }
         }
-    }
-
-    /// A payload in a buffer of its own: a slice would keep the whole receive buffer (up to
-    /// 1 MiB, shared with the requests around it) alive until the write completes, so memory
-    /// would follow how requests happen to share reads rather than the bytes in flight.
-    private func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
-        var copy = context.channel.allocator.buffer(capacity: payload.readableBytes)
-        copy.writeImmutableBuffer(payload)
-        return copy
     }
 
     private func payloadLength(of header: NBDRequestHeader, extended: Bool) -> UInt64 {

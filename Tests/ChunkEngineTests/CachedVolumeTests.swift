@@ -13,11 +13,6 @@ import VolumeTestSupport
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7) ^ seed }
     }
 
-    /// Evicts every clean chunk, waiting for chunks the uploader still holds for a moment.
-    private func evictAll(_ volume: Volume) async throws {
-        try await volume.dropCache()
-    }
-
     private func chunkObjects(_ fixture: VolumeFixture) async throws -> [String] {
         try await fixture.objects!.list(prefix: Volume.objectPrefix(uuid: fixture.record.uuid)).map(\.key)
     }
@@ -29,7 +24,7 @@ import VolumeTestSupport
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 4)
-        try await evictAll(fixture.volume)
+        try await fixture.volume.dropCache()
         #expect(fixture.volume.cacheUsage.cachedBytes == 0)
         #expect(try fixture.volume.diskUsage() < 65536)
         let back = try await fixture.read(10_000, 200_000)
@@ -46,7 +41,7 @@ import VolumeTestSupport
         try await fixture.write(0, data)
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
-        try await evictAll(fixture.volume)
+        try await fixture.volume.dropCache()
         let cache = CacheManager(capacity: 2 * 65536, logger: Logger(label: "test"))
         cache.add(fixture.volume)
         cache.start()
@@ -65,13 +60,13 @@ import VolumeTestSupport
         try await fixture.write(0, original)
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
-        try await evictAll(fixture.volume)
+        try await fixture.volume.dropCache()
         // A whole block and a few sectors inside another block, both without the rest present.
         let block = [UInt8](repeating: 0xEE, count: 4096)
         try await fixture.write(8192, block)
         try await fixture.write(20_000 + 100, [UInt8](repeating: 0xDD, count: 512))
         try await fixture.volume.waitUntilUploaded()
-        try await evictAll(fixture.volume)
+        try await fixture.volume.dropCache()
         var expected = original
         expected.replaceSubrange(8192..<12288, with: block)
         expected.replaceSubrange(20_100..<20_612, with: [UInt8](repeating: 0xDD, count: 512))
@@ -110,7 +105,7 @@ import VolumeTestSupport
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 2)
-        try await evictAll(fixture.volume)
+        try await fixture.volume.dropCache()
         let back = try await fixture.read(0, 100_000)
         let same = back == data
         #expect(same)
