@@ -81,29 +81,6 @@ extension ChunkTable {
         lock.withLock { chunks[index]?.generation }
     }
 
-    /// After the object of `newGeneration` holding the snapshot is stored: commits the chunk's
-    /// record naming it (clean when nothing changed the chunk since the snapshot) and returns the
-    /// commit and the generation it replaces (to delete once committed). The commit is queued
-    /// under the lock, so that it lands before any dirty mark a later change queues. Nil when the
-    /// chunk is gone.
-    func uploaded(_ index: Int, newGeneration: UInt64, snapshot: UInt64, on eventLoop: any EventLoop)
-        -> (committed: EventLoopFuture<Void>, replaced: UInt64)?
-    {
-        lock.withLock {
-            guard var state = chunks[index] else { return nil }
-            let replaced = state.remoteGeneration
-            state.remoteGeneration = newGeneration
-            let clean = state.generation == snapshot && !state.gate.isHeld
-            if clean, case .dirty = state.journal {
-                state.journal = .clean
-                dirtyChunks.remove(index)
-            }
-            chunks[index] = state
-            let change = ChunkChange.store(volumeID: volumeID, record(index, state, dirty: !clean))
-            return (journal.submit([change], on: eventLoop), replaced)
-        }
-    }
-
     /// The upload of a chunk is over (done or failed).
     func endUpload(_ index: Int) {
         lock.withLock {

@@ -1,49 +1,130 @@
 import Metadata
 import NIOCore
 
+/// A durability round's side of the chunk map. A round captures what it will record (before the
+/// data sync), syncs the file, then commits the captured records: so a record never claims data
+/// the sync did not cover, whatever happened between the sync and the commit. Rounds run one
+/// at a time (Volume's flush state), so their commits land in the order of their captures.
 extension ChunkTable {
-    /// What a flush looks at: the dirty chunks with their generations, taken before the data sync.
-    struct FlushSnapshot {
-        fileprivate let generations: [Int: UInt64]
-        fileprivate let deleted: Set<Int>
-        /// Objects to delete once this flush's commit has landed.
-        let orphans: [(index: Int, generation: UInt64)]
-        var isEmpty: Bool { generations.isEmpty && deleted.isEmpty && orphans.isEmpty }
+    /// One chunk as a round captured it before the data sync.
+    fileprivate struct Captured {
+        let generation: UInt64
+        let valid: BlockBitmap
+        let present: BlockBitmap
+        let remoteGeneration: UInt64
     }
 
+    /// An uploaded object that the next round names in the chunk's record.
+    struct StoredUpload {
+        /// The object's generation.
+        let generation: UInt64
+        /// The chunk's data generation the object holds.
+        let snapshot: UInt64
+    }
+
+    /// What a round records: the dirty chunks (and those it names new objects for or retires
+    /// objects of) as they were before the data sync, the chunks to forget, and the objects no
+    /// record will name any more.
+    struct FlushSnapshot {
+        fileprivate let captured: [Int: Captured]
+        fileprivate let deleted: Set<Int>
+        fileprivate let uploads: [Int: StoredUpload]
+        fileprivate let retired: [(index: Int, generation: UInt64)]
+        var isEmpty: Bool { captured.isEmpty && deleted.isEmpty && retired.isEmpty }
+    }
+
+    /// An upload of `index` as `generation`, holding the chunk's data at `snapshot`, is in the
+    /// store: the next round names it.
+    func stored(_ index: Int, generation: UInt64, snapshot: UInt64) {
+        lock.withLock { storedUploads[index] = StoredUpload(generation: generation, snapshot: snapshot) }
+    }
+
+    /// Captures the round's records; call before the data sync.
     func flushSnapshot() -> FlushSnapshot {
         lock.withLock {
-            var generations: [Int: UInt64] = [:]
+            var indexes = Set(storedUploads.keys)
             for index in dirtyChunks {
-                if case .dirty = chunks[index]!.journal { generations[index] = chunks[index]!.generation }
+                if case .dirty = chunks[index]!.journal { indexes.insert(index) }
             }
-            defer { orphans.removeAll() }
-            return FlushSnapshot(generations: generations, deleted: deletedChunks, orphans: orphans)
+            // A dropped chunk re-created since: its new record must replace the one naming the
+            // retired object in the same commit.
+            for orphan in orphans where chunks[orphan.index] != nil { indexes.insert(orphan.index) }
+            var captured: [Int: Captured] = [:]
+            for index in indexes {
+                guard let state = chunks[index] else { continue }
+                captured[index] = Captured(
+                    generation: state.generation, valid: state.valid, present: state.present,
+                    remoteGeneration: state.remoteGeneration)
+            }
+            defer {
+                orphans.removeAll()
+                storedUploads.removeAll()
+            }
+            return FlushSnapshot(captured: captured, deleted: deletedChunks, uploads: storedUploads, retired: orphans)
         }
     }
 
-    /// After the data sync: commits the records that make the snapshot's chunks durable. On a
-    /// thin volume, chunks untouched since the snapshot are committed clean (and become clean
-    /// here); on a cached volume they stay dirty until uploaded. The commit is queued under the
-    /// lock, so that it lands before any dirty mark a later change queues.
-    func commitFlush(_ snapshot: FlushSnapshot, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// After the data sync: commits the captured records. A chunk untouched since the capture
+    /// becomes clean: on a thin volume always, on a cached one when the round names an upload
+    /// holding its data. The commit is queued under the lock, so that it lands before any dirty
+    /// mark a later change queues. Returns the commit and whether it left objects to delete.
+    func commitFlush(_ snapshot: FlushSnapshot, on eventLoop: any EventLoop) -> (
+        committed: EventLoopFuture<Void>, retires: Bool
+    ) {
         lock.withLock {
             var changes: [ChunkChange] = []
-            for (index, generation) in snapshot.generations.sorted(by: { $0.key < $1.key }) {
-                guard var state = chunks[index], case .dirty = state.journal else { continue }
-                let clean = !cached && state.generation == generation && !state.gate.isHeld
-                if clean {
-                    state.journal = .clean
-                    dirtyChunks.remove(index)
+            var retired: [(index: Int, generation: UInt64)] = []
+            for (index, captured) in snapshot.captured.sorted(by: { $0.key < $1.key }) {
+                let upload = snapshot.uploads[index]
+                var remoteGeneration = chunks[index]?.remoteGeneration ?? captured.remoteGeneration
+                var clean = false
+                if var state = chunks[index] {
+                    if let upload {
+                        if state.remoteGeneration > 0 { retired.append((index, state.remoteGeneration)) }
+                        state.remoteGeneration = upload.generation
+                        remoteGeneration = upload.generation
+                    }
+                    let unchangedSince = cached ? upload?.snapshot : captured.generation
+                    if case .dirty = state.journal, state.generation == unchangedSince, !state.gate.isHeld {
+                        clean = true
+                        state.journal = .clean
+                        dirtyChunks.remove(index)
+                    }
                     chunks[index] = state
                 }
-                changes.append(.store(volumeID: volumeID, record(index, state, dirty: !clean)))
+                let record = ChunkRecord(
+                    index: Int64(index), valid: captured.valid.bytes, dirty: !clean,
+                    present: cached ? captured.present.bytes : [], remoteGeneration: remoteGeneration)
+                changes.append(.store(volumeID: volumeID, record))
             }
+            var deleted: Set<Int> = []
             for index in snapshot.deleted.sorted() where chunks[index] == nil {
                 deletedChunks.remove(index)
+                deleted.insert(index)
                 changes.append(.delete(volumeID: volumeID, index: Int64(index)))
             }
-            return journal.submit(changes, on: eventLoop)
+            // An object is retired only in the commit that stops its chunk's record naming it;
+            // a chunk re-created after the capture waits for the next round.
+            for orphan in snapshot.retired {
+                if deleted.contains(orphan.index) || snapshot.captured[orphan.index] != nil {
+                    retired.append(orphan)
+                } else {
+                    orphans.append(orphan)
+                }
+            }
+            changes += retired.map {
+                .retire(volumeID: volumeID, index: Int64($0.index), generation: $0.generation)
+            }
+            return (journal.submit(changes, on: eventLoop), !retired.isEmpty || !deleted.isEmpty)
+        }
+    }
+
+    /// Gives a failed round's retired objects and forgotten chunks back to the next round
+    /// (its uploads are tried again instead). Retiring an object twice is harmless.
+    func restore(_ snapshot: FlushSnapshot) {
+        lock.withLock {
+            orphans += snapshot.retired
+            for index in snapshot.deleted where chunks[index] == nil { deletedChunks.insert(index) }
         }
     }
 

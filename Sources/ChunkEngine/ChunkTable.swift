@@ -22,9 +22,11 @@ final class ChunkTable: @unchecked Sendable {
     var dirtyChunks: Set<Int> = []
     /// Chunks dropped from the map whose database rows the next flush deletes.
     var deletedChunks: Set<Int> = []
-    /// Uploaded objects of dropped chunks: deleted once a flush has committed the records that
-    /// no longer name them.
+    /// Uploaded objects of dropped chunks: retired (owed for deletion) by the round whose commit
+    /// stops their chunk's record naming them.
     var orphans: [(index: Int, generation: UInt64)] = []
+    /// Uploads in the store that the next round names in their chunks' records.
+    var storedUploads: [Int: StoredUpload] = [:]
     /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
     var nextGeneration: UInt64 = 1
 

@@ -1,4 +1,5 @@
 import Logging
+import Metadata
 import NIOConcurrencyHelpers
 import NIOCore
 import ObjectStore
@@ -21,13 +22,18 @@ public struct RemoteSettings: Sendable, Equatable {
     }
 }
 
-/// The object-store side of a cached volume: its store and key prefix, upload generations, and
-/// the running uploader. Chunk `i` uploaded as generation `g` is the object
-/// `volumes/<uuid>/chunks/<i>-<g>`; generations only grow, so an upload never overwrites an
-/// object a reader may be fetching.
+/// The object-store side of a cached volume: its store and key prefix, upload generations, the
+/// running uploader, and the collector of retired objects. Chunk `i` uploaded as generation `g`
+/// is the object `volumes/<uuid>/chunks/<i>-<g>`; generations only grow (each is recorded as
+/// begun before its upload), so an upload never overwrites an object a reader may be fetching.
+/// An object is deleted only when the database owes it (`MetadataStore.owedObjects`): never on
+/// the strength of a listing or of what the database lacks.
 final class RemoteBacking: Sendable {
     let store: any ObjectStore
     let uuid: String
+    let volumeID: Int64
+    let metadata: MetadataStore
+    let journal: MetadataJournal
     let settings: RemoteSettings
     let group: any EventLoopGroup
     let logger: Logger
@@ -38,15 +44,24 @@ final class RemoteBacking: Sendable {
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
-    /// Object deletes not yet done, and those of them that failed and wait for a retry.
-    private let deletions = NIOLockedValueBox((outstanding: 0, failed: [(index: Int, generation: UInt64)]()))
+    private let collection = NIOLockedValueBox(Collection())
+
+    /// Whether the collector runs, whether it must run again, and the owed objects it left.
+    private struct Collection {
+        var running = false
+        var again = false
+        var outstanding = 0
+    }
 
     init(
-        store: any ObjectStore, uuid: String, settings: RemoteSettings, firstGeneration: UInt64,
-        group: any EventLoopGroup, logger: Logger
+        store: any ObjectStore, uuid: String, volumeID: Int64, metadata: MetadataStore, journal: MetadataJournal,
+        settings: RemoteSettings, firstGeneration: UInt64, group: any EventLoopGroup, logger: Logger
     ) {
         self.store = store
         self.uuid = uuid
+        self.volumeID = volumeID
+        self.metadata = metadata
+        self.journal = journal
         self.settings = settings
         self.generations = NIOLockedValueBox(firstGeneration)
         self.group = group
@@ -77,37 +92,59 @@ final class RemoteBacking: Sendable {
         }
     }
 
-    /// Deletes objects no record names any more, in the background. A failed delete is kept and
-    /// tried again by `retryFailedDeletes` (generations are never reused, so a late delete is
-    /// safe); what a stop leaves behind, the next start's sweep removes.
-    func deleteObjects(_ objects: [(index: Int, generation: UInt64)], volume: String) {
-        guard !objects.isEmpty else { return }
-        deletions.withLockedValue { $0.outstanding += objects.count }
+    /// Deletes the objects the database owes, in the background, and forgets them once gone.
+    /// A pass asked for while one runs is run after it; what fails stays owed for the next pass.
+    func collect(volume: String) {
+        let start = collection.withLockedValue { collection in
+            if collection.running {
+                collection.again = true
+                return false
+            }
+            collection.running = true
+            return true
+        }
+        guard start else { return }
         Task {
-            for object in objects {
-                do {
-                    try await store.delete(try chunkKey(object.index, object.generation))
-                    deletions.withLockedValue { $0.outstanding -= 1 }
-                } catch {
-                    logger.warning(
-                        "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation), will retry: \(error)"
-                    )
-                    deletions.withLockedValue { $0.failed.append(object) }
-                }
+            repeat {
+                await collectOnce(volume: volume)
+            } while collection.withLockedValue({ collection in
+                defer { collection.again = false }
+                if !collection.again { collection.running = false }
+                return collection.again
+            })
+        }
+    }
+
+    private func collectOnce(volume: String) async {
+        let owed: [(index: Int64, generation: UInt64)]
+        do {
+            owed = try metadata.owedObjects(volumeID: volumeID)
+        } catch {
+            logger.warning("volume '\(volume)': cannot read the objects to delete: \(error)")
+            return
+        }
+        collection.withLockedValue { $0.outstanding = owed.count }
+        var forgotten: [ChunkChange] = []
+        for object in owed {
+            do {
+                try await store.delete(try chunkKey(Int(object.index), object.generation))
+                forgotten.append(.forget(volumeID: volumeID, index: object.index, generation: object.generation))
+            } catch {
+                logger.warning(
+                    "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation), will retry: \(error)"
+                )
             }
         }
-    }
-
-    /// Starts again the deletes that failed.
-    func retryFailedDeletes(volume: String) {
-        let failed = deletions.withLockedValue { state in
-            defer { state.failed = [] }
-            state.outstanding -= state.failed.count
-            return state.failed
+        do {
+            if !forgotten.isEmpty { try await journal.submit(forgotten, on: group.next()).get() }
+            collection.withLockedValue { $0.outstanding = owed.count - forgotten.count }
+        } catch {
+            logger.warning("volume '\(volume)': cannot record deleted objects: \(error)")
         }
-        deleteObjects(failed, volume: volume)
     }
 
-    /// Deletes started or failed and not yet done.
-    var outstandingDeletes: Int { deletions.withLockedValue { $0.outstanding } }
+    /// Owed objects not yet deleted (at least 1 while a pass runs).
+    var outstandingDeletes: Int {
+        collection.withLockedValue { $0.running ? max(1, $0.outstanding) : $0.outstanding }
+    }
 }

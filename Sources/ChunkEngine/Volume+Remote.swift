@@ -1,5 +1,6 @@
 import BlockDevice
 import LocalIO
+import Metadata
 import Metrics
 import NIOCore
 import ObjectStore
@@ -218,11 +219,12 @@ extension Volume {
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 if NIODeadline.now() - lastDeleteRetry > Self.deleteRetryInterval {
-                    remote.retryFailedDeletes(volume: name)
+                    if remote.outstandingDeletes > 0 { remote.collect(volume: name) }
                     lastDeleteRetry = .now()
                 }
                 let free = remote.settings.uploadConcurrency - remote.activeUploads.withLockedValue { $0 }
-                if free > 0 {
+                // A fenced volume's cache may have lost writes: nothing more of it goes to the store.
+                if free > 0, fenced == nil {
                     for index in table.uploadCandidates(limit: free) where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
@@ -255,8 +257,9 @@ extension Volume {
         }
     }
 
-    /// Completes the chunk from the object store, snapshots it with the chunk held, stores the
-    /// snapshot as a new generation, makes the cache durable, commits, deletes the old generation.
+    /// Completes the chunk from the object store, snapshots it with the chunk held, records the
+    /// new generation as begun, stores the snapshot as that generation, and waits for the
+    /// durability round that names it (and retires the generation it replaces).
     private func uploadOnce(chunk index: Int, _ remote: RemoteBacking) async throws {
         let eventLoop = remote.group.next()
         let blocks = geometry.blocks(inChunk: index)
@@ -272,17 +275,12 @@ extension Volume {
         }.get()
         guard let (snapshot, data) = taken else { return }
         let generation = remote.nextGeneration()
+        try await journal.submit(
+            [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
+        ).get()
         try await remote.store.put(try remote.chunkKey(index, generation), data: data)
-        try await io.syncData(file, on: eventLoop).get()
-        guard
-            let (committed, replaced) = table.uploaded(
-                index, newGeneration: generation, snapshot: snapshot, on: eventLoop)
-        else {
-            remote.deleteObjects([(index, generation)], volume: name)
-            return
-        }
-        try await committed.get()
-        if replaced > 0 { remote.deleteObjects([(index, replaced)], volume: name) }
+        table.stored(index, generation: generation, snapshot: snapshot)
+        try await flush(on: eventLoop).get()
     }
 
     /// How often the uploader tries again the deletes that failed.

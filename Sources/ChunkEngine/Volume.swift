@@ -1,6 +1,7 @@
 import BlockDevice
 import LocalIO
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -42,6 +43,10 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// The object store side of a cached volume; nil for a thin volume.
     let remote: RemoteBacking?
     private let flushes = NIOLockedValueBox(FlushState.idle)
+    /// Set for good when a sync of the file failed: the kernel may have dropped the pages it
+    /// could not write, so no later sync can prove them durable ("fsyncgate"). Every later flush
+    /// and FUA write fails with it until the volume is opened again (and recovered).
+    private let fence = NIOLockedValueBox<BlockDeviceError?>(nil)
 
     /// Whether a flush round runs, and who waits for the next one.
     private enum FlushState {
@@ -73,6 +78,24 @@ public final class Volume: BlockDevice, @unchecked Sendable {
 
     /// Chunks holding data and the bytes of their valid blocks.
     public var usage: (chunks: Int, bytes: UInt64) { table.usage() }
+
+    /// Why the volume refuses to flush (a sync of its file failed), or nil.
+    public var fenced: String? { fence.withLockedValue { $0?.message } }
+
+    /// Fences the volume after a failed sync of its file; logged and counted once.
+    func fence(after error: any Error, in operation: String) {
+        let first = fence.withLockedValue { fence in
+            guard fence == nil else { return false }
+            fence = BlockDeviceError(
+                .io,
+                "volume '\(name)' is fenced: \(operation) failed (\(error)), so writes since its last flush may be lost; every flush fails until blockgate is restarted and the volume recovered"
+            )
+            return true
+        }
+        guard first else { return }
+        logger.critical("volume '\(name)': \(operation) failed (\(error)); flushes fail from now on until a restart")
+        Counter(label: "blockgate_sync_failures_total", dimensions: [("volume", name)]).increment()
+    }
 
     /// Bytes the volume's file occupies on disk.
     public func diskUsage() throws -> UInt64 { try file.allocatedBytes() }
@@ -169,10 +192,19 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         let indexes = Array(geometry.chunks(touching: offset, length: length))
         let geometry = self.geometry
         let edges = partialBlocks(offset: offset, length: length)
-        return admit(indexes, on: eventLoop).flatMap {
+        // A thin volume's recovery finds a FUA write's blocks in the file; a cached volume's
+        // trusts only committed records, so there FUA is a flush after the write.
+        let dsync = fua && remote == nil
+        let written = admit(indexes, on: eventLoop).flatMap {
             self.changeWithEdges(indexes, edges: edges, exclusive: false, on: eventLoop) {
                 [io = self.io, file = self.file] in
-                io.write(file, offset: offset, data: data, dsync: fua, on: eventLoop)
+                guard dsync else { return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop) }
+                if let fenced = self.fence.withLockedValue({ $0 }) { return eventLoop.makeFailedFuture(fenced) }
+                return io.write(file, offset: offset, data: data, dsync: true, on: eventLoop).flatMapError { error in
+                    // Space that could not be allocated is no lost write-back; anything else may be.
+                    if (error as? LocalIOError)?.isNoSpace != true { self.fence(after: error, in: "a FUA write") }
+                    return eventLoop.makeFailedFuture(error)
+                }
             } update: { index, state in
                 let blocks = ChunkGeometry.blocksTouching(
                     geometry.slice(ofChunk: index, offset: offset, length: length))
@@ -182,7 +214,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                     state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
                 }
             }
-        }.flatMapErrorThrowing { throw self.deviceError($0) }
+        }
+        return finish([written], durable: fua && !dsync, on: eventLoop)
     }
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -352,19 +385,33 @@ public final class Volume: BlockDevice, @unchecked Sendable {
 
     // MARK: - Flush
 
-    /// One flush round: snapshot the dirty chunks, fdatasync the file, commit their bitmaps, then
-    /// delete the objects of chunks the commit dropped. Flushes that arrive meanwhile are served
-    /// together by the next round.
+    /// One durability round: capture the records to commit, fdatasync the file, commit them
+    /// (naming uploaded objects and retiring replaced ones), then let the collector delete what
+    /// the commit retired. Flushes and uploads that arrive meanwhile are served together by the
+    /// next round. A failed sync fences the volume.
     private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
-        let snapshot = table.flushSnapshot()
-        let round: EventLoopFuture<Void> =
-            snapshot.isEmpty
-            ? eventLoop.makeSucceededVoidFuture()
-            : io.syncData(file, on: eventLoop).flatMap { [table] in table.commitFlush(snapshot, on: eventLoop) }
+        let round: EventLoopFuture<Void>
+        if let fenced = fence.withLockedValue({ $0 }) {
+            round = eventLoop.makeFailedFuture(fenced)
+        } else {
+            let snapshot = table.flushSnapshot()
+            round =
+                snapshot.isEmpty
+                ? eventLoop.makeSucceededVoidFuture()
+                : io.syncData(file, on: eventLoop).flatMapError { error in
+                    self.fence(after: error, in: "fdatasync")
+                    return eventLoop.makeFailedFuture(error)
+                }.flatMap { [table] in
+                    let (committed, retires) = table.commitFlush(snapshot, on: eventLoop)
+                    return committed.map { if retires { self.remote?.collect(volume: self.name) } }
+                }.flatMapErrorThrowing { [table] error in
+                    table.restore(snapshot)
+                    throw error
+                }
+        }
         round.whenComplete { result in
-            switch result {
-            case .failure(let error): self.logger.error("flush of volume '\(self.name)' failed: \(error)")
-            case .success: self.remote?.deleteObjects(snapshot.orphans, volume: self.name)
+            if case .failure(let error) = result, self.fenced == nil {
+                self.logger.error("flush of volume '\(self.name)' failed: \(error)")
             }
             let mapped = result.mapError { self.deviceError($0) as any Error }
             for waiter in waiters { waiter.completeWith(mapped) }

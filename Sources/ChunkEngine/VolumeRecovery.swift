@@ -20,11 +20,15 @@ public struct RemoteContext: Sendable {
 extension Volume {
     /// Opens a volume: its file, and its chunk map from the database.
     ///
-    /// Chunks the database marks dirty (changed after their last commit, e.g. before a crash) get
-    /// the blocks the file holds added to their bitmaps. A thin volume then commits them clean; a
-    /// cached volume keeps them dirty so that they are uploaded again, and sweeps objects no
-    /// record names (uploads a crash interrupted, generations it could not delete).
-    /// - Throws: `LocalIOError`, `MetadataError`, or `ObjectStoreError` (listing the objects).
+    /// Chunks the database marks dirty (changed after their last commit, e.g. before a crash)
+    /// are recovered by the kind of volume:
+    /// - thin: their bitmaps become the blocks the file holds (whatever a flush made durable is
+    ///   there; anything else is unflushed and may be kept or not), and they are committed clean;
+    /// - cached: the record is what the last durability round's sync covered, so it is kept as it
+    ///   is, and the blocks the file holds beyond its present ones (unflushed writes or downloads
+    ///   a power loss may have torn) are punched out; the chunk stays dirty, to be uploaded again.
+    /// A cached volume then deletes the objects its database owes, and only those.
+    /// - Throws: `LocalIOError` or `MetadataError`.
     public static func open(
         record: VolumeRecord, path: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
         remote context: RemoteContext?, logger: Logger
@@ -37,6 +41,7 @@ extension Volume {
         let file = try LocalFile.open(path: path, length: record.size)
         var states: [Int: ChunkState] = [:]
         var changes: [ChunkChange] = []
+        var punched = 0
         for chunk in try store.chunks(volumeID: record.id) {
             let index = Int(chunk.index)
             guard index < geometry.chunkCount else {
@@ -45,33 +50,37 @@ extension Volume {
             }
             let blocks = geometry.blocks(inChunk: index)
             var valid = BlockBitmap(count: blocks, bytes: chunk.valid)
-            var present = BlockBitmap(count: blocks, bytes: chunk.present)
+            let present = BlockBitmap(count: blocks, bytes: chunk.present)
             if chunk.dirty {
                 let written = try writtenBlocks(of: index, file: file, geometry: geometry)
-                valid = cached ? valid.union(written) : written
-                present = present.union(written)
+                if cached {
+                    punched += try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry)
+                } else {
+                    valid = written
+                    changes.append(
+                        valid.isEmpty
+                            ? .delete(volumeID: record.id, index: chunk.index)
+                            : .store(
+                                volumeID: record.id, ChunkRecord(index: chunk.index, valid: valid.bytes, dirty: false))
+                    )
+                }
             }
             let state = ChunkState(
                 valid: valid, journal: chunk.dirty && cached ? .dirty : .clean, present: present,
                 remoteGeneration: chunk.remoteGeneration)
-            if chunk.dirty && !cached {
-                changes.append(
-                    valid.isEmpty
-                        ? .delete(volumeID: record.id, index: chunk.index)
-                        : .store(volumeID: record.id, ChunkRecord(index: chunk.index, valid: valid.bytes, dirty: false))
-                )
-            }
             if !valid.isEmpty || chunk.remoteGeneration > 0 || (cached && chunk.dirty) { states[index] = state }
         }
-        if !changes.isEmpty {
+        if !changes.isEmpty || punched > 0 {
             logger.notice(
-                "volume '\(record.name)': recovered \(changes.count) chunk(s) changed since their last commit")
+                "volume '\(record.name)': recovered \(changes.count + punched) chunk(s) changed since their last commit"
+            )
             try file.syncData()
             try store.apply(changes)
         }
         var backing: RemoteBacking?
         if cached, let context {
-            backing = await sweep(record: record, states: states, context: context, logger: logger)
+            backing = await sweep(
+                record: record, states: states, metadata: store, journal: journal, context: context, logger: logger)
         }
         let table = ChunkTable(
             volumeID: record.id, geometry: geometry, journal: journal, cached: cached, chunks: states)
@@ -79,33 +88,57 @@ extension Volume {
             name: record.name, table: table, file: file, io: io, journal: journal, remote: backing, logger: logger)
     }
 
-    /// Lists the volume's objects, deletes those no record names, and returns the backing with
-    /// upload generations above every generation seen.
+    /// Punches the blocks of a chunk the file holds beyond `present`; returns 1 if it punched any.
+    private static func punch(
+        _ written: BlockBitmap, outside present: BlockBitmap, ofChunk index: Int, file: LocalFile,
+        geometry: ChunkGeometry
+    ) throws -> Int {
+        let blockSize = UInt64(ChunkGeometry.blockSize)
+        var any = 0
+        for (run, isWritten) in written.runs(in: 0..<written.count) where isWritten {
+            for (piece, isPresent) in present.runs(in: run) where !isPresent {
+                try file.punchHole(
+                    offset: geometry.chunkStart(index) + UInt64(piece.lowerBound) * blockSize,
+                    length: UInt64(piece.count) * blockSize)
+                any = 1
+            }
+        }
+        return any
+    }
+
+    /// Builds the backing with upload generations above every generation begun (recorded in the
+    /// database) or seen in the store, and starts deleting the objects the database owes. Objects
+    /// the listing shows that no record names are left in place: the database may be older than
+    /// the store (restored from a backup), and only what it owes is known to be garbage.
     private static func sweep(
-        record: VolumeRecord, states: [Int: ChunkState], context: RemoteContext, logger: Logger
+        record: VolumeRecord, states: [Int: ChunkState], metadata: MetadataStore, journal: MetadataJournal,
+        context: RemoteContext, logger: Logger
     ) async -> RemoteBacking {
         var highest: UInt64 = states.values.map(\.remoteGeneration).max() ?? 0
-        var unreferenced: [(index: Int, generation: UInt64)] = []
+        if let next = try? metadata.nextGeneration(volumeID: record.id) { highest = max(highest, next - 1) }
         do {
+            let known = highest
+            var unknown = 0
             for object in try await context.store.list(prefix: RemoteBacking.chunkPrefix(uuid: record.uuid)) {
-                guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: record.uuid) else {
+                guard let (_, generation) = RemoteBacking.parseChunkKey(object.key, uuid: record.uuid) else {
                     continue
                 }
+                if generation > known { unknown += 1 }
                 highest = max(highest, generation)
-                if states[index]?.remoteGeneration != generation { unreferenced.append((index, generation)) }
+            }
+            if unknown > 0 {
+                logger.warning(
+                    "volume '\(record.name)': the object store holds \(unknown) chunk object(s) newer than this database knows (was it restored from an older copy?); they are left in place"
+                )
             }
         } catch {
-            // Without the listing nothing is swept; new generations start above the recorded
-            // ones, and a leftover object they meet is one no record names.
-            logger.warning("volume '\(record.name)': cannot list its objects (\(error)); no sweep this time")
+            logger.warning(
+                "volume '\(record.name)': cannot list its objects (\(error)); generations continue from the database")
         }
         let backing = RemoteBacking(
-            store: context.store, uuid: record.uuid, settings: context.settings, firstGeneration: highest + 1,
-            group: context.group, logger: logger)
-        if !unreferenced.isEmpty {
-            logger.notice("volume '\(record.name)': deleting \(unreferenced.count) object(s) no record names")
-            backing.deleteObjects(unreferenced, volume: record.name)
-        }
+            store: context.store, uuid: record.uuid, volumeID: record.id, metadata: metadata, journal: journal,
+            settings: context.settings, firstGeneration: highest + 1, group: context.group, logger: logger)
+        backing.collect(volume: record.name)
         return backing
     }
 
@@ -113,22 +146,25 @@ extension Volume {
     public static func objectPrefix(uuid: String) -> String { "volumes/\(uuid)/" }
 
     /// The chunk records of a cached volume rebuilt from its objects alone: per chunk the newest
-    /// generation, all blocks valid (invalid ones were uploaded as zeros), none cached.
+    /// generation, all blocks valid (invalid ones were uploaded as zeros), none cached; and the
+    /// first generation its uploads may use, above every one in the store.
     public static func chunksInStore(uuid: String, geometry: ChunkGeometry, store: any ObjectStore) async throws
-        -> [ChunkRecord]
+        -> (chunks: [ChunkRecord], nextGeneration: UInt64)
     {
         var newest: [Int: UInt64] = [:]
+        var highest: UInt64 = 0
         for object in try await store.list(prefix: RemoteBacking.chunkPrefix(uuid: uuid)) {
-            guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: uuid),
-                index < geometry.chunkCount
-            else { continue }
+            guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: uuid) else { continue }
+            highest = max(highest, generation)
+            guard index < geometry.chunkCount else { continue }
             newest[index] = max(newest[index] ?? 0, generation)
         }
-        return newest.sorted { $0.key < $1.key }.map { index, generation in
+        let chunks = newest.sorted { $0.key < $1.key }.map { index, generation in
             var all = BlockBitmap(count: geometry.blocks(inChunk: index))
             all.set(0..<all.count)
             return ChunkRecord(index: Int64(index), valid: all.bytes, dirty: false, remoteGeneration: generation)
         }
+        return (chunks, highest + 1)
     }
 
     /// The blocks of a chunk that hold allocated data in the file.

@@ -142,13 +142,16 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             guard let manifest = try await VolumeManifest.find(name: name, in: remote.store) else {
                 throw GatewayError(.notFound, "the object store holds no manifest of a volume named '\(name)'")
             }
+            // Everything is read from the store before anything is recorded, and the volume is
+            // recorded with its chunks in one transaction: a failed recover leaves no volume
+            // behind (whose empty chunk map could otherwise be taken for the truth).
+            let geometry = ChunkGeometry(volumeSize: manifest.size, chunkSize: Int(manifest.chunkSize))
+            let (chunks, nextGeneration) = try await Volume.chunksInStore(
+                uuid: manifest.uuid, geometry: geometry, store: remote.store)
             let record = try store.createVolume(
                 name: name, kind: Volume.Kind.cached.rawValue, size: manifest.size,
-                chunkSize: UInt32(manifest.chunkSize),
-                createdAt: manifest.createdAt, uuid: manifest.uuid)
-            let geometry = ChunkGeometry(volumeSize: manifest.size, chunkSize: Int(manifest.chunkSize))
-            let chunks = try await Volume.chunksInStore(uuid: manifest.uuid, geometry: geometry, store: remote.store)
-            try store.apply(chunks.map { .store(volumeID: record.id, $0) })
+                chunkSize: UInt32(manifest.chunkSize), createdAt: manifest.createdAt, uuid: manifest.uuid,
+                chunks: chunks, nextGeneration: nextGeneration)
             try await open(record)
             logger.notice("recovered cached volume '\(name)' from the object store: \(chunks.count) chunk(s)")
             return try info(name: name)

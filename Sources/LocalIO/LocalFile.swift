@@ -40,6 +40,14 @@ public final class LocalFile: Sendable {
         guard fdatasync(descriptor) == 0 else { throw LocalIOError(errno: errno, operation: "fdatasync \(path)") }
     }
 
+    /// Punches a hole, blocking: for recovery, not for the data path.
+    public func punchHole(offset: UInt64, length: UInt64) throws(LocalIOError) {
+        let flags = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+        guard blockgate_fallocate(descriptor, flags, Int64(offset), Int64(length)) == 0 else {
+            throw LocalIOError(errno: errno, operation: "fallocate punch \(path) at \(offset)")
+        }
+    }
+
     /// Bytes of disk the file occupies.
     public func allocatedBytes() throws(LocalIOError) -> UInt64 {
         var status = stat()

@@ -10,6 +10,13 @@ public final class MetadataStore: Sendable {
         let upsertChunk: SQLiteStatement
         let deleteChunk: SQLiteStatement
         let chunksOfVolume: SQLiteStatement
+        let beginUpload: SQLiteStatement
+        let raiseNextGeneration: SQLiteStatement
+        let nameObject: SQLiteStatement
+        let owePreviousObjects: SQLiteStatement
+        let oweAllObjects: SQLiteStatement
+        let retireObject: SQLiteStatement
+        let forgetObject: SQLiteStatement
     }
     let state: Mutex<Statements>
 
@@ -32,33 +39,85 @@ public final class MetadataStore: Sendable {
                     + "present = excluded.present, remote_generation = excluded.remote_generation"),
             deleteChunk: try connection.prepare("DELETE FROM chunks WHERE volume_id = ? AND idx = ?"),
             chunksOfVolume: try connection.prepare(
-                "SELECT idx, valid, dirty, present, remote_generation FROM chunks WHERE volume_id = ? ORDER BY idx"))
+                "SELECT idx, valid, dirty, present, remote_generation FROM chunks WHERE volume_id = ? ORDER BY idx"),
+            beginUpload: try connection.prepare(
+                "INSERT OR IGNORE INTO chunk_objects (volume_id, idx, generation, owed) VALUES (?, ?, ?, 0)"),
+            raiseNextGeneration: try connection.prepare(
+                "UPDATE volumes SET next_generation = max(next_generation, ?) WHERE id = ?"),
+            nameObject: try connection.prepare(
+                "DELETE FROM chunk_objects WHERE volume_id = ? AND idx = ? AND generation = ?"),
+            owePreviousObjects: try connection.prepare(
+                "UPDATE chunk_objects SET owed = 1 WHERE volume_id = ? AND idx = ? AND generation < ?"),
+            oweAllObjects: try connection.prepare("UPDATE chunk_objects SET owed = 1 WHERE volume_id = ? AND idx = ?"),
+            retireObject: try connection.prepare(
+                "INSERT INTO chunk_objects (volume_id, idx, generation, owed) SELECT ?1, ?2, ?3, 1 "
+                    + "WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE volume_id = ?1 AND idx = ?2 AND remote_generation = ?3) "
+                    + "ON CONFLICT (volume_id, idx, generation) DO UPDATE SET owed = 1"),
+            forgetObject: try connection.prepare(
+                "DELETE FROM chunk_objects WHERE volume_id = ? AND idx = ? AND generation = ? AND owed = 1"))
         state = Mutex(statements)
     }
 
     // MARK: - Volumes
 
-    /// Adds a volume.
+    /// Adds a volume, with its chunk map when it is rebuilt from elsewhere, in one transaction:
+    /// either all of it is recorded or none.
+    /// - Parameters:
+    ///   - chunks: the chunk records it starts with.
+    ///   - nextGeneration: the first upload generation it may use.
     /// - Throws: `MetadataError` if the name is taken.
     public func createVolume(
-        name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = ""
+        name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = "",
+        chunks: [ChunkRecord] = [], nextGeneration: UInt64 = 1
     ) throws(MetadataError) -> VolumeRecord {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> VolumeRecord in
             let connection = statements.connection
-            var exists = false
-            try connection.prepare("SELECT 1 FROM volumes WHERE name = ?").bind([.text(name)])
-                .forEachRow { _ in exists = true }
-            guard !exists else { throw MetadataError("a volume named '\(name)' already exists") }
-            try connection.prepare(
-                "INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid) VALUES (?, ?, ?, ?, ?, ?)"
-            ).bind([
-                .text(name), .text(kind), .integer(Int64(size)), .integer(Int64(chunkSize)), .integer(createdAt),
-                .text(uuid),
-            ])
-            .run()
-            return VolumeRecord(
-                id: connection.lastInsertRowID, name: name, kind: kind, size: size, chunkSize: chunkSize,
-                createdAt: createdAt, uuid: uuid)
+            return try connection.transaction { () throws(MetadataError) -> VolumeRecord in
+                var exists = false
+                try connection.prepare("SELECT 1 FROM volumes WHERE name = ?").bind([.text(name)])
+                    .forEachRow { _ in exists = true }
+                guard !exists else { throw MetadataError("a volume named '\(name)' already exists") }
+                try connection.prepare(
+                    "INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid, next_generation) "
+                        + "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ).bind([
+                    .text(name), .text(kind), .integer(Int64(size)), .integer(Int64(chunkSize)), .integer(createdAt),
+                    .text(uuid), .integer(Int64(nextGeneration)),
+                ])
+                .run()
+                let record = VolumeRecord(
+                    id: connection.lastInsertRowID, name: name, kind: kind, size: size, chunkSize: chunkSize,
+                    createdAt: createdAt, uuid: uuid)
+                for chunk in chunks { try Self.apply(.store(volumeID: record.id, chunk), with: statements) }
+                return record
+            }
+        }
+    }
+
+    /// The first upload generation a cached volume may use: above every generation it has begun.
+    public func nextGeneration(volumeID: Int64) throws(MetadataError) -> UInt64 {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) -> UInt64 in
+            var next: Int64 = 1
+            try statements.connection.prepare("SELECT next_generation FROM volumes WHERE id = ?")
+                .bind([.integer(volumeID)]).forEachRow { row in next = row.integer(0) }
+            return UInt64(next)
+        }
+    }
+
+    /// Objects of a volume that no record names and none ever will again: safe to delete from
+    /// the store (then `.forget` them).
+    public func owedObjects(volumeID: Int64) throws(MetadataError) -> [(index: Int64, generation: UInt64)] {
+        try state.withLock {
+            (statements: inout Statements) throws(MetadataError) -> [(index: Int64, generation: UInt64)] in
+            var objects: [(index: Int64, generation: UInt64)] = []
+            try statements.connection.prepare(
+                "SELECT o.idx, o.generation FROM chunk_objects o WHERE o.volume_id = ?1 AND o.owed = 1 "
+                    + "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.volume_id = ?1 AND c.idx = o.idx "
+                    + "AND c.remote_generation = o.generation) ORDER BY o.idx, o.generation"
+            ).bind([.integer(volumeID)]).forEachRow { row in
+                objects.append((row.integer(0), UInt64(row.integer(1))))
+            }
+            return objects
         }
     }
 
@@ -83,6 +142,8 @@ public final class MetadataStore: Sendable {
         try state.withLock { (statements: inout Statements) throws(MetadataError) in
             try statements.connection.transaction { () throws(MetadataError) in
                 try statements.connection.prepare("DELETE FROM chunks WHERE volume_id = ?").bind([.integer(id)]).run()
+                try statements.connection.prepare("DELETE FROM chunk_objects WHERE volume_id = ?").bind([.integer(id)])
+                    .run()
                 try statements.connection.prepare("DELETE FROM volumes WHERE id = ?").bind([.integer(id)]).run()
             }
         }
@@ -109,21 +170,38 @@ public final class MetadataStore: Sendable {
         guard !changes.isEmpty else { return }
         try state.withLock { (statements: inout Statements) throws(MetadataError) in
             try statements.connection.transaction { () throws(MetadataError) in
-                for change in changes {
-                    switch change {
-                    case .markDirty(let volumeID, let index):
-                        try statements.markDirty.bind([.integer(volumeID), .integer(index)]).run()
-                    case .store(let volumeID, let record):
-                        try statements.upsertChunk.bind([
-                            .integer(volumeID), .integer(record.index), .blob(record.valid),
-                            .integer(record.dirty ? 1 : 0), .blob(record.present),
-                            .integer(Int64(record.remoteGeneration)),
-                        ]).run()
-                    case .delete(let volumeID, let index):
-                        try statements.deleteChunk.bind([.integer(volumeID), .integer(index)]).run()
-                    }
-                }
+                for change in changes { try Self.apply(change, with: statements) }
             }
+        }
+    }
+
+    private static func apply(_ change: ChunkChange, with statements: Statements) throws(MetadataError) {
+        switch change {
+        case .markDirty(let volumeID, let index):
+            try statements.markDirty.bind([.integer(volumeID), .integer(index)]).run()
+        case .store(let volumeID, let record):
+            try statements.upsertChunk.bind([
+                .integer(volumeID), .integer(record.index), .blob(record.valid), .integer(record.dirty ? 1 : 0),
+                .blob(record.present), .integer(Int64(record.remoteGeneration)),
+            ]).run()
+            guard record.remoteGeneration > 0 else { return }
+            // The named generation is no longer an upload under way; uploads begun before it
+            // can never be named now (generations only grow).
+            let key: [SQLiteStatement.Value] = [
+                .integer(volumeID), .integer(record.index), .integer(Int64(record.remoteGeneration)),
+            ]
+            try statements.nameObject.bind(key).run()
+            try statements.owePreviousObjects.bind(key).run()
+        case .delete(let volumeID, let index):
+            try statements.deleteChunk.bind([.integer(volumeID), .integer(index)]).run()
+            try statements.oweAllObjects.bind([.integer(volumeID), .integer(index)]).run()
+        case .beginUpload(let volumeID, let index, let generation):
+            try statements.beginUpload.bind([.integer(volumeID), .integer(index), .integer(Int64(generation))]).run()
+            try statements.raiseNextGeneration.bind([.integer(Int64(generation + 1)), .integer(volumeID)]).run()
+        case .retire(let volumeID, let index, let generation):
+            try statements.retireObject.bind([.integer(volumeID), .integer(index), .integer(Int64(generation))]).run()
+        case .forget(let volumeID, let index, let generation):
+            try statements.forgetObject.bind([.integer(volumeID), .integer(index), .integer(Int64(generation))]).run()
         }
     }
 }
@@ -180,6 +258,14 @@ public enum ChunkChange: Sendable, Equatable {
     case markDirty(volumeID: Int64, index: Int64)
     /// Store a chunk's bitmap and dirty flag.
     case store(volumeID: Int64, ChunkRecord)
-    /// Forget a chunk (it holds no valid block).
+    /// Forget a chunk (it holds no valid block); every object of it becomes owed for deletion.
     case delete(volumeID: Int64, index: Int64)
+    /// An upload of a chunk as `generation` is about to start: the object may exist from now on,
+    /// and no later upload of the volume may use this generation again.
+    case beginUpload(volumeID: Int64, index: Int64, generation: UInt64)
+    /// No record names this generation of the chunk any more, nor will one again: delete it. A
+    /// generation the chunk's record names is never retired.
+    case retire(volumeID: Int64, index: Int64, generation: UInt64)
+    /// A retired object was deleted from the store.
+    case forget(volumeID: Int64, index: Int64, generation: UInt64)
 }

@@ -39,6 +39,21 @@ enum Schema {
         ) WITHOUT ROWID;
         CREATE TABLE barcodes_used (barcode TEXT PRIMARY KEY) WITHOUT ROWID;
         """,
+        // Cached volumes: the next upload generation, raised before each upload so that
+        // generations grow across crashes without listing the store; and every chunk object that
+        // exists or may exist in the store without the chunk's record naming it: an upload under
+        // way (owed = 0, it may yet be named) or a generation no record will ever name again
+        // (owed = 1, to delete). Only owed objects are ever deleted.
+        """
+        ALTER TABLE volumes ADD COLUMN next_generation INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE chunk_objects (
+            volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            owed INTEGER NOT NULL,
+            PRIMARY KEY (volume_id, idx, generation)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// Brings the database up to the newest schema.

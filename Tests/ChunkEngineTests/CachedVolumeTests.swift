@@ -151,9 +151,10 @@ import VolumeTestSupport
         try await fixture.write(4096, pattern(150_000, seed: 8))
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
-        let records = try await Volume.chunksInStore(
+        let (records, next) = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
         #expect(records.map(\.index) == [0, 1, 2])
+        #expect(records.allSatisfy { $0.remoteGeneration < next })
         #expect(records.allSatisfy { $0.remoteGeneration > 0 && !$0.dirty })
         await fixture.close()
     }
@@ -174,9 +175,9 @@ import VolumeTestSupport
         var random = SplitMix(seed: seed)
         let loop = fixture.loop
         var mismatches = 0
-        // Zeroing since the last flush: a crash may undo it where the blocks were not cached
-        // (the contract allows losing unflushed writes), so a reopening forgets those bytes.
-        var unflushedZeros: [Range<Int>] = []
+        // Changes since the last flush: a crash may undo them (the contract allows losing
+        // unflushed writes), so a reopening forgets those bytes.
+        var unflushed: [Range<Int>] = []
         for step in 0..<300 {
             let offset = Int(random.next() % UInt64(Self.size - 1))
             let length = 1 + Int(random.next() % UInt64(min(150_000, Self.size - offset)))
@@ -184,8 +185,10 @@ import VolumeTestSupport
             case 0...3:
                 let byte = UInt8(truncatingIfNeeded: random.next())
                 let data = (0..<length).map { UInt8(truncatingIfNeeded: $0) &+ byte | 1 }
-                try await fixture.write(UInt64(offset), data, fua: random.next() % 8 == 0)
+                let fua = random.next() % 8 == 0
+                try await fixture.write(UInt64(offset), data, fua: fua)
                 model.write(offset, data)
+                if fua { unflushed.removeAll() } else { unflushed.append(offset..<(offset + length)) }
             case 4:
                 try await fixture.volume.trim(offset: UInt64(offset), length: UInt64(length), fua: false, on: loop)
                     .get()
@@ -196,15 +199,15 @@ import VolumeTestSupport
                     on: loop
                 ).get()
                 model.write(offset, [UInt8](repeating: 0, count: length))
-                unflushedZeros.append(offset..<(offset + length))
+                unflushed.append(offset..<(offset + length))
             case 6:
                 try await fixture.volume.flush(on: loop).get()
-                unflushedZeros.removeAll()
+                unflushed.removeAll()
             case 7 where step % 5 == 0:
                 await cache.stop()
                 try await fixture.reopen()
-                for range in unflushedZeros { model.forget(range) }
-                unflushedZeros.removeAll()
+                for range in unflushed { model.forget(range) }
+                unflushed.removeAll()
                 cache = CacheManager(capacity: 4 * 65536, logger: Logger(label: "test"))
                 cache.add(fixture.volume)
                 cache.start()
