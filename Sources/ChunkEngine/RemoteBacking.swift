@@ -46,11 +46,13 @@ final class RemoteBacking: Sendable {
     let heldWrites = NIOLockedValueBox(0)
     private let collection = NIOLockedValueBox(Collection())
 
-    /// Whether the collector runs, whether it must run again, and the owed objects it left.
+    /// Whether the collector runs, whether it must run again, the owed objects it left, and
+    /// commits under way that may owe more.
     private struct Collection {
         var running = false
         var again = false
         var outstanding = 0
+        var committing = 0
     }
 
     init(
@@ -143,8 +145,22 @@ final class RemoteBacking: Sendable {
         }
     }
 
-    /// Owed objects not yet deleted (at least 1 while a pass runs).
+    /// A commit that may owe objects is under way: until `committed`, deletes count as pending
+    /// (so that nobody takes "nothing dirty, nothing to delete" for the end of the work).
+    func committing() {
+        collection.withLockedValue { $0.committing += 1 }
+    }
+
+    /// The commit announced by `committing` is over; collects what it owed.
+    func committed(volume: String, owes: Bool) {
+        if owes { collect(volume: volume) }
+        collection.withLockedValue { $0.committing -= 1 }
+    }
+
+    /// Owed objects not yet deleted (at least 1 while a pass or a commit that may owe runs).
     var outstandingDeletes: Int {
-        collection.withLockedValue { $0.running ? max(1, $0.outstanding) : $0.outstanding }
+        collection.withLockedValue {
+            $0.running || $0.committing > 0 ? max(1, $0.outstanding) : $0.outstanding
+        }
     }
 }

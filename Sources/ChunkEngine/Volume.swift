@@ -395,19 +395,26 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             round = eventLoop.makeFailedFuture(fenced)
         } else {
             let snapshot = table.flushSnapshot()
-            round =
-                snapshot.isEmpty
-                ? eventLoop.makeSucceededVoidFuture()
-                : io.syncData(file, on: eventLoop).flatMapError { error in
+            if snapshot.isEmpty {
+                round = eventLoop.makeSucceededVoidFuture()
+            } else {
+                remote?.committing()
+                let owes = NIOLockedValueBox(false)
+                round = io.syncData(file, on: eventLoop).flatMapError { error in
                     self.fence(after: error, in: "fdatasync")
                     return eventLoop.makeFailedFuture(error)
                 }.flatMap { [table] in
                     let (committed, retires) = table.commitFlush(snapshot, on: eventLoop)
-                    return committed.map { if retires { self.remote?.collect(volume: self.name) } }
+                    owes.withLockedValue { $0 = retires }
+                    return committed
                 }.flatMapErrorThrowing { [table] error in
                     table.restore(snapshot)
                     throw error
+                }.always { result in
+                    let succeeded = if case .success = result { true } else { false }
+                    self.remote?.committed(volume: self.name, owes: succeeded && owes.withLockedValue { $0 })
                 }
+            }
         }
         round.whenComplete { result in
             if case .failure(let error) = result, self.fenced == nil {

@@ -184,7 +184,10 @@ public final class Gateway: Sendable {
     public func stop() async {
         logger.notice("blockgate stopping")
         for channel in listeners { try? await channel.close() }
-        connections.closeAll()
+        let forced = await connections.drainAll(timeout: .seconds(30))
+        if forced > 0 {
+            logger.warning("closed \(forced) connection(s) whose clients did not read their replies within 30 s")
+        }
         await library.stop()
         await manager.flushAll(on: group.next())
         await manager.cache.stop()

@@ -302,7 +302,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
             objects: volume.kind == .cached ? volume.uploadedChunks : nil,
             pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil,
-            heldWrites: volume.kind == .cached ? volume.heldWrites : nil)
+            heldWrites: volume.kind == .cached ? volume.heldWrites : nil, fenced: volume.fenced)
     }
 
     // MARK: - Tape containers
@@ -378,9 +378,11 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var pendingDeletes: Int?
     /// Cached volumes: writes waiting right now for the upload buffer to drain (backpressure).
     public var heldWrites: Int?
+    /// Why the volume refuses every flush (a sync of its file failed), until blockgate restarts.
+    public var fenced: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, uuid, size, clients, objects
+        case name, kind, uuid, size, clients, objects, fenced
         case chunkSize = "chunk_size"
         case allocatedChunks = "allocated_chunks"
         case allocatedBytes = "allocated_bytes"

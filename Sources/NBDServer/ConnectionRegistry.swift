@@ -39,9 +39,33 @@ public final class ConnectionRegistry: Sendable {
         for channel in channels { channel.close(promise: nil) }
     }
 
-    /// Closes every connection.
-    public func closeAll() {
+    /// What `drainAll` sends down each connection.
+    struct Drain {}
+
+    /// Ends every connection as a DISC would: no new requests; those in flight are answered and
+    /// their replies written before it closes. Connections still open after `timeout` are closed.
+    /// - Returns: how many had to be closed at the timeout.
+    public func drainAll(timeout: TimeAmount) async -> Int {
         let channels = entries.withLockedValue { $0.values.map(\.channel) }
-        for channel in channels { channel.close(promise: nil) }
+        for channel in channels { channel.pipeline.fireUserInboundEventTriggered(Drain()) }
+        let deadline = NIODeadline.now() + timeout
+        var forced = 0
+        for channel in channels {
+            let closed = channel.eventLoop.makePromise(of: Bool.self)
+            let settled = NIOLockedValueBox(false)
+            let settle: @Sendable (Bool) -> Void = { value in
+                if settled.withLockedValue({ done in defer { done = true }; return !done }) { closed.succeed(value) }
+            }
+            let timer = channel.eventLoop.scheduleTask(deadline: deadline) { settle(false) }
+            channel.closeFuture.whenComplete { _ in
+                timer.cancel()
+                settle(true)
+            }
+            if !((try? await closed.futureResult.get()) ?? true) {
+                forced += 1
+                try? await channel.close()
+            }
+        }
+        return forced
     }
 }

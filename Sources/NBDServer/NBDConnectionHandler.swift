@@ -90,6 +90,21 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// `ConnectionRegistry.drainAll` asks the connection to end as a DISC would: no new
+    /// requests, those in flight answered, their replies written, then closed.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ConnectionRegistry.Drain else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard case .transmitting = phase else {
+            close()
+            return
+        }
+        disconnectRequested = true
+        finishIfIdle()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
         close()
@@ -437,8 +452,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private func finishIfIdle() {
         guard inFlight == 0 else { return }
         if disconnectRequested, case .transmitting = phase {
-            context?.flush()
-            close()
+            closeAfterReplies()
         }
         if case .closing = phase, let session {
             self.session = nil
@@ -450,6 +464,29 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private func close() {
         phase = .closing
         context?.close(promise: nil)
+    }
+
+    /// How long a disconnecting client may take to read the replies still owed to it.
+    static let drainTimeout = TimeAmount.seconds(30)
+
+    /// Closes once every reply written so far has reached the socket (NBD_CMD_DISC: the server
+    /// handles all outstanding requests first), or after `drainTimeout` (logged).
+    private func closeAfterReplies() {
+        guard let context else { return }
+        phase = .closing
+        let written = context.eventLoop.makePromise(of: Void.self)
+        // Writes complete in order: this empty one completes after every reply before it.
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+        let loop = context.eventLoop.assumeIsolated()
+        let timeout = loop.scheduleTask(in: Self.drainTimeout) {
+            self.logger.warning(
+                "closing connection: the client did not read the replies owed to it within \(Self.drainTimeout)")
+            self.context?.close(promise: nil)
+        }
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            timeout.cancel()
+            self.context?.close(promise: nil)
+        }
     }
 
     private func logRequest(_ header: NBDRequestHeader) {

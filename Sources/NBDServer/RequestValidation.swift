@@ -18,6 +18,8 @@ struct RequestValidator {
             if header.length > capabilities.maximumRequest { return .invalid }
             return rangeError(header, pastEnd: .invalid)
         case .write:
+            // With extended headers a WRITE must say its payload length (doc/proto.md).
+            if options.extendedHeaders && !flags.contains(.payloadLength) { return .invalid }
             if capabilities.readOnly { return .perm }
             if header.length > capabilities.maximumRequest { return .invalid }
             return rangeError(header, pastEnd: .noSpace)

@@ -72,7 +72,9 @@ public final class S3Emulator: Sendable {
     func handle(_ request: Request) async -> Response {
         let (path, query) = Self.split(request.head.uri)
         if path == "/_emulator/faults" { return control(request.head.method, query) }
-        switch faults.verdict() {
+        let segments = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
+        let (operation, target) = Self.operation(request.head.method, segments: segments, query: query)
+        switch faults.verdict(operation, key: target) {
         case .fail(let status, let code):
             return .error(HTTPResponseStatus(statusCode: status), code, "injected fault")
         case .serve:
@@ -81,7 +83,6 @@ public final class S3Emulator: Sendable {
         let latency = faults.settings.latency
         if latency > .zero { try? await Task.sleep(nanoseconds: UInt64(latency.nanoseconds)) }
         if let refusal = authenticate(request, path: path, query: query) { return refusal }
-        let segments = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
         guard let bucket = segments.first.map(String.init), Self.isValidBucketName(bucket) else {
             return .error(.badRequest, "InvalidBucketName", "path-style requests name a bucket first")
         }
@@ -99,6 +100,22 @@ public final class S3Emulator: Sendable {
         } catch {
             logger.error("emulator request failed: \(error)")
             return .error(.internalServerError, "InternalError", "\(error)")
+        }
+    }
+
+    /// What a request does, for fault rules: its operation and its key (or listing prefix).
+    private static func operation(_ method: HTTPMethod, segments: [Substring], query: [(String, String)])
+        -> (FaultPlan.Rule.Operation, String)
+    {
+        guard segments.count == 2 else {
+            return (method == .GET ? .list : .head, query.first { $0.0 == "prefix" }?.1 ?? "")
+        }
+        let key = String(segments[1]).removingPercentEncoding ?? String(segments[1])
+        switch method {
+        case .PUT: return (.put, key)
+        case .DELETE: return (.delete, key)
+        case .HEAD: return (.head, key)
+        default: return (.get, key)
         }
     }
 
@@ -165,7 +182,8 @@ public final class S3Emulator: Sendable {
         }
     }
 
-    /// `POST /_emulator/faults?latency_ms=&error_rate=&outage=on|off` switches faults; GET shows them.
+    /// `POST /_emulator/faults?latency_ms=&error_rate=&outage=on|off&fail=OP&prefix=&count=&clear_rules=1`
+    /// switches faults; GET shows them.
     private func control(_ method: HTTPMethod, _ query: [(String, String)]) -> Response {
         if method == .POST, let problem = faults.apply(query) {
             return Response(status: .badRequest, body: ByteBuffer(string: problem + "\n"))

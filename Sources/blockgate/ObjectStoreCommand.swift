@@ -69,11 +69,19 @@ struct ObjectStoreCommand: AsyncParsableCommand {
     struct Faults: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Switch a running emulator's faults (without options: show them).",
-            discussion: "Example: blockgate objstore faults --endpoint http://127.0.0.1:9000 --outage on")
+            discussion: """
+                Examples: blockgate objstore faults --endpoint http://127.0.0.1:9000 --outage on
+                blockgate objstore faults --endpoint http://127.0.0.1:9000 --fail LIST --prefix volumes/ --count 3
+                """)
         @Option(help: "The emulator, http://HOST:PORT.") var endpoint: String
         @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int64?
         @Option(help: "Share of requests failing (0 to 1).") var errorRate: Double?
         @Option(help: "on or off.") var outage: String?
+        @Option(help: "Fail the next --count requests of this operation: GET, PUT, DELETE, HEAD or LIST.")
+        var fail: String?
+        @Option(help: "With --fail: only keys (for LIST, listing prefixes) starting with this.") var prefix: String?
+        @Option(help: "With --fail: how many requests fail (default 1).") var count: Int?
+        @Flag(help: "Remove every --fail rule.") var clearRules = false
 
         func run() async throws {
             guard let url = URL(string: endpoint), url.scheme == "http", let host = url.host, let port = url.port else {
@@ -83,6 +91,10 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             if let latencyMs { settings.append(("latency_ms", "\(latencyMs)")) }
             if let errorRate { settings.append(("error_rate", "\(errorRate)")) }
             if let outage { settings.append(("outage", outage)) }
+            if clearRules { settings.append(("clear_rules", "1")) }
+            if let fail { settings.append(("fail", fail)) }
+            if let prefix { settings.append(("prefix", prefix)) }
+            if let count { settings.append(("count", "\(count)")) }
             do {
                 print(
                     try await EmulatorControl.faults(

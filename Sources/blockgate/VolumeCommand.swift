@@ -117,7 +117,8 @@ struct VolumeCommand: ParsableCommand {
                     + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
                     + (volume.objects.map { [["objects", "\($0)"]] } ?? [])
                     + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? [])
-                    + (volume.heldWrites.map { [["writes held back", "\($0) (waiting for uploads)"]] } ?? []))
+                    + (volume.heldWrites.map { [["writes held back", "\($0) (waiting for uploads)"]] } ?? [])
+                    + (volume.fenced.map { [["FENCED", $0]] } ?? []))
         }
     }
 

@@ -13,9 +13,11 @@ final class GatewayFixture: @unchecked Sendable {
         ioBackend: FileIOBackendChoice = .auto, demoSize: UInt64 = 64 << 20, objectStore: String? = nil,
         shelf: ((String) -> String)? = nil, tls: GatewayConfig.TLSSettings = GatewayConfig.TLSSettings(),
         configure: (inout GatewayConfig) -> Void = { _ in },
-        cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20, backpressureTimeoutSeconds: Int64 = 60
+        cacheSize: UInt64 = 64 << 20, uploadBuffer: UInt64 = 16 << 20, backpressureTimeoutSeconds: Int64 = 60,
+        directory: String? = nil
     ) async throws {
-        directory = NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
+        self.directory = directory ?? NSTemporaryDirectory() + "blockgate-interop-\(UUID().uuidString.prefix(8))"
+        let directory = self.directory
         var config = GatewayConfig()
         config.dataDirectory = directory
         config.nbdListen = "127.0.0.1:0"
@@ -44,9 +46,10 @@ final class GatewayFixture: @unchecked Sendable {
     /// An NBD URI for an export over TCP.
     func tcpURI(_ export: String) -> String { "nbd://127.0.0.1:\(gateway.tcpPort!)/\(export)" }
 
-    func stop() async {
+    /// Stops the gateway; its data directory goes too unless `keepingData` (to start again on it).
+    func stop(keepingData: Bool = false) async {
         await gateway.stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Flushes a volume and waits until none of it is left to upload.

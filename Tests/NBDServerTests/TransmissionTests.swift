@@ -138,6 +138,9 @@ import Testing
             #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
             try client.send(request(.flush, cookie: 6))
             #expect(try client.receiveReply().error == 0)
+            // A WRITE must carry PAYLOAD_LEN under extended headers.
+            try client.send(request(.write, cookie: 7, offset: 0, length: 4096))
+            #expect(try client.receiveReply().error == NBDErrno.invalid.rawValue)
         }
     }
 
@@ -222,6 +225,28 @@ import Testing
             let storage = device.writePayloadStorage
             #expect(storage.count == 16)
             #expect(storage.allSatisfy { $0 < 4096 }, "write payloads kept buffers of \(storage) bytes")
+        }
+    }
+
+    /// Replies larger than the socket can hold at once are all written before a DISC closes.
+    @Test func disconnectWritesEveryReplyOwedBeforeClosing() async throws {
+        let device = MemoryDevice(size: 64 << 20) { _ in .zero }
+        try await withServer(device: device) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            for cookie in 1...4 {
+                try client.send(request(.read, cookie: UInt64(cookie), offset: UInt64(cookie - 1) << 24, length: 16 << 20))
+            }
+            try client.send(request(.disconnect, cookie: 9))
+            try await Task.sleep(for: .milliseconds(300))  // the server has answered all four by now
+            var received = 0
+            for _ in 1...4 {
+                let reply = try client.receiveReply()
+                #expect(reply.error == 0)
+                received += reply.data.count
+            }
+            #expect(received == 64 << 20)
+            #expect(client.isClosedByServer())
         }
     }
 

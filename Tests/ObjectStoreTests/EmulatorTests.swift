@@ -94,4 +94,34 @@ import Testing
         await #expect(throws: ObjectStoreError.self) { try await faults([("error_rate", "2")]) }
         await fixture.close()
     }
+
+    /// A rule fails exactly the requests it names, N times, and nothing else.
+    @Test func aRuleFailsTheNamedRequestsOnly() async throws {
+        let fixture = try await StoreFixture(
+            .emulator, retry: RetryPolicy(attempts: 1, baseDelay: .milliseconds(1), maximumDelay: .milliseconds(1)))
+        func faults(_ settings: [(String, String)]) async throws -> String {
+            try await EmulatorControl.faults(
+                host: "127.0.0.1", port: fixture.port, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+        }
+        try await fixture.store.put(try ObjectKey("a/one"), data: ByteBuffer(string: "1"))
+        try await fixture.store.put(try ObjectKey("b/two"), data: ByteBuffer(string: "2"))
+        #expect(try await faults([("fail", "list"), ("prefix", "a/"), ("count", "2")]).contains("rules=LIST:a/:2"))
+        #expect(try await faults([("fail", "PUT"), ("prefix", "b/")]).contains("LIST:a/:2,PUT:b/:1"))
+        for _ in 0..<2 {
+            await #expect(throws: ObjectStoreError.self) { try await fixture.store.list(prefix: "a/") }
+            #expect(try await fixture.store.list(prefix: "b/").count == 1)
+        }
+        #expect(try await fixture.store.list(prefix: "a/").count == 1)
+        try await fixture.store.put(try ObjectKey("a/three"), data: ByteBuffer(string: "3"))
+        await #expect(throws: ObjectStoreError.self) {
+            try await fixture.store.put(try ObjectKey("b/four"), data: ByteBuffer(string: "4"))
+        }
+        #expect(try await fixture.store.head(try ObjectKey("b/four")) == nil)
+        try await fixture.store.put(try ObjectKey("b/four"), data: ByteBuffer(string: "4"))
+        #expect(try await faults([("fail", "PUT"), ("count", "3")]).contains("PUT::3"))
+        #expect(try await faults([("clear_rules", "1")]).contains("rules=none"))
+        await #expect(throws: ObjectStoreError.self) { try await faults([("fail", "COPY")]) }
+        await #expect(throws: ObjectStoreError.self) { try await faults([("prefix", "x")]) }
+        await fixture.close()
+    }
 }

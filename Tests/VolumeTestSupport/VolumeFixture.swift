@@ -23,20 +23,22 @@ public final class VolumeFixture: @unchecked Sendable {
 
     public init(
         size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring, kind: Volume.Kind = .thin,
-        settings: RemoteSettings = RemoteSettings()
+        settings: RemoteSettings = RemoteSettings(), wrap: (any FileIO) -> any FileIO = { $0 },
+        wrapStore: (any ObjectStore) -> any ObjectStore = { $0 }
     ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-volume-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try MetadataStore(path: "\(directory)/meta.db")
         journal = MetadataJournal(store: store)
-        io = try makeFileIO(backend, logger: Logger(label: "test"))
+        io = wrap(try makeFileIO(backend, logger: Logger(label: "test")))
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         if kind == .cached {
             let objects = FileObjectStore(root: "\(directory)/objects", pool: pool)
             try await objects.prepare()
             self.objects = objects
-            remote = RemoteContext(store: objects, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+            remote = RemoteContext(
+                store: wrapStore(objects), settings: settings, group: MultiThreadedEventLoopGroup.singleton)
         } else {
             objects = nil
             remote = nil
@@ -57,6 +59,9 @@ public final class VolumeFixture: @unchecked Sendable {
             record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
     }
+
+    /// The volume's file.
+    public var path: String { "\(directory)/vol.img" }
 
     public func close() async {
         await volume.stopUploader()
