@@ -41,14 +41,16 @@ fuzz: deps
 	scripts/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## Crash trials (N rounds each on a thin and a cached volume), a full disk, FAULT_MINUTES of
-## object-store faults under a writer, and LOAD_MINUTES of 64 connections of mixed I/O with memory
-## watched (make soak N=200 FAULT_MINUTES=10 LOAD_MINUTES=10 for the full run).
+## object-store faults under a writer, CRASH_STATES power losses of the crash-state explorer, and
+## LOAD_MINUTES of 64 connections of mixed I/O with memory watched
+## (make soak N=200 FAULT_MINUTES=10 LOAD_MINUTES=10 CRASH_STATES=2000 for the full run).
 N ?= 20
 FAULT_MINUTES ?= 2
 LOAD_MINUTES ?= 0
+CRASH_STATES ?= 400
 soak: deps
 	@scripts/install-deps.sh bench
-	scripts/soak/run.sh $(N) $(LOAD_MINUTES) $(FAULT_MINUTES)
+	scripts/soak/run.sh $(N) $(LOAD_MINUTES) $(FAULT_MINUTES) $(CRASH_STATES)
 
 ## The whole suite once under AddressSanitizer and once under ThreadSanitizer (own build dirs).
 ## replace_intrin=0: Foundation's Process.run (uninstrumented) memcpy's past a getdents buffer.

@@ -54,7 +54,12 @@ public final class ConnectionRegistry: Sendable {
             let closed = channel.eventLoop.makePromise(of: Bool.self)
             let settled = NIOLockedValueBox(false)
             let settle: @Sendable (Bool) -> Void = { value in
-                if settled.withLockedValue({ done in defer { done = true }; return !done }) { closed.succeed(value) }
+                if settled.withLockedValue({ done in
+                    defer { done = true }
+                    return !done
+                }) {
+                    closed.succeed(value)
+                }
             }
             let timer = channel.eventLoop.scheduleTask(deadline: deadline) { settle(false) }
             channel.closeFuture.whenComplete { _ in

@@ -66,7 +66,8 @@ public actor Tape {
     private var dirtyRecords: Set<Int> = []
     /// Writes in flight per record; such records stay dirty through a commit.
     private var writing: [Int: Int] = [:]
-    private var groupHeaders: [Int: GroupHeader] = [:]
+    /// Group headers read so far: the copy in force of each, and which of the two it is.
+    private var groupHeaders: [Int: (header: GroupHeader, copy: Int)] = [:]
     private var badRecords: Set<Int> = []
     /// The commit running now, which the next one waits for.
     private var lastCommit: Task<Void, any Error>?
@@ -116,7 +117,30 @@ public actor Tape {
         guard let best else {
             throw BlockDeviceError(.io, "no valid tape header (\(problems.joined(separator: "; ")))")
         }
-        return Tape(container: container, header: best, eventLoop: eventLoop, logger: logger)
+        let tape = Tape(container: container, header: best, eventLoop: eventLoop, logger: logger)
+        try await tape.sealInterruptedFile()
+        return tape
+    }
+
+    /// A file still open at mount was cut short (a client that writes seals its file when it
+    /// leaves, and so does a clean stop): it is sealed at its durable length, as a drive's end
+    /// of data would leave it, so that the next write appends a new file instead of
+    /// overwriting it. The head stays where it was, or goes after the file if it was at it.
+    private func sealInterruptedFile() async throws {
+        guard header.openLength > 0 else { return }
+        let file = header.files.count
+        let length = header.openLength
+        let head = header.headFile
+        do {
+            try await commit(sealing: true) { next in
+                if head < file { next.headFile = head }
+            }
+            logger.notice(
+                "tape \(header.barcode): file \(file) was cut short (by a crash?); sealed it at its durable length of \(length) bytes"
+            )
+        } catch {
+            logger.warning("tape \(header.barcode): file \(file) was cut short and cannot be sealed now: \(error)")
+        }
     }
 
     /// Where the head is now.
@@ -245,7 +269,7 @@ public actor Tape {
         let firstFreed = header.firstRecord(ofFile: head)
         let lastUsed = max(
             header.openFirstRecord + geometry.recordCount(forLength: openLength), header.endOfSealedRecords)
-        try await commit { header in
+        try await commit(clearing: firstFreed..<max(firstFreed, lastUsed)) { header in
             header.files.removeSubrange(head...)
             header.openFirstRecord = firstFreed
             header.openLength = 0
@@ -253,19 +277,6 @@ public actor Tape {
         }
         openLength = 0
         dirtyRecords.removeAll()
-        for group
-            in (firstFreed / geometry.groupRecords)..<((lastUsed + geometry.groupRecords - 1) / geometry.groupRecords)
-        {
-            var groupHeader = try await groupHeader(group)
-            for slot in 0..<geometry.groupRecords where group * geometry.groupRecords + slot >= firstFreed {
-                groupHeader.entries[slot] = .unused
-            }
-            try await container.write(
-                offset: geometry.groupOffset(group), data: ByteBuffer(bytes: groupHeader.encoded()), fua: false,
-                on: eventLoop
-            ).get()
-            groupHeaders[group] = groupHeader
-        }
         if lastUsed > firstFreed {
             let from = geometry.recordOffset(firstFreed)
             try await container.trim(
@@ -287,29 +298,45 @@ public actor Tape {
     }
 
     /// Runs one commit after the previous one (see docs/tape-format.md, "Commit"): `change`
-    /// edits the header to be written; with `sealing`, the open file becomes a sealed file.
-    private func commit(sealing: Bool = false, _ change: @escaping @Sendable (inout TapeHeader) -> Void) async throws {
+    /// edits the header to be written; with `sealing`, the open file becomes a sealed file;
+    /// records in `clearing` become unused.
+    private func commit(
+        sealing: Bool = false, clearing: Range<Int> = 0..<0, _ change: @escaping @Sendable (inout TapeHeader) -> Void
+    ) async throws {
         let previous = lastCommit
         let task = Task {
             _ = try? await previous?.value
-            try await self.performCommit(sealing: sealing, change)
+            try await self.performCommit(sealing: sealing, clearing: clearing, change)
         }
         lastCommit = task
         try await task.value
     }
 
-    private func performCommit(sealing: Bool, _ change: (inout TapeHeader) -> Void) async throws {
+    private func performCommit(sealing: Bool, clearing: Range<Int>, _ change: (inout TapeHeader) -> Void) async throws {
         let length = openLength
         let first = header.openFirstRecord
         let fileNumber = header.files.count
         let recordsInFile = geometry.recordCount(forLength: length)
-        var taken = dirtyRecords.filter { writing[$0] == nil && $0 < first + recordsInFile }
+        let sequence = header.sequence + 1
+        // A record with a write still in flight is committed too (its completed bytes are
+        // within the durable length) and stays dirty for the next commit.
+        var taken = dirtyRecords.filter { $0 < first + recordsInFile }
         if sealing, recordsInFile > 0 { taken.insert(first + recordsInFile - 1) }
         dirtyRecords.subtract(taken)
         do {
             try await container.flush(on: eventLoop).get()
             var changedGroups: [Int: GroupHeader] = [:]
-            for record in taken.sorted() {
+            for group
+                in (clearing.lowerBound / geometry.groupRecords)..<((clearing.upperBound + geometry.groupRecords - 1)
+                / geometry.groupRecords)
+            {
+                var groupHeader = try await self.groupHeader(group)
+                for slot in 0..<geometry.groupRecords where clearing.contains(group * geometry.groupRecords + slot) {
+                    groupHeader.entries[slot] = .unused
+                }
+                changedGroups[group] = groupHeader
+            }
+            for record in taken.sorted() where !clearing.contains(record) {
                 let group = record / geometry.groupRecords
                 var groupHeader: GroupHeader
                 if let changed = changedGroups[group] {
@@ -327,16 +354,22 @@ public actor Tape {
                     markers: sealing && last ? [.record, .filemark] : [.record])
                 changedGroups[group] = groupHeader
             }
-            for (group, groupHeader) in changedGroups {
+            // Each group's new header goes to the copy not in force: a torn write leaves the
+            // copy in force intact, and a copy newer than the tape header is not in force.
+            var written: [Int: (header: GroupHeader, copy: Int)] = [:]
+            for (group, var groupHeader) in changedGroups {
+                groupHeader.sequence = sequence
+                let copy = 1 - (groupHeaders[group]?.copy ?? 0)
                 try await container.write(
-                    offset: geometry.groupOffset(group), data: ByteBuffer(bytes: groupHeader.encoded()), fua: false,
-                    on: eventLoop
+                    offset: geometry.groupHeaderOffset(group, copy: copy),
+                    data: ByteBuffer(bytes: groupHeader.encoded()),
+                    fua: false, on: eventLoop
                 ).get()
-                groupHeaders[group] = groupHeader
+                written[group] = (groupHeader, copy)
             }
             if !changedGroups.isEmpty { try await container.flush(on: eventLoop).get() }
             var next = header
-            next.sequence += 1
+            next.sequence = sequence
             next.openLength = length
             if sealing {
                 next.files.append(TapeHeader.File(firstRecord: first, length: length))
@@ -347,7 +380,9 @@ public actor Tape {
             change(&next)
             try await writeHeader(next)
             header = next
+            groupHeaders.merge(written) { $1 }
             if sealing { openLength = 0 }
+            dirtyRecords.formUnion(taken.filter { writing[$0] != nil })
         } catch {
             dirtyRecords.formUnion(taken)
             throw error
@@ -402,13 +437,17 @@ public actor Tape {
         return BlockDeviceError(.io, message)
     }
 
+    /// The copy in force of a group's header (read once, then kept).
     private func groupHeader(_ group: Int) async throws -> GroupHeader {
-        if let cached = groupHeaders[group] { return cached }
+        if let cached = groupHeaders[group] { return cached.header }
         let bytes = try await Self.readBytes(
             container, offset: geometry.groupOffset(group), length: TapeGeometry.groupHeaderSize, on: eventLoop)
-        let decoded = try GroupHeader(decoding: bytes, group: group, records: geometry.groupRecords)
-        groupHeaders[group] = decoded
-        return decoded
+        let size = TapeGeometry.groupHeaderCopySize
+        let inForce = try GroupHeader.inForce(
+            copies: [Array(bytes[0..<size]), Array(bytes[size..<(2 * size)])], group: group,
+            records: geometry.groupRecords, committed: header.sequence)
+        groupHeaders[group] = inForce
+        return inForce.header
     }
 
     private static func readBytes(

@@ -5,8 +5,12 @@ public struct TapeGeometry: Sendable, Equatable {
     public static let headerSlotSize = 256 << 10
     /// Where the data block groups start.
     public static let dataStart = UInt64(2 * headerSlotSize)
-    /// Bytes of a group header.
+    /// Bytes of a group's header area: two copies of its group header.
     public static let groupHeaderSize = 4096
+    /// Bytes of one copy of a group header.
+    public static let groupHeaderCopySize = 2048
+    /// Most records a group may have (what a 2 KiB group header copy has entries for).
+    public static let maximumGroupRecords = (groupHeaderCopySize - 28) / 16
 
     /// Bytes per record.
     public let recordSize: Int
@@ -15,10 +19,10 @@ public struct TapeGeometry: Sendable, Equatable {
     /// Records the tape holds.
     public let records: Int
 
-    /// - Precondition: `recordSize` is a positive multiple of 4096; `groupRecords` is 1 to 254
-    ///   (what a 4 KiB group header has entries for).
+    /// - Precondition: `recordSize` is a positive multiple of 4096; `groupRecords` is 1 to
+    ///   `maximumGroupRecords`.
     public init(capacity: UInt64, recordSize: Int = 64 << 10, groupRecords: Int = 16) {
-        precondition(recordSize > 0 && recordSize % 4096 == 0 && (1...254).contains(groupRecords))
+        precondition(recordSize > 0 && recordSize % 4096 == 0 && (1...Self.maximumGroupRecords).contains(groupRecords))
         self.recordSize = recordSize
         self.groupRecords = groupRecords
         self.records = Int((capacity + UInt64(recordSize) - 1) / UInt64(recordSize))
@@ -35,8 +39,12 @@ public struct TapeGeometry: Sendable, Equatable {
 
     /// Offset of header slot 0 or 1.
     public func headerOffset(slot: Int) -> UInt64 { UInt64(slot * Self.headerSlotSize) }
-    /// Offset of a group's header.
+    /// Offset of a group's header area.
     public func groupOffset(_ group: Int) -> UInt64 { Self.dataStart + UInt64(group) * groupStride }
+    /// Offset of copy 0 or 1 of a group's header.
+    public func groupHeaderOffset(_ group: Int, copy: Int) -> UInt64 {
+        groupOffset(group) + UInt64(copy * Self.groupHeaderCopySize)
+    }
     /// Offset of a record's first byte.
     public func recordOffset(_ record: Int) -> UInt64 {
         groupOffset(record / groupRecords) + UInt64(Self.groupHeaderSize)

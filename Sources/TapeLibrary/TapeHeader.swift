@@ -13,7 +13,8 @@ public struct TapeHeader: Sendable, Equatable {
     }
 
     static let magic = Array("BGTAPEH1".utf8)
-    static let version: UInt32 = 1
+    /// Version 2: two copies of each group header (version 1 tapes load, and are written as 2).
+    static let version: UInt32 = 2
     /// Most sealed files a header slot has room for.
     public static let maximumFiles = (TapeGeometry.headerSlotSize - fixedSize) / 16
     /// Bytes of a header without its file table.
@@ -86,7 +87,9 @@ public struct TapeHeader: Sendable, Equatable {
         var reader = ByteReader(bytes)
         guard try reader.read(count: 8) == Self.magic else { throw TapeFormatError("no tape header") }
         let version = try reader.read(UInt32.self)
-        guard version == Self.version else { throw TapeFormatError("tape format version \(version) is not 1") }
+        guard version == 1 || version == Self.version else {
+            throw TapeFormatError("tape format version \(version) is not 1 or 2; a newer blockgate wrote it")
+        }
         _ = try reader.read(UInt32.self)
         sequence = try reader.read(UInt64.self)
         let barcodeBytes = try reader.read(count: 16).prefix { $0 != 0 }
@@ -106,7 +109,7 @@ public struct TapeHeader: Sendable, Equatable {
             files.append(File(firstRecord: first, length: try reader.read(UInt64.self)))
         }
         try reader.readChecksum(of: "tape header")
-        guard recordSize > 0, recordSize % 4096 == 0, (1...254).contains(groupRecords),
+        guard recordSize > 0, recordSize % 4096 == 0, (1...TapeGeometry.maximumGroupRecords).contains(groupRecords),
             capacity % UInt64(recordSize) == 0
         else {
             throw TapeFormatError("record size \(recordSize) or group size \(groupRecords) is not valid")

@@ -1,16 +1,26 @@
 import BlockDevice
 import ChunkEngine
+import Foundation
 import Logging
 import NIOCore
 import Testing
 import VolumeTestSupport
 
-/// Simulated power losses (not kill -9): random writes, trims, zeroing, flushes and FUA writes,
-/// with uploads and eviction running on a cached volume, and at intervals a power cut that keeps
-/// any subset of the unsynced page writes, some torn at sectors. After each cut the volume is
-/// reopened and every sector must hold its content as of the last flush or content written after
-/// it; a cached volume must then upload everything and read the same back from the store alone.
+/// The crash-state explorer for volumes: seeded workloads of writes, trims, zeroing, flushes and
+/// FUA writes, with uploads and eviction running on a cached volume, and at intervals a power
+/// cut that keeps any subset of the unsynced page writes, some torn at sectors (a crash state).
+/// After each cut the volume is reopened and every sector must hold its content as of the last
+/// flush or content written after it; a cached volume must then upload everything and read the
+/// same back from the store alone. `make test` explores `BLOCKGATE_CRASH_STATES` states (96 by
+/// default) across the workloads; `make soak CRASH_STATES=N` explores more. A failure names the
+/// seed and the step of the cut, which replay it exactly.
 @Suite struct PowerLossTests {
+    /// Crash states to explore in all, spread over the workloads.
+    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 96
+    static let workloads: [(Volume.Kind, UInt64)] = [(.cached, 21), (.cached, 22), (.cached, 23), (.thin, 24)]
+    /// Operations between two cuts.
+    static let interval = 60
+
     /// Per 512-byte sector, the contents a crash may leave: those as of the last flush, and
     /// those written since.
     struct SectorModel {
@@ -111,8 +121,9 @@ import VolumeTestSupport
         }
     }
 
-    @Test(arguments: [(Volume.Kind.cached, UInt64(21)), (.cached, 22), (.cached, 23), (.thin, 24)])
+    @Test(arguments: workloads)
     func flushedDataSurvivesPowerLoss(_ kind: Volume.Kind, _ seed: UInt64) async throws {
+        let cutsWanted = max(1, Self.budget / Self.workloads.count)
         var powerLoss: PowerLossFileIO!
         let fixture = try await VolumeFixture(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: kind,
@@ -137,7 +148,7 @@ import VolumeTestSupport
         var cuts: [PowerLossFileIO.Outcome] = []
         let loop = fixture.loop
         let blocks = Self.size / 4096
-        for step in 1...480 {
+        for step in 1...(cutsWanted * Self.interval) {
             let block = Int(random.next() % UInt64(blocks - 4))
             switch random.next() % 16 {
             case 0...5:
@@ -174,8 +185,8 @@ import VolumeTestSupport
             }
             // Uploads pause for the last part of each interval, so that dirty chunks (and
             // downloads into them) are what the cut finds.
-            if step % 60 == 20 { await fixture.volume.stopUploader() }
-            guard step % 60 == 0 else { continue }
+            if step % Self.interval == Self.interval / 3 { await fixture.volume.stopUploader() }
+            guard step % Self.interval == 0 else { continue }
             await cache?.stop()
             await fixture.volume.stopUploader()
             cuts.append(try powerLoss.powerLoss(path: fixture.path, using: &random))
@@ -196,7 +207,11 @@ import VolumeTestSupport
             #expect(same, "seed \(seed): the volume read back from the object store differs from the cache")
         }
         #expect(cuts.reduce(0) { $0 + $1.pages } > 0, "no power cut found unsynced pages")
-        print("power losses of \(kind) seed \(seed): \(cuts.map(\.description).joined(separator: "; "))")
+        let pages = cuts.reduce(0) { $0 + $1.pages }
+        print(
+            "crash-state explorer: \(kind) volume, seed \(seed): \(cuts.count) crash states, \(pages) unsynced pages "
+                + "(\(cuts.reduce(0) { $0 + $1.lost }) lost, \(cuts.reduce(0) { $0 + $1.torn }) torn), "
+                + "\(problems.count) violations")
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()
     }

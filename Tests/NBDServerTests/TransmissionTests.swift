@@ -235,7 +235,8 @@ import Testing
             let client = try RawNBDClient(unixSocket: path)
             try client.negotiate(export: "disk", structuredReplies: false)
             for cookie in 1...4 {
-                try client.send(request(.read, cookie: UInt64(cookie), offset: UInt64(cookie - 1) << 24, length: 16 << 20))
+                try client.send(
+                    request(.read, cookie: UInt64(cookie), offset: UInt64(cookie - 1) << 24, length: 16 << 20))
             }
             try client.send(request(.disconnect, cookie: 9))
             try await Task.sleep(for: .milliseconds(300))  // the server has answered all four by now
