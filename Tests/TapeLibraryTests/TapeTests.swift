@@ -162,10 +162,12 @@ import VolumeTestSupport
         let tape = try await Tape.format(
             container: failing, barcode: "ABC123", geometry: geometry, worm: false, on: fixture.loop,
             logger: Logger(label: "test"))
-        let sealed = pattern(100_000, seed: 9)
+        let sealed = pattern(140_000, seed: 9)
         try await write(tape, sealed)
-        try await tape.sealOpenFile()  // file 0: records 0 to 24 of group 0
-        try await write(tape, pattern(20_000, seed: 10))  // file 1: records 25 to 29, group 0 too
+        try await tape.sealOpenFile()  // file 0: records 0 to 34 of group 0
+        // File 1: records 35 to 39, group 0 too, whose entries lie in another sector of the group
+        // header than its start and its CRC.
+        try await write(tape, pattern(20_000, seed: 10))
         failing.failFlushes(after: 1)  // the commit writes group 0's header, then cannot go on
         await #expect(throws: BlockDeviceError.self) { try await tape.flush() }
         var random = SplitMix(seed: 3)
@@ -173,8 +175,8 @@ import VolumeTestSupport
         #expect(outcome.torn > 0)
         try await fixture.reopen()
         let recovered = try await reload(fixture)
-        #expect(await recovered.status.files == [100_000])
-        #expect(try await recovered.read(file: 0, offset: 0, length: 100_000) == sealed)
+        #expect(await recovered.status.files == [140_000])
+        #expect(try await recovered.read(file: 0, offset: 0, length: 140_000) == sealed)
         #expect(await recovered.status.badRecords.isEmpty)
         await fixture.close()
     }
