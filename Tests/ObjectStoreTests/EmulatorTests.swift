@@ -76,22 +76,24 @@ import Testing
         await fixture.close()
     }
 
+    /// Switches the fixture emulator's faults over its control endpoint.
+    private func faults(_ fixture: StoreFixture, _ settings: [(String, String)]) async throws -> String {
+        try await EmulatorControl.faults(
+            host: "127.0.0.1", port: fixture.port, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+    }
+
     @Test func anOutageFailsRequestsUntilItIsSwitchedOffOverHTTP() async throws {
         let fixture = try await StoreFixture(
             .emulator, retry: RetryPolicy(attempts: 3, baseDelay: .milliseconds(1), maximumDelay: .milliseconds(2)))
-        func faults(_ settings: [(String, String)]) async throws -> String {
-            try await EmulatorControl.faults(
-                host: "127.0.0.1", port: fixture.port, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
-        }
-        #expect(try await faults([("outage", "on")]).contains("outage=on"))
+        #expect(try await faults(fixture, [("outage", "on")]).contains("outage=on"))
         await #expect {
             try await fixture.store.put(try ObjectKey("during"), data: ByteBuffer(string: "x"))
         } throws: { error in
             (error as? ObjectStoreError)?.kind == .unavailable
         }
-        #expect(try await faults([("outage", "off"), ("error_rate", "0")]).contains("outage=off"))
+        #expect(try await faults(fixture, [("outage", "off"), ("error_rate", "0")]).contains("outage=off"))
         try await fixture.store.put(try ObjectKey("after"), data: ByteBuffer(string: "x"))
-        await #expect(throws: ObjectStoreError.self) { try await faults([("error_rate", "2")]) }
+        await #expect(throws: ObjectStoreError.self) { try await faults(fixture, [("error_rate", "2")]) }
         await fixture.close()
     }
 
@@ -99,14 +101,11 @@ import Testing
     @Test func aRuleFailsTheNamedRequestsOnly() async throws {
         let fixture = try await StoreFixture(
             .emulator, retry: RetryPolicy(attempts: 1, baseDelay: .milliseconds(1), maximumDelay: .milliseconds(1)))
-        func faults(_ settings: [(String, String)]) async throws -> String {
-            try await EmulatorControl.faults(
-                host: "127.0.0.1", port: fixture.port, settings: settings, group: MultiThreadedEventLoopGroup.singleton)
-        }
         try await fixture.store.put(try ObjectKey("a/one"), data: ByteBuffer(string: "1"))
         try await fixture.store.put(try ObjectKey("b/two"), data: ByteBuffer(string: "2"))
-        #expect(try await faults([("fail", "list"), ("prefix", "a/"), ("count", "2")]).contains("rules=LIST:a/:2"))
-        #expect(try await faults([("fail", "PUT"), ("prefix", "b/")]).contains("LIST:a/:2,PUT:b/:1"))
+        #expect(
+            try await faults(fixture, [("fail", "list"), ("prefix", "a/"), ("count", "2")]).contains("rules=LIST:a/:2"))
+        #expect(try await faults(fixture, [("fail", "PUT"), ("prefix", "b/")]).contains("LIST:a/:2,PUT:b/:1"))
         for _ in 0..<2 {
             await #expect(throws: ObjectStoreError.self) { try await fixture.store.list(prefix: "a/") }
             #expect(try await fixture.store.list(prefix: "b/").count == 1)
@@ -118,10 +117,10 @@ import Testing
         }
         #expect(try await fixture.store.head(try ObjectKey("b/four")) == nil)
         try await fixture.store.put(try ObjectKey("b/four"), data: ByteBuffer(string: "4"))
-        #expect(try await faults([("fail", "PUT"), ("count", "3")]).contains("PUT::3"))
-        #expect(try await faults([("clear_rules", "1")]).contains("rules=none"))
-        await #expect(throws: ObjectStoreError.self) { try await faults([("fail", "COPY")]) }
-        await #expect(throws: ObjectStoreError.self) { try await faults([("prefix", "x")]) }
+        #expect(try await faults(fixture, [("fail", "PUT"), ("count", "3")]).contains("PUT::3"))
+        #expect(try await faults(fixture, [("clear_rules", "1")]).contains("rules=none"))
+        await #expect(throws: ObjectStoreError.self) { try await faults(fixture, [("fail", "COPY")]) }
+        await #expect(throws: ObjectStoreError.self) { try await faults(fixture, [("prefix", "x")]) }
         await fixture.close()
     }
 }
