@@ -22,6 +22,9 @@ struct ChunkState {
     /// Renewed (from a table-wide counter) when an operation that changed data is done; a flush
     /// or an upload compares it to see whether the chunk changed after it looked.
     var generation: UInt64 = 0
+    /// The generation whose state the chunk's record holds (queued in a round's commit): a round
+    /// need not write the record again until the chunk changes.
+    var recordedGeneration: UInt64 = 0
     /// Cached volumes: valid blocks whose current data is in the local file.
     var present: BlockBitmap
     /// Cached volumes: the uploaded generation that holds the chunk (0: never uploaded).

@@ -44,7 +44,12 @@ extension ChunkTable {
         lock.withLock {
             var indexes = Set(storedUploads.keys)
             for index in dirtyChunks {
-                if case .dirty = chunks[index]!.journal { indexes.insert(index) }
+                // A dirty chunk whose record already holds its state (a cached chunk waiting for
+                // its upload) is not written again.
+                guard case .dirty = chunks[index]!.journal,
+                    chunks[index]!.generation != chunks[index]!.recordedGeneration
+                else { continue }
+                indexes.insert(index)
             }
             // A dropped chunk re-created since: its new record must replace the one naming the
             // retired object in the same commit.
@@ -90,6 +95,7 @@ extension ChunkTable {
                         state.journal = .clean
                         dirtyChunks.remove(index)
                     }
+                    state.recordedGeneration = captured.generation
                     chunks[index] = state
                 }
                 let record = ChunkRecord(
@@ -125,6 +131,8 @@ extension ChunkTable {
         lock.withLock {
             orphans += snapshot.retired
             for index in snapshot.deleted where chunks[index] == nil { deletedChunks.insert(index) }
+            // Their records may not hold what the failed commit carried.
+            for index in snapshot.captured.keys where chunks[index] != nil { chunks[index]!.recordedGeneration = 0 }
         }
     }
 
