@@ -124,7 +124,11 @@ extension ChunkTable {
             guard let state = chunks[index], isEvictable(state), chunks[index]!.gate.tryAcquire(exclusive: true)
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
-            return .store(volumeID: volumeID, record(index, chunks[index]!, dirty: false))
+            return .store(
+                volumeID: volumeID,
+                record(
+                    index, valid: state.valid, present: chunks[index]!.present,
+                    remoteGeneration: state.remoteGeneration, dirty: false))
         }
     }
 

@@ -98,10 +98,12 @@ extension ChunkTable {
                     state.recordedGeneration = captured.generation
                     chunks[index] = state
                 }
-                let record = ChunkRecord(
-                    index: Int64(index), valid: captured.valid.bytes, dirty: !clean,
-                    present: cached ? captured.present.bytes : [], remoteGeneration: remoteGeneration)
-                changes.append(.store(volumeID: volumeID, record))
+                changes.append(
+                    .store(
+                        volumeID: volumeID,
+                        record(
+                            index, valid: captured.valid, present: captured.present,
+                            remoteGeneration: remoteGeneration, dirty: !clean)))
             }
             var deleted: Set<Int> = []
             for index in snapshot.deleted.sorted() where chunks[index] == nil {
@@ -136,10 +138,12 @@ extension ChunkTable {
         }
     }
 
-    /// The database record of a chunk's state.
-    func record(_ index: Int, _ state: ChunkState, dirty: Bool) -> ChunkRecord {
+    /// The database record of a chunk in a given state.
+    func record(
+        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, dirty: Bool
+    ) -> ChunkRecord {
         ChunkRecord(
-            index: Int64(index), valid: state.valid.bytes, dirty: dirty, present: cached ? state.present.bytes : [],
-            remoteGeneration: state.remoteGeneration)
+            index: Int64(index), valid: valid.bytes, dirty: dirty, present: cached ? present.bytes : [],
+            remoteGeneration: remoteGeneration)
     }
 }

@@ -399,21 +399,18 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 round = eventLoop.makeSucceededVoidFuture()
             } else {
                 remote?.committing()
-                let owes = NIOLockedValueBox(false)
-                round = io.syncData(file, on: eventLoop).flatMapError { error in
+                let committed = io.syncData(file, on: eventLoop).flatMapError { error in
                     self.fence(after: error, in: "fdatasync")
                     return eventLoop.makeFailedFuture(error)
                 }.flatMap { [table] in
                     let (committed, retires) = table.commitFlush(snapshot, on: eventLoop)
-                    owes.withLockedValue { $0 = retires }
-                    return committed
-                }.flatMapErrorThrowing { [table] error in
-                    table.restore(snapshot)
-                    throw error
-                }.always { result in
-                    let succeeded = if case .success = result { true } else { false }
-                    self.remote?.committed(volume: self.name, owes: succeeded && owes.withLockedValue { $0 })
+                    return committed.map { retires }
                 }
+                committed.whenComplete { [table] result in
+                    if case .failure = result { table.restore(snapshot) }
+                    self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
+                }
+                round = committed.map { _ in }
             }
         }
         round.whenComplete { result in

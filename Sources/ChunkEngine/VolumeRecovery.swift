@@ -41,7 +41,7 @@ extension Volume {
         let file = try LocalFile.open(path: path, length: record.size)
         var states: [Int: ChunkState] = [:]
         var changes: [ChunkChange] = []
-        var punched = 0
+        var punched = 0  // chunks whose unsynced blocks were punched out
         for chunk in try store.chunks(volumeID: record.id) {
             let index = Int(chunk.index)
             guard index < geometry.chunkCount else {
@@ -54,7 +54,9 @@ extension Volume {
             if chunk.dirty {
                 let written = try writtenBlocks(of: index, file: file, geometry: geometry)
                 if cached {
-                    punched += try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry)
+                    if try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry) {
+                        punched += 1
+                    }
                 } else {
                     valid = written
                     changes.append(
@@ -79,7 +81,7 @@ extension Volume {
         }
         var backing: RemoteBacking?
         if cached, let context {
-            backing = await sweep(
+            backing = await makeBacking(
                 record: record, states: states, metadata: store, journal: journal, context: context, logger: logger)
         }
         let table = ChunkTable(
@@ -88,19 +90,19 @@ extension Volume {
             name: record.name, table: table, file: file, io: io, journal: journal, remote: backing, logger: logger)
     }
 
-    /// Punches the blocks of a chunk the file holds beyond `present`; returns 1 if it punched any.
+    /// Punches the blocks of a chunk the file holds beyond `present`; returns whether there were any.
     private static func punch(
         _ written: BlockBitmap, outside present: BlockBitmap, ofChunk index: Int, file: LocalFile,
         geometry: ChunkGeometry
-    ) throws -> Int {
+    ) throws -> Bool {
         let blockSize = UInt64(ChunkGeometry.blockSize)
-        var any = 0
+        var any = false
         for (run, isWritten) in written.runs(in: 0..<written.count) where isWritten {
             for (piece, isPresent) in present.runs(in: run) where !isPresent {
-                try file.punchHole(
-                    offset: geometry.chunkStart(index) + UInt64(piece.lowerBound) * blockSize,
+                try file.allocate(
+                    .punchHole, offset: geometry.chunkStart(index) + UInt64(piece.lowerBound) * blockSize,
                     length: UInt64(piece.count) * blockSize)
-                any = 1
+                any = true
             }
         }
         return any
@@ -110,7 +112,7 @@ extension Volume {
     /// database) or seen in the store, and starts deleting the objects the database owes. Objects
     /// the listing shows that no record names are left in place: the database may be older than
     /// the store (restored from a backup), and only what it owes is known to be garbage.
-    private static func sweep(
+    private static func makeBacking(
         record: VolumeRecord, states: [Int: ChunkState], metadata: MetadataStore, journal: MetadataJournal,
         context: RemoteContext, logger: Logger
     ) async -> RemoteBacking {

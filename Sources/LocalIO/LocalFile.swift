@@ -40,11 +40,11 @@ public final class LocalFile: Sendable {
         guard fdatasync(descriptor) == 0 else { throw LocalIOError(errno: errno, operation: "fdatasync \(path)") }
     }
 
-    /// Punches a hole, blocking: for recovery, not for the data path.
-    public func punchHole(offset: UInt64, length: UInt64) throws(LocalIOError) {
-        let flags = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-        guard blockgate_fallocate(descriptor, flags, Int64(offset), Int64(length)) == 0 else {
-            throw LocalIOError(errno: errno, operation: "fallocate punch \(path) at \(offset)")
+    /// fallocate with `mode`, blocking: for recovery and the POSIX backend's threads, not for an
+    /// event loop.
+    public func allocate(_ mode: FileAllocation, offset: UInt64, length: UInt64) throws(LocalIOError) {
+        guard blockgate_fallocate(descriptor, mode.fallocateFlags, Int64(offset), Int64(length)) == 0 else {
+            throw LocalIOError(errno: errno, operation: "fallocate \(mode) \(path) at \(offset)")
         }
     }
 
@@ -92,4 +92,14 @@ public struct LocalIOError: Error, Equatable, CustomStringConvertible, Sendable 
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT || errno == EFBIG }
 
     public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+extension FileAllocation {
+    /// The fallocate(2) mode bits of this allocation.
+    var fallocateFlags: CInt {
+        switch self {
+        case .punchHole: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+        case .zeroRange: FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+        }
+    }
 }

@@ -81,15 +81,6 @@ public final class PosixFileIO: FileIO {
     public func allocate(
         _ file: LocalFile, mode: FileAllocation, offset: UInt64, length: UInt64, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
-        pool.runIfActive(eventLoop: eventLoop) {
-            let flags =
-                switch mode {
-                case .punchHole: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-                case .zeroRange: FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-                }
-            if blockgate_fallocate(file.descriptor, flags, Int64(offset), Int64(length)) != 0 {
-                throw LocalIOError(errno: errno, operation: "fallocate \(mode) \(file.path) at \(offset)")
-            }
-        }
+        pool.runIfActive(eventLoop: eventLoop) { try file.allocate(mode, offset: offset, length: length) }
     }
 }

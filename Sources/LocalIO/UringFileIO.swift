@@ -284,12 +284,7 @@ final class LoopRing {
         case .syncData:
             io_uring_prep_fsync(sqe, descriptor, UInt32(IORING_FSYNC_DATASYNC))
         case .allocate(let mode, let length, _):
-            let flags =
-                switch mode {
-                case .punchHole: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-                case .zeroRange: FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-                }
-            io_uring_prep_fallocate(sqe, descriptor, flags, off_t(operation.offset), off_t(length))
+            io_uring_prep_fallocate(sqe, descriptor, mode.fallocateFlags, off_t(operation.offset), off_t(length))
         }
     }
 

@@ -51,25 +51,10 @@ public final class ConnectionRegistry: Sendable {
         let deadline = NIODeadline.now() + timeout
         var forced = 0
         for channel in channels {
-            let closed = channel.eventLoop.makePromise(of: Bool.self)
-            let settled = NIOLockedValueBox(false)
-            let settle: @Sendable (Bool) -> Void = { value in
-                if settled.withLockedValue({ done in
-                    defer { done = true }
-                    return !done
-                }) {
-                    closed.succeed(value)
-                }
-            }
-            let timer = channel.eventLoop.scheduleTask(deadline: deadline) { settle(false) }
-            channel.closeFuture.whenComplete { _ in
-                timer.cancel()
-                settle(true)
-            }
-            if !((try? await closed.futureResult.get()) ?? true) {
-                forced += 1
-                try? await channel.close()
-            }
+            let timer = channel.eventLoop.scheduleTask(deadline: deadline) { channel.close(promise: nil) }
+            try? await channel.closeFuture.get()
+            timer.cancel()
+            if (try? await timer.futureResult.get()) != nil { forced += 1 }
         }
         return forced
     }
