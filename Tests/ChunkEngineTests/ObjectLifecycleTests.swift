@@ -33,9 +33,7 @@ import VolumeTestSupport
     @Test func objectsNoRecordNamesAreLeftInPlace() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         try await fixture.write(0, pattern(200_000, seed: 1))
-        fixture.volume.startUploader()
-        try await fixture.volume.waitUntilUploaded()
-        await fixture.volume.stopUploader()
+        try await fixture.uploadAll()
         let before = try await objectKeys(fixture)
         #expect(before.count == 4)
 
@@ -58,14 +56,11 @@ import VolumeTestSupport
     @Test func aRecreatedChunkNeverNamesItsRetiredObject() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         try await fixture.write(0, pattern(65536, seed: 2))
-        fixture.volume.startUploader()
-        try await fixture.volume.waitUntilUploaded()
-        await fixture.volume.stopUploader()
+        try await fixture.uploadAll()
         try await fixture.volume.dropCache()  // the chunk is in the store only
         try await fixture.volume.trim(offset: 0, length: 65536, fua: false, on: fixture.loop).get()
         let volume = fixture.volume
-        var data = ByteBuffer()
-        data.writeBytes(pattern(4096, seed: 3))
+        let data = ByteBuffer(bytes: pattern(4096, seed: 3))
         // On the event loop, so that the write has queued its dirty mark (and nothing more)
         // when the flush captures.
         try await fixture.loop.flatSubmit {

@@ -81,57 +81,37 @@ import VolumeTestSupport
     static let size = 4 << 20
     static let chunkSize = 65536
 
-    private static func withPowerLoss(
-        kind: Volume.Kind, _ body: (VolumeFixture, PowerLossFileIO) async throws -> Void
-    ) async throws {
-        var powerLoss: PowerLossFileIO!
-        let fixture = try await VolumeFixture(
-            size: UInt64(size), chunkSize: chunkSize, kind: kind, settings: RemoteSettings(uploadConcurrency: 2),
-            wrap: { base in
-                powerLoss = PowerLossFileIO(wrapping: base)
-                return powerLoss
-            })
-        try await body(fixture, powerLoss)
-        await fixture.close()
-    }
-
     /// A chunk downloaded again after eviction, then dirtied by a write elsewhere in it: the
     /// download was never synced, and a power cut tears it. It must not be served as data.
     @Test func aTornDownloadIntoADirtyChunkIsNotServed() async throws {
-        try await Self.withPowerLoss(kind: .cached) { fixture, powerLoss in
-            let original = (0..<Self.chunkSize).map { UInt8(truncatingIfNeeded: $0 / 512 &* 7 | 1) }
-            try await fixture.write(0, original)
-            fixture.volume.startUploader()
-            try await fixture.volume.waitUntilUploaded()
-            await fixture.volume.stopUploader()
-            try await fixture.volume.dropCache()
-            try await fixture.volume.flush(on: fixture.loop).get()  // the eviction's punch is durable
-            _ = try await fixture.read(0, 4096)  // downloads block 0, unsynced
-            try await fixture.write(32768, [UInt8](repeating: 0xAB, count: 4096))  // dirties the chunk
-            try await fixture.volume.flush(on: fixture.loop).get()
-            _ = try await fixture.read(8192, 4096)  // downloads block 2 after the flush, unsynced
-            var random = SplitMix(seed: 1)
-            let outcome = try powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
-            #expect(outcome.torn > 0)
-            try await fixture.reopen()
-            var expected = original
-            expected.replaceSubrange(32768..<36864, with: [UInt8](repeating: 0xAB, count: 4096))
-            let same = try await fixture.read(0, Self.chunkSize) == expected
-            #expect(same, "a torn download was served as data after the power loss")
-        }
+        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(
+            size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: .cached)
+        let original = (0..<Self.chunkSize).map { UInt8(truncatingIfNeeded: $0 / 512 &* 7 | 1) }
+        try await fixture.write(0, original)
+        try await fixture.uploadAll()
+        try await fixture.volume.dropCache()
+        try await fixture.volume.flush(on: fixture.loop).get()  // the eviction's punch is durable
+        _ = try await fixture.read(0, 4096)  // downloads block 0, unsynced
+        try await fixture.write(32768, [UInt8](repeating: 0xAB, count: 4096))  // dirties the chunk
+        try await fixture.volume.flush(on: fixture.loop).get()
+        _ = try await fixture.read(8192, 4096)  // downloads block 2 after the flush, unsynced
+        var random = SplitMix(seed: 1)
+        let outcome = try powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
+        #expect(outcome.torn > 0)
+        try await fixture.reopen()
+        var expected = original
+        expected.replaceSubrange(32768..<36864, with: [UInt8](repeating: 0xAB, count: 4096))
+        let same = try await fixture.read(0, Self.chunkSize) == expected
+        #expect(same, "a torn download was served as data after the power loss")
+        await fixture.close()
     }
 
     @Test(arguments: workloads)
     func flushedDataSurvivesPowerLoss(_ kind: Volume.Kind, _ seed: UInt64) async throws {
         let cutsWanted = max(1, Self.budget / Self.workloads.count)
-        var powerLoss: PowerLossFileIO!
-        let fixture = try await VolumeFixture(
+        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: kind,
-            settings: RemoteSettings(uploadConcurrency: 2),
-            wrap: { base in
-                powerLoss = PowerLossFileIO(wrapping: base)
-                return powerLoss
-            })
+            settings: RemoteSettings(uploadConcurrency: 2))
         var model = SectorModel(size: Self.size)
         var random = SplitMix(seed: seed)
         var cache: CacheManager?

@@ -20,13 +20,7 @@ import VolumeTestSupport
 
     @Test(arguments: seeds)
     func sealedAndFlushedDataSurvivePowerLoss(_ seed: UInt64) async throws {
-        var powerLoss: PowerLossFileIO!
-        let fixture = try await VolumeFixture(
-            size: Self.geometry.containerSize, chunkSize: 65536,
-            wrap: { base in
-                powerLoss = PowerLossFileIO(wrapping: base)
-                return powerLoss
-            })
+        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(size: Self.geometry.containerSize)
         let logger = Logger(label: "test")
         var tape = try await Tape.format(
             container: fixture.volume, barcode: "CRASH1", geometry: Self.geometry, worm: false, on: fixture.loop,
@@ -62,7 +56,8 @@ import VolumeTestSupport
             open = []
             durable = 0
             let status = await tape.status
-            if status.files != sealed.map { UInt64($0.count) } || status.openLength != 0 || !status.atEndOfData {
+            let expected = sealed.map { UInt64($0.count) }
+            if status.files != expected || status.openLength != 0 || !status.atEndOfData {
                 problems.append(
                     "seed \(seed), cut at step \(step): files \(status.files) open \(status.openLength), expected \(sealed.map(\.count))"
                 )

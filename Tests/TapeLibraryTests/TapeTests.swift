@@ -151,13 +151,7 @@ import VolumeTestSupport
     /// so that a group header spans several sectors.)
     @Test func aCommitTornByAPowerLossLeavesThePreviousCommitWhole() async throws {
         let geometry = TapeGeometry(capacity: 1 << 20, recordSize: 4096, groupRecords: 64)
-        var powerLoss: PowerLossFileIO!
-        let fixture = try await VolumeFixture(
-            size: geometry.containerSize, chunkSize: 65536,
-            wrap: { base in
-                powerLoss = PowerLossFileIO(wrapping: base)
-                return powerLoss
-            })
+        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(size: geometry.containerSize)
         let failing = HeldWritesDevice(wrapping: fixture.volume)
         let tape = try await Tape.format(
             container: failing, barcode: "ABC123", geometry: geometry, worm: false, on: fixture.loop,

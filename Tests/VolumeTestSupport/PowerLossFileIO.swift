@@ -207,7 +207,7 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
 
     private static func store(_ state: PageState, in file: LocalFile, at start: UInt64) throws {
         if state.hole {
-            try file.punchHole(offset: start, length: UInt64(page))
+            try file.allocate(.punchHole, offset: start, length: UInt64(page))
             return
         }
         let written = state.bytes.withUnsafeBytes { pwrite(file.descriptor, $0.baseAddress, page, off_t(start)) }
@@ -244,11 +244,8 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
                     pwrite(file.descriptor, $0.baseAddress, bytes.count, off_t(offset))
                 }
                 guard written == bytes.count else { throw LocalIOError(errno: errno, operation: "pwrite image") }
-            case .allocate(.punchHole, let offset, let length):
-                try file.punchHole(offset: offset, length: length)
-            case .allocate(.zeroRange, let offset, let length):
-                let zeros = [UInt8](repeating: 0, count: Int(length))
-                _ = zeros.withUnsafeBytes { pwrite(file.descriptor, $0.baseAddress, zeros.count, off_t(offset)) }
+            case .allocate(let mode, let offset, let length):
+                try file.allocate(mode, offset: offset, length: length)
             }
         }
     }

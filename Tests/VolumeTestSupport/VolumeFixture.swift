@@ -51,6 +51,27 @@ public final class VolumeFixture: @unchecked Sendable {
             logger: Logger(label: "test"))
     }
 
+    /// A fixture whose file I/O also keeps what a power loss could leave (see `PowerLossFileIO`).
+    public static func withPowerLoss(
+        size: UInt64, chunkSize: Int = 65536, kind: Volume.Kind = .thin, settings: RemoteSettings = RemoteSettings()
+    ) async throws -> (VolumeFixture, PowerLossFileIO) {
+        var powerLoss: PowerLossFileIO!
+        let fixture = try await VolumeFixture(
+            size: size, chunkSize: chunkSize, kind: kind, settings: settings,
+            wrap: { base in
+                powerLoss = PowerLossFileIO(wrapping: base)
+                return powerLoss
+            })
+        return (fixture, powerLoss)
+    }
+
+    /// Uploads every dirty chunk, then stops the uploader (cached volumes).
+    public func uploadAll() async throws {
+        volume.startUploader()
+        try await volume.waitUntilUploaded()
+        await volume.stopUploader()
+    }
+
     /// Opens the volume again from its file and database, as a restarted daemon would, without
     /// flushing the current instance (what a kill -9 leaves behind).
     public func reopen() async throws {
