@@ -7,9 +7,10 @@ import VolumeTestSupport
 
 @testable import TapeLibrary
 
-/// The crash-state explorer for tapes: seeded workloads of appending writes, flushes and
-/// filemarks on a tape whose container sits on a volume, and at intervals a power cut (any
-/// subset of the unsynced page writes, some torn). After each cut the tape is mounted again:
+/// The crash-state explorer for tapes: seeded workloads of appending writes, flushes, filemarks
+/// and (when the tape is full) erasing, on a tape whose container sits on a volume, and at
+/// intervals a power cut (any subset of the unsynced page writes, some torn). After each cut the
+/// tape is mounted again:
 /// every sealed file reads back exactly, the file the cut interrupted is sealed at its last
 /// flush, and nothing fails its CRC. `BLOCKGATE_CRASH_STATES` sets the budget as for volumes.
 @Suite struct TapePowerLossTests {
@@ -39,6 +40,13 @@ import VolumeTestSupport
                 let data = (0..<(1 + Int(random.next() % 40_000))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
                 try await tape.write(offset: UInt64(open.count), data: ByteBuffer(bytes: data))
                 open += data
+            case 0...5:
+                // The tape is full: rewind and erase it, so that long runs keep writing.
+                try await tape.position(toFile: 0)
+                try await tape.erase()
+                sealed = []
+                open = []
+                durable = 0
             case 6:
                 try await tape.flush()
                 durable = open.count
