@@ -10,9 +10,9 @@ import VolumeTestSupport
 /// The crash-state explorer for tapes: seeded workloads of appending writes, flushes, filemarks
 /// and (when the tape is full) erasing, on a tape whose container sits on a volume, and at
 /// intervals a power cut (any subset of the unsynced page writes, some torn). After each cut the
-/// tape is mounted again:
-/// every sealed file reads back exactly, the file the cut interrupted is sealed at its last
-/// flush, and nothing fails its CRC. `BLOCKGATE_CRASH_STATES` sets the budget as for volumes.
+/// tape is mounted again: every sealed file reads back exactly, the file the cut interrupted is
+/// sealed at its last flush, and nothing fails its CRC. `BLOCKGATE_CRASH_STATES` sets the
+/// budget as for volumes.
 @Suite struct TapePowerLossTests {
     static let geometry = TapeGeometry(capacity: 16 << 20, recordSize: 64 << 10, groupRecords: 4)
     static let seeds: [UInt64] = [31, 32]
