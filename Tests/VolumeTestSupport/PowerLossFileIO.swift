@@ -9,9 +9,11 @@ import NIOCore
 /// test calls `powerLoss(path:using:)` to replace the file with one state a power cut could
 /// leave: each 4 KiB page touched since the last sync holds its durable content or its content
 /// after some of those operations (a later one only with every earlier one), the last of them
-/// sometimes torn at 512-byte sectors. Writes with `dsync` are always kept.
+/// sometimes torn at 512-byte sectors. Writes with `dsync` are always kept. With a
+/// `CrashRecorder`, each completed operation and sync is recorded under its lock, and
+/// `capture(path:into:)` keeps the state of one instant to be written out later.
 public final class PowerLossFileIO: FileIO, @unchecked Sendable {
-    private enum Operation {
+    fileprivate enum Operation: Sendable {
         case write(offset: UInt64, bytes: [UInt8])
         case allocate(FileAllocation, offset: UInt64, length: UInt64)
 
@@ -23,7 +25,7 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         }
     }
 
-    private struct Pending {
+    fileprivate struct Pending: Sendable {
         let sequence: UInt64
         let operation: Operation
         let durable: Bool
@@ -35,12 +37,14 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     }
 
     private let base: any FileIO
+    private let recorder: CrashRecorder?
     private let files = NIOLockedValueBox(Files())
     static let page = 4096
     static let sector = 512
 
-    public init(wrapping base: any FileIO) {
+    public init(wrapping base: any FileIO, recorder: CrashRecorder? = nil) {
         self.base = base
+        self.recorder = recorder
     }
 
     public var backendName: String { "power-loss(\(base.backendName))" }
@@ -78,12 +82,14 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         // Everything completed before the sync is called is covered by it.
         let barrier = files.withLockedValue { $0.sequence }
         return base.syncData(file, on: eventLoop).flatMapThrowing {
-            let covered = self.files.withLockedValue { files -> [Pending] in
-                let all = files.pending[file.path] ?? []
-                files.pending[file.path] = all.filter { $0.sequence > barrier }
-                return all.filter { $0.sequence <= barrier }
+            try self.recorded(.fileSynced) {
+                let covered = self.files.withLockedValue { files -> [Pending] in
+                    let all = files.pending[file.path] ?? []
+                    files.pending[file.path] = all.filter { $0.sequence > barrier }
+                    return all.filter { $0.sequence <= barrier }
+                }
+                try Self.apply(covered.map(\.operation), toFileAt: Self.durablePath(file.path), length: file.length())
             }
-            try Self.apply(covered.map(\.operation), toFileAt: Self.durablePath(file.path), length: file.length())
         }
     }
 
@@ -92,11 +98,48 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     }
 
     private func record(_ path: String, _ operation: Operation, durable: Bool) {
-        files.withLockedValue { files in
-            files.sequence += 1
-            files.pending[path, default: []].append(
-                Pending(sequence: files.sequence, operation: operation, durable: durable))
+        recorded(.fileChanged) {
+            files.withLockedValue { files in
+                files.sequence += 1
+                files.pending[path, default: []].append(
+                    Pending(sequence: files.sequence, operation: operation, durable: durable))
+            }
         }
+    }
+
+    private func recorded<T>(_ event: CrashRecorder.Event, _ change: () throws -> T) rethrows -> T {
+        guard let recorder else { return try change() }
+        return try recorder.record(event, change)
+    }
+
+    // MARK: - Captures
+
+    /// A file as one instant left it: its durable image (a copy) and the operations since.
+    public struct Capture: Sendable {
+        let image: String
+        let length: UInt64
+        fileprivate let unsynced: [Pending]
+        /// Operations completed since the last sync.
+        public var unsyncedOperations: Int { unsynced.count }
+    }
+
+    /// Copies the durable image of `path` to `image` and keeps the operations since its last
+    /// sync (call it from a `CrashRecorder` observer, so that nothing changes meanwhile).
+    public func capture(path: String, into image: String) throws -> Capture {
+        let unsynced = files.withLockedValue { $0.pending[path] ?? [] }
+        let length = try LocalFile.openExisting(path: path).length()
+        let durable = Self.durablePath(path)
+        try Self.ensureImage(durable, length: length)
+        try Self.copySparse(from: durable, to: image, length: length)
+        return Capture(image: image, length: length, unsynced: unsynced)
+    }
+
+    /// Writes at `path` a state a power loss at the instant of `capture` could leave.
+    public static func materialize(
+        _ capture: Capture, at path: String, using random: inout some RandomNumberGenerator
+    ) throws -> Outcome {
+        try crashImage(
+            from: capture.image, unsynced: capture.unsynced, to: path, length: capture.length, using: &random)
     }
 
     // MARK: - Power loss
@@ -133,7 +176,20 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         let durable = Self.durablePath(path)
         try Self.ensureImage(durable, length: length)
         let crash = path + ".crash"
-        try Self.copySparse(from: durable, to: crash, length: length)
+        let outcome = try Self.crashImage(
+            from: durable, unsynced: pending, to: crash, length: length, using: &random, choice: choice)
+        guard rename(crash, path) == 0 else { throw LocalIOError(errno: errno, operation: "rename \(crash)") }
+        try Self.copySparse(from: path, to: durable, length: length)
+        return outcome
+    }
+
+    /// Writes at `crash` the durable image with, per page touched by `pending`, the state a
+    /// power loss could leave (see the type's comment).
+    private static func crashImage(
+        from durable: String, unsynced pending: [Pending], to crash: String, length: UInt64,
+        using random: inout some RandomNumberGenerator, choice: Choice = .random
+    ) throws -> Outcome {
+        try copySparse(from: durable, to: crash, length: length)
         let file = try LocalFile.open(path: crash, length: length)
         var byPage: [UInt64: [Pending]] = [:]
         for item in pending {
@@ -147,7 +203,7 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         for (page, items) in byPage.sorted(by: { $0.key < $1.key }) {
             outcome.pages += 1
             let start = page * UInt64(Self.page)
-            let old = try Self.pageState(file, at: start)
+            let old = try pageState(file, at: start)
             // A later operation lands only with every earlier one; a dsync write always lands.
             let mustKeep = (items.lastIndex { $0.durable }).map { $0 + 1 } ?? 0
             let kept =
@@ -157,9 +213,9 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
                 continue
             }
             var before = old
-            for item in items.prefix(kept - 1) { Self.apply(item.operation, to: &before, pageStart: start) }
+            for item in items.prefix(kept - 1) { apply(item.operation, to: &before, pageStart: start) }
             var new = before
-            Self.apply(items[kept - 1].operation, to: &new, pageStart: start)
+            apply(items[kept - 1].operation, to: &new, pageStart: start)
             let tear = choice == .tearLast || random.next() % 4 == 0
             if !items[kept - 1].durable, tear, new != before {
                 // Torn: the last operation kept reached some sectors only.
@@ -173,11 +229,9 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
                 }
                 new = mixed
             }
-            try Self.store(new, in: file, at: start)
+            try store(new, in: file, at: start)
         }
         try file.syncData()
-        guard rename(crash, path) == 0 else { throw LocalIOError(errno: errno, operation: "rename \(crash)") }
-        try Self.copySparse(from: path, to: durable, length: length)
         return outcome
     }
 

@@ -1,5 +1,5 @@
 /// A small seeded generator (SplitMix64), so a failing sequence can be replayed from its seed.
-public struct SplitMix: RandomNumberGenerator {
+public struct SplitMix: RandomNumberGenerator, Sendable {
     var state: UInt64
 
     public init(seed: UInt64) { state = seed }

@@ -20,6 +20,8 @@ public final class VolumeFixture: @unchecked Sendable {
     private let pool: NIOThreadPool
     public var volume: Volume
     public let loop = MultiThreadedEventLoopGroup.singleton.next()
+    /// The volume's file.
+    public let path: String
 
     public init(
         size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring, kind: Volume.Kind = .thin,
@@ -33,22 +35,54 @@ public final class VolumeFixture: @unchecked Sendable {
         io = wrap(try makeFileIO(backend, logger: Logger(label: "test")))
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
-        if kind == .cached {
-            let objects = FileObjectStore(root: "\(directory)/objects", pool: pool)
-            try await objects.prepare()
-            self.objects = objects
-            remote = RemoteContext(
-                store: wrapStore(objects), settings: settings, group: MultiThreadedEventLoopGroup.singleton)
-        } else {
-            objects = nil
-            remote = nil
-        }
+        (objects, remote) = try await Self.objectStore(
+            in: directory, cached: kind == .cached, pool: pool, settings: settings, wrap: wrapStore)
         record = try store.createVolume(
             name: "vol", kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize), createdAt: 0,
             uuid: UUID().uuidString.lowercased())
+        path = "\(directory)/vol.img"
         volume = try await Volume.open(
-            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
+            record: record, path: path, store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
+    }
+
+    /// Opens the one volume kept in `directory` (its database `database`, its file `file`, and
+    /// if it is cached the embedded store `objects/`), as a restarted daemon would.
+    public init(
+        existing directory: String, database: String = "meta.db", file: String = "vol.img",
+        settings: RemoteSettings = RemoteSettings()
+    ) async throws {
+        self.directory = directory
+        store = try MetadataStore(path: "\(directory)/\(database)")
+        journal = MetadataJournal(store: store)
+        io = try makeFileIO(.uring, logger: Logger(label: "test"))
+        pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        guard let record = try store.volumes().first else {
+            throw MetadataError("\(directory)/\(database) records no volume")
+        }
+        self.record = record
+        (objects, remote) = try await Self.objectStore(
+            in: directory, cached: record.kind == Volume.Kind.cached.rawValue, pool: pool, settings: settings,
+            wrap: { $0 })
+        path = "\(directory)/\(file)"
+        volume = try await Volume.open(
+            record: record, path: path, store: store, journal: journal, io: io, remote: remote,
+            logger: Logger(label: "test"))
+    }
+
+    /// The embedded store of a cached volume in `directory`, and the context its volume uses.
+    private static func objectStore(
+        in directory: String, cached: Bool, pool: NIOThreadPool, settings: RemoteSettings,
+        wrap: (any ObjectStore) -> any ObjectStore
+    ) async throws -> (FileObjectStore?, RemoteContext?) {
+        guard cached else { return (nil, nil) }
+        let objects = FileObjectStore(root: "\(directory)/objects", pool: pool)
+        try await objects.prepare()
+        return (
+            objects,
+            RemoteContext(store: wrap(objects), settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+        )
     }
 
     /// A fixture whose file I/O also keeps what a power loss could leave (see `PowerLossFileIO`).
@@ -65,6 +99,27 @@ public final class VolumeFixture: @unchecked Sendable {
         return (fixture, powerLoss)
     }
 
+    /// A fixture whose file I/O and object store are recorded, so that crash states can be
+    /// captured at any instant (see `CrashWorld`).
+    public static func exploring(
+        size: UInt64, chunkSize: Int = 65536, kind: Volume.Kind = .thin, settings: RemoteSettings = RemoteSettings()
+    ) async throws -> (VolumeFixture, CrashWorld) {
+        let recorder = CrashRecorder()
+        var powerLoss: PowerLossFileIO!
+        var recording: RecordingObjectStore?
+        let fixture = try await VolumeFixture(
+            size: size, chunkSize: chunkSize, kind: kind, settings: settings,
+            wrap: { base in
+                powerLoss = PowerLossFileIO(wrapping: base, recorder: recorder)
+                return powerLoss
+            },
+            wrapStore: { base in
+                recording = RecordingObjectStore(wrapping: base, recorder: recorder)
+                return recording!
+            })
+        return (fixture, CrashWorld(fixture: fixture, recorder: recorder, powerLoss: powerLoss, objects: recording))
+    }
+
     /// Uploads every dirty chunk, then stops the uploader (cached volumes).
     public func uploadAll() async throws {
         volume.startUploader()
@@ -72,24 +127,44 @@ public final class VolumeFixture: @unchecked Sendable {
         await volume.stopUploader()
     }
 
+    /// Waits for `waitUntilUploaded`, failing if it takes over `seconds` (a test must not hang).
+    public func waitUntilUploaded(within seconds: Int) async throws {
+        let volume = volume
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await volume.waitUntilUploaded()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return false
+            }
+            let done = try await group.next()!
+            group.cancelAll()
+            guard done else {
+                throw VolumeFixtureError(
+                    "uploads did not converge in \(seconds) s: \(volume.cacheUsage.dirtyChunks) dirty chunk(s), "
+                        + "\(volume.pendingDeletes) delete(s) pending")
+            }
+        }
+    }
+
     /// Opens the volume again from its file and database, as a restarted daemon would, without
     /// flushing the current instance (what a kill -9 leaves behind).
     public func reopen() async throws {
         await volume.stopUploader()
         volume = try await Volume.open(
-            record: record, path: "\(directory)/vol.img", store: store, journal: journal, io: io, remote: remote,
+            record: record, path: path, store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
     }
 
-    /// The volume's file.
-    public var path: String { "\(directory)/vol.img" }
-
-    public func close() async {
+    /// Stops the volume's work and (unless told not to) removes its directory.
+    public func close(removing: Bool = true) async {
         await volume.stopUploader()
         await journal.shutdown()
         await io.shutdown()
         try? await pool.shutdownGracefully()
-        try? FileManager.default.removeItem(atPath: directory)
+        if removing { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     public func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
@@ -116,4 +191,10 @@ public final class VolumeFixture: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A fixture's step that did not finish.
+public struct VolumeFixtureError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,108 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import ObjectStore
+
+/// An object store that also keeps, in memory, what it holds as of its completed requests and
+/// which PUTs and DELETEs are in flight, each change recorded through a `CrashRecorder`. A
+/// capture of it is written out as a store a power loss could leave: every completed request
+/// done, each request in flight done or not. It starts empty, as the store it wraps must.
+public final class RecordingObjectStore: ObjectStore {
+    /// A PUT or DELETE.
+    public enum Mutation: Sendable {
+        case put(ObjectKey, ByteBuffer)
+        case delete(ObjectKey)
+    }
+
+    /// The store as one instant left it.
+    public struct Capture: Sendable {
+        let objects: [ObjectKey: ByteBuffer]
+        let inFlight: [Mutation]
+        /// Requests that were in flight.
+        public var requestsInFlight: Int { inFlight.count }
+    }
+
+    private struct State {
+        var objects: [ObjectKey: ByteBuffer] = [:]
+        var inFlight: [Int: Mutation] = [:]
+        var lastRequest = 0
+    }
+
+    private let base: any ObjectStore
+    private let recorder: CrashRecorder
+    private let state = NIOLockedValueBox(State())
+
+    public init(wrapping base: any ObjectStore, recorder: CrashRecorder) {
+        self.base = base
+        self.recorder = recorder
+    }
+
+    public func prepare() async throws { try await base.prepare() }
+
+    public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
+        try await mutate(.put(key, data)) { try await base.put(key, data: data) }
+    }
+
+    public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
+        try await base.get(key, range: range)
+    }
+
+    public func head(_ key: ObjectKey) async throws -> ObjectInfo? { try await base.head(key) }
+
+    public func delete(_ key: ObjectKey) async throws {
+        try await mutate(.delete(key)) { try await base.delete(key) }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] { try await base.list(prefix: prefix) }
+
+    /// What the store holds and which requests are in flight (call it from a `CrashRecorder`
+    /// observer).
+    public func capture() -> Capture {
+        state.withLockedValue {
+            Capture(objects: $0.objects, inFlight: $0.inFlight.sorted { $0.key < $1.key }.map(\.value))
+        }
+    }
+
+    /// Writes `capture` into the empty store `target`, each request in flight done or not as
+    /// `random` chooses; returns how many were done.
+    public static func materialize(
+        _ capture: Capture, into target: any ObjectStore, using random: inout some RandomNumberGenerator
+    ) async throws -> Int {
+        var objects = capture.objects
+        var done = 0
+        for mutation in capture.inFlight where random.next() % 2 == 0 {
+            done += 1
+            switch mutation {
+            case .put(let key, let data): objects[key] = data
+            case .delete(let key): objects[key] = nil
+            }
+        }
+        for (key, data) in objects { try await target.put(key, data: data) }
+        return done
+    }
+
+    private func mutate(_ mutation: Mutation, _ request: () async throws -> Void) async throws {
+        let id = recorder.record(.storeRequestSent) {
+            state.withLockedValue { state in
+                state.lastRequest += 1
+                state.inFlight[state.lastRequest] = mutation
+                return state.lastRequest
+            }
+        }
+        do {
+            try await request()
+        } catch {
+            // A failed request is taken as not done (the stores under test fail before acting).
+            recorder.record(.storeRequestDone) { _ = state.withLockedValue { $0.inFlight.removeValue(forKey: id) } }
+            throw error
+        }
+        recorder.record(.storeRequestDone) {
+            state.withLockedValue { state in
+                state.inFlight[id] = nil
+                switch mutation {
+                case .put(let key, let data): state.objects[key] = data
+                case .delete(let key): state.objects[key] = nil
+                }
+            }
+        }
+    }
+}
