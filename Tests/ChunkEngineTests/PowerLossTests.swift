@@ -7,8 +7,8 @@ import Testing
 import VolumeTestSupport
 
 /// The crash-state explorer for volumes: seeded workloads of writes, trims, zeroing, flushes,
-/// FUA writes and flushes that wait for uploads, with uploads and eviction running on a cached
-/// volume. Crash states (what a power loss leaves: any subset of the unsynced page writes, some
+/// FUA writes and flushes that wait for uploads, with uploads (one PUT in 8 failing, before or
+/// after the store acts) and eviction running on a cached volume. Crash states (what a power loss leaves: any subset of the unsynced page writes, some
 /// torn at sectors; the database as of its last commit; the store as of its completed requests,
 /// each request in flight done or not) come two ways:
 /// - captured at recorded events while the volume runs (syncs, store requests sent and done,
@@ -19,12 +19,12 @@ import VolumeTestSupport
 /// Every sector must read its content as of the last flush or content written after it (as of
 /// the last flush --wait-upload, for a store-only recover); a cached volume's records must name
 /// objects that exist, and its uploader must converge. `make test` explores
-/// `BLOCKGATE_CRASH_STATES` states (96 by default) across the workloads; `make soak
+/// `BLOCKGATE_CRASH_STATES` states (200 by default) across the workloads; `make soak
 /// CRASH_STATES=N` explores more. A failure names the seed, the state and its event, and keeps
 /// the state's directory; a power cut of the running volume names its step.
 @Suite struct PowerLossTests {
     /// Crash states to explore in all, spread over the workloads.
-    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 96
+    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 200
     static let workloads: [(Volume.Kind, UInt64)] = [(.cached, 21), (.cached, 22), (.cached, 23), (.thin, 24)]
     /// Operations between two cuts.
     static let interval = 60
@@ -63,7 +63,9 @@ import VolumeTestSupport
         let settings = RemoteSettings(uploadConcurrency: 2)
         let (fixture, world) = try await VolumeFixture.exploring(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: kind, settings: settings)
-        let states = try CrashStates(world: world, size: Self.size, seed: seed, wanted: statesWanted)
+        world.objects?.failPuts(oneIn: 8, seed: seed)
+        let states = try CrashStates(
+            world: world, model: SectorModel(size: Self.size), seed: seed, wanted: statesWanted)
         var random = SplitMix(seed: seed)
         var cache: CacheManager?
         var uploading = false
@@ -80,7 +82,7 @@ import VolumeTestSupport
         states.capturing(true)
         var problems: [String] = []
         var cuts: [PowerLossFileIO.Outcome] = []
-        var tally = CrashStates.Tally()
+        var tally = CrashStates<SectorModel>.Tally()
         let loop = fixture.loop
         let blocks = Self.size / 4096
         var step = 0
@@ -141,11 +143,12 @@ import VolumeTestSupport
             cuts.append(try world.powerLoss.powerLoss(path: fixture.path, using: &random))
             try await fixture.reopen()
             try world.powerLoss.settle(path: fixture.path)
-            problems += states.check(try await fixture.read(0, Self.size)).map {
+            let read = try await fixture.read(0, Self.size)
+            problems += states.update { $0.check(read) }.map {
                 "seed \(seed), cut at step \(step): \($0)"
             }
             startBackground()
-            states.capturing(!states.capturedAll)
+            states.capturing(true)
         }
         states.capturing(false)
         problems += await states.checkCaptured(kind: kind, record: fixture.record, settings: settings, tally: &tally)
@@ -157,17 +160,17 @@ import VolumeTestSupport
             await cache?.stop()
             try await fixture.volume.dropCache()
             let fromStore = try await fixture.read(0, Self.size)
-            let same = fromStore == states.current
+            let same = fromStore == states.update { $0.current }
             #expect(same, "seed \(seed): the volume read back from the object store differs from the cache")
         }
-        let pages = cuts.reduce(0) { $0 + $1.pages } + tally.unsyncedPages
-        #expect(pages > 0, "no crash state found unsynced pages")
-        let byEvent = CrashRecorder.Event.allCases.map { "\(tally.byEvent[$0] ?? 0) at a \($0.rawValue)" }
+        let cutPages = cuts.reduce(0) { $0 + $1.pages }
+        #expect(cutPages + tally.unsyncedPages > 0, "no crash state found unsynced pages")
+        let total = cuts.count + tally.checked
+        let failedPuts = world.objects?.failedPuts ?? 0
         print(
-            "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(cuts.count + tally.checked) "
-                + "crash states (\(cuts.count) power cut(s) of the running volume; \(tally.checked) captured: "
-                + "\(byEvent.joined(separator: ", "))), \(pages) unsynced pages, \(tally.requestsInFlight) store "
-                + "requests in flight (\(tally.requestsDone) taken as done), \(problems.count) violations")
+            "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(total) crash states: "
+                + "\(cuts.count) power cut(s) of the running volume (\(cutPages) unsynced pages); "
+                + "\(tally.description); \(failedPuts) PUTs failed on purpose; \(problems.count) violations")
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()
     }

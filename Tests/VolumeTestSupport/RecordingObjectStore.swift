@@ -5,7 +5,8 @@ import ObjectStore
 /// An object store that also keeps, in memory, what it holds as of its completed requests and
 /// which PUTs and DELETEs are in flight, each change recorded through a `CrashRecorder`. A
 /// capture of it is written out as a store a power loss could leave: every completed request
-/// done, each request in flight done or not. It starts empty, as the store it wraps must.
+/// done, each request in flight done or not. It starts empty, as the store it wraps must. It
+/// can also fail PUTs on purpose, before or after the store acts.
 public final class RecordingObjectStore: ObjectStore {
     /// A PUT or DELETE.
     public enum Mutation: Sendable {
@@ -21,10 +22,27 @@ public final class RecordingObjectStore: ObjectStore {
         public var requestsInFlight: Int { inFlight.count }
     }
 
+    /// A PUT failed on purpose: before the store acts, or after it stored the object (as when
+    /// the answer is lost).
+    private enum Fault {
+        case before, after
+    }
+
     private struct State {
         var objects: [ObjectKey: ByteBuffer] = [:]
         var inFlight: [Int: Mutation] = [:]
         var lastRequest = 0
+        var faults: (odds: UInt64, random: SplitMix)?
+        var failedPuts = 0
+
+        mutating func fault(for mutation: Mutation) -> Fault? {
+            guard case .put = mutation, let (odds, random) = faults else { return nil }
+            var generator = random
+            defer { faults = (odds, generator) }
+            guard generator.next() % odds == 0 else { return nil }
+            failedPuts += 1
+            return generator.next() % 2 == 0 ? .before : .after
+        }
     }
 
     private let base: any ObjectStore
@@ -37,6 +55,14 @@ public final class RecordingObjectStore: ObjectStore {
     }
 
     public func prepare() async throws { try await base.prepare() }
+
+    /// Fails one PUT in `odds` from now on, chosen with a generator seeded by `seed`.
+    public func failPuts(oneIn odds: UInt64, seed: UInt64) {
+        state.withLockedValue { $0.faults = (odds, SplitMix(seed: seed)) }
+    }
+
+    /// PUTs failed on purpose so far.
+    public var failedPuts: Int { state.withLockedValue { $0.failedPuts } }
 
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
         try await mutate(.put(key, data)) { try await base.put(key, data: data) }
@@ -81,14 +107,16 @@ public final class RecordingObjectStore: ObjectStore {
     }
 
     private func mutate(_ mutation: Mutation, _ request: () async throws -> Void) async throws {
-        let id = recorder.record(.storeRequestSent) {
+        let (id, fault) = recorder.record(.storeRequestSent) {
             state.withLockedValue { state in
                 state.lastRequest += 1
                 state.inFlight[state.lastRequest] = mutation
-                return state.lastRequest
+                return (state.lastRequest, state.fault(for: mutation))
             }
         }
+        let injected = ObjectStoreError(.unavailable, "injected fault")
         do {
+            if fault == .before { throw injected }
             try await request()
         } catch {
             // A failed request is taken as not done (the stores under test fail before acting).
@@ -104,5 +132,6 @@ public final class RecordingObjectStore: ObjectStore {
                 }
             }
         }
+        if fault == .after { throw injected }
     }
 }

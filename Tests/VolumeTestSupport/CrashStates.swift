@@ -1,0 +1,138 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// The explorer's side of a recorded fixture: it owns the model of what a crash may leave
+/// (which the workload updates, a change before it is sent and a flush once it completes), and
+/// at recorded events it captures crash states of the running fixture (each sync and each
+/// object-store request sent and done with odds of 1 in 3; each file change 1 in 24, a point
+/// between boundaries), each with the model as of that instant, for the test to check one by
+/// one (`take`).
+public final class CrashStates<Model: Sendable>: Sendable {
+    /// A captured state waiting to be checked.
+    public struct Captured: Sendable {
+        public let index: Int
+        public let event: CrashRecorder.Event
+        public let state: CrashWorld.State
+        public let model: Model
+        /// Names the state in a failure.
+        public var label: String {
+            "state \(index) (at a \(event.rawValue); \(state.unsyncedOperations) unsynced operation(s), "
+                + "\(state.requestsInFlight) store request(s) in flight)"
+        }
+    }
+
+    /// How the checked states were spread.
+    public struct Tally: Sendable {
+        public var byEvent: [CrashRecorder.Event: Int] = [:]
+        public var unsyncedPages = 0
+        public var requestsInFlight = 0
+        public var requestsDone = 0
+        public var checked: Int { byEvent.values.reduce(0, +) }
+        public init() {}
+
+        /// Counts a state as written out.
+        public mutating func add(_ captured: Captured, _ written: CrashWorld.Written) {
+            byEvent[captured.event, default: 0] += 1
+            unsyncedPages += written.file.pages
+            requestsInFlight += captured.state.requestsInFlight
+            requestsDone += written.requestsDone
+        }
+
+        public var description: String {
+            let events = CrashRecorder.Event.allCases.map { "\(byEvent[$0] ?? 0) at a \($0.rawValue)" }
+            return "\(checked) captured (\(events.joined(separator: ", "))), \(unsyncedPages) unsynced pages, "
+                + "\(requestsInFlight) store requests in flight (\(requestsDone) taken as done)"
+        }
+    }
+
+    private struct State {
+        var model: Model
+        var random: SplitMix
+        var capturing = false
+        var captured = 0
+        var queue: [Captured] = []
+        var failures: [String] = []
+    }
+
+    private let state: NIOLockedValueBox<State>
+    private let world: CrashWorld
+    private let scratch: String
+    private let wanted: Int
+    private let seed: UInt64
+    /// Captures waiting at most: the workload pauses for checks, background work does not.
+    private var queueLimit: Int { 4 }
+
+    /// Captures up to `wanted` states of `world`, with `model` as the model to begin with.
+    public init(world: CrashWorld, model: Model, seed: UInt64, wanted: Int) throws {
+        self.world = world
+        self.seed = seed
+        self.wanted = wanted
+        scratch = NSTemporaryDirectory() + "blockgate-crash-states-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        state = NIOLockedValueBox(State(model: model, random: SplitMix(seed: seed)))
+        world.recorder.observe { [self] event in consider(event) }
+    }
+
+    /// Reads or changes the model.
+    @discardableResult
+    public func update<T>(_ change: (inout Model) -> T) -> T { state.withLockedValue { change(&$0.model) } }
+
+    /// Starts or stops capturing (stopped while the running fixture itself is cut and reopened).
+    public func capturing(_ on: Bool) { state.withLockedValue { $0.capturing = on && $0.captured < wanted } }
+
+    /// States captured so far.
+    public var captured: Int { state.withLockedValue { $0.captured } }
+
+    /// The states captured since the last call, and the failures to capture.
+    public func take() -> (captured: [Captured], failures: [String]) {
+        state.withLockedValue { state in
+            defer {
+                state.queue = []
+                state.failures = []
+            }
+            return (state.queue, state.failures)
+        }
+    }
+
+    /// Writes out a captured state in its directory, to be opened with
+    /// `VolumeFixture(existing:)`; the generator is the state's own, so that it replays.
+    public func writeOut(_ captured: Captured, tally: inout Tally) async throws -> CrashWorld.Written {
+        var random = SplitMix(seed: seed &* 1_000_003 &+ UInt64(captured.index))
+        let written = try await CrashWorld.writeOut(captured.state, using: &random)
+        tally.add(captured, written)
+        return written
+    }
+
+    /// Removes a checked state's directory, or keeps a failed one and says where.
+    public func settle(_ captured: Captured, problems: [String]) -> [String] {
+        let directory = captured.state.directory
+        guard !problems.isEmpty else {
+            try? FileManager.default.removeItem(atPath: directory)
+            return []
+        }
+        let kept = directory + "-failed"
+        try? FileManager.default.moveItem(atPath: directory, toPath: kept)
+        return problems.map { "seed \(seed), \(captured.label): \($0) (the state is kept in \(kept))" }
+    }
+
+    /// Stops capturing for good and removes what is left.
+    public func finish() {
+        world.recorder.observe(nil)
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    private func consider(_ event: CrashRecorder.Event) {
+        state.withLockedValue { state in
+            guard state.capturing, state.captured < wanted, state.queue.count < queueLimit,
+                state.random.next() % (event == .fileChanged ? 24 : 3) == 0
+            else { return }
+            state.captured += 1
+            do {
+                let captured = try world.capture(into: "\(scratch)/state-\(state.captured)")
+                state.queue.append(Captured(index: state.captured, event: event, state: captured, model: state.model))
+            } catch {
+                state.failures.append("seed \(seed): state \(state.captured) could not be captured: \(error)")
+            }
+        }
+    }
+}
