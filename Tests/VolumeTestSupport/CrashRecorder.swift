@@ -10,8 +10,11 @@ public final class CrashRecorder: @unchecked Sendable {
     public enum Event: String, Sendable, CaseIterable {
         /// A write, punch or zeroing of a file completed: a point between two boundaries.
         case fileChanged = "file change"
+        /// An fdatasync was called: the boundary before which everything since the last sync
+        /// may be lost.
+        case syncSent = "sync sent"
         /// An fdatasync completed: the boundary after which what it covered is durable.
-        case fileSynced = "sync"
+        case syncDone = "sync done"
         /// A PUT or DELETE was sent and has not completed: either outcome is possible.
         case storeRequestSent = "store request sent"
         /// A PUT or DELETE completed, and its caller has not yet seen it.

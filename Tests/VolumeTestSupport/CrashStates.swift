@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 /// The explorer's side of a recorded fixture: it owns the model of what a crash may leave
 /// (which the workload updates, a change before it is sent and a flush once it completes), and
 /// at recorded events it captures crash states of the running fixture (each sync and each
-/// object-store request sent and done with odds of 1 in 3; each file change 1 in 24, a point
+/// object-store request, sent and done, with odds of 1 in 3; each file change 1 in 24, a point
 /// between boundaries), each with the model as of that instant, for the test to check one by
 /// one (`take`).
 public final class CrashStates<Model: Sendable>: Sendable {

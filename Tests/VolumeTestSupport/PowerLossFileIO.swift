@@ -80,9 +80,9 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
 
     public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         // Everything completed before the sync is called is covered by it.
-        let barrier = files.withLockedValue { $0.sequence }
+        let barrier = recorded(.syncSent) { files.withLockedValue { $0.sequence } }
         return base.syncData(file, on: eventLoop).flatMapThrowing {
-            try self.recorded(.fileSynced) {
+            try self.recorded(.syncDone) {
                 let covered = self.files.withLockedValue { files -> [Pending] in
                     let all = files.pending[file.path] ?? []
                     files.pending[file.path] = all.filter { $0.sequence > barrier }
