@@ -8,12 +8,13 @@ import VolumeTestSupport
 
 /// The crash-state explorer for volumes: seeded workloads of writes, trims, zeroing, flushes,
 /// FUA writes and flushes that wait for uploads, with uploads (one PUT in 8 failing, before or
-/// after the store acts) and eviction running on a cached volume. Crash states (what a power loss leaves: any subset of the unsynced page writes, some
-/// torn at sectors; the database as of its last commit; the store as of its completed requests,
-/// each request in flight done or not) come two ways:
-/// - captured at recorded events while the volume runs (syncs, store requests sent and done,
-///   and points between: see `CrashStates`), each written out and opened on its own, with a
-///   store-only recover of its store;
+/// after the store acts) and eviction running on a cached volume. Crash states (what a power
+/// loss leaves: any subset of the unsynced page writes, some torn at sectors; the database as
+/// of its last commit; the store as of its completed requests, each request in flight done or
+/// not) come two ways:
+/// - captured at recorded events while the volume runs (every sync and store request, sent and
+///   done, and points between: see `CrashStates`), each written out and opened on its own, with
+///   a store-only recover of its store;
 /// - at intervals, a power cut of the running volume, which is reopened and goes on from what
 ///   the cut left (so later states follow a recovery).
 /// Every sector must read its content as of the last flush or content written after it (as of
@@ -170,7 +171,8 @@ import VolumeTestSupport
         print(
             "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(total) crash states: "
                 + "\(cuts.count) power cut(s) of the running volume (\(cutPages) unsynced pages); "
-                + "\(tally.description); \(failedPuts) PUTs failed on purpose; \(problems.count) violations")
+                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(problems.count) violations"
+        )
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()
     }

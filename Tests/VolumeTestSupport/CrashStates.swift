@@ -3,10 +3,10 @@ import NIOConcurrencyHelpers
 
 /// The explorer's side of a recorded fixture: it owns the model of what a crash may leave
 /// (which the workload updates, a change before it is sent and a flush once it completes), and
-/// at recorded events it captures crash states of the running fixture (each sync and each
-/// object-store request, sent and done, with odds of 1 in 3; each file change 1 in 24, a point
+/// at recorded events it captures crash states of the running fixture (every boundary: each
+/// sync and each object-store request, sent and done; and one file change in 24, a point
 /// between boundaries), each with the model as of that instant, for the test to check one by
-/// one (`take`).
+/// one (`take`). Capturing stops after `wanted` states.
 public final class CrashStates<Model: Sendable>: Sendable {
     /// A captured state waiting to be checked.
     public struct Captured: Sendable {
@@ -52,6 +52,7 @@ public final class CrashStates<Model: Sendable>: Sendable {
         var captured = 0
         var queue: [Captured] = []
         var failures: [String] = []
+        var skipped = 0
     }
 
     private let state: NIOLockedValueBox<State>
@@ -60,7 +61,7 @@ public final class CrashStates<Model: Sendable>: Sendable {
     private let wanted: Int
     private let seed: UInt64
     /// Captures waiting at most: the workload pauses for checks, background work does not.
-    private var queueLimit: Int { 4 }
+    private var queueLimit: Int { 8 }
 
     /// Captures up to `wanted` states of `world`, with `model` as the model to begin with.
     public init(world: CrashWorld, model: Model, seed: UInt64, wanted: Int) throws {
@@ -82,6 +83,10 @@ public final class CrashStates<Model: Sendable>: Sendable {
 
     /// States captured so far.
     public var captured: Int { state.withLockedValue { $0.captured } }
+
+    /// Events passed over because `queueLimit` states were already waiting (background work,
+    /// such as uploads, goes on while the test checks states).
+    public var skipped: Int { state.withLockedValue { $0.skipped } }
 
     /// The states captured since the last call, and the failures to capture.
     public func take() -> (captured: [Captured], failures: [String]) {
@@ -123,9 +128,13 @@ public final class CrashStates<Model: Sendable>: Sendable {
 
     private func consider(_ event: CrashRecorder.Event) {
         state.withLockedValue { state in
-            guard state.capturing, state.captured < wanted, state.queue.count < queueLimit,
-                state.random.next() % (event == .fileChanged ? 24 : 3) == 0
-            else { return }
+            guard state.capturing, state.captured < wanted else { return }
+            // Every boundary; one point between boundaries in 24.
+            guard event != .fileChanged || state.random.next() % 24 == 0 else { return }
+            guard state.queue.count < queueLimit else {
+                state.skipped += 1
+                return
+            }
             state.captured += 1
             do {
                 let captured = try world.capture(into: "\(scratch)/state-\(state.captured)")
