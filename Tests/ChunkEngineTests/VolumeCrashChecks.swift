@@ -21,7 +21,7 @@ extension CrashStates where Model == SectorModel {
         for captured in queue {
             var found: [String] = []
             do {
-                _ = try await writeOut(captured, tally: &tally)
+                try await writeOut(captured, tally: &tally)
                 found = try await Self.violations(of: captured, kind: kind, record: record, settings: settings)
             } catch {
                 found.append("\(error)")

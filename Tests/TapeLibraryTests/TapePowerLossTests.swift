@@ -133,7 +133,7 @@ import VolumeTestSupport
         for captured in queue {
             var found: [String] = []
             do {
-                _ = try await states.writeOut(captured, tally: &tally)
+                try await states.writeOut(captured, tally: &tally)
                 let fixture = try await VolumeFixture(existing: captured.state.directory)
                 do {
                     let tape = try await Tape.load(container: fixture.volume, on: fixture.loop, logger: logger)

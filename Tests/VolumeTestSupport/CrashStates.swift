@@ -100,12 +100,11 @@ public final class CrashStates<Model: Sendable>: Sendable {
     }
 
     /// Writes out a captured state in its directory, to be opened with
-    /// `VolumeFixture(existing:)`; the generator is the state's own, so that it replays.
-    public func writeOut(_ captured: Captured, tally: inout Tally) async throws -> CrashWorld.Written {
+    /// `VolumeFixture(existing:)`, and counts it in `tally`; the generator is the state's own,
+    /// so that it replays.
+    public func writeOut(_ captured: Captured, tally: inout Tally) async throws {
         var random = SplitMix(seed: seed &* 1_000_003 &+ UInt64(captured.index))
-        let written = try await CrashWorld.writeOut(captured.state, using: &random)
-        tally.add(captured, written)
-        return written
+        tally.add(captured, try await CrashWorld.writeOut(captured.state, using: &random))
     }
 
     /// Removes a checked state's directory, or keeps a failed one and says where.
