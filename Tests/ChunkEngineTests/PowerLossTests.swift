@@ -36,7 +36,7 @@ import VolumeTestSupport
     /// A chunk downloaded again after eviction, then dirtied by a write elsewhere in it: the
     /// download was never synced, and a power cut tears it. It must not be served as data.
     @Test func aTornDownloadIntoADirtyChunkIsNotServed() async throws {
-        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(
+        let (fixture, world) = try await VolumeFixture.exploring(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: .cached)
         let original = (0..<Self.chunkSize).map { UInt8(truncatingIfNeeded: $0 / 512 &* 7 | 1) }
         try await fixture.write(0, original)
@@ -48,7 +48,7 @@ import VolumeTestSupport
         try await fixture.volume.flush(on: fixture.loop).get()
         _ = try await fixture.read(8192, 4096)  // downloads block 2 after the flush, unsynced
         var random = SplitMix(seed: 1)
-        let outcome = try powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
+        let outcome = try world.powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
         #expect(outcome.torn > 0)
         try await fixture.reopen()
         var expected = original

@@ -16,19 +16,9 @@ extension CrashStates where Model == SectorModel {
     func checkCaptured(kind: Volume.Kind, record: VolumeRecord, settings: RemoteSettings, tally: inout Tally)
         async -> [String]
     {
-        let (queue, failures) = take()
-        var problems = failures
-        for captured in queue {
-            var found: [String] = []
-            do {
-                try await writeOut(captured, tally: &tally)
-                found = try await Self.violations(of: captured, kind: kind, record: record, settings: settings)
-            } catch {
-                found.append("\(error)")
-            }
-            problems += settle(captured, problems: found)
+        await checkCaptured(tally: &tally) { captured in
+            try await Self.violations(of: captured, kind: kind, record: record, settings: settings)
         }
-        return problems
     }
 
     private static func violations(
@@ -41,16 +31,12 @@ extension CrashStates where Model == SectorModel {
         if kind == .cached {
             problems += try await storeOnlyRecoverProblems(directory: directory, record: record, model: captured.model)
         }
-        let fixture = try await VolumeFixture(existing: directory, settings: settings)
-        do {
-            problems += try await volumeProblems(
-                fixture, kind: kind, model: captured.model, checkingUploads: problems.isEmpty)
-            await fixture.close(removing: false)
-        } catch {
-            await fixture.close(removing: false)
-            throw error
+        let checkingUploads = problems.isEmpty
+        return try await VolumeFixture.opening(existing: directory, settings: settings) { fixture in
+            try await problems
+                + volumeProblems(
+                    fixture, kind: kind, model: captured.model, checkingUploads: checkingUploads)
         }
-        return problems
     }
 
     private static func volumeProblems(
@@ -82,9 +68,9 @@ extension CrashStates where Model == SectorModel {
         _ = try MetadataStore(path: "\(directory)/recovered.db").createVolume(
             name: record.name, kind: record.kind, size: record.size, chunkSize: record.chunkSize, createdAt: 0,
             uuid: record.uuid, chunks: chunks, nextGeneration: next)
-        let recovered = try await VolumeFixture(existing: directory, database: "recovered.db", file: "recovered.img")
-        let read = try await recovered.read(0, Int(record.size))
-        await recovered.close(removing: false)
+        let read = try await VolumeFixture.opening(
+            existing: directory, database: "recovered.db", file: "recovered.img"
+        ) { try await $0.read(0, Int(record.size)) }
         return model.violations(read, fromStore: true).map { "store-only recover: \($0)" }
     }
 

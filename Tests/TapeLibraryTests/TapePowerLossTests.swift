@@ -128,29 +128,15 @@ import VolumeTestSupport
     private func checkCaptured(
         _ states: CrashStates<TapeModel>, tally: inout CrashStates<TapeModel>.Tally, logger: Logger
     ) async -> [String] {
-        let (queue, failures) = states.take()
-        var problems = failures
-        for captured in queue {
-            var found: [String] = []
-            do {
-                try await states.writeOut(captured, tally: &tally)
-                let fixture = try await VolumeFixture(existing: captured.state.directory)
-                do {
-                    let tape = try await Tape.load(container: fixture.volume, on: fixture.loop, logger: logger)
-                    // A rewind may have landed before its erase: the head is then at file 0.
-                    found = await Self.problems(
-                        of: tape, outcomes: captured.model.outcomes,
-                        atEndOfData: captured.model.commit != .rewindAndErase)
-                } catch {
-                    found.append("\(error)")
-                }
-                await fixture.close(removing: false)
-            } catch {
-                found.append("\(error)")
+        await states.checkCaptured(tally: &tally) { captured in
+            try await VolumeFixture.opening(existing: captured.state.directory) { fixture in
+                let tape = try await Tape.load(container: fixture.volume, on: fixture.loop, logger: logger)
+                // A rewind may have landed before its erase: the head is then at file 0.
+                return await Self.problems(
+                    of: tape, outcomes: captured.model.outcomes,
+                    atEndOfData: captured.model.commit != .rewindAndErase)
             }
-            problems += states.settle(captured, problems: found)
         }
-        return problems
     }
 
     /// What is wrong with a tape mounted after a crash, which must hold one of `outcomes`.

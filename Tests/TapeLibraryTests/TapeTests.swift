@@ -151,7 +151,7 @@ import VolumeTestSupport
     /// so that a group header spans several sectors.)
     @Test func aCommitTornByAPowerLossLeavesThePreviousCommitWhole() async throws {
         let geometry = TapeGeometry(capacity: 1 << 20, recordSize: 4096, groupRecords: 64)
-        let (fixture, powerLoss) = try await VolumeFixture.withPowerLoss(size: geometry.containerSize)
+        let (fixture, world) = try await VolumeFixture.exploring(size: geometry.containerSize)
         let failing = HeldWritesDevice(wrapping: fixture.volume)
         let tape = try await Tape.format(
             container: failing, barcode: "ABC123", geometry: geometry, worm: false, on: fixture.loop,
@@ -165,7 +165,7 @@ import VolumeTestSupport
         failing.failFlushes(after: 1)  // the commit writes group 0's header, then cannot go on
         await #expect(throws: BlockDeviceError.self) { try await tape.flush() }
         var random = SplitMix(seed: 3)
-        let outcome = try powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
+        let outcome = try world.powerLoss.powerLoss(path: fixture.path, using: &random, choice: .tearLast)
         #expect(outcome.torn > 0)
         try await fixture.reopen()
         let recovered = try await reload(fixture)

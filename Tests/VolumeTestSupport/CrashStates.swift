@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 /// at recorded events it captures crash states of the running fixture (every boundary: each
 /// sync and each object-store request, sent and done; and one file change in 24, a point
 /// between boundaries), each with the model as of that instant, for the test to check one by
-/// one (`take`). Capturing stops after `wanted` states.
+/// one (`checkCaptured`). Capturing stops after `wanted` states.
 public final class CrashStates<Model: Sendable>: Sendable {
     /// A captured state waiting to be checked.
     public struct Captured: Sendable {
@@ -88,35 +88,41 @@ public final class CrashStates<Model: Sendable>: Sendable {
     /// such as uploads, goes on while the test checks states).
     public var skipped: Int { state.withLockedValue { $0.skipped } }
 
-    /// The states captured since the last call, and the failures to capture.
-    public func take() -> (captured: [Captured], failures: [String]) {
-        state.withLockedValue { state in
+    /// Writes out each state captured since the last call in its directory (with a generator of
+    /// the state's own, so that it replays), counts it in `tally`, and checks it with
+    /// `violations`, which opens it with `VolumeFixture(existing:)`. Removes a state that passes
+    /// and keeps one that fails; returns the violations (naming the seed, the state and where it
+    /// is kept) and the failures to capture.
+    public func checkCaptured(tally: inout Tally, _ violations: (Captured) async throws -> [String]) async
+        -> [String]
+    {
+        let (queue, failures) = state.withLockedValue { state in
             defer {
                 state.queue = []
                 state.failures = []
             }
             return (state.queue, state.failures)
         }
-    }
-
-    /// Writes out a captured state in its directory, to be opened with
-    /// `VolumeFixture(existing:)`, and counts it in `tally`; the generator is the state's own,
-    /// so that it replays.
-    public func writeOut(_ captured: Captured, tally: inout Tally) async throws {
-        var random = SplitMix(seed: seed &* 1_000_003 &+ UInt64(captured.index))
-        tally.add(captured, try await CrashWorld.writeOut(captured.state, using: &random))
-    }
-
-    /// Removes a checked state's directory, or keeps a failed one and says where.
-    public func settle(_ captured: Captured, problems: [String]) -> [String] {
-        let directory = captured.state.directory
-        guard !problems.isEmpty else {
-            try? FileManager.default.removeItem(atPath: directory)
-            return []
+        var problems = failures
+        for captured in queue {
+            var found: [String]
+            do {
+                var random = SplitMix(seed: seed &* 1_000_003 &+ UInt64(captured.index))
+                tally.add(captured, try await CrashWorld.writeOut(captured.state, using: &random))
+                found = try await violations(captured)
+            } catch {
+                found = ["\(error)"]
+            }
+            let directory = captured.state.directory
+            guard !found.isEmpty else {
+                try? FileManager.default.removeItem(atPath: directory)
+                continue
+            }
+            let kept = directory + "-failed"
+            try? FileManager.default.moveItem(atPath: directory, toPath: kept)
+            problems += found.map { "seed \(seed), \(captured.label): \($0) (the state is kept in \(kept))" }
         }
-        let kept = directory + "-failed"
-        try? FileManager.default.moveItem(atPath: directory, toPath: kept)
-        return problems.map { "seed \(seed), \(captured.label): \($0) (the state is kept in \(kept))" }
+        return problems
     }
 
     /// Stops capturing for good and removes what is left.

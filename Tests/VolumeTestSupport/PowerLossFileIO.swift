@@ -9,8 +9,8 @@ import NIOCore
 /// test calls `powerLoss(path:using:)` to replace the file with one state a power cut could
 /// leave: each 4 KiB page touched since the last sync holds its durable content or its content
 /// after some of those operations (a later one only with every earlier one), the last of them
-/// sometimes torn at 512-byte sectors. Writes with `dsync` are always kept. With a
-/// `CrashRecorder`, each completed operation and sync is recorded under its lock, and
+/// sometimes torn at 512-byte sectors. Writes with `dsync` are always kept. Each completed
+/// operation and each sync is recorded through a `CrashRecorder`, under its lock, and
 /// `capture(path:into:)` keeps the state of one instant to be written out later.
 public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     fileprivate enum Operation: Sendable {
@@ -37,12 +37,12 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     }
 
     private let base: any FileIO
-    private let recorder: CrashRecorder?
+    private let recorder: CrashRecorder
     private let files = NIOLockedValueBox(Files())
     static let page = 4096
     static let sector = 512
 
-    public init(wrapping base: any FileIO, recorder: CrashRecorder? = nil) {
+    public init(wrapping base: any FileIO, recorder: CrashRecorder) {
         self.base = base
         self.recorder = recorder
     }
@@ -80,9 +80,9 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
 
     public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         // Everything completed before the sync is called is covered by it.
-        let barrier = recorded(.syncSent) { files.withLockedValue { $0.sequence } }
+        let barrier = recorder.record(.syncSent) { files.withLockedValue { $0.sequence } }
         return base.syncData(file, on: eventLoop).flatMapThrowing {
-            try self.recorded(.syncDone) {
+            try self.recorder.record(.syncDone) {
                 let covered = self.files.withLockedValue { files -> [Pending] in
                     let all = files.pending[file.path] ?? []
                     files.pending[file.path] = all.filter { $0.sequence > barrier }
@@ -98,18 +98,13 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     }
 
     private func record(_ path: String, _ operation: Operation, durable: Bool) {
-        recorded(.fileChanged) {
+        recorder.record(.fileChanged) {
             files.withLockedValue { files in
                 files.sequence += 1
                 files.pending[path, default: []].append(
                     Pending(sequence: files.sequence, operation: operation, durable: durable))
             }
         }
-    }
-
-    private func recorded<T>(_ event: CrashRecorder.Event, _ change: () throws -> T) rethrows -> T {
-        guard let recorder else { return try change() }
-        return try recorder.record(event, change)
     }
 
     // MARK: - Captures

@@ -46,6 +46,23 @@ public final class VolumeFixture: @unchecked Sendable {
             logger: Logger(label: "test"))
     }
 
+    /// Runs `body` on the volume kept in `directory` (see `init(existing:)`), then closes it,
+    /// leaving the directory in place.
+    public static func opening<T>(
+        existing directory: String, database: String = "meta.db", file: String = "vol.img",
+        settings: RemoteSettings = RemoteSettings(), _ body: (VolumeFixture) async throws -> T
+    ) async throws -> T {
+        let fixture = try await VolumeFixture(existing: directory, database: database, file: file, settings: settings)
+        do {
+            let result = try await body(fixture)
+            await fixture.close(removing: false)
+            return result
+        } catch {
+            await fixture.close(removing: false)
+            throw error
+        }
+    }
+
     /// Opens the one volume kept in `directory` (its database `database`, its file `file`, and
     /// if it is cached the embedded store `objects/`), as a restarted daemon would.
     public init(
@@ -85,22 +102,9 @@ public final class VolumeFixture: @unchecked Sendable {
         )
     }
 
-    /// A fixture whose file I/O also keeps what a power loss could leave (see `PowerLossFileIO`).
-    public static func withPowerLoss(
-        size: UInt64, chunkSize: Int = 65536, kind: Volume.Kind = .thin, settings: RemoteSettings = RemoteSettings()
-    ) async throws -> (VolumeFixture, PowerLossFileIO) {
-        var powerLoss: PowerLossFileIO!
-        let fixture = try await VolumeFixture(
-            size: size, chunkSize: chunkSize, kind: kind, settings: settings,
-            wrap: { base in
-                powerLoss = PowerLossFileIO(wrapping: base)
-                return powerLoss
-            })
-        return (fixture, powerLoss)
-    }
-
-    /// A fixture whose file I/O and object store are recorded, so that crash states can be
-    /// captured at any instant (see `CrashWorld`).
+    /// A fixture whose file I/O keeps what a power loss could leave (`world.powerLoss`), and
+    /// whose file I/O and object store are recorded, so that crash states can be captured at any
+    /// instant (see `CrashWorld`).
     public static func exploring(
         size: UInt64, chunkSize: Int = 65536, kind: Volume.Kind = .thin, settings: RemoteSettings = RemoteSettings()
     ) async throws -> (VolumeFixture, CrashWorld) {
