@@ -20,12 +20,12 @@ import VolumeTestSupport
 /// Every sector must read its content as of the last flush or content written after it (as of
 /// the last flush --wait-upload, for a store-only recover); a cached volume's records must name
 /// objects that exist, and its uploader must converge. `make test` explores
-/// `BLOCKGATE_CRASH_STATES` states (200 by default) across the workloads; `make soak
+/// `BLOCKGATE_CRASH_STATES` states (96 by default) across the workloads; `make soak
 /// CRASH_STATES=N` explores more. A failure names the seed, the state and its event, and keeps
 /// the state's directory; a power cut of the running volume names its step.
 @Suite struct PowerLossTests {
     /// Crash states to explore in all, spread over the workloads.
-    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 200
+    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 96
     static let workloads: [(Volume.Kind, UInt64)] = [(.cached, 21), (.cached, 22), (.cached, 23), (.thin, 24)]
     /// Operations between two cuts.
     static let interval = 60

@@ -19,7 +19,7 @@ import VolumeTestSupport
 @Suite struct TapePowerLossTests {
     static let geometry = TapeGeometry(capacity: 16 << 20, recordSize: 64 << 10, groupRecords: 4)
     static let seeds: [UInt64] = [31, 32]
-    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 200
+    static let budget = ProcessInfo.processInfo.environment["BLOCKGATE_CRASH_STATES"].flatMap(Int.init) ?? 96
     static let interval = 25
 
     /// What a crash may leave of the tape's files.
