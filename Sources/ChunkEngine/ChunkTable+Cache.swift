@@ -100,6 +100,11 @@ extension ChunkTable {
         }
     }
 
+    /// Whether chunks were forgotten, or objects of them orphaned, since the last round recorded it.
+    var hasUnrecordedDrops: Bool {
+        lock.withLock { !deletedChunks.isEmpty || !orphans.isEmpty }
+    }
+
     /// Chunks with an uploaded generation.
     func uploadedChunks() -> Int {
         lock.withLock { chunks.values.filter { $0.remoteGeneration > 0 }.count }

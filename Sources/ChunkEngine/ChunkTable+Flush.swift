@@ -123,7 +123,10 @@ extension ChunkTable {
             changes += retired.map {
                 .retire(volumeID: volumeID, index: Int64($0.index), generation: $0.generation)
             }
-            return (journal.submit(changes, on: eventLoop), !retired.isEmpty || !deleted.isEmpty)
+            // Naming an upload also owes the uploads of the chunk begun before it (a crash or a
+            // failure interrupted them).
+            let owes = !retired.isEmpty || !deleted.isEmpty || !snapshot.uploads.isEmpty
+            return (journal.submit(changes, on: eventLoop), owes)
         }
     }
 

@@ -12,13 +12,18 @@ public struct RemoteSettings: Sendable, Equatable {
     public var dirtyLimit: UInt64
     /// How long such a write waits before it fails with ENOSPC.
     public var backpressureTimeout: TimeAmount
+    /// How long a PUT whose outcome was not seen (its answer was lost, or an earlier process
+    /// sent it) may still land in the store; its object is deleted only after that.
+    public var uploadSettleTime: TimeAmount
 
     public init(
-        uploadConcurrency: Int = 4, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60)
+        uploadConcurrency: Int = 4, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60),
+        uploadSettleTime: TimeAmount = .seconds(120)
     ) {
         self.uploadConcurrency = uploadConcurrency
         self.dirtyLimit = dirtyLimit
         self.backpressureTimeout = backpressureTimeout
+        self.uploadSettleTime = uploadSettleTime
     }
 }
 
@@ -27,7 +32,10 @@ public struct RemoteSettings: Sendable, Equatable {
 /// is the object `volumes/<uuid>/chunks/<i>-<g>`; generations only grow (each is recorded as
 /// begun before its upload), so an upload never overwrites an object a reader may be fetching.
 /// An object is deleted only when the database owes it (`MetadataStore.owedObjects`): never on
-/// the strength of a listing or of what the database lacks.
+/// the strength of a listing or of what the database lacks. An owed object whose PUT may still
+/// land (one an earlier process began, or whose answer was lost) settles first: it is deleted,
+/// and forgotten, only once `uploadSettleTime` has passed, so that no late PUT outlives its
+/// delete.
 final class RemoteBacking: Sendable {
     let store: any ObjectStore
     let uuid: String
@@ -38,6 +46,10 @@ final class RemoteBacking: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     private let generations: NIOLockedValueBox<UInt64>
+    /// Generations below it were begun by an earlier process.
+    private let firstGeneration: UInt64
+    /// When the PUTs of earlier processes have settled.
+    private let earlierUploadsSettled: NIODeadline
     let uploader = NIOLockedValueBox<Task<Void, Never>?>(nil)
     let activeUploads = NIOLockedValueBox(0)
     /// Reads served from the cache alone, and reads that downloaded something.
@@ -46,13 +58,23 @@ final class RemoteBacking: Sendable {
     let heldWrites = NIOLockedValueBox(0)
     private let collection = NIOLockedValueBox(Collection())
 
-    /// Whether the collector runs, whether it must run again, the owed objects it left, and
-    /// commits under way that may owe more.
+    /// Whether the collector runs, whether it must run again, the owed objects it left (due, and
+    /// settling until `nextSettled`), commits under way that may owe more, and when the failed
+    /// PUTs of this process settle.
     private struct Collection {
         var running = false
         var again = false
         var outstanding = 0
+        var settling = 0
+        var nextSettled: NIODeadline?
         var committing = 0
+        var unsettled: [ObjectID: NIODeadline] = [:]
+    }
+
+    /// One generation of one chunk.
+    private struct ObjectID: Hashable {
+        let index: Int64
+        let generation: UInt64
     }
 
     init(
@@ -66,6 +88,8 @@ final class RemoteBacking: Sendable {
         self.journal = journal
         self.settings = settings
         self.generations = NIOLockedValueBox(firstGeneration)
+        self.firstGeneration = firstGeneration
+        self.earlierUploadsSettled = .now() + settings.uploadSettleTime
         self.group = group
         self.logger = logger
     }
@@ -117,6 +141,17 @@ final class RemoteBacking: Sendable {
         }
     }
 
+    /// A PUT of this generation failed without a final answer: it may still land until it settles.
+    func uploadFailed(index: Int, generation: UInt64) {
+        let settled = NIODeadline.now() + settings.uploadSettleTime
+        collection.withLockedValue { $0.unsettled[ObjectID(index: Int64(index), generation: generation)] = settled }
+    }
+
+    /// When a PUT of the object can no longer land (nil: its PUT was answered, or none was sent).
+    private func settled(_ object: ObjectID, unsettled: [ObjectID: NIODeadline]) -> NIODeadline? {
+        object.generation < firstGeneration ? earlierUploadsSettled : unsettled[object]
+    }
+
     private func collectOnce(volume: String) async {
         let owed: [(index: Int64, generation: UInt64)]
         do {
@@ -125,9 +160,28 @@ final class RemoteBacking: Sendable {
             logger.warning("volume '\(volume)': cannot read the objects to delete: \(error)")
             return
         }
-        collection.withLockedValue { $0.outstanding = owed.count }
+        let now = NIODeadline.now()
+        let (due, settling) = collection.withLockedValue { collection in
+            var due: [(index: Int64, generation: UInt64)] = []
+            var nextSettled: NIODeadline?
+            for object in owed {
+                let id = ObjectID(index: object.index, generation: object.generation)
+                if let settled = settled(id, unsettled: collection.unsettled), settled > now {
+                    nextSettled = min(nextSettled ?? settled, settled)
+                } else {
+                    due.append(object)
+                }
+            }
+            collection.outstanding = due.count
+            collection.settling = owed.count - due.count
+            collection.nextSettled = nextSettled
+            return (due, owed.count - due.count)
+        }
+        if settling > 0 {
+            logger.debug("volume '\(volume)': \(settling) object(s) wait for their uploads to settle before deletion")
+        }
         var forgotten: [ChunkChange] = []
-        for object in owed {
+        for object in due {
             do {
                 try await store.delete(try chunkKey(Int(object.index), object.generation))
                 forgotten.append(.forget(volumeID: volumeID, index: object.index, generation: object.generation))
@@ -139,7 +193,12 @@ final class RemoteBacking: Sendable {
         }
         do {
             if !forgotten.isEmpty { try await journal.submit(forgotten, on: group.next()).get() }
-            collection.withLockedValue { $0.outstanding = owed.count - forgotten.count }
+            collection.withLockedValue { collection in
+                collection.outstanding = due.count - forgotten.count
+                for case .forget(_, let index, let generation) in forgotten {
+                    collection.unsettled[ObjectID(index: index, generation: generation)] = nil
+                }
+            }
         } catch {
             logger.warning("volume '\(volume)': cannot record deleted objects: \(error)")
         }
@@ -157,10 +216,23 @@ final class RemoteBacking: Sendable {
         collection.withLockedValue { $0.committing -= 1 }
     }
 
-    /// Owed objects not yet deleted (at least 1 while a pass or a commit that may owe runs).
+    /// Owed objects due for deletion and not yet deleted (at least 1 while a pass or a commit
+    /// that may owe runs).
     var outstandingDeletes: Int {
         collection.withLockedValue {
             $0.running || $0.committing > 0 ? max(1, $0.outstanding) : $0.outstanding
+        }
+    }
+
+    /// Owed objects that wait for their uploads to settle before deletion.
+    var settlingDeletes: Int { collection.withLockedValue { $0.settling } }
+
+    /// Whether objects have settled since the last pass (once: a pass finds when the next do).
+    func takeSettled() -> Bool {
+        collection.withLockedValue { collection in
+            guard let settled = collection.nextSettled, settled <= .now() else { return false }
+            collection.nextSettled = nil
+            return true
         }
     }
 }

@@ -216,9 +216,18 @@ extension Volume {
 
     private func uploadLoop(_ remote: RemoteBacking) async {
         var lastDeleteRetry = NIODeadline.now()
+        var lastDropRound = NIODeadline.now()
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                if NIODeadline.now() - lastDeleteRetry > Self.deleteRetryInterval {
+                // Chunks forgotten (TRIM emptied them) are recorded by the next durability round,
+                // which makes their objects owed: run one if no client flush comes soon.
+                if table.hasUnrecordedDrops, NIODeadline.now() - lastDropRound > Self.dropRoundInterval {
+                    lastDropRound = .now()
+                    group.addTask { _ = try? await self.flush(on: remote.group.next()).get() }
+                }
+                if remote.takeSettled() {
+                    remote.collect(volume: name)
+                } else if NIODeadline.now() - lastDeleteRetry > Self.deleteRetryInterval {
                     if remote.outstandingDeletes > 0 { remote.collect(volume: name) }
                     lastDeleteRetry = .now()
                 }
@@ -278,17 +287,26 @@ extension Volume {
         try await journal.submit(
             [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
         ).get()
-        try await remote.store.put(try remote.chunkKey(index, generation), data: data)
+        do {
+            try await remote.store.put(try remote.chunkKey(index, generation), data: data)
+        } catch {
+            remote.uploadFailed(index: index, generation: generation)
+            throw error
+        }
         table.stored(index, generation: generation, snapshot: snapshot)
         try await flush(on: eventLoop).get()
     }
 
     /// How often the uploader tries again the deletes that failed.
     static let deleteRetryInterval = TimeAmount.seconds(2)
+    /// How long forgotten chunks wait for a client's flush to record them before the uploader
+    /// runs a round of its own.
+    static let dropRoundInterval = TimeAmount.milliseconds(500)
 
-    /// Waits until every dirty chunk is uploaded and every replaced object deleted.
+    /// Waits until every dirty chunk is uploaded, every forgotten chunk recorded, and every
+    /// replaced object deleted (but for those that wait for their uploads to settle).
     public func waitUntilUploaded() async throws {
-        while table.cacheUsage().dirtyChunks > 0 || pendingDeletes > 0 {
+        while table.cacheUsage().dirtyChunks > 0 || table.hasUnrecordedDrops || pendingDeletes > 0 {
             try await Task.sleep(for: .milliseconds(50))
         }
     }
@@ -304,8 +322,12 @@ extension Volume {
     /// Chunks stored in the object store.
     public var uploadedChunks: Int { table.uploadedChunks() }
 
-    /// Objects replaced or emptied whose delete has not yet been done.
+    /// Objects replaced or emptied whose delete is due and not yet done.
     public var pendingDeletes: Int { remote?.outstandingDeletes ?? 0 }
+
+    /// Objects replaced or emptied that wait for a PUT of theirs to settle (one an earlier
+    /// process sent, or whose answer was lost) before they are deleted.
+    public var settlingDeletes: Int { remote?.settlingDeletes ?? 0 }
 
     /// Writes waiting right now for the upload buffer to drain (0 on a thin volume).
     public var heldWrites: Int { remote?.heldWrites.withLockedValue { $0 } ?? 0 }

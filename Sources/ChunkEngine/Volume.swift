@@ -394,11 +394,13 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         if let fenced = fence.withLockedValue({ $0 }) {
             round = eventLoop.makeFailedFuture(fenced)
         } else {
+            // Announced before the capture, so that nothing it takes looks finished meanwhile.
+            remote?.committing()
             let snapshot = table.flushSnapshot()
             if snapshot.isEmpty {
+                remote?.committed(volume: name, owes: false)
                 round = eventLoop.makeSucceededVoidFuture()
             } else {
-                remote?.committing()
                 let committed = io.syncData(file, on: eventLoop).flatMapError { error in
                     self.fence(after: error, in: "fdatasync")
                     return eventLoop.makeFailedFuture(error)

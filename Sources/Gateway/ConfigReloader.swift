@@ -82,7 +82,8 @@ public final class ConfigReloader: Sendable {
         note(
             "cache upload settings",
             old.uploadBuffer != new.uploadBuffer || old.uploadConcurrency != new.uploadConcurrency
-                || old.backpressureTimeoutSeconds != new.backpressureTimeoutSeconds)
+                || old.backpressureTimeoutSeconds != new.backpressureTimeoutSeconds
+                || old.uploadSettleSeconds != new.uploadSettleSeconds)
         note("library", old.library != new.library || old.shelf != new.shelf)
         note("metrics.listen", old.metricsListen != new.metricsListen)
         note("tls", old.tls != new.tls)

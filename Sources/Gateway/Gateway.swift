@@ -102,7 +102,8 @@ public final class Gateway: Sendable {
             }
             let settings = RemoteSettings(
                 uploadConcurrency: config.uploadConcurrency, dirtyLimit: config.uploadBuffer,
-                backpressureTimeout: .seconds(config.backpressureTimeoutSeconds))
+                backpressureTimeout: .seconds(config.backpressureTimeoutSeconds),
+                uploadSettleTime: .seconds(config.uploadSettleSeconds))
             let store = try await open(try config.objectStoreLocation(), "the object store")
             let shelf =
                 config.shelf == nil

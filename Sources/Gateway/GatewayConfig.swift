@@ -55,6 +55,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadConcurrency = 4
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
+    /// How long a PUT whose answer was not seen may still land; its object is deleted after it.
+    public var uploadSettleSeconds: Int64 = 120
     /// NBD over TLS: off, optional or required, with the server's certificate chain and key
     /// (PEM files) and, to require client certificates, the CA that signs them.
     public var tls = TLSSettings()
@@ -308,16 +310,21 @@ private struct ConfigReader {
                     }
                 }
             case "cache":
-                let keys = ["size", "upload_buffer", "upload_concurrency", "backpressure_timeout_seconds"]
+                let keys = [
+                    "size", "upload_buffer", "upload_concurrency", "backpressure_timeout_seconds",
+                    "upload_settle_seconds",
+                ]
                 for (key, value) in try mapping(value, section: "cache", allowed: keys) {
                     switch key {
                     case "size": config.cacheSize = try size(value, "cache.size")
                     case "upload_buffer": config.uploadBuffer = try size(value, "cache.upload_buffer")
                     case "upload_concurrency":
                         config.uploadConcurrency = Int(try integer(value, "cache.upload_concurrency", in: 1...64))
-                    default:
+                    case "backpressure_timeout_seconds":
                         config.backpressureTimeoutSeconds = try integer(
                             value, "cache.backpressure_timeout_seconds", in: 1...86400)
+                    default:
+                        config.uploadSettleSeconds = try integer(value, "cache.upload_settle_seconds", in: 0...86400)
                     }
                 }
             case "library":

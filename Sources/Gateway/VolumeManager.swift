@@ -302,6 +302,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             dirtyBytes: volume.kind == .cached ? UInt64(cache.dirtyChunks) * UInt64(record.chunkSize) : nil,
             objects: volume.kind == .cached ? volume.uploadedChunks : nil,
             pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil,
+            settlingDeletes: volume.kind == .cached ? volume.settlingDeletes : nil,
             heldWrites: volume.kind == .cached ? volume.heldWrites : nil, fenced: volume.fenced)
     }
 
@@ -374,8 +375,11 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var dirtyBytes: UInt64?
     /// Cached volumes: chunks stored in the object store.
     public var objects: Int?
-    /// Cached volumes: replaced objects not yet deleted from the object store.
+    /// Cached volumes: replaced objects due for deletion from the object store, not yet deleted.
     public var pendingDeletes: Int?
+    /// Cached volumes: replaced objects whose upload may still land (its answer was lost, or a
+    /// crashed blockgate sent it), deleted once it has settled.
+    public var settlingDeletes: Int?
     /// Cached volumes: writes waiting right now for the upload buffer to drain (backpressure).
     public var heldWrites: Int?
     /// Why the volume refuses every flush (a sync of its file failed), until blockgate restarts.
@@ -391,6 +395,7 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
         case cachedBytes = "cached_bytes"
         case dirtyBytes = "dirty_bytes"
         case pendingDeletes = "pending_deletes"
+        case settlingDeletes = "settling_deletes"
         case heldWrites = "held_writes"
     }
 }

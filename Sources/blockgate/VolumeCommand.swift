@@ -117,6 +117,7 @@ struct VolumeCommand: ParsableCommand {
                     + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
                     + (volume.objects.map { [["objects", "\($0)"]] } ?? [])
                     + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? [])
+                    + (volume.settlingDeletes.map { [["objects to delete later", "\($0) (uploads settling)"]] } ?? [])
                     + (volume.heldWrites.map { [["writes held back", "\($0) (waiting for uploads)"]] } ?? [])
                     + (volume.fenced.map { [["FENCED", $0]] } ?? []))
         }

@@ -83,6 +83,7 @@ import VolumeTestSupport
         var flaky: FlakyObjectStore!
         let fixture = try await VolumeFixture(
             size: 1 << 20, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(uploadSettleTime: .milliseconds(100)),
             wrapStore: { base in
                 flaky = FlakyObjectStore(wrapping: base)
                 return flaky
@@ -100,7 +101,7 @@ import VolumeTestSupport
         let newest = pattern(65536, seed: 6)
         try await fixture.write(0, newest)
         fixture.volume.startUploader()
-        try await fixture.volume.waitUntilUploaded()
+        try await fixture.waitUntilUploaded(within: 30, settled: true)
 
         let (records, _) = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
@@ -112,6 +113,29 @@ import VolumeTestSupport
         #expect(newestIsNewest, "the store's newest generation is not the newest data")
         // The uploads the crash interrupted are deleted once a newer one is named.
         #expect(try await objectKeys(fixture).count == 1)
+        await fixture.close()
+    }
+
+    /// An upload whose answer was lost may still land in the store after its retry succeeded:
+    /// its object is deleted only once that upload has settled, so that the late PUT does not
+    /// outlive the delete and leave an object no record names.
+    @Test func anUploadWhoseAnswerWasLostIsDeletedOnlyOnceItSettles() async throws {
+        var late: LatePutStore!
+        let settle = TimeAmount.seconds(2)
+        let fixture = try await VolumeFixture(
+            size: 1 << 20, chunkSize: 65536, kind: .cached, settings: RemoteSettings(uploadSettleTime: settle),
+            wrapStore: { base in
+                late = LatePutStore(wrapping: base, window: settle)
+                return late
+            })
+        late.loseAnswerOfFirstPut { _ in true }
+        try await fixture.write(0, pattern(65536, seed: 10))
+        fixture.volume.startUploader()
+        try await fixture.waitUntilUploaded(within: 30, settled: true)
+        #expect(late.landed == 0, "a delete came before the lost upload settled")
+        let keys = try await objectKeys(fixture)
+        #expect(keys.count == 1, "the store holds \(keys)")
+        #expect(try await namedObjectsExist(fixture))
         await fixture.close()
     }
 

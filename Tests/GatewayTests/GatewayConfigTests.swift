@@ -139,6 +139,7 @@ import Testing
               upload_buffer: 8M
               upload_concurrency: 2
               backpressure_timeout_seconds: 5
+              upload_settle_seconds: 7
             """
         let config = try GatewayConfig.load(path: "h.yaml", contents: contents)
         #expect(
@@ -147,6 +148,10 @@ import Testing
         #expect(config.accessKey == "AK" && config.secretKey == "SK")
         #expect(config.cacheSize == 64 << 20 && config.uploadBuffer == 8 << 20)
         #expect(config.uploadConcurrency == 2 && config.backpressureTimeoutSeconds == 5)
+        #expect(config.uploadSettleSeconds == 7)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "s.yaml", contents: "cache:\n  upload_settle_seconds: -1\n")
+        }
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "i.yaml", contents: "object_store:\n  url: ftp://x\n")
         }

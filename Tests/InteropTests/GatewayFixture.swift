@@ -32,6 +32,7 @@ final class GatewayFixture: @unchecked Sendable {
         config.cacheSize = cacheSize
         config.uploadBuffer = uploadBuffer
         config.backpressureTimeoutSeconds = backpressureTimeoutSeconds
+        config.uploadSettleSeconds = 2
         var logger = Logger(label: "interop")
         logger.logLevel = .warning
         gateway = try await Gateway.start(config: config, logger: logger)
@@ -52,10 +53,11 @@ final class GatewayFixture: @unchecked Sendable {
         if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    /// Flushes a volume and waits until none of it is left to upload.
+    /// Flushes a volume and waits until none of it is left to upload and every replaced object
+    /// is deleted (those whose uploads settle first among them).
     func drain(_ name: String) async throws {
         var info = try await gateway.manager.flush(name: name)
-        while (info.dirtyBytes ?? 0) > 0 || (info.pendingDeletes ?? 0) > 0 {
+        while (info.dirtyBytes ?? 0) > 0 || (info.pendingDeletes ?? 0) > 0 || (info.settlingDeletes ?? 0) > 0 {
             try await Task.sleep(for: .milliseconds(50))
             info = try gateway.manager.info(name: name)
         }

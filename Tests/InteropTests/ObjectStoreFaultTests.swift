@@ -79,7 +79,7 @@ import Testing
         model = try await writer.value
         let drained = try await eventually(within: 120) {
             let info = try await fixture.gateway.manager.flush(name: volume)
-            return info.dirtyBytes == 0 && info.pendingDeletes == 0
+            return info.dirtyBytes == 0 && info.pendingDeletes == 0 && info.settlingDeletes == 0
         }
         #expect(drained, "every chunk uploaded and every replaced object deleted")
         #expect(

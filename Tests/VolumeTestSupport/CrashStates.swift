@@ -125,10 +125,14 @@ public final class CrashStates<Model: Sendable>: Sendable {
         return problems
     }
 
-    /// Stops capturing for good and removes what is left.
+    /// Stops capturing for good and removes what is left, but for the states that failed.
     public func finish() {
         world.recorder.observe(nil)
-        try? FileManager.default.removeItem(atPath: scratch)
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? []
+        for entry in left where !entry.hasSuffix("-failed") {
+            try? FileManager.default.removeItem(atPath: "\(scratch)/\(entry)")
+        }
+        if left.allSatisfy({ !$0.hasSuffix("-failed") }) { try? FileManager.default.removeItem(atPath: scratch) }
     }
 
     private func consider(_ event: CrashRecorder.Event) {

@@ -51,8 +51,9 @@ public final class CrashWorld: Sendable {
         public let requestsDone: Int
     }
 
-    /// Writes out `state` in its directory (`vol.img`, and `objects/` for a cached volume), each
-    /// unsynced page and each request in flight as `random` chooses.
+    /// Writes out `state` in its directory (`vol.img`; for a cached volume `objects/`, and `late/`
+    /// with the PUTs in flight not taken as done, which may yet land), each unsynced page and
+    /// each request in flight as `random` chooses.
     public static func writeOut(_ state: State, using random: inout some RandomNumberGenerator) async throws -> Written
     {
         let file = try PowerLossFileIO.materialize(state.file, at: "\(state.directory)/vol.img", using: &random)
@@ -60,8 +61,10 @@ public final class CrashWorld: Sendable {
         var done = 0
         if let store = state.store {
             let objects = FileObjectStore(root: "\(state.directory)/objects", pool: NIOThreadPool.singleton)
+            let late = FileObjectStore(root: "\(state.directory)/late", pool: NIOThreadPool.singleton)
             try await objects.prepare()
-            done = try await RecordingObjectStore.materialize(store, into: objects, using: &random)
+            try await late.prepare()
+            done = try await RecordingObjectStore.materialize(store, into: objects, late: late, using: &random)
         }
         return Written(file: file, requestsDone: done)
     }

@@ -89,17 +89,22 @@ public final class RecordingObjectStore: ObjectStore {
     }
 
     /// Writes `capture` into the empty store `target`, each request in flight done or not as
-    /// `random` chooses; returns how many were done.
+    /// `random` chooses, and each PUT not done into `late` (it may still land: see
+    /// `LatePutStore`); returns how many were done.
     public static func materialize(
-        _ capture: Capture, into target: any ObjectStore, using random: inout some RandomNumberGenerator
+        _ capture: Capture, into target: any ObjectStore, late: any ObjectStore,
+        using random: inout some RandomNumberGenerator
     ) async throws -> Int {
         var objects = capture.objects
         var done = 0
-        for mutation in capture.inFlight where random.next() % 2 == 0 {
-            done += 1
-            switch mutation {
-            case .put(let key, let data): objects[key] = data
-            case .delete(let key): objects[key] = nil
+        for mutation in capture.inFlight {
+            let isDone = random.next() % 2 == 0
+            if isDone { done += 1 }
+            switch (mutation, isDone) {
+            case (.put(let key, let data), true): objects[key] = data
+            case (.delete(let key), true): objects[key] = nil
+            case (.put(let key, let data), false): try await late.put(key, data: data)
+            case (.delete, false): break
             }
         }
         for (key, data) in objects { try await target.put(key, data: data) }

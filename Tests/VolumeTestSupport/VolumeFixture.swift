@@ -50,9 +50,11 @@ public final class VolumeFixture: @unchecked Sendable {
     /// leaving the directory in place.
     public static func opening<T>(
         existing directory: String, database: String = "meta.db", file: String = "vol.img",
-        settings: RemoteSettings = RemoteSettings(), _ body: (VolumeFixture) async throws -> T
+        settings: RemoteSettings = RemoteSettings(), wrapStore: (any ObjectStore) -> any ObjectStore = { $0 },
+        _ body: (VolumeFixture) async throws -> T
     ) async throws -> T {
-        let fixture = try await VolumeFixture(existing: directory, database: database, file: file, settings: settings)
+        let fixture = try await VolumeFixture(
+            existing: directory, database: database, file: file, settings: settings, wrapStore: wrapStore)
         do {
             let result = try await body(fixture)
             await fixture.close(removing: false)
@@ -64,10 +66,11 @@ public final class VolumeFixture: @unchecked Sendable {
     }
 
     /// Opens the one volume kept in `directory` (its database `database`, its file `file`, and
-    /// if it is cached the embedded store `objects/`), as a restarted daemon would.
+    /// if it is cached the embedded store `objects/`, as `wrapStore` wraps it), as a restarted
+    /// daemon would.
     public init(
         existing directory: String, database: String = "meta.db", file: String = "vol.img",
-        settings: RemoteSettings = RemoteSettings()
+        settings: RemoteSettings = RemoteSettings(), wrapStore: (any ObjectStore) -> any ObjectStore = { $0 }
     ) async throws {
         self.directory = directory
         store = try MetadataStore(path: "\(directory)/\(database)")
@@ -81,7 +84,7 @@ public final class VolumeFixture: @unchecked Sendable {
         self.record = record
         (objects, remote) = try await Self.objectStore(
             in: directory, cached: record.kind == Volume.Kind.cached.rawValue, pool: pool, settings: settings,
-            wrap: { $0 })
+            wrap: wrapStore)
         path = "\(directory)/\(file)"
         volume = try await Volume.open(
             record: record, path: path, store: store, journal: journal, io: io, remote: remote,
@@ -131,12 +134,17 @@ public final class VolumeFixture: @unchecked Sendable {
         await volume.stopUploader()
     }
 
-    /// Waits for `waitUntilUploaded`, failing if it takes over `seconds` (a test must not hang).
-    public func waitUntilUploaded(within seconds: Int) async throws {
+    /// Waits for `waitUntilUploaded` (and, if `settled`, until no delete waits for its upload to
+    /// settle either), failing if it takes over `seconds` (a test must not hang).
+    public func waitUntilUploaded(within seconds: Int, settled: Bool = false) async throws {
         let volume = volume
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                try await volume.waitUntilUploaded()
+                // Settling objects become due in the same step that counts them pending.
+                repeat {
+                    while settled, volume.settlingDeletes > 0 { try await Task.sleep(for: .milliseconds(20)) }
+                    try await volume.waitUntilUploaded()
+                } while settled && volume.settlingDeletes > 0
                 return true
             }
             group.addTask {
@@ -148,7 +156,7 @@ public final class VolumeFixture: @unchecked Sendable {
             guard done else {
                 throw VolumeFixtureError(
                     "uploads did not converge in \(seconds) s: \(volume.cacheUsage.dirtyChunks) dirty chunk(s), "
-                        + "\(volume.pendingDeletes) delete(s) pending")
+                        + "\(volume.pendingDeletes) delete(s) pending, \(volume.settlingDeletes) settling")
             }
         }
     }
