@@ -180,15 +180,18 @@ final class RemoteBacking: Sendable {
         if settling > 0 {
             logger.debug("volume '\(volume)': \(settling) object(s) wait for their uploads to settle before deletion")
         }
+        // As many deletes at once as uploads: a restart can leave thousands due together.
         var forgotten: [ChunkChange] = []
-        for object in due {
-            do {
-                try await store.delete(try chunkKey(Int(object.index), object.generation))
-                forgotten.append(.forget(volumeID: volumeID, index: object.index, generation: object.generation))
-            } catch {
-                logger.warning(
-                    "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation), will retry: \(error)"
-                )
+        await withTaskGroup(of: ChunkChange?.self) { group in
+            var next = due.makeIterator()
+            func startNext() {
+                guard let object = next.next() else { return }
+                group.addTask { await self.delete(object, volume: volume) }
+            }
+            for _ in 0..<max(1, settings.uploadConcurrency) { startNext() }
+            for await change in group {
+                if let change { forgotten.append(change) }
+                startNext()
             }
         }
         do {
@@ -201,6 +204,19 @@ final class RemoteBacking: Sendable {
             }
         } catch {
             logger.warning("volume '\(volume)': cannot record deleted objects: \(error)")
+        }
+    }
+
+    /// Deletes one owed object; the change that forgets it, or nil when the delete failed.
+    private func delete(_ object: (index: Int64, generation: UInt64), volume: String) async -> ChunkChange? {
+        do {
+            try await store.delete(try chunkKey(Int(object.index), object.generation))
+            return .forget(volumeID: volumeID, index: object.index, generation: object.generation)
+        } catch {
+            logger.warning(
+                "volume '\(volume)': could not delete chunk \(object.index) generation \(object.generation), will retry: \(error)"
+            )
+            return nil
         }
     }
 
