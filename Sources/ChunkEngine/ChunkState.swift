@@ -42,15 +42,22 @@ struct ChunkState {
         self.present = present ?? BlockBitmap(count: valid.count)
         self.remoteGeneration = remoteGeneration
     }
+
+    /// Nobody uses the chunk and its record holds it: it can be kept small (see `ChunkMap`).
+    var isAtRest: Bool {
+        guard case .clean = journal else { return false }
+        return gate.isIdle && !uploading && fillWaiters == nil && partialTrims.isEmpty
+    }
 }
 
 /// Orders operations on one chunk: writes share it, while a TRIM or WRITE_ZEROES (which change
 /// the bitmap and punch holes) has it alone, so that the bitmap always agrees with the file.
-/// Waiters are served first come, first served.
+/// Waiters are served first come, first served. An idle gate holds no heap storage.
 struct ChunkGate {
     private var writers = 0
     private var exclusive = false
-    private var waiting = CircularBuffer<(exclusive: Bool, promise: EventLoopPromise<Void>)>()
+    /// Few wait at once; an empty array allocates nothing.
+    private var waiting: [(exclusive: Bool, promise: EventLoopPromise<Void>)] = []
 
     /// Nobody holds or waits for the gate.
     var isIdle: Bool { writers == 0 && !exclusive && waiting.isEmpty }

@@ -95,7 +95,8 @@ extension ChunkTable {
     /// Bytes of blocks in the local file, and the number of dirty chunks.
     func cacheUsage() -> (presentBytes: UInt64, dirtyChunks: Int) {
         lock.withLock {
-            let blocks = chunks.values.reduce(0) { $0 + $1.present.setCount }
+            var blocks = 0
+            chunks.forEach { _, state in blocks += state.present.setCount }
             return (UInt64(blocks) * UInt64(ChunkGeometry.blockSize), dirtyChunks.count)
         }
     }
@@ -107,15 +108,20 @@ extension ChunkTable {
 
     /// Chunks with an uploaded generation.
     func uploadedChunks() -> Int {
-        lock.withLock { chunks.values.filter { $0.remoteGeneration > 0 }.count }
+        lock.withLock {
+            var uploaded = 0
+            chunks.forEach { _, state in if state.remoteGeneration > 0 { uploaded += 1 } }
+            return uploaded
+        }
     }
 
     /// The least recently used chunk that could be evicted: clean, uploaded, idle, cached.
     func evictionCandidate() -> (index: Int, lastUse: UInt64)? {
         lock.withLock {
             var best: (index: Int, lastUse: UInt64)?
-            for (index, state) in chunks where isEvictable(state) {
-                if best == nil || state.lastUse < best!.lastUse { best = (index, state.lastUse) }
+            chunks.forEach { index, state in
+                guard isEvictable(state), best == nil || state.lastUse < best!.lastUse else { return }
+                best = (index, state.lastUse)
             }
             return best
         }

@@ -17,7 +17,7 @@ final class ChunkTable: @unchecked Sendable {
     let cached: Bool
     let journal: MetadataJournal
     let lock = NIOLock()
-    var chunks: [Int: ChunkState]
+    var chunks: ChunkMap
     /// Chunks whose journal state is not clean: what a flush and the uploader look at.
     var dirtyChunks: Set<Int> = []
     /// Chunks dropped from the map whose database rows the next flush deletes.
@@ -30,13 +30,15 @@ final class ChunkTable: @unchecked Sendable {
     /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
     var nextGeneration: UInt64 = 1
 
-    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: [Int: ChunkState]) {
+    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
         self.volumeID = volumeID
         self.geometry = geometry
         self.journal = journal
         self.cached = cached
         self.chunks = chunks
-        self.dirtyChunks = Set(chunks.filter { if case .dirty = $0.value.journal { true } else { false } }.keys)
+        chunks.forEach { index, state in
+            if case .dirty = state.journal { dirtyChunks.insert(index) }
+        }
     }
 
     // MARK: - Reading the map
@@ -96,7 +98,7 @@ final class ChunkTable: @unchecked Sendable {
         let spanned = Int((end - 1) / chunkSize - offset / chunkSize) + 1
         let allocated: [Int]? =
             spanned > chunks.count
-            ? chunks.keys.filter { UInt64($0) >= offset / chunkSize && UInt64($0) <= (end - 1) / chunkSize }.sorted()
+            ? chunks.indexes { UInt64($0) >= offset / chunkSize && UInt64($0) <= (end - 1) / chunkSize }.sorted()
             : nil
         var cursor = 0
         var position = offset
@@ -141,7 +143,7 @@ final class ChunkTable: @unchecked Sendable {
             if range.count <= chunks.count {
                 return range.filter { chunks[$0] != nil }
             }
-            return chunks.keys.filter { range.contains($0) }.sorted()
+            return chunks.indexes { range.contains($0) }.sorted()
         }
     }
 
@@ -166,7 +168,8 @@ final class ChunkTable: @unchecked Sendable {
         lock.withLock {
             var count = 0
             var blocks = 0
-            for state in chunks.values where !state.valid.isEmpty {
+            chunks.forEach { _, state in
+                guard !state.valid.isEmpty else { return }
                 count += 1
                 blocks += state.valid.setCount
             }

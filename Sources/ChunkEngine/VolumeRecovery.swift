@@ -39,38 +39,50 @@ extension Volume {
         }
         let geometry = ChunkGeometry(volumeSize: record.size, chunkSize: Int(record.chunkSize))
         let file = try LocalFile.open(path: path, length: record.size)
-        var states: [Int: ChunkState] = [:]
+        var states = ChunkMap(
+            geometry: geometry, cached: cached, capacity: Int(try store.chunkCount(volumeID: record.id)))
+        var highestGeneration: UInt64 = 0
         var changes: [ChunkChange] = []
-        var punched = 0  // chunks whose unsynced blocks were punched out
-        for chunk in try store.chunks(volumeID: record.id) {
+        var dirty: [ChunkRecord] = []
+        try store.forEachChunk(volumeID: record.id) { chunk in
             let index = Int(chunk.index)
-            guard index < geometry.chunkCount else {
+            highestGeneration = max(highestGeneration, chunk.remoteGeneration)
+            if index >= geometry.chunkCount {
                 changes.append(.delete(volumeID: record.id, index: chunk.index))
-                continue
+            } else if chunk.dirty {
+                dirty.append(chunk)
+            } else {
+                let blocks = geometry.blocks(inChunk: index)
+                let valid = BlockBitmap(count: blocks, bytes: chunk.valid)
+                guard !valid.isEmpty || chunk.remoteGeneration > 0 else { return }
+                states[index] = ChunkState(
+                    valid: valid, journal: .clean, present: BlockBitmap(count: blocks, bytes: chunk.present),
+                    remoteGeneration: chunk.remoteGeneration)
             }
+        }
+        var punched = 0  // chunks whose unsynced blocks were punched out
+        for chunk in dirty {
+            let index = Int(chunk.index)
             let blocks = geometry.blocks(inChunk: index)
             var valid = BlockBitmap(count: blocks, bytes: chunk.valid)
             let present = BlockBitmap(count: blocks, bytes: chunk.present)
-            if chunk.dirty {
-                let written = try writtenBlocks(of: index, file: file, geometry: geometry)
-                if cached {
-                    if try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry) {
-                        punched += 1
-                    }
-                } else {
-                    valid = written
-                    changes.append(
-                        valid.isEmpty
-                            ? .delete(volumeID: record.id, index: chunk.index)
-                            : .store(
-                                volumeID: record.id, ChunkRecord(index: chunk.index, valid: valid.bytes, dirty: false))
-                    )
+            let written = try writtenBlocks(of: index, file: file, geometry: geometry)
+            if cached {
+                if try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry) {
+                    punched += 1
                 }
+            } else {
+                valid = written
+                changes.append(
+                    valid.isEmpty
+                        ? .delete(volumeID: record.id, index: chunk.index)
+                        : .store(volumeID: record.id, ChunkRecord(index: chunk.index, valid: valid.bytes, dirty: false))
+                )
             }
-            let state = ChunkState(
-                valid: valid, journal: chunk.dirty && cached ? .dirty : .clean, present: present,
+            guard cached || !valid.isEmpty else { continue }
+            states[index] = ChunkState(
+                valid: valid, journal: cached ? .dirty : .clean, present: present,
                 remoteGeneration: chunk.remoteGeneration)
-            if !valid.isEmpty || chunk.remoteGeneration > 0 || (cached && chunk.dirty) { states[index] = state }
         }
         if !changes.isEmpty || punched > 0 {
             logger.notice(
@@ -82,7 +94,8 @@ extension Volume {
         var backing: RemoteBacking?
         if cached, let context {
             backing = await makeBacking(
-                record: record, states: states, metadata: store, journal: journal, context: context, logger: logger)
+                record: record, highestGeneration: highestGeneration, metadata: store, journal: journal,
+                context: context, logger: logger)
         }
         let table = ChunkTable(
             volumeID: record.id, geometry: geometry, journal: journal, cached: cached, chunks: states)
@@ -113,10 +126,10 @@ extension Volume {
     /// the listing shows that no record names are left in place: the database may be older than
     /// the store (restored from a backup), and only what it owes is known to be garbage.
     private static func makeBacking(
-        record: VolumeRecord, states: [Int: ChunkState], metadata: MetadataStore, journal: MetadataJournal,
+        record: VolumeRecord, highestGeneration: UInt64, metadata: MetadataStore, journal: MetadataJournal,
         context: RemoteContext, logger: Logger
     ) async -> RemoteBacking {
-        var highest: UInt64 = states.values.map(\.remoteGeneration).max() ?? 0
+        var highest = highestGeneration
         if let next = try? metadata.nextGeneration(volumeID: record.id) { highest = max(highest, next - 1) }
         do {
             let known = highest

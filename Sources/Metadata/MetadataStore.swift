@@ -153,15 +153,33 @@ public final class MetadataStore: Sendable {
 
     /// The chunk map of a volume, in index order.
     public func chunks(volumeID: Int64) throws(MetadataError) -> [ChunkRecord] {
-        try state.withLock { (statements: inout Statements) throws(MetadataError) -> [ChunkRecord] in
-            var records: [ChunkRecord] = []
-            try statements.chunksOfVolume.bind([.integer(volumeID)]).forEachRow { row in
-                records.append(
+        var records: [ChunkRecord] = []
+        try forEachChunk(volumeID: volumeID) { records.append($0) }
+        return records
+    }
+
+    /// How many chunk records a volume has.
+    public func chunkCount(volumeID: Int64) throws(MetadataError) -> Int64 {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) -> Int64 in
+            var count: Int64 = 0
+            try statements.connection.prepare("SELECT count(*) FROM chunks WHERE volume_id = ?")
+                .bind([.integer(volumeID)]).forEachRow { row in count = row.integer(0) }
+            return count
+        }
+    }
+
+    /// Calls `body` with each chunk record of a volume, in index order, one at a time (a large
+    /// map is never held whole).
+    public func forEachChunk(volumeID: Int64, _ body: (ChunkRecord) throws(MetadataError) -> Void)
+        throws(MetadataError)
+    {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) in
+            try statements.chunksOfVolume.bind([.integer(volumeID)]).forEachRow { row throws(MetadataError) in
+                try body(
                     ChunkRecord(
                         index: row.integer(0), valid: row.blob(1), dirty: row.integer(2) != 0, present: row.blob(3),
                         remoteGeneration: UInt64(row.integer(4))))
             }
-            return records
         }
     }
 

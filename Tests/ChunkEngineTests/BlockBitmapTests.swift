@@ -60,6 +60,47 @@ import Testing
             #expect(bitmap.noneSet(in: lower..<upper) == !(lower..<upper).contains(where: model.contains))
         }
     }
+
+    /// Bitmaps are kept without words when none, all, or one run of their bits are set: every
+    /// query answers the same whatever the form, and equal bits compare equal however they
+    /// were reached (from bytes, by unions, by sets and clears).
+    @Test func compactFormsAnswerLikeWordsAndCompareByTheirBits() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let count = Int.random(in: 1...300, using: &generator)
+            var bitmap = BlockBitmap(count: count)
+            var other = BlockBitmap(count: count)
+            var model = Set<Int>()
+            var otherModel = Set<Int>()
+            for step in 0..<8 {
+                let lower = Int.random(in: 0..<count, using: &generator)
+                let upper = Int.random(in: lower...count, using: &generator)
+                if step % 2 == 0 {
+                    other.set(lower..<upper)
+                    otherModel.formUnion(lower..<upper)
+                } else if Bool.random(using: &generator) {
+                    bitmap.set(lower..<upper)
+                    model.formUnion(lower..<upper)
+                } else {
+                    bitmap.clear(lower..<upper)
+                    model.subtract(lower..<upper)
+                }
+                #expect(BlockBitmap(count: count, bytes: bitmap.bytes) == bitmap)
+                #expect(bitmap.isEmpty == model.isEmpty && bitmap.isFull == (model.count == count))
+                let union = bitmap.union(other)
+                #expect(union.setCount == model.union(otherModel).count)
+                #expect(union == BlockBitmap(count: count, bytes: union.bytes))
+                let start = Int.random(in: 0..<count, using: &generator)
+                let firstSet = (start..<count).first(where: model.contains)
+                let firstClear = (start..<count).first { !model.contains($0) }
+                #expect(bitmap.firstIndex(in: start..<count, set: true) == firstSet)
+                #expect(bitmap.firstIndex(in: start..<count, set: false) == firstClear)
+                let runs = bitmap.runs(in: start..<count)
+                #expect(runs.allSatisfy { run in run.0.allSatisfy { model.contains($0) == run.1 } })
+                #expect(runs.map(\.0.count).reduce(0, +) == count - start)
+            }
+        }
+    }
 }
 
 @Suite struct ChunkGeometryTests {

@@ -5,6 +5,8 @@
 # Then a cached volume in the object-store emulator on loopback: write-then-drain (1 MiB
 # sequential writes of the whole volume, then `volume flush --wait-upload`), and a cold
 # sequential read of it by a second daemon that recovered it on an empty data directory.
+# Last, memory at rest: a 1 TiB thin volume with a 4 KiB block in each of its 1,048,576 chunks,
+# the daemon's RSS after a restart against the same volume empty, and the time to start.
 #   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G)
 set -euo pipefail
 binary="$(readlink -f "${1:?usage: $0 BLOCKGATE_BINARY}")"
@@ -113,3 +115,38 @@ echo "cached volume ($size, object-store emulator on loopback, 256M cache):"
 printf '  %-44s %8s MiB/s  (%ss)\n' "write 1M QD8 into the cache (acknowledged)" "$(mib_per_s "$bytes" "$written")" "$written"
 printf '  %-44s %8s MiB/s  (%ss)\n' "write-then-drain (all uploaded)" "$(mib_per_s "$bytes" "$drained")" "$drained"
 printf '  %-44s %8s MiB/s  (%ss)\n' "cold sequential read 1M QD8 (all downloaded)" "$(mib_per_s "$bytes" "$read_seconds")" "$read_seconds"
+
+# Memory at rest: RSS of a restarted daemon serving a 1 TiB thin volume (1 MiB chunks) with a
+# 4 KiB block in every chunk, against the same daemon serving the volume empty.
+memory_daemon() {  # memory_daemon: starts a daemon on $work/memory, its pid in $daemon
+    "$binary" serve --data-dir "$work/memory" --listen "" --log-level warning >> "$work/memory.log" 2>&1 &
+    daemon=$!
+    pids+=("$daemon")
+    wait_socket "$work/memory/admin.sock"
+}
+restart_memory_daemon() {  # stops the memory daemon, starts it again; the seconds to READY in $ready
+    kill "$daemon"; wait "$daemon" 2>/dev/null || true
+    rm -f "$work/memory/admin.sock"
+    start=$(python3 -c 'import time; print(time.time())')
+    memory_daemon
+    ready=$(seconds_since "$start")
+    sleep 2
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+memory_daemon
+"$binary" volume create sparse --size 1T --chunk-size 1M --admin-socket "$work/memory/admin.sock" > /dev/null
+restart_memory_daemon
+empty_rss=$(rss_kib "$daemon")
+fio --name=allocate --ioengine=nbd --uri="nbd+unix:///sparse?socket=$work/memory/nbd.sock" --rw=write:1020k \
+    --bs=4k --iodepth=32 --size=1T --io_size=4G --end_fsync=1 --output=/dev/null
+restart_memory_daemon
+full_rss=$(rss_kib "$daemon")
+chunks=$("$binary" volume info sparse --json --admin-socket "$work/memory/admin.sock" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["allocated_chunks"])')
+
+echo
+echo "memory at rest (1 TiB thin volume, 1 MiB chunks, a 4 KiB block in each, after a restart):"
+printf '  %-44s %8s\n' "allocated chunks" "$chunks"
+printf '  %-44s %8s MiB (empty volume: %s MiB)\n' "RSS" "$((full_rss / 1024))" "$((empty_rss / 1024))"
+printf '  %-44s %8s bytes\n' "RSS per allocated chunk" "$(python3 -c "print(round(($full_rss - $empty_rss) * 1024 / max(1, $chunks)))")"
+printf '  %-44s %8s s\n' "start to READY" "$ready"
