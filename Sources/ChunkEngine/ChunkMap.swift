@@ -6,8 +6,20 @@
 /// Bitmaps that are empty or full hold no words. Any other chunk is kept whole as a
 /// `ChunkState`. A chunk is in exactly one table. Reading or changing a chunk through the
 /// subscript gives its whole state and files it again afterwards, so callers see one map of
-/// `ChunkState`s. Not thread-safe: `ChunkTable` guards it.
+/// `ChunkState`s; the totals over all chunks are kept as chunks are filed, so that no count
+/// walks the map. Not thread-safe: `ChunkTable` guards it.
 struct ChunkMap {
+    /// Sums over every chunk in the map.
+    struct Totals: Equatable {
+        /// Chunks with at least one valid block.
+        var chunksWithData = 0
+        var validBlocks = 0
+        /// Blocks in the local cache (cached volumes).
+        var presentBlocks = 0
+        /// Chunks with an uploaded generation (cached volumes).
+        var uploadedChunks = 0
+    }
+
     /// A cached chunk at rest with no block in the cache.
     private struct Stored {
         let valid: BlockBitmap.Storage
@@ -28,6 +40,7 @@ struct ChunkMap {
     private var cold: [Int: BlockBitmap.Storage] = [:]
     private var stored: [Int: Stored] = [:]
     private var warm: [Int: Warm] = [:]
+    private(set) var totals = Totals()
 
     /// An empty map, with room for `capacity` chunks at rest (of a thin volume, or evicted).
     init(geometry: ChunkGeometry, cached: Bool, capacity: Int = 0) {
@@ -45,13 +58,15 @@ struct ChunkMap {
             + warm.keys.filter(include)
     }
 
-    /// Calls `body` with every chunk, in no order.
-    func forEach(_ body: (Int, ChunkState) -> Void) {
+    /// Calls `body` with every chunk not at rest (in use, or changed since its record), in no order.
+    func forEachActive(_ body: (Int, ChunkState) -> Void) {
         for (index, state) in active { body(index, state) }
-        for (index, valid) in cold { body(index, wake(index, valid: valid)) }
-        for (index, chunk) in stored {
-            body(index, wake(index, valid: chunk.valid, remoteGeneration: chunk.remoteGeneration))
-        }
+    }
+
+    /// Calls `body` with every chunk that has blocks in the cache and could be at rest: the chunks
+    /// not at rest, and those at rest with cached blocks (their number is bounded by the cache).
+    func forEachWithCachedBlocks(_ body: (Int, ChunkState) -> Void) {
+        for (index, state) in active where !state.present.isEmpty { body(index, state) }
         for (index, chunk) in warm { body(index, wake(index, chunk)) }
     }
 
@@ -76,30 +91,55 @@ struct ChunkMap {
         }
     }
 
-    /// Removes a chunk from its table; its whole state.
-    private mutating func take(_ index: Int) -> ChunkState? {
-        if let state = active.removeValue(forKey: index) { return state }
-        if let valid = cold.removeValue(forKey: index) { return wake(index, valid: valid) }
-        if let chunk = stored.removeValue(forKey: index) {
-            return wake(index, valid: chunk.valid, remoteGeneration: chunk.remoteGeneration)
-        }
-        return warm.removeValue(forKey: index).map { wake(index, $0) }
-    }
-
-    /// Files a chunk, not in any table, in the one its state belongs to (nil: nowhere).
-    private mutating func file(_ index: Int, _ state: ChunkState?) {
-        guard let state else { return }
-        if !state.isAtRest {
-            active[index] = state
-        } else if !cached {
-            cold[index] = state.valid.storage
-        } else if state.present.isEmpty {
-            stored[index] = Stored(valid: state.valid.storage, remoteGeneration: state.remoteGeneration)
+    /// Adds a chunk that is not in the map, at rest as its record holds it (also when opening a
+    /// volume: this skips building a whole state for each of perhaps millions of chunks).
+    mutating func addAtRest(
+        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, lastUse: UInt64 = 0
+    ) {
+        var present = present
+        if !cached {
+            present = BlockBitmap(count: valid.count)
+            cold[index] = valid.storage
+        } else if present.isEmpty {
+            stored[index] = Stored(valid: valid.storage, remoteGeneration: remoteGeneration)
         } else {
             warm[index] = Warm(
-                valid: state.valid.storage, present: state.present.storage,
-                remoteGeneration: state.remoteGeneration, lastUse: state.lastUse)
+                valid: valid.storage, present: present.storage, remoteGeneration: remoteGeneration, lastUse: lastUse)
         }
+        count(valid: valid, present: present, remoteGeneration: remoteGeneration, 1)
+    }
+
+    /// Removes a chunk from its table and from the totals; its whole state.
+    private mutating func take(_ index: Int) -> ChunkState? {
+        var state = active.removeValue(forKey: index)
+        if state == nil, let valid = cold.removeValue(forKey: index) { state = wake(index, valid: valid) }
+        if state == nil, let chunk = stored.removeValue(forKey: index) {
+            state = wake(index, valid: chunk.valid, remoteGeneration: chunk.remoteGeneration)
+        }
+        if state == nil { state = warm.removeValue(forKey: index).map { wake(index, $0) } }
+        if let state { count(valid: state.valid, present: state.present, remoteGeneration: state.remoteGeneration, -1) }
+        return state
+    }
+
+    /// Files a chunk, not in any table, in the one its state belongs to (nil: nowhere), and
+    /// counts it in the totals as it will be read back.
+    private mutating func file(_ index: Int, _ state: ChunkState?) {
+        guard let state else { return }
+        guard !state.isAtRest else {
+            return addAtRest(
+                index, valid: state.valid, present: state.present, remoteGeneration: state.remoteGeneration,
+                lastUse: state.lastUse)
+        }
+        active[index] = state
+        count(valid: state.valid, present: state.present, remoteGeneration: state.remoteGeneration, 1)
+    }
+
+    /// Adds a chunk to the totals (`sign` 1) or takes it out (-1).
+    private mutating func count(valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, _ sign: Int) {
+        totals.chunksWithData += valid.isEmpty ? 0 : sign
+        totals.validBlocks += sign * valid.setCount
+        totals.presentBlocks += sign * present.setCount
+        totals.uploadedChunks += remoteGeneration > 0 ? sign : 0
     }
 
     /// The whole state of a chunk at rest with nothing in the cache.

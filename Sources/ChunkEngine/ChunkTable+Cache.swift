@@ -95,9 +95,7 @@ extension ChunkTable {
     /// Bytes of blocks in the local file, and the number of dirty chunks.
     func cacheUsage() -> (presentBytes: UInt64, dirtyChunks: Int) {
         lock.withLock {
-            var blocks = 0
-            chunks.forEach { _, state in blocks += state.present.setCount }
-            return (UInt64(blocks) * UInt64(ChunkGeometry.blockSize), dirtyChunks.count)
+            (UInt64(chunks.totals.presentBlocks) * UInt64(ChunkGeometry.blockSize), dirtyChunks.count)
         }
     }
 
@@ -108,18 +106,14 @@ extension ChunkTable {
 
     /// Chunks with an uploaded generation.
     func uploadedChunks() -> Int {
-        lock.withLock {
-            var uploaded = 0
-            chunks.forEach { _, state in if state.remoteGeneration > 0 { uploaded += 1 } }
-            return uploaded
-        }
+        lock.withLock { chunks.totals.uploadedChunks }
     }
 
     /// The least recently used chunk that could be evicted: clean, uploaded, idle, cached.
     func evictionCandidate() -> (index: Int, lastUse: UInt64)? {
         lock.withLock {
             var best: (index: Int, lastUse: UInt64)?
-            chunks.forEach { index, state in
+            chunks.forEachWithCachedBlocks { index, state in
                 guard isEvictable(state), best == nil || state.lastUse < best!.lastUse else { return }
                 best = (index, state.lastUse)
             }

@@ -36,7 +36,7 @@ final class ChunkTable: @unchecked Sendable {
         self.journal = journal
         self.cached = cached
         self.chunks = chunks
-        chunks.forEach { index, state in
+        chunks.forEachActive { index, state in
             if case .dirty = state.journal { dirtyChunks.insert(index) }
         }
     }
@@ -166,14 +166,7 @@ final class ChunkTable: @unchecked Sendable {
     /// Counts for `volume info`: chunks holding data and the bytes of their valid blocks.
     func usage() -> (chunks: Int, bytes: UInt64) {
         lock.withLock {
-            var count = 0
-            var blocks = 0
-            chunks.forEach { _, state in
-                guard !state.valid.isEmpty else { return }
-                count += 1
-                blocks += state.valid.setCount
-            }
-            return (count, UInt64(blocks) * UInt64(ChunkGeometry.blockSize))
+            (chunks.totals.chunksWithData, UInt64(chunks.totals.validBlocks) * UInt64(ChunkGeometry.blockSize))
         }
     }
 

@@ -55,8 +55,8 @@ extension Volume {
                 let blocks = geometry.blocks(inChunk: index)
                 let valid = BlockBitmap(count: blocks, bytes: chunk.valid)
                 guard !valid.isEmpty || chunk.remoteGeneration > 0 else { return }
-                states[index] = ChunkState(
-                    valid: valid, journal: .clean, present: BlockBitmap(count: blocks, bytes: chunk.present),
+                states.addAtRest(
+                    index, valid: valid, present: BlockBitmap(count: blocks, bytes: chunk.present),
                     remoteGeneration: chunk.remoteGeneration)
             }
         }

@@ -43,12 +43,7 @@ import Testing
         }
         #expect(map.count == 64)
         #expect(Set(map.indexes { _ in true }) == Set(0..<64))
-        var seen = 0
-        map.forEach { index, state in
-            seen += 1
-            #expect(matches(state, expected[index]!, cached: cached), "chunk \(index) read back differently")
-        }
-        #expect(seen == 64)
+        #expect(map.totals == totals(of: map), "the totals drifted from the chunks")
         for index in 0..<64 {
             #expect(matches(map[index]!, expected[index]!, cached: cached), "chunk \(index) read back differently")
         }
@@ -59,6 +54,20 @@ import Testing
         #expect(map[7]!.valid.isFull)
         map[9] = nil
         #expect(map[9] == nil && map.count == 63)
+        #expect(map.totals == totals(of: map), "the totals drifted from the chunks")
+    }
+
+    /// The totals of a map, counted chunk by chunk.
+    private func totals(of map: ChunkMap) -> ChunkMap.Totals {
+        var totals = ChunkMap.Totals()
+        for index in map.indexes(where: { _ in true }) {
+            let state = map[index]!
+            totals.chunksWithData += state.valid.isEmpty ? 0 : 1
+            totals.validBlocks += state.valid.setCount
+            totals.presentBlocks += state.present.setCount
+            totals.uploadedChunks += state.remoteGeneration > 0 ? 1 : 0
+        }
+        return totals
     }
 
     /// Whether `state` carries what the map keeps of `stored`.
