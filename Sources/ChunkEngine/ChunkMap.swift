@@ -1,10 +1,10 @@
 /// The allocated chunks of a volume, kept small at rest. A chunk nobody is using whose record
 /// holds it (`ChunkState.isAtRest`) is kept in one of three compact tables, by what it needs:
-/// - its valid bitmap alone (a thin volume's chunk; 16 bytes a slot);
+/// - its valid bitmap alone (a thin volume's chunk; 24 bytes a slot);
 /// - with the object that holds it (a cached chunk none of whose blocks is in the cache);
 /// - with its cached blocks and last use too (bounded by the cache size).
-/// Bitmaps that are empty or full hold no words. Any other chunk is kept whole as a
-/// `ChunkState`. A chunk is in exactly one table. Reading or changing a chunk through the
+/// Bitmaps whose set bits are none, all or one run hold no words. Any other chunk is kept whole
+/// as a `ChunkState`. A chunk is in exactly one table. Reading or changing a chunk through the
 /// subscript gives its whole state and files it again afterwards, so callers see one map of
 /// `ChunkState`s; the totals over all chunks are kept as chunks are filed, so that no count
 /// walks the map. Not thread-safe: `ChunkTable` guards it.
