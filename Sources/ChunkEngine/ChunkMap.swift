@@ -70,6 +70,20 @@ struct ChunkMap {
         for (index, chunk) in warm { body(index, wake(index, chunk)) }
     }
 
+    /// Whether a chunk is allocated (without building its state).
+    func contains(_ index: Int) -> Bool {
+        active.index(forKey: index) != nil || cold.index(forKey: index) != nil
+            || stored.index(forKey: index) != nil || warm.index(forKey: index) != nil
+    }
+
+    /// Changes a chunk in place: taken from its table once, filed again once. Nil when the
+    /// chunk is not allocated.
+    mutating func update<T>(_ index: Int, _ body: (inout ChunkState) -> T) -> T? {
+        guard var state = take(index) else { return nil }
+        defer { file(index, state) }
+        return body(&state)
+    }
+
     /// A chunk's whole state, or nil when it is not allocated.
     subscript(index: Int) -> ChunkState? {
         get {

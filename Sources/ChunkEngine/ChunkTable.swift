@@ -193,16 +193,18 @@ final class ChunkTable: @unchecked Sendable {
                 let granted = self.lock.withLock {
                     var granted: [EventLoopPromise<Void>] = []
                     for index in indexes {
-                        guard self.chunks[index] != nil else { continue }
-                        if case .success = result { update(index, &self.chunks[index]!) }
-                        if changing {
-                            // Renewed when the change is done, so that a snapshot taken while it
-                            // waited for the gate does not count it as included.
-                            self.chunks[index]!.generation = self.nextGeneration
-                            self.nextGeneration += 1
+                        // Renewed when the change is done, so that a snapshot taken while it
+                        // waited for the gate does not count it as included.
+                        let generation = self.nextGeneration
+                        if changing { self.nextGeneration += 1 }
+                        let released = self.chunks.update(index) { state in
+                            if case .success = result { update(index, &state) }
+                            if changing { state.generation = generation }
+                            state.lastUse = now
+                            return state.gate.release(exclusive: exclusive)
                         }
-                        self.chunks[index]!.lastUse = now
-                        granted += self.chunks[index]!.gate.release(exclusive: exclusive)
+                        guard let released else { continue }
+                        granted += released
                         self.dropIfEmpty(index)
                     }
                     return granted
@@ -218,14 +220,14 @@ final class ChunkTable: @unchecked Sendable {
         let blocked: (Int, EventLoopFuture<Void>)? = lock.withLock {
             for current in position..<indexes.count {
                 let index = indexes[current]
-                if chunks[index] == nil {
+                if !chunks.contains(index) {
                     chunks[index] = ChunkState(
                         valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
                     deletedChunks.remove(index)
                 }
-                if !chunks[index]!.gate.tryAcquire(exclusive: exclusive) {
+                if chunks.update(index, { $0.gate.tryAcquire(exclusive: exclusive) }) != true {
                     let promise = eventLoop.makePromise(of: Void.self)
-                    chunks[index]!.gate.wait(exclusive: exclusive, promise: promise)
+                    chunks.update(index) { $0.gate.wait(exclusive: exclusive, promise: promise) }
                     return (current, promise.futureResult)
                 }
             }

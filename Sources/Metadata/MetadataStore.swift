@@ -96,11 +96,17 @@ public final class MetadataStore: Sendable {
 
     /// The first upload generation a cached volume may use: above every generation it has begun.
     public func nextGeneration(volumeID: Int64) throws(MetadataError) -> UInt64 {
-        try state.withLock { (statements: inout Statements) throws(MetadataError) -> UInt64 in
-            var next: Int64 = 1
-            try statements.connection.prepare("SELECT next_generation FROM volumes WHERE id = ?")
-                .bind([.integer(volumeID)]).forEachRow { row in next = row.integer(0) }
-            return UInt64(next)
+        UInt64(try integer("SELECT next_generation FROM volumes WHERE id = ?", volumeID, orElse: 1))
+    }
+
+    /// The one integer a query about a volume answers (`orElse` when it returns no row).
+    private func integer(_ query: String, _ volumeID: Int64, orElse absent: Int64) throws(MetadataError) -> Int64 {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) -> Int64 in
+            var value = absent
+            try statements.connection.prepare(query).bind([.integer(volumeID)]).forEachRow { row in
+                value = row.integer(0)
+            }
+            return value
         }
     }
 
@@ -160,12 +166,7 @@ public final class MetadataStore: Sendable {
 
     /// How many chunk records a volume has.
     public func chunkCount(volumeID: Int64) throws(MetadataError) -> Int64 {
-        try state.withLock { (statements: inout Statements) throws(MetadataError) -> Int64 in
-            var count: Int64 = 0
-            try statements.connection.prepare("SELECT count(*) FROM chunks WHERE volume_id = ?")
-                .bind([.integer(volumeID)]).forEachRow { row in count = row.integer(0) }
-            return count
-        }
+        try integer("SELECT count(*) FROM chunks WHERE volume_id = ?", volumeID, orElse: 0)
     }
 
     /// Calls `body` with each chunk record of a volume, in index order, one at a time (a large
