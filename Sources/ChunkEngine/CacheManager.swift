@@ -4,7 +4,7 @@ import NIOCore
 
 /// The local cache shared by all cached volumes: keeps their cached bytes under a capacity by
 /// evicting the least recently used clean chunks (dirty chunks never leave before they are
-/// uploaded), and counts hits and misses.
+/// uploaded), gives each volume's read-ahead its share, and counts hits and misses.
 public final class CacheManager: Sendable {
     /// What `cache status` reports.
     public struct Status: Sendable, Equatable, Codable {
@@ -14,11 +14,19 @@ public final class CacheManager: Sendable {
         public var uploadBacklog: Int
         public var hits: UInt64
         public var misses: UInt64
+        /// Bytes downloaded ahead of sequential readers, reads that found them, and bytes of
+        /// them evicted before any read.
+        public var readAheadBytes: UInt64
+        public var readAheadHits: UInt64
+        public var readAheadWastedBytes: UInt64
 
         enum CodingKeys: String, CodingKey {
             case capacity, used, hits, misses
             case dirtyBytes = "dirty_bytes"
             case uploadBacklog = "upload_backlog"
+            case readAheadBytes = "read_ahead_bytes"
+            case readAheadHits = "read_ahead_hits"
+            case readAheadWastedBytes = "read_ahead_wasted_bytes"
         }
     }
 
@@ -27,7 +35,10 @@ public final class CacheManager: Sendable {
     /// Bytes the cached volumes may keep locally; a smaller value evicts down to it.
     public var capacity: UInt64 {
         get { capacityBox.withLockedValue { $0 } }
-        set { capacityBox.withLockedValue { $0 = newValue } }
+        set {
+            capacityBox.withLockedValue { $0 = newValue }
+            for volume in volumes.withLockedValue({ Array($0.values) }) { volume.limitReadAhead(to: newValue / 8) }
+        }
     }
     private let volumes = NIOLockedValueBox([ObjectIdentifier: Volume]())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
@@ -38,16 +49,21 @@ public final class CacheManager: Sendable {
         self.logger = logger
     }
 
-    /// Starts managing a cached volume (and its uploader).
+    /// Starts managing a cached volume (and its uploader and read-ahead).
     public func add(_ volume: Volume) {
         guard volume.kind == .cached else { return }
         volumes.withLockedValue { $0[ObjectIdentifier(volume)] = volume }
+        // A read-ahead window may hold an eighth of the cache: a few streams at once stay well
+        // within it, so that what they download is not evicted before it is read.
+        volume.limitReadAhead(to: capacity / 8)
+        volume.startReadAhead()
         volume.startUploader()
     }
 
-    /// Stops managing a volume (and its uploader).
+    /// Stops managing a volume (and its uploader and read-ahead).
     public func remove(_ volume: Volume) async {
         _ = volumes.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(volume)) }
+        await volume.stopReadAhead()
         await volume.stopUploader()
     }
 
@@ -59,7 +75,7 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Stops the evictor and every uploader.
+    /// Stops the evictor, every uploader and every read-ahead.
     public func stop() async {
         let running = task.withLockedValue { task in
             defer { task = nil }
@@ -67,12 +83,17 @@ public final class CacheManager: Sendable {
         }
         running?.cancel()
         await running?.value
-        for volume in volumes.withLockedValue({ Array($0.values) }) { await volume.stopUploader() }
+        for volume in volumes.withLockedValue({ Array($0.values) }) {
+            await volume.stopReadAhead()
+            await volume.stopUploader()
+        }
     }
 
     /// The cache's state across volumes.
     public func status() -> Status {
-        var status = Status(capacity: capacity, used: 0, dirtyBytes: 0, uploadBacklog: 0, hits: 0, misses: 0)
+        var status = Status(
+            capacity: capacity, used: 0, dirtyBytes: 0, uploadBacklog: 0, hits: 0, misses: 0, readAheadBytes: 0,
+            readAheadHits: 0, readAheadWastedBytes: 0)
         for volume in volumes.withLockedValue({ Array($0.values) }) {
             let usage = volume.cacheUsage
             status.used += usage.cachedBytes
@@ -81,6 +102,10 @@ public final class CacheManager: Sendable {
             let counts = volume.cacheCounts
             status.hits += counts.hits
             status.misses += counts.misses
+            let readAhead = volume.readAheadCounts
+            status.readAheadBytes += readAhead.bytes
+            status.readAheadHits += readAhead.hits
+            status.readAheadWastedBytes += readAhead.wastedBytes
         }
         return status
     }

@@ -15,15 +15,18 @@ public struct RemoteSettings: Sendable, Equatable {
     /// How long a PUT whose outcome was not seen (its answer was lost, or an earlier process
     /// sent it) may still land in the store; its object is deleted only after that.
     public var uploadSettleTime: TimeAmount
+    /// Bytes of whole chunks downloaded ahead of a sequential reader at most (0: none).
+    public var readAhead: UInt64
 
     public init(
         uploadConcurrency: Int = 4, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60),
-        uploadSettleTime: TimeAmount = .seconds(120)
+        uploadSettleTime: TimeAmount = .seconds(120), readAhead: UInt64 = 16 << 20
     ) {
         self.uploadConcurrency = uploadConcurrency
         self.dirtyLimit = dirtyLimit
         self.backpressureTimeout = backpressureTimeout
         self.uploadSettleTime = uploadSettleTime
+        self.readAhead = readAhead
     }
 }
 
@@ -56,6 +59,7 @@ final class RemoteBacking: Sendable {
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
+    let readAhead = NIOLockedValueBox(ReadAheadState())
     private let collection = NIOLockedValueBox(Collection())
 
     /// Whether the collector runs, whether it must run again, the owed objects it left (due, and

@@ -65,18 +65,21 @@ extension Volume {
 
     // MARK: - Downloading
 
-    /// Downloads whatever of a byte range is only in the object store; counts a hit or a miss.
-    func fetch(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Downloads whatever of a byte range is only in the object store (with `wholeChunks`, all
+    /// that its chunks lack, in one GET each where it can); counts a hit or a miss.
+    func fetch(offset: UInt64, length: UInt64, wholeChunks: Bool = false, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
         let blockSize = UInt64(ChunkGeometry.blockSize)
         var missed = false
         let work = table.allocatedChunks(in: geometry.chunks(touching: offset, length: length)).compactMap {
             index -> EventLoopFuture<Void>? in
             let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
-            let blocks =
+            let wanted =
                 Int(UInt64(slice.lowerBound) / blockSize)..<Int((UInt64(slice.upperBound) + blockSize - 1) / blockSize)
-            guard table.missingBlocks(ofChunk: index, in: blocks) != nil else { return nil }
+            guard table.missingBlocks(ofChunk: index, in: wanted) != nil else { return nil }
             missed = true
-            return fill(chunk: index, blocks: blocks, on: eventLoop)
+            return fill(chunk: index, blocks: wholeChunks ? 0..<geometry.blocks(inChunk: index) : wanted, on: eventLoop)
         }
         remote?.counts.withLockedValue { counts in
             if missed { counts.misses += 1 } else { counts.hits += 1 }
@@ -372,6 +375,7 @@ extension Volume {
             try await io.allocate(
                 file, mode: .punchHole, offset: geometry.chunkStart(candidate.index), length: bytes, on: eventLoop
             ).get()
+            evictedUnread(chunk: candidate.index)
         } catch {
             logger.error("volume '\(name)': eviction of chunk \(candidate.index) failed: \(error)")
         }

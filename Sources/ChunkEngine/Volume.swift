@@ -130,8 +130,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return EventLoopFuture.whenAllSucceed(pieces, on: eventLoop).map { .segments($0) }
     }
 
-    /// Downloads what the range misses, then reads it locally with its chunks held, so that no
-    /// eviction can intervene; if one did in between, tries again. A range spanning several
+    /// Downloads what the range misses (whole chunks, and chunks ahead, when the read continues a
+    /// sequential stream), then reads it locally with its chunks held, so that no eviction can
+    /// intervene; if one did in between, tries again. A range spanning several
     /// chunks that lost such a race (it may be larger than the cache) is then read chunk by chunk.
     private func readCached(offset: UInt64, length: Int, attempt: Int, on eventLoop: any EventLoop)
         -> EventLoopFuture<ReadResult>
@@ -140,7 +141,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         if attempt > 1, indexes.count > 1 {
             return readCachedChunkByChunk(indexes, offset: offset, length: length, on: eventLoop)
         }
-        return fetch(offset: offset, length: UInt64(length), on: eventLoop).flatMap {
+        let sequential = attempt == 1 && readAhead(offset: offset, length: UInt64(length), on: eventLoop)
+        return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, on: eventLoop).flatMap {
             self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
                 () -> EventLoopFuture<ReadResult?> in
                 let runs = self.table.runs(offset: offset, length: UInt64(length))

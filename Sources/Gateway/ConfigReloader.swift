@@ -80,10 +80,10 @@ public final class ConfigReloader: Sendable {
             "object_store",
             old.objectStore != new.objectStore || old.accessKey != new.accessKey || old.secretKey != new.secretKey)
         note(
-            "cache upload settings",
+            "cache upload and read-ahead settings",
             old.uploadBuffer != new.uploadBuffer || old.uploadConcurrency != new.uploadConcurrency
                 || old.backpressureTimeoutSeconds != new.backpressureTimeoutSeconds
-                || old.uploadSettleSeconds != new.uploadSettleSeconds)
+                || old.uploadSettleSeconds != new.uploadSettleSeconds || old.readAhead != new.readAhead)
         note("library", old.library != new.library || old.shelf != new.shelf)
         note("metrics.listen", old.metricsListen != new.metricsListen)
         note("tls", old.tls != new.tls)

@@ -103,7 +103,7 @@ public final class Gateway: Sendable {
             let settings = RemoteSettings(
                 uploadConcurrency: config.uploadConcurrency, dirtyLimit: config.uploadBuffer,
                 backpressureTimeout: .seconds(config.backpressureTimeoutSeconds),
-                uploadSettleTime: .seconds(config.uploadSettleSeconds))
+                uploadSettleTime: .seconds(config.uploadSettleSeconds), readAhead: config.readAhead)
             let store = try await open(try config.objectStoreLocation(), "the object store")
             let shelf =
                 config.shelf == nil

@@ -57,6 +57,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var backpressureTimeoutSeconds: Int64 = 60
     /// How long a PUT whose answer was not seen may still land; its object is deleted after it.
     public var uploadSettleSeconds: Int64 = 120
+    /// Bytes of whole chunks downloaded ahead of a sequential reader at most (0 turns it off).
+    public var readAhead: UInt64 = 16 << 20
     /// NBD over TLS: off, optional or required, with the server's certificate chain and key
     /// (PEM files) and, to require client certificates, the CA that signs them.
     public var tls = TLSSettings()
@@ -312,7 +314,7 @@ private struct ConfigReader {
             case "cache":
                 let keys = [
                     "size", "upload_buffer", "upload_concurrency", "backpressure_timeout_seconds",
-                    "upload_settle_seconds",
+                    "upload_settle_seconds", "read_ahead",
                 ]
                 for (key, value) in try mapping(value, section: "cache", allowed: keys) {
                     switch key {
@@ -323,8 +325,12 @@ private struct ConfigReader {
                     case "backpressure_timeout_seconds":
                         config.backpressureTimeoutSeconds = try integer(
                             value, "cache.backpressure_timeout_seconds", in: 1...86400)
-                    default:
+                    case "upload_settle_seconds":
                         config.uploadSettleSeconds = try integer(value, "cache.upload_settle_seconds", in: 0...86400)
+                    default:
+                        // 0 turns read-ahead off; sizes are otherwise positive.
+                        let off = try string(value, "cache.read_ahead") == "0"
+                        config.readAhead = off ? 0 : try size(value, "cache.read_ahead")
                     }
                 }
             case "library":

@@ -8,7 +8,7 @@ struct CacheCommand: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Capacity, use, dirty data, upload backlog, hits and misses.",
+            abstract: "Capacity, use, dirty data, upload backlog, hits and misses, read-ahead.",
             discussion: "Example: blockgate cache status --json")
         @OptionGroup var admin: AdminOptions
 
@@ -19,6 +19,9 @@ struct CacheCommand: ParsableCommand {
                 ["capacity", ByteSize.format(status.capacity)], ["used", ByteSize.format(status.used)],
                 ["dirty", ByteSize.format(status.dirtyBytes)], ["upload backlog", "\(status.uploadBacklog) chunk(s)"],
                 ["hits", "\(status.hits)"], ["misses", "\(status.misses)"],
+                ["read-ahead", ByteSize.format(status.readAheadBytes)],
+                ["read-ahead hits", "\(status.readAheadHits)"],
+                ["read-ahead wasted", ByteSize.format(status.readAheadWastedBytes)],
             ])
         }
     }

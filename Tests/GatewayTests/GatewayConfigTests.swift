@@ -140,6 +140,7 @@ import Testing
               upload_concurrency: 2
               backpressure_timeout_seconds: 5
               upload_settle_seconds: 7
+              read_ahead: 0
             """
         let config = try GatewayConfig.load(path: "h.yaml", contents: contents)
         #expect(
@@ -148,7 +149,10 @@ import Testing
         #expect(config.accessKey == "AK" && config.secretKey == "SK")
         #expect(config.cacheSize == 64 << 20 && config.uploadBuffer == 8 << 20)
         #expect(config.uploadConcurrency == 2 && config.backpressureTimeoutSeconds == 5)
-        #expect(config.uploadSettleSeconds == 7)
+        #expect(config.uploadSettleSeconds == 7 && config.readAhead == 0)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "r.yaml", contents: "cache:\n  read_ahead: lots\n")
+        }
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "s.yaml", contents: "cache:\n  upload_settle_seconds: -1\n")
         }

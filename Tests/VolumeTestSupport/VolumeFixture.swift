@@ -164,6 +164,7 @@ public final class VolumeFixture: @unchecked Sendable {
     /// Opens the volume again from its file and database, as a restarted daemon would, without
     /// flushing the current instance (what a kill -9 leaves behind).
     public func reopen() async throws {
+        await volume.stopReadAhead()
         await volume.stopUploader()
         volume = try await Volume.open(
             record: record, path: path, store: store, journal: journal, io: io, remote: remote,
@@ -172,6 +173,7 @@ public final class VolumeFixture: @unchecked Sendable {
 
     /// Stops the volume's work and (unless told not to) removes its directory.
     public func close(removing: Bool = true) async {
+        await volume.stopReadAhead()
         await volume.stopUploader()
         await journal.shutdown()
         await io.shutdown()

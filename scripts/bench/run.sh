@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# `make bench`: fio (ioengine=nbd, over a unix socket) against blockgate, nbdkit's file plugin
-# and qemu-nbd, one after another in the same run, on files in the same directory:
-# 4 KiB random read and write at queue depth 32, 1 MiB sequential read and write.
-# Then a cached volume in the object-store emulator on loopback: write-then-drain (1 MiB
-# sequential writes of the whole volume, then `volume flush --wait-upload`), and a cold
-# sequential read of it by a second daemon that recovered it on an empty data directory.
+# `make bench`: fio (ioengine=nbd, over a unix socket) against blockgate (a thin volume, and a
+# cached volume whose cache holds it all), nbdkit's file plugin and qemu-nbd, one after another
+# in the same run, on files in the same directory: 4 KiB random read and write at queue depth
+# 32, 1 MiB sequential read and write.
+# Then cached volumes cold, in the object-store emulator on loopback, against Debian's s3backer
+# on the same emulator: write-then-drain, cold sequential read and cold 4 KiB random read; and the
+# emulator's own ceiling, measured by a plain client (raw_store.py).
 # Last, memory at rest: a 1 TiB thin volume with a 4 KiB block in each of its 1,048,576 chunks,
 # the daemon's RSS after a restart against the same volume empty, and the time to start.
-#   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G)
+#   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G;
+#                                BENCH_MEMORY=0 leaves out the memory section, which takes minutes)
 set -euo pipefail
 binary="$(readlink -f "${1:?usage: $0 BLOCKGATE_BINARY}")"
+venv_python="$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python3"
 runtime="${BENCH_RUNTIME:-15}"
 size="${BENCH_SIZE:-1G}"
 work="$(mktemp -d "${BENCH_DIR:-$PWD}/.bench.XXXXXX")"
 pids=()
 cleanup() {
+    mountpoint -q "$work/s3backer" 2>/dev/null && umount "$work/s3backer"
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
@@ -22,12 +26,36 @@ cleanup() {
 trap cleanup EXIT
 
 wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "bench: no socket $1" >&2; exit 1; }
+now() { python3 -c 'import time; print(time.time())'; }
+seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
+mib_per_s() { python3 -c "print(f'{$1 / 1048576 / $2:.1f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+bytes=$(python3 -c "import sys; u = {'K': 10, 'M': 20, 'G': 30, 'T': 40}; s = sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$size")
 
-# blockgate: one thin volume.
+# The object-store emulator on a free loopback port, for the cached volumes.
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$port" 2> "$work/objstore.log" &
+pids+=($!)
+cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER]: a daemon on the emulator, its pid in $daemon
+    mkdir -p "$1"
+    printf 'cache:\n  size: %s\n  upload_buffer: %s\n' "${2:-256M}" "${3:-256M}" > "$1.yaml"
+    "$binary" serve --config "$1.yaml" --data-dir "$1" --listen "" --log-level warning \
+        --object-store "s3://bench?endpoint=http://127.0.0.1:$port" >> "$work/cached.log" 2>&1 &
+    daemon=$!
+    pids+=("$daemon")
+    wait_socket "$1/admin.sock"
+}
+stop_daemon() { kill "$daemon"; wait "$daemon" 2>/dev/null || true; }
+
+# blockgate: one thin volume, and a cached volume in a cache with room for all of it (an upload
+# buffer as large, so that no write waits for the store).
 "$binary" serve --data-dir "$work/blockgate" --listen "" --log-level warning 2> "$work/blockgate.log" &
 pids+=($!)
 wait_socket "$work/blockgate/admin.sock"
 "$binary" volume create bench --size "$size" --admin-socket "$work/blockgate/admin.sock" > /dev/null
+cached_daemon "$work/warm" 4G 4G
+"$binary" volume create bench --size "$size" --kind cached --admin-socket "$work/warm/admin.sock" > /dev/null
 # nbdkit and qemu-nbd: a file of the same size in the same directory.
 truncate -s "$size" "$work/nbdkit.img" "$work/qemu.img"
 nbdkit --foreground --unix "$work/nbdkit.sock" file "$work/nbdkit.img" 2> "$work/nbdkit.log" &
@@ -39,10 +67,11 @@ wait_socket "$work/qemu.sock"
 
 declare -A uris=(
     [blockgate]="nbd+unix:///bench?socket=$work/blockgate/nbd.sock"
+    [cached]="nbd+unix:///bench?socket=$work/warm/nbd.sock"
     [nbdkit]="nbd+unix:///?socket=$work/nbdkit.sock"
     [qemu-nbd]="nbd+unix:///?socket=$work/qemu.sock"
 )
-servers=(blockgate nbdkit qemu-nbd)
+servers=(blockgate cached nbdkit qemu-nbd)
 jobs=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 
 # Fill every image first, so that reads read data.
@@ -51,71 +80,115 @@ for server in "${servers[@]}"; do
         --size="$size" --output=/dev/null
 done
 
-fio_run() {  # fio_run SERVER RW BS DEPTH -> prints "iops bandwidth_MiB_s"
-    fio --name=bench --ioengine=nbd --uri="${uris[$1]}" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" \
-        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
-    python3 - "$work/fio.json" "$2" <<'PY'
+fio_figures() {  # fio_figures FIO_JSON RW -> prints "iops bandwidth_MiB_s"
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 job = json.load(open(sys.argv[1]))["jobs"][0]
 side = job["write" if "write" in sys.argv[2] else "read"]
 print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f}')
 PY
 }
+fio_run() {  # fio_run URI RW BS DEPTH -> prints "iops bandwidth_MiB_s"
+    fio --name=bench --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" \
+        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
+    fio_figures "$work/fio.json" "$2"
+}
 
+echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all (warm)"
 printf '%-18s' "job"
 for server in "${servers[@]}"; do printf '%28s' "$server"; done
-printf '%12s%12s\n' "vs nbdkit" "vs qemu-nbd"
+printf '%12s%12s%14s\n' "vs nbdkit" "vs qemu-nbd" "cached/thin"
 for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
     declare -A iops=() bandwidth=()
     for server in "${servers[@]}"; do
-        read -r iops[$server] bandwidth[$server] < <(fio_run "$server" "$rw" "$bs" "$depth")
+        read -r iops[$server] bandwidth[$server] < <(fio_run "${uris[$server]}" "$rw" "$bs" "$depth")
     done
     printf '%-18s' "$rw $bs QD$depth"
     for server in "${servers[@]}"; do printf '%28s' "${iops[$server]} IOPS ${bandwidth[$server]} MiB/s"; done
-    ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
-    printf '%12s%12s\n' "$(ratio "${iops[blockgate]}" "${iops[nbdkit]}")" "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")"
+    printf '%12s%12s%14s\n' "$(ratio "${iops[blockgate]}" "${iops[nbdkit]}")" \
+        "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")" "$(ratio "${iops[cached]}" "${iops[blockgate]}")"
 done
+stop_daemon
+declare -A drain=() coldread=() coldrandom=()
 
-# Cached volumes: the emulator on a free loopback port, a cache a quarter of the volume.
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$port" 2> "$work/objstore.log" &
-pids+=($!)
-cached_daemon() {  # cached_daemon DATA_DIR: starts a daemon on the emulator, its pid in $daemon
-    "$binary" serve --data-dir "$1" --listen "" --log-level warning \
-        --object-store "s3://bench?endpoint=http://127.0.0.1:$port" --cache-size 256M >> "$work/cached.log" 2>&1 &
+# Cold cached volumes against s3backer (FUSE, 1 MiB blocks, a 256-block cache, path-style, its
+# own prefix in the same bucket) and against the store's own ceiling. Each cold read runs on a
+# fresh daemon that recovered the volume on an empty data directory (s3backer: a fresh mount).
+cached_daemon "$work/cold-1"
+"$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
+cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
+start=$(now)
+fio --name=cold-write --ioengine=nbd --uri="$(cold_uri cold-1)" --rw=write --bs=1M --iodepth=8 --size="$size" \
+    --end_fsync=1 --output=/dev/null
+"$binary" volume flush cold --wait-upload --admin-socket "$work/cold-1/admin.sock" > /dev/null
+drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+stop_daemon
+cached_daemon "$work/cold-2"
+"$binary" volume recover cold --admin-socket "$work/cold-2/admin.sock" > /dev/null
+start=$(now)
+fio --name=cold-read --ioengine=nbd --uri="$(cold_uri cold-2)" --rw=read --bs=1M --iodepth=8 --size="$size" \
+    --output=/dev/null
+coldread[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+stop_daemon
+cached_daemon "$work/cold-3"
+"$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
+read -r coldrandom[blockgate] _ < <(fio_run "$(cold_uri cold-3)" randread 4k 32)
+stop_daemon
+
+s3backer_mount() {  # mounts s3backer on $work/s3backer, its pid in $daemon
+    mkdir -p "$work/s3backer"
+    s3backer -f --baseURL="http://127.0.0.1:$port/" --accessId="$AWS_ACCESS_KEY_ID" \
+        --accessKey="$AWS_SECRET_ACCESS_KEY" --blockSize=1M --size="$size" --blockCacheSize=256 \
+        --prefix=s3backer/ bench "$work/s3backer" >> "$work/s3backer.log" 2>&1 &
     daemon=$!
     pids+=("$daemon")
-    wait_socket "$1/admin.sock"
+    for _ in $(seq 200); do mountpoint -q "$work/s3backer" && return 0; sleep 0.05; done
+    echo "bench: s3backer did not mount (see $work/s3backer.log)" >&2; exit 1
 }
-seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
-mib_per_s() { python3 -c "print(f'{$1 / 1048576 / $2:.1f}')"; }
-bytes=$(python3 -c "import sys; u = {'K': 10, 'M': 20, 'G': 30, 'T': 40}; s = sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$size")
+s3backer_unmount() {  # unmounts, then waits for s3backer to write back its dirty blocks and exit
+    umount "$work/s3backer"
+    wait "$daemon" 2>/dev/null || true
+}
+s3backer_fio() {  # s3backer_fio FIO_ARGS...: fio on the mounted file, O_DIRECT (its fastest here)
+    fio --filename="$work/s3backer/file" --ioengine=libaio --direct=1 "$@"
+}
+s3backer_mount
+start=$(now)
+s3backer_fio --name=cold-write --rw=write --bs=1M --iodepth=8 --size="$size" --end_fsync=1 --output=/dev/null
+s3backer_unmount
+drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+s3backer_mount
+start=$(now)
+s3backer_fio --name=cold-read --rw=read --bs=1M --iodepth=8 --size="$size" --output=/dev/null
+coldread[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+s3backer_unmount
+s3backer_mount
+s3backer_fio --name=bench --rw=randread --bs=4k --iodepth=32 --size="$size" --time_based --runtime="$runtime" \
+    --ramp_time=2 --output-format=json --output="$work/fio.json"
+read -r coldrandom[s3backer] _ < <(fio_figures "$work/fio.json" randread)
+s3backer_unmount
 
-cached_daemon "$work/cached-1"
-"$binary" volume create cached --size "$size" --kind cached --admin-socket "$work/cached-1/admin.sock" > /dev/null
-start=$(python3 -c 'import time; print(time.time())')
-fio --name=cached-write --ioengine=nbd --uri="nbd+unix:///cached?socket=$work/cached-1/nbd.sock" --rw=write \
-    --bs=1M --iodepth=8 --size="$size" --end_fsync=1 --output=/dev/null
-written=$(seconds_since "$start")
-"$binary" volume flush cached --wait-upload --admin-socket "$work/cached-1/admin.sock" > /dev/null
-drained=$(seconds_since "$start")
-kill "$daemon"; wait "$daemon" 2>/dev/null || true
+# The ceiling: a plain client PUTs and GETs the same bytes as 1 MiB objects, 8 at a time.
+read -r raw_put raw_get < <("$venv_python" "$(dirname "$0")/raw_store.py" "http://127.0.0.1:$port" bench raw \
+    "$((bytes >> 20))" 1048576 8)
 
-cached_daemon "$work/cached-2"
-"$binary" volume recover cached --admin-socket "$work/cached-2/admin.sock" > /dev/null
-start=$(python3 -c 'import time; print(time.time())')
-fio --name=cached-read --ioengine=nbd --uri="nbd+unix:///cached?socket=$work/cached-2/nbd.sock" --rw=read \
-    --bs=1M --iodepth=8 --size="$size" --output=/dev/null
-read_seconds=$(seconds_since "$start")
-
+percent() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
 echo
-echo "cached volume ($size, object-store emulator on loopback, 256M cache):"
-printf '  %-44s %8s MiB/s  (%ss)\n' "write 1M QD8 into the cache (acknowledged)" "$(mib_per_s "$bytes" "$written")" "$written"
-printf '  %-44s %8s MiB/s  (%ss)\n' "write-then-drain (all uploaded)" "$(mib_per_s "$bytes" "$drained")" "$drained"
-printf '  %-44s %8s MiB/s  (%ss)\n' "cold sequential read 1M QD8 (all downloaded)" "$(mib_per_s "$bytes" "$read_seconds")" "$read_seconds"
+echo "cached volume, cold ($size, object-store emulator on loopback, 256M cache; s3backer 1M blocks, 256-block cache):"
+printf '  %-36s%22s%22s%12s%16s\n' "job" "blockgate" "s3backer" "ratio" "of raw store"
+printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "write 1M QD8, then drain to the store" \
+    "${drain[blockgate]}" "${drain[s3backer]}" "$(ratio "${drain[blockgate]}" "${drain[s3backer]}")" \
+    "$(percent "${drain[blockgate]}" "$raw_put")"
+printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8" \
+    "${coldread[blockgate]}" "${coldread[s3backer]}" "$(ratio "${coldread[blockgate]}" "${coldread[s3backer]}")" \
+    "$(percent "${coldread[blockgate]}" "$raw_get")"
+printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
+    "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
+printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 8 at once, payloads signed)\n' "raw store (plain client)" \
+    "$raw_put" "$raw_get"
 
+[ "${BENCH_MEMORY:-1}" = 0 ] && exit 0
 # Memory at rest: RSS of a restarted daemon serving a 1 TiB thin volume (1 MiB chunks) with a
 # 4 KiB block in every chunk, against the same daemon serving the volume empty.
 memory_daemon() {  # memory_daemon: starts a daemon on $work/memory, its pid in $daemon
@@ -127,7 +200,7 @@ memory_daemon() {  # memory_daemon: starts a daemon on $work/memory, its pid in 
 restart_memory_daemon() {  # stops the memory daemon, starts it again; the seconds to READY in $ready
     kill "$daemon"; wait "$daemon" 2>/dev/null || true
     rm -f "$work/memory/admin.sock"
-    start=$(python3 -c 'import time; print(time.time())')
+    start=$(now)
     memory_daemon
     ready=$(seconds_since "$start")
     sleep 2

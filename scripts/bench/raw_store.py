@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The object store's own ceiling for `make bench`: a plain S3 client (botocore's SigV4 signer,
+one keep-alive HTTP/1.1 connection per thread) PUTs COUNT objects of SIZE bytes under PREFIX
+with CONCURRENCY requests in flight, then GETs them all back, and prints one line:
+"put_MiB_s get_MiB_s". Payloads are signed like the gateway signs them (their SHA-256 in
+x-amz-content-sha256), so the store does the same work per byte as for the gateway.
+
+    raw_store.py ENDPOINT BUCKET PREFIX COUNT SIZE CONCURRENCY   (credentials: AWS_* variables)
+"""
+
+import concurrent.futures
+import hashlib
+import http.client
+import os
+import sys
+import threading
+import time
+import urllib.parse
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+endpoint, bucket, prefix, count, size, concurrency = sys.argv[1:7]
+count, size, concurrency = int(count), int(size), int(concurrency)
+parsed = urllib.parse.urlsplit(endpoint)
+credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+region = os.environ.get("AWS_REGION", "us-east-1")
+local = threading.local()
+
+
+def request(method, key, body=b"", accept=(200, 204)):
+    """Sends one signed request on this thread's connection; returns the response body."""
+    path = f"/{bucket}/{urllib.parse.quote(key)}" if key else f"/{bucket}"
+    url = endpoint + path
+    headers = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest()}
+    signed = AWSRequest(method=method, url=url, data=body, headers=headers)
+    SigV4Auth(credentials, "s3", region).add_auth(signed)
+    if not hasattr(local, "connection"):
+        local.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    local.connection.request(method, path, body=body, headers=dict(signed.headers))
+    response = local.connection.getresponse()
+    data = response.read()
+    if response.status not in accept:
+        raise SystemExit(f"raw_store: {method} {key}: HTTP {response.status}: {data[:200]!r}")
+    return data
+
+
+def timed(operation):
+    """Runs `operation` on every object with CONCURRENCY threads; returns MiB/s."""
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(operation, range(count)))
+    return count * size / 1048576 / (time.monotonic() - start)
+
+
+request("PUT", "", accept=(200, 409))  # the bucket, unless it is there
+payload = os.urandom(size)
+put = timed(lambda i: request("PUT", f"{prefix}/{i}", payload))
+get = timed(lambda i: len(request("GET", f"{prefix}/{i}")) == size or sys.exit(f"raw_store: short GET of {i}"))
+print(f"{put:.1f} {get:.1f}")
