@@ -37,7 +37,9 @@ public final class HTTPClient: Sendable {
     private let port: Int
     private let group: any EventLoopGroup
     private let idle = NIOLockedValueBox([any Channel]())
-    private static let maximumIdle = 16
+    /// Idle connections kept: enough for a volume's uploads, a reader's read-ahead and its
+    /// queue of requests at once, so that none of them opens a connection per request.
+    private static let maximumIdle = 64
 
     public init(host: String, port: Int, group: any EventLoopGroup) {
         self.host = host
@@ -127,6 +129,8 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var pending: EventLoopPromise<HTTPClient.Response>?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+    /// The most a Content-Length makes the handler reserve ahead of the body.
+    private static let largestReservation = 64 << 20
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
@@ -144,6 +148,10 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let responseHead):
             head = responseHead
+            // The whole body lands in one allocation rather than growing by copies.
+            if let length = responseHead.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
+                body.reserveCapacity(min(length, Self.largestReservation))
+            }
         case .body(var chunk):
             body.writeBuffer(&chunk)
         case .end:

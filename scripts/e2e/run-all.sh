@@ -9,6 +9,8 @@
 #     files written (64 MiB), so that chunks are evicted and downloaded again: ext4, files
 #     written, synced, page cache dropped, read back with equal checksums; then the uploads are
 #     drained and the bucket holds the volume's objects;
+#   - a cold read: a 256 MiB file on ext4 on a cached volume, uploaded, read back through the
+#     16 MiB cache with an empty page cache, timed and printed (a figure, never asserted);
 #   - a tape drive: three tar archives written in three attach/detach rounds (each disconnect
 #     seals a file), the tape rewound with the CLI and each archive read back with `drive fsf`
 #     between them; then the tape exported to the shelf, retrieved (read-only) and read again;
@@ -99,6 +101,15 @@ misses=$(cache_field misses); used=$(cache_field used)
 echo "INFO cache: ${used:-?} bytes used of 16 MiB; misses ${misses_before:-?} before the check, ${misses:-?} after"
 check "cached ext4: the check downloaded evicted chunks again" test "${misses:-0}" -gt "${misses_before:-0}"
 check "cached ext4: the cache holds at most its 16 MiB" test "${used:-0}" -le $((16 << 20))
+
+echo "== a cold read through ext4 on a cached volume (a figure only)"
+"$binary" volume create e2e-cold --size 1G --kind cached "${admin[@]}" > /dev/null || failures=$((failures + 1))
+check "cold read: a 256 MiB file written, synced and verified" \
+    guest "$work/cold-fill.out" e2e-cold "$here/guest/fs-fill.sh" FS=ext4 FILES=1 FILE_MB=256
+check "cold read: the uploads drained" "$binary" volume flush e2e-cold --wait-upload "${admin[@]}"
+check "cold read: the file, at most 16 MiB of it cached, reads back with its checksum" \
+    guest "$work/cold-read.out" e2e-cold "$here/guest/fs-time-read.sh" FS=ext4
+echo "INFO cache after the cold read: $(cache_field read_ahead_bytes) bytes read ahead, $(cache_field read_ahead_hits) read-ahead hits, $(cache_field read_ahead_wasted_bytes) bytes wasted"
 
 echo "== tar archives on a tape drive"
 tape_sum() { sed -n 's/^INFO archive-sum=//p' "$1"; }
