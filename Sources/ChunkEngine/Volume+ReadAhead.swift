@@ -38,6 +38,9 @@ extension Volume {
             let limit = Int(min(remote.settings.readAhead, max(state.ceiling, chunkSize)) / chunkSize)
             let verdict = state.reads.observe(
                 offset: offset, length: length, chunkSize: chunkSize, chunks: geometry.chunkCount, limit: limit)
+            // Counted in flight under the same lock that saw read-ahead running, so that a stop
+            // cannot slip in before the downloads start.
+            state.inFlight += verdict.ahead.count
             return (verdict, hits)
         }
         if hits > 0 {
@@ -47,15 +50,18 @@ extension Volume {
         return verdict.sequential
     }
 
-    /// Downloads the blocks of a chunk the cache lacks, ahead of a reader.
+    /// Downloads the blocks of a chunk the cache lacks, ahead of a reader; the download is
+    /// already counted in flight.
     private func readAhead(chunk index: Int, _ remote: RemoteBacking, on eventLoop: any EventLoop) {
         let blocks = geometry.blocks(inChunk: index)
-        guard let (_, runs) = table.missingBlocks(ofChunk: index, in: 0..<blocks) else { return }
+        guard let (_, runs) = table.missingBlocks(ofChunk: index, in: 0..<blocks) else {
+            remote.readAhead.withLockedValue { $0.inFlight -= 1 }
+            return
+        }
         let bytes = UInt64(runs.reduce(0) { $0 + $1.count } * ChunkGeometry.blockSize)
         remote.readAhead.withLockedValue { state in
             state.unread[index] = bytes
             state.bytes += bytes
-            state.inFlight += 1
         }
         Counter(label: "blockgate_read_ahead_bytes_total", dimensions: [("volume", name)]).increment(by: bytes)
         fill(chunk: index, blocks: 0..<blocks, on: eventLoop).whenComplete { result in
