@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 
 /// The built `blockgate serve` as a child process on a scratch data directory, stopped with
 /// SIGKILL, or SIGTERM for a graceful stop (the daemon unblocks it: see SWIFT-NOTES, a child of
@@ -8,7 +9,7 @@ final class DaemonProcess: @unchecked Sendable {
     let directory: String
     let arguments: [String]
     let environment: [String: String]
-    private var process: Process?
+    private var process: ChildProcess?
 
     init(directory: String, arguments: [String] = [], environment: [String: String] = [:]) {
         self.directory = directory
@@ -25,17 +26,12 @@ final class DaemonProcess: @unchecked Sendable {
     func start() throws {
         unlink(directory + "/nbd.sock")
         unlink(adminSocketPath)
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
-        log.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Tool.blockgate)
-        process.arguments = ["serve", "--data-dir", directory, "--listen", ""] + arguments
-        process.standardOutput = log
-        process.standardError = log
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        try process.run()
-        self.process = process
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw ChildProcess.Failure("cannot open \(logPath)") }
+        defer { close(log) }
+        process = try ChildProcess(
+            executable: Tool.blockgate, arguments: ["serve", "--data-dir", directory, "--listen", ""] + arguments,
+            environment: ChildProcess.currentEnvironment.merging(environment) { $1 }, output: log, errors: log)
         for _ in 0..<600 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
             usleep(50_000)
         }
@@ -48,22 +44,20 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Sends a signal the daemon handles (SIGTERM, SIGHUP).
     func send(_ signal: Int32) {
-        guard let process else { return }
-        kill(process.processIdentifier, signal)
+        process?.signal(signal)
     }
 
     /// Waits for the daemon to end; its exit status.
     func waitForExit() -> Int32 {
         guard let process else { return -1 }
-        process.waitUntilExit()
         self.process = nil
-        return process.terminationStatus
+        return process.wait()
     }
 
     func kill9() {
         guard let process else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
         self.process = nil
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
 import Gateway
+import Glibc
 import LocalIO
 import Logging
 import NIOPosix
+import TestSupport
 
 /// A real gateway in this process, in a scratch directory, with TCP on a free loopback port.
 final class GatewayFixture: @unchecked Sendable {
@@ -94,24 +96,50 @@ struct Tool {
     }
 
     private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment
+        var merged = ChildProcess.currentEnvironment
         merged["PATH"] = "/usr/bin:/usr/sbin:/bin:" + (merged["PATH"] ?? "")
         merged.merge(environment) { $1 }
-        process.environment = merged
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let outData = output.fileHandleForReading.readDataToEndOfFile()
-        let errData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        var output: [Int32] = [-1, -1]
+        var errors: [Int32] = [-1, -1]
+        guard pipe(&output) == 0, pipe(&errors) == 0 else {
+            throw ChildProcess.Failure("cannot make pipes for \(arguments)")
+        }
+        // No other child may hold a write end: the reads below end when this child's do.
+        (output + errors).forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess(
+                executable: "/usr/bin/env", arguments: arguments, environment: merged, output: output[1],
+                errors: errors[1])
+        } catch {
+            (output + errors).forEach { close($0) }
+            throw error
+        }
+        close(output[1])
+        close(errors[1])
+        let outData = readToEnd(output[0])
+        let errData = readToEnd(errors[0])
+        let status = process.wait()
         return Result(
-            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            status: status, output: String(decoding: outData, as: UTF8.self),
             errors: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Reads a descriptor until its end, then closes it.
+    private static func readToEnd(_ descriptor: Int32) -> [UInt8] {
+        defer { close(descriptor) }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count > 0 {
+                data += buffer[0..<count]
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
     }
 
     /// The repository root (for the built executable and scripts).

@@ -5,7 +5,7 @@ import Glibc
 /// (from the repository's .venv, which scripts/install-deps.sh creates).
 public final class MotoServer: @unchecked Sendable {
     public let port: Int
-    private let process: Process
+    private let process: ChildProcess
 
     /// Starts moto_server and waits until it accepts connections.
     public init(packageRoot: String) async throws {
@@ -14,12 +14,11 @@ public final class MotoServer: @unchecked Sendable {
             throw Failure("no moto_server in .venv: run scripts/install-deps.sh test")
         }
         port = Loopback.freePort()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(null) }
+        process = try ChildProcess(
+            executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"],
+            environment: ChildProcess.currentEnvironment, output: null, errors: null)
         for _ in 0..<150 {
             if Loopback.accepts(port: port) { return }
             try await Task.sleep(for: .milliseconds(100))
@@ -31,8 +30,8 @@ public final class MotoServer: @unchecked Sendable {
     /// Kills the server.
     public func stop() {
         guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     public struct Failure: Error, CustomStringConvertible {
