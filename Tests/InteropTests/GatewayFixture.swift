@@ -105,14 +105,14 @@ struct Tool {
             throw ChildProcess.Failure("cannot make pipes for \(arguments)")
         }
         // No other child may hold a write end: the reads below end when this child's do.
-        (output + errors).forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        for descriptor in output + errors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         let process: ChildProcess
         do {
             process = try ChildProcess(
                 executable: "/usr/bin/env", arguments: arguments, environment: merged, output: output[1],
                 errors: errors[1])
         } catch {
-            (output + errors).forEach { close($0) }
+            for descriptor in output + errors { close(descriptor) }
             throw error
         }
         close(output[1])

@@ -22,7 +22,9 @@ public final class ChildProcess: @unchecked Sendable {
         guard Self.closeFrom(&actions, 3) == 0 else { throw Failure("cannot close descriptors for \(executable)") }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
+        defer {
+            for pointer in argv + envp { free(pointer) }
+        }
         var child: pid_t = 0
         let result = posix_spawn(&child, executable, &actions, nil, argv, envp)
         guard result == 0 else { throw Failure("cannot start \(executable): \(String(cString: strerror(result)))") }
