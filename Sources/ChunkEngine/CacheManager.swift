@@ -37,7 +37,7 @@ public final class CacheManager: Sendable {
         get { capacityBox.withLockedValue { $0 } }
         set {
             capacityBox.withLockedValue { $0 = newValue }
-            for volume in volumes.withLockedValue({ Array($0.values) }) { volume.limitReadAhead(to: newValue / 8) }
+            for volume in volumes.withLockedValue({ Array($0.values) }) { volume.limitReadAhead(to: readAheadShare) }
         }
     }
     private let volumes = NIOLockedValueBox([ObjectIdentifier: Volume]())
@@ -49,13 +49,15 @@ public final class CacheManager: Sendable {
         self.logger = logger
     }
 
+    /// What one read-ahead window may hold: an eighth of the cache, so that a few streams at
+    /// once stay well within it and what they download is not evicted before it is read.
+    private var readAheadShare: UInt64 { capacity / 8 }
+
     /// Starts managing a cached volume (and its uploader and read-ahead).
     public func add(_ volume: Volume) {
         guard volume.kind == .cached else { return }
         volumes.withLockedValue { $0[ObjectIdentifier(volume)] = volume }
-        // A read-ahead window may hold an eighth of the cache: a few streams at once stay well
-        // within it, so that what they download is not evicted before it is read.
-        volume.limitReadAhead(to: capacity / 8)
+        volume.limitReadAhead(to: readAheadShare)
         volume.startReadAhead()
         volume.startUploader()
     }

@@ -225,11 +225,13 @@ final class ChunkTable: @unchecked Sendable {
                         valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
                     deletedChunks.remove(index)
                 }
-                if chunks.update(index, { $0.gate.tryAcquire(exclusive: exclusive) }) != true {
+                let waiting = chunks.update(index) { state -> EventLoopPromise<Void>? in
+                    guard !state.gate.tryAcquire(exclusive: exclusive) else { return nil }
                     let promise = eventLoop.makePromise(of: Void.self)
-                    chunks.update(index) { $0.gate.wait(exclusive: exclusive, promise: promise) }
-                    return (current, promise.futureResult)
+                    state.gate.wait(exclusive: exclusive, promise: promise)
+                    return promise
                 }
+                if let promise = waiting ?? nil { return (current, promise.futureResult) }
             }
             return nil
         }

@@ -31,7 +31,8 @@ extension Volume {
         let chunkSize = UInt64(geometry.chunkSize)
         let touched = geometry.chunks(touching: offset, length: length)
         let (verdict, hits) = remote.readAhead.withLockedValue { state -> (SequentialReads.Verdict, Int) in
-            let hits = touched.filter { state.unread.removeValue(forKey: $0) != nil }.count
+            var hits = 0
+            for index in touched where state.unread.removeValue(forKey: index) != nil { hits += 1 }
             state.hits += UInt64(hits)
             guard !state.stopped else { return (SequentialReads.Verdict(sequential: false, ahead: 0..<0), hits) }
             // One chunk ahead at least (when read-ahead is on), however small the cache.
@@ -77,13 +78,17 @@ extension Volume {
 
     /// Counts the bytes read-ahead brought into an evicted chunk that no read touched as wasted.
     func evictedUnread(chunk index: Int) {
-        guard let remote, let bytes = remote.readAhead.withLockedValue({ $0.unread.removeValue(forKey: index) })
-        else { return }
-        remote.readAhead.withLockedValue { $0.wastedBytes += bytes }
+        let wasted = remote?.readAhead.withLockedValue { state -> UInt64? in
+            guard let bytes = state.unread.removeValue(forKey: index) else { return nil }
+            state.wastedBytes += bytes
+            return bytes
+        }
+        guard let bytes = wasted ?? nil else { return }
         Counter(label: "blockgate_read_ahead_wasted_bytes_total", dimensions: [("volume", name)]).increment(by: bytes)
     }
 
-    /// Caps the bytes one read-ahead window may hold (the cache manager gives each a share).
+    /// Caps the bytes one read-ahead window may hold (the cache manager gives each a share of
+    /// the cache).
     public func limitReadAhead(to bytes: UInt64) {
         remote?.readAhead.withLockedValue { $0.ceiling = bytes }
     }

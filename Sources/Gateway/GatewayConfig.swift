@@ -327,10 +327,7 @@ private struct ConfigReader {
                             value, "cache.backpressure_timeout_seconds", in: 1...86400)
                     case "upload_settle_seconds":
                         config.uploadSettleSeconds = try integer(value, "cache.upload_settle_seconds", in: 0...86400)
-                    default:
-                        // 0 turns read-ahead off; sizes are otherwise positive.
-                        let off = try string(value, "cache.read_ahead") == "0"
-                        config.readAhead = off ? 0 : try size(value, "cache.read_ahead")
+                    default: config.readAhead = try size(value, "cache.read_ahead", zeroTurnsOff: true)
                     }
                 }
             case "library":
@@ -413,9 +410,12 @@ private struct ConfigReader {
         return value
     }
 
-    private func size(_ node: Node, _ key: String) throws(GatewayError) -> UInt64 {
+    /// A size; with `zeroTurnsOff`, also 0 (for a setting that 0 turns off).
+    private func size(_ node: Node, _ key: String, zeroTurnsOff: Bool = false) throws(GatewayError) -> UInt64 {
+        let text = try string(node, key)
+        if zeroTurnsOff && text == "0" { return 0 }
         do {
-            return try ByteSize.parse(try string(node, key))
+            return try ByteSize.parse(text)
         } catch {
             throw self.error(node, key, error.message)
         }

@@ -31,7 +31,7 @@ final class DaemonProcess: @unchecked Sendable {
         defer { close(log) }
         process = try ChildProcess(
             executable: Tool.blockgate, arguments: ["serve", "--data-dir", directory, "--listen", ""] + arguments,
-            environment: ChildProcess.currentEnvironment.merging(environment) { $1 }, output: log, errors: log)
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, output: log, errors: log)
         for _ in 0..<600 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
             usleep(50_000)
         }

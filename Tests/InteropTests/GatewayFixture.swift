@@ -96,7 +96,7 @@ struct Tool {
     }
 
     private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Result {
-        var merged = ChildProcess.currentEnvironment
+        var merged = ProcessInfo.processInfo.environment
         merged["PATH"] = "/usr/bin:/usr/sbin:/bin:" + (merged["PATH"] ?? "")
         merged.merge(environment) { $1 }
         var output: [Int32] = [-1, -1]

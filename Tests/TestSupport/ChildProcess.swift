@@ -67,20 +67,7 @@ public final class ChildProcess: @unchecked Sendable {
         raw & 0x7f == 0 ? (raw >> 8) & 0xff : raw & 0x7f
     }
 
-    /// The process environment as a dictionary.
-    public static var currentEnvironment: [String: String] {
-        var environment: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.firstIndex(of: "=") {
-                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            entry += 1
-        }
-        return environment
-    }
-
+    /// A child, or what a test needs around one, could not be set up.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
         public init(_ description: String) { self.description = description }

@@ -11,20 +11,20 @@ public final class MotoServer: @unchecked Sendable {
     public init(packageRoot: String) async throws {
         let python = packageRoot + "/.venv/bin/python3"
         guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw Failure("no moto_server in .venv: run scripts/install-deps.sh test")
+            throw ChildProcess.Failure("no moto_server in .venv: run scripts/install-deps.sh test")
         }
         port = Loopback.freePort()
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
         defer { close(null) }
         process = try ChildProcess(
             executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"],
-            environment: ChildProcess.currentEnvironment, output: null, errors: null)
+            environment: ProcessInfo.processInfo.environment, output: null, errors: null)
         for _ in 0..<150 {
             if Loopback.accepts(port: port) { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         stop()
-        throw Failure("moto_server did not start on port \(port)")
+        throw ChildProcess.Failure("moto_server did not start on port \(port)")
     }
 
     /// Kills the server.
@@ -32,11 +32,6 @@ public final class MotoServer: @unchecked Sendable {
         guard process.isRunning else { return }
         process.signal(SIGKILL)
         process.wait()
-    }
-
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
     }
 }
 

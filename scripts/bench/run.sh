@@ -74,25 +74,25 @@ declare -A uris=(
 servers=(blockgate cached nbdkit qemu-nbd)
 jobs=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 
-# Fill every image first, so that reads read data.
-for server in "${servers[@]}"; do
-    fio --name=fill --ioengine=nbd --uri="${uris[$server]}" --rw=write --bs=1M --iodepth=8 \
-        --size="$size" --output=/dev/null
-done
-
-fio_figures() {  # fio_figures FIO_JSON RW -> prints "iops bandwidth_MiB_s"
-    python3 - "$1" "$2" <<'PY'
+fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s" of a timed job
+    local rw="$1" bs="$2" depth="$3"; shift 3
+    fio --name=bench "$@" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="$size" \
+        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
+    python3 - "$work/fio.json" "$rw" <<'PY'
 import json, sys
 job = json.load(open(sys.argv[1]))["jobs"][0]
 side = job["write" if "write" in sys.argv[2] else "read"]
 print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f}')
 PY
 }
-fio_run() {  # fio_run URI RW BS DEPTH -> prints "iops bandwidth_MiB_s"
-    fio --name=bench --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" \
-        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
-    fio_figures "$work/fio.json" "$2"
+fio_pass() {  # fio_pass RW TARGET_ARGS...: one 1 MiB QD8 pass over the whole size (a write ends with an fsync)
+    local rw="$1" fsync=0; shift
+    [ "$rw" = write ] && fsync=1
+    fio --name=pass "$@" --rw="$rw" --bs=1M --iodepth=8 --size="$size" --end_fsync="$fsync" --output=/dev/null
 }
+
+# Fill every image first, so that reads read data.
+for server in "${servers[@]}"; do fio_pass write --ioengine=nbd --uri="${uris[$server]}"; done
 
 echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all (warm)"
 printf '%-18s' "job"
@@ -102,7 +102,7 @@ for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
     declare -A iops=() bandwidth=()
     for server in "${servers[@]}"; do
-        read -r iops[$server] bandwidth[$server] < <(fio_run "${uris[$server]}" "$rw" "$bs" "$depth")
+        read -r iops[$server] bandwidth[$server] < <(fio_timed "$rw" "$bs" "$depth" --ioengine=nbd --uri="${uris[$server]}")
     done
     printf '%-18s' "$rw $bs QD$depth"
     for server in "${servers[@]}"; do printf '%28s' "${iops[$server]} IOPS ${bandwidth[$server]} MiB/s"; done
@@ -119,21 +119,19 @@ cached_daemon "$work/cold-1"
 "$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
 cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
 start=$(now)
-fio --name=cold-write --ioengine=nbd --uri="$(cold_uri cold-1)" --rw=write --bs=1M --iodepth=8 --size="$size" \
-    --end_fsync=1 --output=/dev/null
+fio_pass write --ioengine=nbd --uri="$(cold_uri cold-1)"
 "$binary" volume flush cold --wait-upload --admin-socket "$work/cold-1/admin.sock" > /dev/null
 drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 stop_daemon
 cached_daemon "$work/cold-2"
 "$binary" volume recover cold --admin-socket "$work/cold-2/admin.sock" > /dev/null
 start=$(now)
-fio --name=cold-read --ioengine=nbd --uri="$(cold_uri cold-2)" --rw=read --bs=1M --iodepth=8 --size="$size" \
-    --output=/dev/null
+fio_pass read --ioengine=nbd --uri="$(cold_uri cold-2)"
 coldread[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 stop_daemon
 cached_daemon "$work/cold-3"
 "$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
-read -r coldrandom[blockgate] _ < <(fio_run "$(cold_uri cold-3)" randread 4k 32)
+read -r coldrandom[blockgate] _ < <(fio_timed randread 4k 32 --ioengine=nbd --uri="$(cold_uri cold-3)")
 stop_daemon
 
 s3backer_mount() {  # mounts s3backer on $work/s3backer, its pid in $daemon
@@ -150,23 +148,20 @@ s3backer_unmount() {  # unmounts, then waits for s3backer to write back its dirt
     umount "$work/s3backer"
     wait "$daemon" 2>/dev/null || true
 }
-s3backer_fio() {  # s3backer_fio FIO_ARGS...: fio on the mounted file, O_DIRECT (its fastest here)
-    fio --filename="$work/s3backer/file" --ioengine=libaio --direct=1 "$@"
-}
+# fio on the mounted file, O_DIRECT (its fastest here).
+s3backer_target=(--filename="$work/s3backer/file" --ioengine=libaio --direct=1)
 s3backer_mount
 start=$(now)
-s3backer_fio --name=cold-write --rw=write --bs=1M --iodepth=8 --size="$size" --end_fsync=1 --output=/dev/null
+fio_pass write "${s3backer_target[@]}"
 s3backer_unmount
 drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 s3backer_mount
 start=$(now)
-s3backer_fio --name=cold-read --rw=read --bs=1M --iodepth=8 --size="$size" --output=/dev/null
+fio_pass read "${s3backer_target[@]}"
 coldread[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 s3backer_unmount
 s3backer_mount
-s3backer_fio --name=bench --rw=randread --bs=4k --iodepth=32 --size="$size" --time_based --runtime="$runtime" \
-    --ramp_time=2 --output-format=json --output="$work/fio.json"
-read -r coldrandom[s3backer] _ < <(fio_figures "$work/fio.json" randread)
+read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
 s3backer_unmount
 
 # The ceiling: a plain client PUTs and GETs the same bytes as 1 MiB objects, 8 at a time.
