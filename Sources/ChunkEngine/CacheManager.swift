@@ -112,17 +112,31 @@ public final class CacheManager: Sendable {
         return status
     }
 
-    /// Evicts while the cache is over capacity, oldest chunk first across volumes.
+    /// Evicts while the cache is over capacity, oldest chunks first across volumes, as many at
+    /// once as bring it back under (one commit per volume for each such batch).
     private func evictLoop() async {
         while !Task.isCancelled {
-            var used = volumes.withLockedValue { $0.values.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes } }
-            while used > capacity, !Task.isCancelled {
-                let candidates = volumes.withLockedValue { Array($0.values) }
-                    .compactMap { volume in volume.oldestEvictable.map { (volume, $0) } }
-                guard let (volume, _) = candidates.min(by: { $0.1 < $1.1 }), await volume.evictOne() else { break }
-                used = volumes.withLockedValue { $0.values.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes } }
+            while !Task.isCancelled {
+                let managed = volumes.withLockedValue { Array($0.values) }
+                let used = managed.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes }
+                guard used > capacity else { break }
+                let oldest = managed.flatMap { volume in
+                    volume.evictionCandidates(limit: Self.evictionBatch).map { (volume, $0) }
+                }.sorted { $0.1.lastUse < $1.1.lastUse }
+                var excess = used - capacity
+                var batches: [ObjectIdentifier: (volume: Volume, indexes: [Int])] = [:]
+                for (volume, candidate) in oldest where excess > 0 {
+                    batches[ObjectIdentifier(volume), default: (volume, [])].indexes.append(candidate.index)
+                    excess -= min(excess, candidate.bytes)
+                }
+                var evicted = 0
+                for batch in batches.values { evicted += await batch.volume.evict(batch.indexes) }
+                if evicted == 0 { break }
             }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }
+
+    /// The most chunks one volume evicts in one commit.
+    private static let evictionBatch = 256
 }

@@ -109,15 +109,19 @@ extension ChunkTable {
         lock.withLock { chunks.totals.uploadedChunks }
     }
 
-    /// The least recently used chunk that could be evicted: clean, uploaded, idle, cached.
-    func evictionCandidate() -> (index: Int, lastUse: UInt64)? {
+    /// The least recently used chunks that could be evicted (clean, uploaded, idle, cached),
+    /// oldest first, at most `limit`, with when each was last used and its cached bytes.
+    func evictionCandidates(limit: Int) -> [EvictionCandidate] {
         lock.withLock {
-            var best: (index: Int, lastUse: UInt64)?
+            var candidates: [EvictionCandidate] = []
             chunks.forEachWithCachedBlocks { index, state in
-                guard isEvictable(state), best == nil || state.lastUse < best!.lastUse else { return }
-                best = (index, state.lastUse)
+                guard isEvictable(state) else { return }
+                candidates.append(
+                    EvictionCandidate(
+                        index: index, lastUse: state.lastUse,
+                        bytes: UInt64(state.present.setCount * ChunkGeometry.blockSize)))
             }
-            return best
+            return Array(candidates.sorted { $0.lastUse < $1.lastUse }.prefix(limit))
         }
     }
 
@@ -148,4 +152,11 @@ extension ChunkTable {
         return state.remoteGeneration > 0 && !state.uploading && state.fillWaiters == nil && state.gate.isIdle
             && !state.present.isEmpty
     }
+}
+
+/// A chunk the cache could evict: when it was last used, and the bytes its eviction frees.
+public struct EvictionCandidate: Sendable {
+    public let index: Int
+    public let lastUse: UInt64
+    public let bytes: UInt64
 }

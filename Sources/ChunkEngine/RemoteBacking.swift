@@ -19,7 +19,7 @@ public struct RemoteSettings: Sendable, Equatable {
     public var readAhead: UInt64
 
     public init(
-        uploadConcurrency: Int = 4, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60),
+        uploadConcurrency: Int = 16, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60),
         uploadSettleTime: TimeAmount = .seconds(120), readAhead: UInt64 = 16 << 20
     ) {
         self.uploadConcurrency = uploadConcurrency

@@ -240,13 +240,26 @@ extension Volume {
                     for index in table.uploadCandidates(limit: free) where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
-                            await self.upload(chunk: index, remote)
+                            await self.uploadSlot(from: index, remote)
                             remote.activeUploads.withLockedValue { $0 -= 1 }
                         }
                     }
                 }
                 try? await Task.sleep(for: .milliseconds(20))
             }
+        }
+    }
+
+    /// One of the uploader's slots: uploads a chunk, then goes straight on to the oldest dirty
+    /// chunk no upload handles, so that a slot never idles until the loop looks again.
+    private func uploadSlot(from first: Int, _ remote: RemoteBacking) async {
+        var index = first
+        while true {
+            await upload(chunk: index, remote)
+            guard !Task.isCancelled, fenced == nil,
+                let next = table.uploadCandidates(limit: 1).first(where: { table.beginUpload($0) })
+            else { return }
+            index = next
         }
     }
 
@@ -346,7 +359,7 @@ extension Volume {
     public func dropCache() async throws {
         var idle = 0
         while cacheUsage.cachedBytes > 0 {
-            if await evictOne() {
+            if await evict(evictionCandidates(limit: 256).map(\.index)) > 0 {
                 idle = 0
                 continue
             }
@@ -358,27 +371,31 @@ extension Volume {
         }
     }
 
-    /// When this volume's least recently used evictable chunk was last used (nil: none).
-    public var oldestEvictable: UInt64? { table.evictionCandidate()?.lastUse }
+    /// This volume's least recently used evictable chunks, oldest first, at most `limit`.
+    public func evictionCandidates(limit: Int) -> [EvictionCandidate] {
+        remote == nil ? [] : table.evictionCandidates(limit: limit)
+    }
 
-    /// Evicts the least recently used clean chunk: records that its blocks left the cache, then
-    /// punches them out. Returns false when nothing could be evicted.
-    public func evictOne() async -> Bool {
-        guard remote != nil, let candidate = table.evictionCandidate(),
-            let change = table.beginEviction(candidate.index)
-        else { return false }
-        defer { table.endEviction(candidate.index) }
-        let eventLoop = remote!.group.next()
-        let bytes = UInt64(geometry.blocks(inChunk: candidate.index) * ChunkGeometry.blockSize)
+    /// Evicts these chunks (those still clean and idle): records in one commit that their blocks
+    /// left the cache, then punches them out. Returns how many were evicted.
+    public func evict(_ indexes: [Int]) async -> Int {
+        guard let remote else { return 0 }
+        let taken = indexes.compactMap { index in table.beginEviction(index).map { (index, $0) } }
+        guard !taken.isEmpty else { return 0 }
+        defer { for (index, _) in taken { table.endEviction(index) } }
+        let eventLoop = remote.group.next()
         do {
-            try await journal.submit([change], on: eventLoop).get()
-            try await io.allocate(
-                file, mode: .punchHole, offset: geometry.chunkStart(candidate.index), length: bytes, on: eventLoop
-            ).get()
-            evictedUnread(chunk: candidate.index)
+            try await journal.submit(taken.map(\.1), on: eventLoop).get()
+            let punches = taken.map { index, _ in
+                io.allocate(
+                    file, mode: .punchHole, offset: geometry.chunkStart(index),
+                    length: UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize), on: eventLoop)
+            }
+            try await EventLoopFuture.andAllSucceed(punches, on: eventLoop).get()
+            for (index, _) in taken { evictedUnread(chunk: index) }
         } catch {
-            logger.error("volume '\(name)': eviction of chunk \(candidate.index) failed: \(error)")
+            logger.error("volume '\(name)': eviction of \(taken.count) chunk(s) failed: \(error)")
         }
-        return true
+        return taken.count
     }
 }

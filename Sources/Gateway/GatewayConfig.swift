@@ -52,7 +52,7 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Dirty data past which writes wait for uploads.
     public var uploadBuffer: UInt64 = 256 << 20
     /// Chunks each cached volume uploads at once.
-    public var uploadConcurrency = 4
+    public var uploadConcurrency = 16
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
     /// How long a PUT whose answer was not seen may still land; its object is deleted after it.

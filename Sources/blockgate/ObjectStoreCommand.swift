@@ -46,7 +46,7 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             guard let (host, port) = try config.listenAddress() else { throw ValidationError("--listen is empty") }
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             let logger = Logger(label: "blockgate-objstore")
-            let pool = NIOThreadPool(numberOfThreads: 4)
+            let pool = NIOThreadPool(numberOfThreads: 16)
             pool.start()
             let emulator = S3Emulator(
                 directory: dir, credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey),

@@ -164,9 +164,10 @@ s3backer_mount
 read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
 s3backer_unmount
 
-# The ceiling: a plain client PUTs and GETs the same bytes as 1 MiB objects, 8 at a time.
+# The ceiling: a plain client PUTs and GETs the same bytes as 1 MiB objects, 16 at a time (as
+# many as a volume uploads at once by default, cache.upload_concurrency).
 read -r raw_put raw_get < <("$venv_python" "$(dirname "$0")/raw_store.py" "http://127.0.0.1:$port" bench raw \
-    "$((bytes >> 20))" 1048576 8)
+    "$((bytes >> 20))" 1048576 16)
 
 percent() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
 echo
@@ -180,7 +181,7 @@ printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8" \
     "$(percent "${coldread[blockgate]}" "$raw_get")"
 printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
-printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 8 at once, payloads signed)\n' "raw store (plain client)" \
+printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads signed)\n' "raw store (plain client)" \
     "$raw_put" "$raw_get"
 
 [ "${BENCH_MEMORY:-1}" = 0 ] && exit 0
