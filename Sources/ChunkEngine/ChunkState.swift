@@ -35,6 +35,9 @@ struct ChunkState {
     var fillWaiters: [EventLoopPromise<Void>]?
     /// When the chunk was last used (uptime nanoseconds), for LRU eviction.
     var lastUse: UInt64 = 0
+    /// When an operation that changed its data was last done (uptime nanoseconds): the uploader
+    /// lets a chunk that is still being written settle before it uploads it.
+    var lastChange: UInt64 = 0
 
     init(valid: BlockBitmap, journal: Journal, present: BlockBitmap? = nil, remoteGeneration: UInt64 = 0) {
         self.valid = valid

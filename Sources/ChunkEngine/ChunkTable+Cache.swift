@@ -56,11 +56,14 @@ extension ChunkTable {
         }
     }
 
-    /// Dirty chunks that no upload handles yet, oldest-touched first, at most `limit`.
-    func uploadCandidates(limit: Int) -> [Int] {
+    /// Dirty chunks that no upload handles yet and that nothing changed after `changedBy`
+    /// (uptime nanoseconds), oldest-touched first, at most `limit`.
+    func uploadCandidates(limit: Int, changedBy: UInt64 = .max) -> [Int] {
         lock.withLock {
             dirtyChunks.compactMap { index -> (Int, UInt64)? in
-                guard let state = chunks[index], case .dirty = state.journal, !state.uploading else { return nil }
+                guard let state = chunks[index], case .dirty = state.journal, !state.uploading,
+                    state.lastChange <= changedBy
+                else { return nil }
                 return (index, state.lastUse)
             }
             .sorted { $0.1 < $1.1 }.prefix(limit).map(\.0)

@@ -199,7 +199,10 @@ final class ChunkTable: @unchecked Sendable {
                         if changing { self.nextGeneration += 1 }
                         let released = self.chunks.update(index) { state in
                             if case .success = result { update(index, &state) }
-                            if changing { state.generation = generation }
+                            if changing {
+                                state.generation = generation
+                                state.lastChange = now
+                            }
                             state.lastUse = now
                             return state.gate.release(exclusive: exclusive)
                         }

@@ -8,6 +8,10 @@ import ObjectStore
 public struct RemoteSettings: Sendable, Equatable {
     /// Chunks uploaded at once per volume.
     public var uploadConcurrency: Int
+    /// How long a dirty chunk must go unchanged before it is uploaded, so that writes in quick
+    /// succession cost one upload; not waited for past half the upload buffer, or while someone
+    /// waits for the uploads.
+    public var uploadDelay: TimeAmount
     /// Dirty data (in whole chunks) past which writes to clean chunks wait for uploads.
     public var dirtyLimit: UInt64
     /// How long such a write waits before it fails with ENOSPC.
@@ -19,10 +23,12 @@ public struct RemoteSettings: Sendable, Equatable {
     public var readAhead: UInt64
 
     public init(
-        uploadConcurrency: Int = 16, dirtyLimit: UInt64 = 256 << 20, backpressureTimeout: TimeAmount = .seconds(60),
-        uploadSettleTime: TimeAmount = .seconds(120), readAhead: UInt64 = 16 << 20
+        uploadConcurrency: Int = 16, uploadDelay: TimeAmount = .zero, dirtyLimit: UInt64 = 256 << 20,
+        backpressureTimeout: TimeAmount = .seconds(60), uploadSettleTime: TimeAmount = .seconds(120),
+        readAhead: UInt64 = 16 << 20
     ) {
         self.uploadConcurrency = uploadConcurrency
+        self.uploadDelay = uploadDelay
         self.dirtyLimit = dirtyLimit
         self.backpressureTimeout = backpressureTimeout
         self.uploadSettleTime = uploadSettleTime
@@ -59,6 +65,8 @@ final class RemoteBacking: Sendable {
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
+    /// Callers waiting right now for every dirty chunk to be uploaded.
+    let uploadWaiters = NIOLockedValueBox(0)
     let readAhead = NIOLockedValueBox(ReadAheadState())
     private let collection = NIOLockedValueBox(Collection())
 

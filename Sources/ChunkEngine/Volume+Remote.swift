@@ -237,7 +237,8 @@ extension Volume {
                 let free = remote.settings.uploadConcurrency - remote.activeUploads.withLockedValue { $0 }
                 // A fenced volume's cache may have lost writes: nothing more of it goes to the store.
                 if free > 0, fenced == nil {
-                    for index in table.uploadCandidates(limit: free) where table.beginUpload(index) {
+                    for index in table.uploadCandidates(limit: free, changedBy: settledChanges(remote))
+                    where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
                             await self.uploadSlot(from: index, remote)
@@ -257,10 +258,24 @@ extension Volume {
         while true {
             await upload(chunk: index, remote)
             guard !Task.isCancelled, fenced == nil,
-                let next = table.uploadCandidates(limit: 1).first(where: { table.beginUpload($0) })
+                let next = table.uploadCandidates(limit: 1, changedBy: settledChanges(remote)).first(where: {
+                    table.beginUpload($0)
+                })
             else { return }
             index = next
         }
+    }
+
+    /// The latest change (uptime nanoseconds) a chunk may have had to be uploaded now: one
+    /// `uploadDelay` ago, or any while dirty data passes half the upload buffer or someone waits
+    /// for the uploads.
+    private func settledChanges(_ remote: RemoteBacking) -> UInt64 {
+        let delay = UInt64(max(0, remote.settings.uploadDelay.nanoseconds))
+        let now = NIODeadline.now().uptimeNanoseconds
+        guard delay > 0, now > delay, remote.uploadWaiters.withLockedValue({ $0 }) == 0,
+            UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) < remote.settings.dirtyLimit / 2
+        else { return .max }
+        return now - delay
     }
 
     /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.
@@ -319,9 +334,12 @@ extension Volume {
     /// runs a round of its own.
     static let dropRoundInterval = TimeAmount.milliseconds(500)
 
-    /// Waits until every dirty chunk is uploaded, every forgotten chunk recorded, and every
-    /// replaced object deleted (but for those that wait for their uploads to settle).
+    /// Waits until every dirty chunk is uploaded (meanwhile uploads wait for no `uploadDelay`),
+    /// every forgotten chunk recorded, and every replaced object deleted (but for those that wait
+    /// for their uploads to settle).
     public func waitUntilUploaded() async throws {
+        remote?.uploadWaiters.withLockedValue { $0 += 1 }
+        defer { remote?.uploadWaiters.withLockedValue { $0 -= 1 } }
         while table.cacheUsage().dirtyChunks > 0 || table.hasUnrecordedDrops || pendingDeletes > 0 {
             try await Task.sleep(for: .milliseconds(50))
         }

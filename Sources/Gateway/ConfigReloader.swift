@@ -82,6 +82,7 @@ public final class ConfigReloader: Sendable {
         note(
             "cache upload and read-ahead settings",
             old.uploadBuffer != new.uploadBuffer || old.uploadConcurrency != new.uploadConcurrency
+                || old.uploadDelayMilliseconds != new.uploadDelayMilliseconds
                 || old.backpressureTimeoutSeconds != new.backpressureTimeoutSeconds
                 || old.uploadSettleSeconds != new.uploadSettleSeconds || old.readAhead != new.readAhead)
         note("library", old.library != new.library || old.shelf != new.shelf)

@@ -101,7 +101,8 @@ public final class Gateway: Sendable {
                 return store
             }
             let settings = RemoteSettings(
-                uploadConcurrency: config.uploadConcurrency, dirtyLimit: config.uploadBuffer,
+                uploadConcurrency: config.uploadConcurrency, uploadDelay: .milliseconds(config.uploadDelayMilliseconds),
+                dirtyLimit: config.uploadBuffer,
                 backpressureTimeout: .seconds(config.backpressureTimeoutSeconds),
                 uploadSettleTime: .seconds(config.uploadSettleSeconds), readAhead: config.readAhead)
             let store = try await open(try config.objectStoreLocation(), "the object store")

@@ -53,6 +53,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadBuffer: UInt64 = 256 << 20
     /// Chunks each cached volume uploads at once.
     public var uploadConcurrency = 16
+    /// How long a dirty chunk must go unchanged before it is uploaded.
+    public var uploadDelayMilliseconds: Int64 = 500
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60
     /// How long a PUT whose answer was not seen may still land; its object is deleted after it.
@@ -313,7 +315,7 @@ private struct ConfigReader {
                 }
             case "cache":
                 let keys = [
-                    "size", "upload_buffer", "upload_concurrency", "backpressure_timeout_seconds",
+                    "size", "upload_buffer", "upload_concurrency", "upload_delay_ms", "backpressure_timeout_seconds",
                     "upload_settle_seconds", "read_ahead",
                 ]
                 for (key, value) in try mapping(value, section: "cache", allowed: keys) {
@@ -322,6 +324,8 @@ private struct ConfigReader {
                     case "upload_buffer": config.uploadBuffer = try size(value, "cache.upload_buffer")
                     case "upload_concurrency":
                         config.uploadConcurrency = Int(try integer(value, "cache.upload_concurrency", in: 1...64))
+                    case "upload_delay_ms":
+                        config.uploadDelayMilliseconds = try integer(value, "cache.upload_delay_ms", in: 0...600_000)
                     case "backpressure_timeout_seconds":
                         config.backpressureTimeoutSeconds = try integer(
                             value, "cache.backpressure_timeout_seconds", in: 1...86400)

@@ -142,6 +142,38 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    @Test func aChangedChunkWaitsForTheUploadDelayButNotWhenUploadsAreAwaitedOrTheBufferIsHalfFull() async throws {
+        let fixture = try await VolumeFixture(
+            size: 1 << 20, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(uploadDelay: .seconds(3600), dirtyLimit: 16 * 65536))
+        try await fixture.write(0, pattern(4096, seed: 1))
+        fixture.volume.startUploader()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await chunkObjects(fixture).isEmpty)
+        // Waiting for the uploads lifts the delay: this returns long before an hour.
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await fixture.volume.waitUntilUploaded()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return false
+            }
+            let uploaded = try await group.next()
+            #expect(uploaded == true)
+            group.cancelAll()
+        }
+        #expect(try await chunkObjects(fixture).count == 1)
+        // Half the upload buffer dirty lifts it too.
+        for index in 1...8 { try await fixture.write(UInt64(index * 65536), pattern(4096, seed: UInt8(index))) }
+        for _ in 0..<400 where try await chunkObjects(fixture).count < 9 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await chunkObjects(fixture).count == 9)
+        await fixture.close()
+    }
+
     @Test func aWriteThatWouldOverflowTheUploadBufferFailsWithENOSPCPastTheTimeout() async throws {
         let fixture = try await VolumeFixture(
             size: 1 << 20, chunkSize: 65536, kind: .cached,

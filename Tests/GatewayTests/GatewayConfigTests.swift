@@ -138,6 +138,7 @@ import Testing
               size: 64M
               upload_buffer: 8M
               upload_concurrency: 2
+              upload_delay_ms: 250
               backpressure_timeout_seconds: 5
               upload_settle_seconds: 7
               read_ahead: 0
@@ -149,7 +150,10 @@ import Testing
         #expect(config.accessKey == "AK" && config.secretKey == "SK")
         #expect(config.cacheSize == 64 << 20 && config.uploadBuffer == 8 << 20)
         #expect(config.uploadConcurrency == 2 && config.backpressureTimeoutSeconds == 5)
-        #expect(config.uploadSettleSeconds == 7 && config.readAhead == 0)
+        #expect(config.uploadSettleSeconds == 7 && config.readAhead == 0 && config.uploadDelayMilliseconds == 250)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "u.yaml", contents: "cache:\n  upload_delay_ms: 600001\n")
+        }
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "r.yaml", contents: "cache:\n  read_ahead: lots\n")
         }
