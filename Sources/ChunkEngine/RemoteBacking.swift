@@ -6,11 +6,12 @@ import ObjectStore
 
 /// How a cached volume uses its object store.
 public struct RemoteSettings: Sendable, Equatable {
-    /// Chunks uploaded at once per volume.
+    /// Chunks uploaded at once per volume while uploads must catch up (past half the upload
+    /// buffer, writes waiting for room, or someone waiting for the uploads); a quarter of them
+    /// otherwise.
     public var uploadConcurrency: Int
     /// How long a dirty chunk must go unchanged before it is uploaded, so that writes in quick
-    /// succession cost one upload; not waited for past half the upload buffer, or while someone
-    /// waits for the uploads.
+    /// succession cost one upload; not waited for while uploads must catch up.
     public var uploadDelay: TimeAmount
     /// Dirty data (in whole chunks) past which writes to clean chunks wait for uploads.
     public var dirtyLimit: UInt64

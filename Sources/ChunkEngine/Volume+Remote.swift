@@ -234,10 +234,11 @@ extension Volume {
                     if remote.outstandingDeletes > 0 { remote.collect(volume: name) }
                     lastDeleteRetry = .now()
                 }
-                let free = remote.settings.uploadConcurrency - remote.activeUploads.withLockedValue { $0 }
+                let pace = uploadPace(remote)
+                let free = pace.slots - remote.activeUploads.withLockedValue { $0 }
                 // A fenced volume's cache may have lost writes: nothing more of it goes to the store.
                 if free > 0, fenced == nil {
-                    for index in table.uploadCandidates(limit: free, changedBy: settledChanges(remote))
+                    for index in table.uploadCandidates(limit: free, changedBy: pace.changedBy)
                     where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
@@ -252,13 +253,15 @@ extension Volume {
     }
 
     /// One of the uploader's slots: uploads a chunk, then goes straight on to the oldest dirty
-    /// chunk no upload handles, so that a slot never idles until the loop looks again.
+    /// chunk no upload handles, so that a slot never idles until the loop looks again; it ends
+    /// when there is none, or when the pace wants fewer slots.
     private func uploadSlot(from first: Int, _ remote: RemoteBacking) async {
         var index = first
         while true {
             await upload(chunk: index, remote)
-            guard !Task.isCancelled, fenced == nil,
-                let next = table.uploadCandidates(limit: 1, changedBy: settledChanges(remote)).first(where: {
+            let pace = uploadPace(remote)
+            guard !Task.isCancelled, fenced == nil, remote.activeUploads.withLockedValue({ $0 }) <= pace.slots,
+                let next = table.uploadCandidates(limit: 1, changedBy: pace.changedBy).first(where: {
                     table.beginUpload($0)
                 })
             else { return }
@@ -266,16 +269,19 @@ extension Volume {
         }
     }
 
-    /// The latest change (uptime nanoseconds) a chunk may have had to be uploaded now: one
-    /// `uploadDelay` ago, or any while dirty data passes half the upload buffer or someone waits
-    /// for the uploads.
-    private func settledChanges(_ remote: RemoteBacking) -> UInt64 {
-        let delay = UInt64(max(0, remote.settings.uploadDelay.nanoseconds))
+    /// How fast the uploader goes now. It catches up (every slot, chunks however recently
+    /// changed) while dirty data passes half the upload buffer, writes wait for room, or someone
+    /// waits for the uploads; otherwise it works in the background (a quarter of the slots,
+    /// chunks unchanged for `uploadDelay`), leaving the disk and the processors to the writes.
+    private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64) {
+        let settings = remote.settings
+        let urgent =
+            remote.uploadWaiters.withLockedValue { $0 } > 0 || remote.heldWrites.withLockedValue { $0 } > 0
+            || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= settings.dirtyLimit / 2
+        guard !urgent else { return (settings.uploadConcurrency, .max) }
+        let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
-        guard delay > 0, now > delay, remote.uploadWaiters.withLockedValue({ $0 }) == 0,
-            UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) < remote.settings.dirtyLimit / 2
-        else { return .max }
-        return now - delay
+        return (max(1, settings.uploadConcurrency / 4), now > delay ? now - delay : 0)
     }
 
     /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.

@@ -97,7 +97,7 @@ import VolumeTestSupport
     @Test(arguments: workloads)
     func flushedDataSurvivesPowerLoss(_ kind: Volume.Kind, _ seed: UInt64) async throws {
         let statesWanted = max(2, Self.budget / Self.workloads.count)
-        let settings = RemoteSettings(uploadConcurrency: 2, uploadSettleTime: .milliseconds(200))
+        let settings = RemoteSettings(uploadConcurrency: 8, uploadSettleTime: .milliseconds(200))
         let (fixture, world) = try await VolumeFixture.exploring(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: kind, settings: settings)
         world.objects?.failPuts(oneIn: 8, seed: seed)
