@@ -121,7 +121,7 @@ public final class CacheManager: Sendable {
                 let used = managed.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes }
                 guard used > capacity else { break }
                 let oldest = managed.flatMap { volume in
-                    volume.evictionCandidates(limit: Self.evictionBatch).map { (volume, $0) }
+                    volume.evictionCandidates(limit: Volume.evictionBatch).map { (volume, $0) }
                 }.sorted { $0.1.lastUse < $1.1.lastUse }
                 var excess = used - capacity
                 var batches: [ObjectIdentifier: (volume: Volume, indexes: [Int])] = [:]
@@ -136,7 +136,4 @@ public final class CacheManager: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
     }
-
-    /// The most chunks one volume evicts in one commit.
-    private static let evictionBatch = 256
 }

@@ -7,8 +7,7 @@ import ObjectStore
 /// How a cached volume uses its object store.
 public struct RemoteSettings: Sendable, Equatable {
     /// Chunks uploaded at once per volume while uploads must catch up (past half the upload
-    /// buffer, writes waiting for room, or someone waiting for the uploads); a quarter of them
-    /// otherwise.
+    /// buffer, or someone waiting for the uploads); a quarter of them otherwise.
     public var uploadConcurrency: Int
     /// How long a dirty chunk must go unchanged before it is uploaded, so that writes in quick
     /// succession cost one upload; not waited for while uploads must catch up.

@@ -270,13 +270,14 @@ extension Volume {
     }
 
     /// How fast the uploader goes now. It catches up (every slot, chunks however recently
-    /// changed) while dirty data passes half the upload buffer, writes wait for room, or someone
-    /// waits for the uploads; otherwise it works in the background (a quarter of the slots,
-    /// chunks unchanged for `uploadDelay`), leaving the disk and the processors to the writes.
+    /// changed) while dirty data passes half the upload buffer (so before any write waits for
+    /// room) or someone waits for the uploads; otherwise it works in the background (a quarter
+    /// of the slots, chunks unchanged for `uploadDelay`), leaving the disk and the processors to
+    /// the writes.
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64) {
         let settings = remote.settings
         let urgent =
-            remote.uploadWaiters.withLockedValue { $0 } > 0 || remote.heldWrites.withLockedValue { $0 } > 0
+            remote.uploadWaiters.withLockedValue { $0 } > 0
             || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= settings.dirtyLimit / 2
         guard !urgent else { return (settings.uploadConcurrency, .max) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
@@ -383,7 +384,7 @@ extension Volume {
     public func dropCache() async throws {
         var idle = 0
         while cacheUsage.cachedBytes > 0 {
-            if await evict(evictionCandidates(limit: 256).map(\.index)) > 0 {
+            if await evict(evictionCandidates(limit: Self.evictionBatch).map(\.index)) > 0 {
                 idle = 0
                 continue
             }
@@ -394,6 +395,9 @@ extension Volume {
             try await Task.sleep(for: .milliseconds(20))
         }
     }
+
+    /// The most chunks evicted in one commit.
+    static let evictionBatch = 256
 
     /// This volume's least recently used evictable chunks, oldest first, at most `limit`.
     public func evictionCandidates(limit: Int) -> [EvictionCandidate] {

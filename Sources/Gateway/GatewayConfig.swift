@@ -51,7 +51,7 @@ public struct GatewayConfig: Sendable, Equatable {
     public var cacheSize: UInt64 = 4 << 30
     /// Dirty data past which writes wait for uploads.
     public var uploadBuffer: UInt64 = 256 << 20
-    /// Chunks each cached volume uploads at once.
+    /// Chunks each cached volume uploads at once while uploads must catch up; a quarter otherwise.
     public var uploadConcurrency = 16
     /// How long a dirty chunk must go unchanged before it is uploaded.
     public var uploadDelayMilliseconds: Int64 = 500
