@@ -7,7 +7,7 @@ import ObjectStore
 /// How a cached volume uses its object store.
 public struct RemoteSettings: Sendable, Equatable {
     /// Chunks uploaded at once per volume while uploads must catch up (past half the upload
-    /// buffer, or someone waiting for the uploads); a quarter of them otherwise.
+    /// buffer, or while someone waits for the uploads); a quarter of them otherwise.
     public var uploadConcurrency: Int
     /// How long a dirty chunk must go unchanged before it is uploaded, so that writes in quick
     /// succession cost one upload; not waited for while uploads must catch up.
@@ -65,8 +65,8 @@ final class RemoteBacking: Sendable {
     let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
-    /// Callers waiting right now for every dirty chunk to be uploaded.
-    let uploadWaiters = NIOLockedValueBox(0)
+    /// Until when the uploader catches up because someone waits for the uploads.
+    let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
     let readAhead = NIOLockedValueBox(ReadAheadState())
     private let collection = NIOLockedValueBox(Collection())
 

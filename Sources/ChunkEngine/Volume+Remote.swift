@@ -277,7 +277,7 @@ extension Volume {
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64) {
         let settings = remote.settings
         let urgent =
-            remote.uploadWaiters.withLockedValue { $0 } > 0
+            NIODeadline.now() < remote.hurriedUntil.withLockedValue { $0 }
             || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= settings.dirtyLimit / 2
         guard !urgent else { return (settings.uploadConcurrency, .max) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
@@ -341,13 +341,18 @@ extension Volume {
     /// runs a round of its own.
     static let dropRoundInterval = TimeAmount.milliseconds(500)
 
-    /// Waits until every dirty chunk is uploaded (meanwhile uploads wait for no `uploadDelay`),
-    /// every forgotten chunk recorded, and every replaced object deleted (but for those that wait
-    /// for their uploads to settle).
+    /// Has the uploader catch up (every slot, no `uploadDelay`) for the next second: someone
+    /// waits for the uploads, and says so again while they wait.
+    public func hurryUploads() {
+        remote?.hurriedUntil.withLockedValue { $0 = .now() + .seconds(1) }
+    }
+
+    /// Waits until every dirty chunk is uploaded (hurrying the uploader meanwhile), every
+    /// forgotten chunk recorded, and every replaced object deleted (but for those that wait for
+    /// their uploads to settle).
     public func waitUntilUploaded() async throws {
-        remote?.uploadWaiters.withLockedValue { $0 += 1 }
-        defer { remote?.uploadWaiters.withLockedValue { $0 -= 1 } }
         while table.cacheUsage().dirtyChunks > 0 || table.hasUnrecordedDrops || pendingDeletes > 0 {
+            hurryUploads()
             try await Task.sleep(for: .milliseconds(50))
         }
     }

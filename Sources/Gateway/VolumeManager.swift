@@ -174,7 +174,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         return info(record: open.record, volume: open.volume)
     }
 
-    /// Makes every completed write of a volume durable (locally).
+    /// Makes every completed write of a volume durable (locally), and has a cached volume's
+    /// uploader catch up for a second (`volume flush --wait-upload` flushes again as it waits).
     public func flush(name: String) async throws(GatewayError) -> VolumeInfo {
         let open = try lookup(name)
         do {
@@ -182,6 +183,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         } catch {
             throw GatewayError(.failed, "flush of volume '\(name)' failed: \(error)")
         }
+        open.volume.hurryUploads()
         return info(record: open.record, volume: open.volume)
     }
 

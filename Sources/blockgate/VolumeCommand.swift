@@ -139,7 +139,8 @@ struct VolumeCommand: ParsableCommand {
                 while let dirty = volume.dirtyBytes, dirty > 0 || volume.pendingDeletes ?? 0 > 0 {
                     bar.update(done: first - min(dirty, first))
                     usleep(200_000)
-                    volume = try admin.send(AdminRequest(op: .volumeInfo, name: name)).volume!
+                    // Each look is a flush, which also keeps the uploader catching up.
+                    volume = try admin.send(AdminRequest(op: .volumeFlush, name: name)).volume!
                 }
                 bar.finish()
             }

@@ -142,7 +142,7 @@ import VolumeTestSupport
         await fixture.close()
     }
 
-    @Test func aChangedChunkWaitsForTheUploadDelayButNotWhenUploadsAreAwaitedOrTheBufferIsHalfFull() async throws {
+    @Test func aChangedChunkWaitsForTheUploadDelayButNotWhenUploadsAreAwaitedOrHurriedOrTheBufferIsHalfFull() async throws {
         let fixture = try await VolumeFixture(
             size: 1 << 20, chunkSize: 65536, kind: .cached,
             settings: RemoteSettings(uploadDelay: .seconds(3600), dirtyLimit: 16 * 65536))
@@ -165,12 +165,19 @@ import VolumeTestSupport
             group.cancelAll()
         }
         #expect(try await chunkObjects(fixture).count == 1)
-        // Half the upload buffer dirty lifts it too.
-        for index in 1...8 { try await fixture.write(UInt64(index * 65536), pattern(4096, seed: UInt8(index))) }
-        for _ in 0..<400 where try await chunkObjects(fixture).count < 9 {
+        // So does a hurry (a flush through the gateway asks for one).
+        try await fixture.write(9 * 65536, pattern(4096, seed: 9))
+        fixture.volume.hurryUploads()
+        for _ in 0..<400 where try await chunkObjects(fixture).count < 2 {
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(try await chunkObjects(fixture).count == 9)
+        #expect(try await chunkObjects(fixture).count == 2)
+        // And half the upload buffer dirty.
+        for index in 1...8 { try await fixture.write(UInt64(index * 65536), pattern(4096, seed: UInt8(index))) }
+        for _ in 0..<400 where try await chunkObjects(fixture).count < 10 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await chunkObjects(fixture).count == 10)
         await fixture.close()
     }
 
