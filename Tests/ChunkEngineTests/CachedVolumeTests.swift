@@ -142,7 +142,7 @@ import VolumeTestSupport
         await fixture.close()
     }
 
-    @Test func aChangedChunkWaitsForTheUploadDelayButNotWhenUploadsAreAwaitedOrHurriedOrTheBufferIsHalfFull() async throws {
+    @Test func aChangedChunkWaitsForTheUploadDelayUnlessUploadsAreHurriedOrTheBufferIsHalfFull() async throws {
         let fixture = try await VolumeFixture(
             size: 1 << 20, chunkSize: 65536, kind: .cached,
             settings: RemoteSettings(uploadDelay: .seconds(3600), dirtyLimit: 16 * 65536))
