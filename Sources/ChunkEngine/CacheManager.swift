@@ -112,28 +112,31 @@ public final class CacheManager: Sendable {
         return status
     }
 
-    /// Evicts while the cache is over capacity, oldest chunks first across volumes, as many at
-    /// once as bring it back under (one commit per volume for each such batch).
+    /// Evicts while the cache is over capacity; looks again every 50 ms once it is not (or
+    /// nothing can be evicted).
     private func evictLoop() async {
         while !Task.isCancelled {
-            while !Task.isCancelled {
-                let managed = volumes.withLockedValue { Array($0.values) }
-                let used = managed.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes }
-                guard used > capacity else { break }
-                let oldest = managed.flatMap { volume in
-                    volume.evictionCandidates(limit: Volume.evictionBatch).map { (volume, $0) }
-                }.sorted { $0.1.lastUse < $1.1.lastUse }
-                var excess = used - capacity
-                var batches: [ObjectIdentifier: (volume: Volume, indexes: [Int])] = [:]
-                for (volume, candidate) in oldest where excess > 0 {
-                    batches[ObjectIdentifier(volume), default: (volume, [])].indexes.append(candidate.index)
-                    excess -= min(excess, candidate.bytes)
-                }
-                var evicted = 0
-                for batch in batches.values { evicted += await batch.volume.evict(batch.indexes) }
-                if evicted == 0 { break }
-            }
-            try? await Task.sleep(for: .milliseconds(50))
+            if await evictExcess() == 0 { try? await Task.sleep(for: .milliseconds(50)) }
         }
+    }
+
+    /// Evicts the oldest chunks across volumes that bring the cache back under its capacity (one
+    /// commit per volume); returns how many were evicted.
+    private func evictExcess() async -> Int {
+        let managed = volumes.withLockedValue { Array($0.values) }
+        let used = managed.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes }
+        guard used > capacity else { return 0 }
+        let oldest = managed.flatMap { volume in
+            volume.evictionCandidates(limit: Volume.evictionBatch).map { (volume, $0) }
+        }.sorted { $0.1.lastUse < $1.1.lastUse }
+        var excess = used - capacity
+        var batches: [ObjectIdentifier: (volume: Volume, indexes: [Int])] = [:]
+        for (volume, candidate) in oldest where excess > 0 {
+            batches[ObjectIdentifier(volume), default: (volume, [])].indexes.append(candidate.index)
+            excess -= min(excess, candidate.bytes)
+        }
+        var evicted = 0
+        for batch in batches.values { evicted += await batch.volume.evict(batch.indexes) }
+        return evicted
     }
 }

@@ -406,7 +406,7 @@ extension Volume {
 
     /// This volume's least recently used evictable chunks, oldest first, at most `limit`.
     public func evictionCandidates(limit: Int) -> [EvictionCandidate] {
-        remote == nil ? [] : table.evictionCandidates(limit: limit)
+        table.evictionCandidates(limit: limit)
     }
 
     /// Evicts these chunks (those still clean and idle): records in one commit that their blocks
