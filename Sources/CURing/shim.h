@@ -25,3 +25,8 @@ static inline int blockgate_fallocate(int fd, int mode, long long offset, long l
 // lseek(2) whence values for sparse files (Linux), hidden by glibc without _GNU_SOURCE.
 static inline int blockgate_seek_data(void) { return 3; }
 static inline int blockgate_seek_hole(void) { return 4; }
+
+#include <fcntl.h>
+
+// O_DIRECT, hidden by glibc without _GNU_SOURCE (its value differs between architectures).
+static inline int blockgate_o_direct(void) { return __O_DIRECT; }

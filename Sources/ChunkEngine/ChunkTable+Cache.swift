@@ -136,6 +136,7 @@ extension ChunkTable {
             guard let state = chunks[index], isEvictable(state), chunks[index]!.gate.tryAcquire(exclusive: true)
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
+            landed.drop(index)
             return .store(
                 volumeID: volumeID,
                 record(

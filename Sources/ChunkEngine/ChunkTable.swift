@@ -29,6 +29,8 @@ final class ChunkTable: @unchecked Sendable {
     var storedUploads: [Int: StoredUpload] = [:]
     /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
     var nextGeneration: UInt64 = 1
+    /// Cached volumes: downloaded blocks kept for the reads that want them.
+    var landed = LandedChunks()
 
     init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
         self.volumeID = volumeID
@@ -301,6 +303,7 @@ final class ChunkTable: @unchecked Sendable {
         else { return }
         if case .marking = state.journal { return }
         chunks[index] = nil
+        landed.drop(index)
         dirtyChunks.remove(index)
         deletedChunks.insert(index)
         if state.remoteGeneration > 0 { orphans.append((index, state.remoteGeneration)) }

@@ -106,6 +106,10 @@ final class RemoteBacking: Sendable {
         self.logger = logger
     }
 
+    /// Bytes of downloaded blocks kept in memory for readers (`LandedChunks`): twice the
+    /// read-ahead window, 4 MiB at least.
+    var landedLimit: Int { Int(max(2 * settings.readAhead, 4 << 20)) }
+
     /// The prefix of the volume's chunk objects.
     static func chunkPrefix(uuid: String) -> String { Volume.objectPrefix(uuid: uuid) + "chunks/" }
 

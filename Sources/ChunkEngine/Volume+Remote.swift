@@ -121,7 +121,6 @@ extension Volume {
         }
         return EventLoopFuture.whenAllSucceed(downloads, on: eventLoop).flatMap { pieces in
             self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
-                [io = self.io, file = self.file] in
                 // Only blocks still missing: a write may have landed while the download ran.
                 let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
                 var writes: [EventLoopFuture<Void>] = []
@@ -132,13 +131,18 @@ extension Volume {
                             at: data.readerIndex + (part.lowerBound - run.lowerBound) * blockSize,
                             length: part.count * blockSize)!
                         writes.append(
-                            io.write(
-                                file, offset: chunkStart + UInt64(part.lowerBound * blockSize), data: slice,
-                                dsync: false,
-                                on: eventLoop))
+                            self.writeDownloaded(
+                                slice, at: chunkStart + UInt64(part.lowerBound * blockSize), on: eventLoop))
                     }
                 }
-                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).map { stillMissing }
+                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).map {
+                    // Kept for readers when the file now holds every downloaded block.
+                    if stillMissing == pieces.map(\.0) {
+                        self.table.land(
+                            pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, limit: remote.landedLimit)
+                    }
+                    return stillMissing
+                }
             } update: { _, state in
                 guard state.remoteGeneration == generation else { return }
                 for (run, _) in pieces { state.present.set(run) }
@@ -152,6 +156,23 @@ extension Volume {
 
     /// The object a fill was reading was replaced by a newer upload.
     private struct GenerationReplaced: Error {}
+
+    /// Writes downloaded bytes into the local file: through `directFile` when the buffer allows
+    /// it (the object store client aligns what it receives), through the page cache otherwise or
+    /// when the filesystem refuses the direct write (EINVAL). Downloaded data is clean (its
+    /// object holds it), so no sync is needed; the next durability round syncs the file before
+    /// it records the blocks as cached.
+    private func writeDownloaded(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        guard let directFile, LocalFile.isDirectAligned(data, offset: offset) else {
+            return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
+        }
+        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
+            guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
+            return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
+        }
+    }
 
     // MARK: - Backpressure
 

@@ -37,6 +37,10 @@ public final class Volume: BlockDevice, @unchecked Sendable {
 
     let table: ChunkTable
     let file: LocalFile
+    /// The same file opened for direct I/O, which downloads of a cached volume are written
+    /// through (they would cost more processor time copied into the page cache than the
+    /// download itself did); nil for a thin volume, or where the filesystem has no direct I/O.
+    let directFile: LocalFile?
     let io: any FileIO
     let journal: MetadataJournal
     let logger: Logger
@@ -64,12 +68,13 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     static let cacheRetries = 8
 
     init(
-        name: String, table: ChunkTable, file: LocalFile, io: any FileIO, journal: MetadataJournal,
-        remote: RemoteBacking?, logger: Logger
+        name: String, table: ChunkTable, file: LocalFile, directFile: LocalFile?, io: any FileIO,
+        journal: MetadataJournal, remote: RemoteBacking?, logger: Logger
     ) {
         self.name = name
         self.table = table
         self.file = file
+        self.directFile = directFile
         self.io = io
         self.journal = journal
         self.remote = remote
@@ -148,6 +153,10 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 let runs = self.table.runs(offset: offset, length: UInt64(length))
                 guard !runs.contains(where: { $0.placement == .remote }) else {
                     return eventLoop.makeSucceededFuture(nil)
+                }
+                if let landed = self.table.landedBytes(offset: offset, length: UInt64(length)) {
+                    let result: ReadResult = landed.count == 1 ? .data(landed[0]) : .segments(landed.map { .data($0) })
+                    return eventLoop.makeSucceededFuture(result)
                 }
                 return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
             }

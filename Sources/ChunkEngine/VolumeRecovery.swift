@@ -99,8 +99,11 @@ extension Volume {
         }
         let table = ChunkTable(
             volumeID: record.id, geometry: geometry, journal: journal, cached: cached, chunks: states)
+        let directFile = cached ? LocalFile.openDirect(path: path) : nil
+        if directFile != nil { file.adviseRandomAccess() }
         return Volume(
-            name: record.name, table: table, file: file, io: io, journal: journal, remote: backing, logger: logger)
+            name: record.name, table: table, file: file, directFile: directFile,
+            io: io, journal: journal, remote: backing, logger: logger)
     }
 
     /// Punches the blocks of a chunk the file holds beyond `present`; returns whether there were any.

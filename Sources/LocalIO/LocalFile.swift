@@ -1,5 +1,6 @@
 import CURing
 import Glibc
+import NIOCore
 
 /// An open file on local disk, closed when the last reference goes; I/O in flight keeps a
 /// reference, so the descriptor outlives every request that uses it.
@@ -33,6 +34,32 @@ public final class LocalFile: Sendable {
             throw LocalIOError(errno: errno, operation: "ftruncate \(path)")
         }
         return file
+    }
+
+    /// Opens an existing file a second time for direct I/O (O_DIRECT: no page cache), for writes
+    /// of data the process has in memory and will not soon read again; nil where the filesystem
+    /// refuses direct I/O (tmpfs, for one). Writes through it need `isDirectAligned` buffers.
+    public static func openDirect(path: String) -> LocalFile? {
+        let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | blockgate_o_direct())
+        return descriptor >= 0 ? LocalFile(descriptor: descriptor, path: path) : nil
+    }
+
+    /// Turns the kernel's read-ahead off for this descriptor (POSIX_FADV_RANDOM): for a file
+    /// with holes that direct writes fill, where read-ahead would read those holes as zeros into
+    /// the page cache only for the direct write to throw them out again.
+    public func adviseRandomAccess() {
+        _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_RANDOM)
+    }
+
+    /// The alignment of memory, file offsets and lengths that direct I/O asks for (the largest
+    /// logical block size a Linux filesystem has).
+    public static let directAlignment = 4096
+
+    /// Whether `data` may be written at `offset` through a file opened by `openDirect`.
+    public static func isDirectAligned(_ data: ByteBuffer, offset: UInt64) -> Bool {
+        let alignment = directAlignment
+        guard offset % UInt64(alignment) == 0, data.readableBytes % alignment == 0 else { return false }
+        return data.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) % alignment == 0 }
     }
 
     /// fdatasync, blocking: for startup and recovery, not for the data path.
@@ -90,6 +117,9 @@ public struct LocalIOError: Error, Equatable, CustomStringConvertible, Sendable 
 
     /// Whether the failure means the disk is full.
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT || errno == EFBIG }
+
+    /// Whether the failure means the file refuses a direct write of that alignment (EINVAL).
+    public var refusesDirectIO: Bool { errno == EINVAL }
 
     public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
 }

@@ -131,6 +131,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var body = ByteBuffer()
     /// The most a Content-Length makes the handler reserve ahead of the body.
     private static let largestReservation = 64 << 20
+    /// Where a body of known length starts in its allocation: at a multiple of 4 KiB, so that a
+    /// caller can write it to disk with direct I/O as it is.
+    private static let bodyAlignment = 4096
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
@@ -148,9 +151,14 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let responseHead):
             head = responseHead
-            // The whole body lands in one allocation rather than growing by copies.
+            // The whole body lands in one allocation rather than growing by copies, aligned.
             if let length = responseHead.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
-                body.reserveCapacity(min(length, Self.largestReservation))
+                let alignment = Self.bodyAlignment
+                body.reserveCapacity(min(length, Self.largestReservation) + alignment - 1)
+                let start = body.withVeryUnsafeMutableBytes { Int(bitPattern: $0.baseAddress) }
+                let padding = (alignment - start % alignment) % alignment
+                body.moveWriterIndex(forwardBy: padding)
+                body.moveReaderIndex(forwardBy: padding)
             }
         case .body(var chunk):
             body.writeBuffer(&chunk)

@@ -44,6 +44,31 @@ import Testing
         }
     }
 
+    /// Direct writes (a second descriptor, O_DIRECT) of a 4 KiB-aligned buffer land in the file
+    /// that the page cache then reads; a buffer, offset or length off the alignment is refused
+    /// before it reaches the kernel.
+    @Test(arguments: backends)
+    func alignedDirectWritesReadBackThroughThePageCache(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 1 << 20) { io, file, loop in
+            let alignment = LocalFile.directAlignment
+            var data = ByteBuffer()
+            data.reserveCapacity(4 * alignment)
+            let start = data.withVeryUnsafeMutableBytes { Int(bitPattern: $0.baseAddress) }
+            let padding = (alignment - start % alignment) % alignment
+            data.moveWriterIndex(forwardBy: padding)
+            data.moveReaderIndex(forwardBy: padding)
+            for index in 0..<(2 * alignment) { data.writeInteger(UInt8(truncatingIfNeeded: index * 11)) }
+            #expect(LocalFile.isDirectAligned(data, offset: 8192))
+            #expect(!LocalFile.isDirectAligned(data, offset: 8192 + 512))
+            #expect(!LocalFile.isDirectAligned(data.getSlice(at: data.readerIndex + 1, length: alignment)!, offset: 0))
+            #expect(!LocalFile.isDirectAligned(data.getSlice(at: data.readerIndex, length: 512)!, offset: 0))
+            let direct = try #require(LocalFile.openDirect(path: file.path), "\(file.path) refuses O_DIRECT")
+            try await io.write(direct, offset: 8192, data: data, dsync: false, on: loop).get()
+            let back = try await io.read(file, offset: 8192, length: data.readableBytes, on: loop).get()
+            #expect(back == data)
+        }
+    }
+
     @Test(arguments: backends)
     func readPastEndOfFileIsZeros(_ choice: FileIOBackendChoice) async throws {
         try await withIO(choice, fileLength: 4096) { io, file, loop in

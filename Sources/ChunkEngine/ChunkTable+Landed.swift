@@ -1,0 +1,90 @@
+import NIOCore
+
+/// Blocks a cached volume downloaded, kept in memory for the reads that wanted them: a read
+/// served from them needs neither the page cache (which copying them into costs more processor
+/// time than downloading them did) nor a read of the disk they were written to. At most `limit`
+/// bytes, oldest dropped first. An entry of the whole chunk (a sequential reader's, or
+/// read-ahead's) stays until a read reaches the chunk's end; one of some blocks (a random
+/// reader's) goes with the read that wanted them; and any goes when its chunk is evicted or
+/// forgotten.
+///
+/// An entry is served only while the chunk is at the generation it was downloaded at (every
+/// change renews the generation) and only for blocks the chunk holds in the local file, which
+/// the download wrote there first: the entry and the file agree byte for byte.
+struct LandedChunks {
+    /// Downloaded runs of one chunk, with the chunk's generation when they were written.
+    struct Entry {
+        let generation: UInt64
+        let pieces: [(blocks: Range<Int>, data: ByteBuffer)]
+        var bytes: Int { pieces.reduce(0) { $0 + $1.data.readableBytes } }
+
+        /// Whether the entry holds every block of a chunk of `blocks` blocks.
+        func isWhole(ofBlocks blocks: Int) -> Bool { pieces.count == 1 && pieces[0].blocks == 0..<blocks }
+    }
+
+    private var entries: [Int: Entry] = [:]
+    /// Chunks with an entry, oldest first.
+    private var order: [Int] = []
+    private(set) var bytes = 0
+
+    /// Keeps `entry` for a chunk (replacing an older one), then drops the oldest entries past
+    /// `limit` bytes.
+    mutating func keep(_ entry: Entry, forChunk index: Int, limit: Int) {
+        drop(index)
+        entries[index] = entry
+        order.append(index)
+        bytes += entry.bytes
+        while bytes > limit, let oldest = order.first { drop(oldest) }
+    }
+
+    /// Forgets a chunk's entry.
+    mutating func drop(_ index: Int) {
+        guard let entry = entries.removeValue(forKey: index) else { return }
+        order.removeAll { $0 == index }
+        bytes -= entry.bytes
+    }
+
+    subscript(index: Int) -> Entry? { entries[index] }
+}
+
+extension ChunkTable {
+    /// Keeps the downloaded runs of a chunk, which its fill (holding the chunk alone) has just
+    /// written to the local file.
+    func land(_ pieces: [(blocks: Range<Int>, data: ByteBuffer)], inChunk index: Int, limit: Int) {
+        lock.withLock {
+            guard let generation = chunks[index]?.generation else { return }
+            landed.keep(.init(generation: generation, pieces: pieces), forChunk: index, limit: limit)
+        }
+    }
+
+    /// The bytes of a range from downloaded runs alone, in order, or nil when any byte of it is
+    /// not in a current entry. A chunk whose last byte the range reads loses its entry, and so
+    /// does a chunk whose entry holds only some of its blocks.
+    func landedBytes(offset: UInt64, length: UInt64) -> [ByteBuffer]? {
+        let blockSize = ChunkGeometry.blockSize
+        return lock.withLock {
+            var buffers: [ByteBuffer] = []
+            var finished: [Int] = []
+            for index in geometry.chunks(touching: offset, length: length) {
+                guard let entry = landed[index], let state = chunks[index], state.generation == entry.generation
+                else { return nil }
+                let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+                let blocks = ChunkGeometry.blocksTouching(slice)
+                guard
+                    let piece = entry.pieces.first(where: {
+                        $0.blocks.lowerBound <= blocks.lowerBound && blocks.upperBound <= $0.blocks.upperBound
+                    }),
+                    state.present.runs(in: blocks).allSatisfy(\.1)
+                else { return nil }
+                let start = piece.data.readerIndex + slice.lowerBound - piece.blocks.lowerBound * blockSize
+                buffers.append(piece.data.getSlice(at: start, length: slice.count)!)
+                let chunkEnd = min(UInt64(geometry.chunkSize), geometry.volumeSize - geometry.chunkStart(index))
+                if UInt64(slice.upperBound) == chunkEnd || !entry.isWhole(ofBlocks: geometry.blocks(inChunk: index)) {
+                    finished.append(index)
+                }
+            }
+            for index in finished { landed.drop(index) }
+            return buffers
+        }
+    }
+}
