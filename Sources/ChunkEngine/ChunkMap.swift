@@ -31,7 +31,7 @@ struct ChunkMap {
         let valid: BlockBitmap.Storage
         let present: BlockBitmap.Storage
         let remoteGeneration: UInt64
-        let lastUse: UInt64
+        var lastUse: UInt64
     }
 
     private let geometry: ChunkGeometry
@@ -82,6 +82,15 @@ struct ChunkMap {
         guard var state = take(index) else { return nil }
         defer { file(index, state) }
         return body(&state)
+    }
+
+    /// Sets when a chunk was last used, in place: a chunk at rest stays in its compact form.
+    mutating func touch(_ index: Int, at time: UInt64) {
+        if active[index] != nil {
+            active[index]!.lastUse = time
+        } else if warm[index] != nil {
+            warm[index]!.lastUse = time
+        }
     }
 
     /// A chunk's whole state, or nil when it is not allocated.

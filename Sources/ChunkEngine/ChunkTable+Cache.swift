@@ -137,6 +137,7 @@ extension ChunkTable {
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)
+            evictionsBegun += 1
             return .store(
                 volumeID: volumeID,
                 record(

@@ -31,6 +31,9 @@ final class ChunkTable: @unchecked Sendable {
     var nextGeneration: UInt64 = 1
     /// Cached volumes: downloaded blocks kept for the reads that want them.
     var landed = LandedChunks()
+    /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
+    /// it before and after (see `cachedRead`).
+    var evictionsBegun: UInt64 = 0
 
     init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
         self.volumeID = volumeID
@@ -93,7 +96,8 @@ final class ChunkTable: @unchecked Sendable {
     /// Calls `body` with consecutive runs covering the range; stops when it returns false. Costs
     /// the number of chunks in the range or in the map, whichever is smaller: when the range spans
     /// more chunks than the map holds, gaps between allocated chunks are skipped in one step.
-    private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Placement) -> Bool) {
+    /// Call with `lock` held.
+    func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Placement) -> Bool) {
         let end = min(offset + length, geometry.volumeSize)
         guard offset < end else { return }
         let chunkSize = UInt64(geometry.chunkSize)

@@ -147,6 +147,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             return readCachedChunkByChunk(indexes, offset: offset, length: length, on: eventLoop)
         }
         let sequential = attempt == 1 && readAhead(offset: offset, length: UInt64(length), on: eventLoop)
+        if attempt == 1, let hit = readCachedWithoutGates(offset: offset, length: length, on: eventLoop) {
+            return hit
+        }
         return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, on: eventLoop).flatMap {
             self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
                 () -> EventLoopFuture<ReadResult?> in
@@ -155,8 +158,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                     return eventLoop.makeSucceededFuture(nil)
                 }
                 if let landed = self.table.landedBytes(offset: offset, length: UInt64(length)) {
-                    let result: ReadResult = landed.count == 1 ? .data(landed[0]) : .segments(landed.map { .data($0) })
-                    return eventLoop.makeSucceededFuture(result)
+                    return eventLoop.makeSucceededFuture(Self.result(of: landed))
                 }
                 return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
             }
@@ -170,6 +172,33 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             return self.readCached(offset: offset, length: length, attempt: attempt + 1, on: eventLoop)
         }
         .flatMapErrorThrowing { throw self.deviceError($0) }
+    }
+
+    /// A read the cache holds whole, served without taking gates or waiting for anything but the
+    /// local file (`ChunkTable.cachedRead`); nil when some of it must be downloaded. When an
+    /// eviction began during the read of the file, the read is done again the long way.
+    private func readCachedWithoutGates(offset: UInt64, length: Int, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ReadResult>?
+    {
+        let now = NIODeadline.now().uptimeNanoseconds
+        guard let remote, let hit = table.cachedRead(offset: offset, length: UInt64(length), now: now) else {
+            return nil
+        }
+        remote.counts.withLockedValue { $0.hits += 1 }
+        switch hit {
+        case .landed(let buffers):
+            return eventLoop.makeSucceededFuture(Self.result(of: buffers))
+        case .local(let runs, let evictionsBegun):
+            return readLocal(runs, offset: offset, length: length, on: eventLoop).flatMap { result in
+                guard self.table.evicted(since: evictionsBegun) else { return eventLoop.makeSucceededFuture(result) }
+                return self.readCached(offset: offset, length: length, attempt: 2, on: eventLoop)
+            }.flatMapErrorThrowing { throw self.deviceError($0) }
+        }
+    }
+
+    /// A read's answer made of consecutive buffers.
+    private static func result(of buffers: [ByteBuffer]) -> ReadResult {
+        buffers.count == 1 ? .data(buffers[0]) : .segments(buffers.map { .data($0) })
     }
 
     /// Reads a range one chunk at a time, so that only one chunk of it needs to stay cached.

@@ -70,7 +70,7 @@ public final class FileObjectStore: ObjectStore {
             guard fstat(descriptor, &status) == 0 else { throw Self.failure("stat \(path)") }
             let size = UInt64(status.st_size)
             let wanted = range.map { $0.clamped(to: 0..<size) } ?? 0..<size
-            var buffer = ByteBuffer()
+            var buffer = ByteBuffer.aligned(capacity: wanted.count)
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted.count) { bytes in
                 var done = 0
                 while done < wanted.count {

@@ -131,15 +131,12 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var body = ByteBuffer()
     /// The most a Content-Length makes the handler reserve ahead of the body.
     private static let largestReservation = 64 << 20
-    /// Where a body of known length starts in its allocation: at a multiple of 4 KiB, so that a
-    /// caller can write it to disk with direct I/O as it is.
-    private static let bodyAlignment = 4096
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
         pending = exchange.promise
         head = nil
-        body.clear()
+        body = ByteBuffer()
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if let payload = exchange.body, payload.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
@@ -153,12 +150,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             head = responseHead
             // The whole body lands in one allocation rather than growing by copies, aligned.
             if let length = responseHead.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
-                let alignment = Self.bodyAlignment
-                body.reserveCapacity(min(length, Self.largestReservation) + alignment - 1)
-                let start = body.withVeryUnsafeMutableBytes { Int(bitPattern: $0.baseAddress) }
-                let padding = (alignment - start % alignment) % alignment
-                body.moveWriterIndex(forwardBy: padding)
-                body.moveReaderIndex(forwardBy: padding)
+                body = .aligned(capacity: min(length, Self.largestReservation))
             }
         case .body(var chunk):
             body.writeBuffer(&chunk)

@@ -35,22 +35,6 @@ import Testing
         await fixture.close()
     }
 
-    /// The client lands a body of known length at a 4 KiB boundary of its memory, whole or
-    /// ranged, so that the gateway can write a download to disk with direct I/O as it is.
-    @Test func downloadedBodiesStartAtA4KiBBoundary() async throws {
-        let fixture = try await StoreFixture(.emulator)
-        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 29) }
-        try await fixture.store.put(try ObjectKey("aligned"), data: ByteBuffer(bytes: bytes))
-        for range: Range<UInt64>? in [nil, 4096..<(1 << 20), 12288..<16384] {
-            let body = try await fixture.store.get(try ObjectKey("aligned"), range: range)
-            let expected = range.map { Array(bytes[Int($0.lowerBound)..<Int($0.upperBound)]) } ?? bytes
-            let same = Array(body.readableBytesView) == expected
-            #expect(same)
-            #expect(body.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) % 4096 } == 0)
-        }
-        await fixture.close()
-    }
-
     /// Signed requests whose key would leave the bucket (a ".." segment, an absolute path, a NUL)
     /// or whose bucket is not a bucket name get 400, and nothing is written outside the bucket.
     @Test func keysThatWouldEscapeTheBucketAreRefused() async throws {

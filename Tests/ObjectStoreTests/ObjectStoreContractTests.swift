@@ -6,6 +6,12 @@ import Testing
 @Suite struct ObjectStoreContractTests {
     private func key(_ text: String) throws -> ObjectKey { try ObjectKey(text) }
 
+    /// Whether a body starts at a 4 KiB boundary of its memory (so that the gateway can write a
+    /// download to disk with direct I/O as it is).
+    private func startsAligned(_ body: ByteBuffer) -> Bool {
+        body.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) % 4096 == 0 }
+    }
+
     @Test(arguments: Backend.allCases)
     func putGetHeadDeleteRoundTrip(_ backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
@@ -17,6 +23,8 @@ import Testing
         let part = try await fixture.store.get(try key("vol/chunks/1-1"), range: 4096..<8192)
         let samePart = Array(part.readableBytesView) == Array(bytes[4096..<8192])
         #expect(samePart)
+        #expect(startsAligned(whole))
+        #expect(startsAligned(part))
         #expect(
             try await fixture.store.head(try key("vol/chunks/1-1")) == ObjectInfo(key: "vol/chunks/1-1", size: 100_000))
         try await fixture.store.delete(try key("vol/chunks/1-1"))
