@@ -54,6 +54,43 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// Reads of cached blocks take no gates: each is checked against the evictions begun while
+    /// it read the file. Readers and an evictor that empties the cache over and over: every read
+    /// returns the data (a read that missed an eviction would find a punched hole: zeros).
+    @Test func readsRacingEvictionsReturnTheData() async throws {
+        let fixture = try await VolumeFixture(size: 8 * 65536, chunkSize: 65536, kind: .cached)
+        let data = pattern(8 * 65536, seed: 21)
+        try await fixture.write(0, data)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                for _ in 0..<40 {
+                    try await fixture.volume.dropCache()
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+                return 0
+            }
+            for reader in 0..<4 {
+                group.addTask {
+                    var random = SplitMix(seed: UInt64(reader))
+                    var wrong = 0
+                    for _ in 0..<300 {
+                        let offset = Int(random.next() % UInt64(8 * 65536 - 20000))
+                        let length = 1 + Int(random.next() % 20000)
+                        let read = try await fixture.read(UInt64(offset), length)
+                        if read != Array(data[offset..<(offset + length)]) { wrong += 1 }
+                    }
+                    return wrong
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(wrong == 0)
+        #expect(fixture.volume.cacheCounts.hits > 0)
+        await fixture.close()
+    }
+
     @Test func theEvictorBringsAnOverfullCacheUnderItsSizeOldestChunksFirstAcrossVolumes() async throws {
         let older = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         let newer = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
