@@ -64,8 +64,8 @@ extension ChunkTable {
         lock.withLock { landedBytesLocked(offset: offset, length: length) }
     }
 
-    /// `landedBytes` with `lock` held.
-    private func landedBytesLocked(offset: UInt64, length: UInt64) -> [ByteBuffer]? {
+    /// `landedBytes`; call with `lock` held.
+    func landedBytesLocked(offset: UInt64, length: UInt64) -> [ByteBuffer]? {
         let blockSize = ChunkGeometry.blockSize
         guard landed.bytes > 0 else { return nil }
         var buffers: [ByteBuffer] = []
@@ -90,50 +90,5 @@ extension ChunkTable {
         }
         for index in finished { landed.drop(index) }
         return buffers
-    }
-}
-
-/// How a read of a cached volume that needs no download is served (`ChunkTable.cachedRead`).
-enum CachedRead {
-    /// From downloaded blocks in memory.
-    case landed([ByteBuffer])
-    /// From the local file, by these runs; valid if no eviction began meanwhile
-    /// (`ChunkTable.evicted(since:)` with this count).
-    case local([(range: Range<UInt64>, placement: ChunkTable.Placement)], evictionsBegun: UInt64)
-}
-
-extension ChunkTable {
-    /// A read of a cached volume without its chunks' gates, when nothing of the range is only in
-    /// the object store (nil otherwise): in one look under the lock, its bytes from downloaded
-    /// blocks if it can, or its runs and the evictions begun so far; the chunks count as used.
-    /// No gate is needed: writes share gates with reads anyway, and the one change that could
-    /// spoil a read of the local file, an eviction punching it out, is caught by comparing the
-    /// eviction count after the read (the read is then done again the long way).
-    func cachedRead(offset: UInt64, length: UInt64, now: UInt64) -> CachedRead? {
-        lock.withLock {
-            var runs: [(range: Range<UInt64>, placement: Placement)] = []
-            var local = true
-            forEachRun(offset: offset, length: length) { range, placement in
-                guard placement != .remote else {
-                    local = false
-                    return false
-                }
-                if let last = runs.last, last.placement == placement, last.range.upperBound == range.lowerBound {
-                    runs[runs.count - 1].range = last.range.lowerBound..<range.upperBound
-                } else {
-                    runs.append((range, placement))
-                }
-                return true
-            }
-            guard local else { return nil }
-            for index in geometry.chunks(touching: offset, length: length) { chunks.touch(index, at: now) }
-            if let buffers = landedBytesLocked(offset: offset, length: length) { return .landed(buffers) }
-            return .local(runs, evictionsBegun: evictionsBegun)
-        }
-    }
-
-    /// Whether an eviction began since the count was `count`.
-    func evicted(since count: UInt64) -> Bool {
-        lock.withLock { evictionsBegun != count }
     }
 }

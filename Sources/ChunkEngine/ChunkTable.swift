@@ -60,18 +60,27 @@ final class ChunkTable: @unchecked Sendable {
 
     /// Runs of a byte range by placement, adjacent equal runs merged.
     func runs(offset: UInt64, length: UInt64) -> [(range: Range<UInt64>, placement: Placement)] {
-        lock.withLock {
-            var runs: [(range: Range<UInt64>, placement: Placement)] = []
-            forEachRun(offset: offset, length: length) { range, placement in
-                if let last = runs.last, last.placement == placement, last.range.upperBound == range.lowerBound {
-                    runs[runs.count - 1].range = last.range.lowerBound..<range.upperBound
-                } else {
-                    runs.append((range, placement))
-                }
-                return true
+        lock.withLock { runsLocked(offset: offset, length: length, localOnly: false)! }
+    }
+
+    /// `runs`; call with `lock` held. With `localOnly`, nil when a run is only in the object store.
+    func runsLocked(offset: UInt64, length: UInt64, localOnly: Bool) -> [(range: Range<UInt64>, placement: Placement)]?
+    {
+        var runs: [(range: Range<UInt64>, placement: Placement)] = []
+        var remote = false
+        forEachRun(offset: offset, length: length) { range, placement in
+            guard !localOnly || placement != .remote else {
+                remote = true
+                return false
             }
-            return runs
+            if let last = runs.last, last.placement == placement, last.range.upperBound == range.lowerBound {
+                runs[runs.count - 1].range = last.range.lowerBound..<range.upperBound
+            } else {
+                runs.append((range, placement))
+            }
+            return true
         }
+        return remote ? nil : runs
     }
 
     /// Allocation extents from `offset`, at most `maximumExtents` of them.
@@ -96,8 +105,7 @@ final class ChunkTable: @unchecked Sendable {
     /// Calls `body` with consecutive runs covering the range; stops when it returns false. Costs
     /// the number of chunks in the range or in the map, whichever is smaller: when the range spans
     /// more chunks than the map holds, gaps between allocated chunks are skipped in one step.
-    /// Call with `lock` held.
-    func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Placement) -> Bool) {
+    private func forEachRun(offset: UInt64, length: UInt64, _ body: (Range<UInt64>, Placement) -> Bool) {
         let end = min(offset + length, geometry.volumeSize)
         guard offset < end else { return }
         let chunkSize = UInt64(geometry.chunkSize)

@@ -157,15 +157,21 @@ extension Volume {
     /// The object a fill was reading was replaced by a newer upload.
     private struct GenerationReplaced: Error {}
 
-    /// Writes downloaded bytes into the local file: through `directFile` when the buffer allows
-    /// it (the object store client aligns what it receives), through the page cache otherwise or
-    /// when the filesystem refuses the direct write (EINVAL). Downloaded data is clean (its
-    /// object holds it), so no sync is needed; the next durability round syncs the file before
-    /// it records the blocks as cached.
+    /// Downloaded runs from this size up go to the cache file with direct I/O.
+    static let directWriteMinimum = 128 << 10
+
+    /// Writes downloaded bytes into the local file: through `directFile` when they are many
+    /// (`directWriteMinimum`) and the buffer allows it (the object store client aligns what it
+    /// receives); through the page cache otherwise (a few blocks cost little to copy there, and
+    /// a random reader waits for them) or when the filesystem refuses the direct write (EINVAL).
+    /// Downloaded data is clean (its object holds it), so no sync is needed; the next durability
+    /// round syncs the file before it records the blocks as cached.
     private func writeDownloaded(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
-        guard let directFile, LocalFile.isDirectAligned(data, offset: offset) else {
+        guard let directFile, data.readableBytes >= Self.directWriteMinimum,
+            LocalFile.isDirectAligned(data, offset: offset)
+        else {
             return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
         }
         return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
