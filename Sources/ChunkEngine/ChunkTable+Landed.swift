@@ -5,8 +5,8 @@ import NIOCore
 /// time than downloading them did) nor a read of the disk they were written to. At most `limit`
 /// bytes, oldest dropped first. An entry of the whole chunk (a sequential reader's, or
 /// read-ahead's) stays until a read reaches the chunk's end; one of some blocks (a random
-/// reader's) goes with the read that wanted them; and any goes when its chunk is evicted or
-/// forgotten.
+/// reader's) goes with the read that wanted them; and any goes when its chunk changes, is
+/// evicted or is forgotten.
 ///
 /// An entry is served only while the chunk is at the generation it was downloaded at (every
 /// change renews the generation) and only for blocks the chunk holds in the local file, which

@@ -210,7 +210,11 @@ final class ChunkTable: @unchecked Sendable {
                         // Renewed when the change is done, so that a snapshot taken while it
                         // waited for the gate does not count it as included.
                         let generation = self.nextGeneration
-                        if changing { self.nextGeneration += 1 }
+                        if changing {
+                            self.nextGeneration += 1
+                            // Downloads kept for readers are stale once the data changed.
+                            self.landed.drop(index)
+                        }
                         let released = self.chunks.update(index) { state in
                             if case .success = result { update(index, &state) }
                             if changing {

@@ -68,6 +68,7 @@ import VolumeTestSupport
         let changed = pattern(100, seed: 77)
         try await fixture.write(UInt64(2 * chunk) + 10, changed)
         #expect(table.landedBytes(offset: UInt64(2 * chunk), length: 4096) == nil)
+        #expect(table.landed[2] == nil)
         var afterWrite = expected(2 * chunk, 8192)
         afterWrite.replaceSubrange(10..<110, with: changed)
         #expect(try await fixture.read(UInt64(2 * chunk), 8192) == afterWrite)
