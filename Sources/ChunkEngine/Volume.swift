@@ -153,14 +153,14 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, on: eventLoop).flatMap {
             self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
                 () -> EventLoopFuture<ReadResult?> in
-                let runs = self.table.runs(offset: offset, length: UInt64(length))
-                guard !runs.contains(where: { $0.placement == .remote }) else {
-                    return eventLoop.makeSucceededFuture(nil)
+                // The gates keep evictions out, so the eviction count need not be compared.
+                let now = NIODeadline.now().uptimeNanoseconds
+                switch self.table.cachedRead(offset: offset, length: UInt64(length), now: now) {
+                case nil: return eventLoop.makeSucceededFuture(nil)
+                case .landed(let buffers): return eventLoop.makeSucceededFuture(Self.result(of: buffers))
+                case .local(let runs, _):
+                    return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
                 }
-                if let landed = self.table.landedBytes(offset: offset, length: UInt64(length)) {
-                    return eventLoop.makeSucceededFuture(Self.result(of: landed))
-                }
-                return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
             }
         }.flatMap { (result: ReadResult?) -> EventLoopFuture<ReadResult> in
             if let result { return eventLoop.makeSucceededFuture(result) }
