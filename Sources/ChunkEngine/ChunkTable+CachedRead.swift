@@ -11,17 +11,24 @@ enum CachedRead {
 
 extension ChunkTable {
     /// A read of a cached volume without its chunks' gates, when nothing of the range is only in
-    /// the object store (nil otherwise): in one look under the lock, its bytes from downloaded
-    /// blocks if it can, or its runs and the evictions begun so far; the chunks count as used.
+    /// the object store, or downloaded blocks hold it (nil otherwise): in one look under the lock,
+    /// its bytes from downloaded blocks if it can, or its runs and the evictions begun so far;
+    /// the chunks count as used.
     /// No gate is needed: writes share gates with reads anyway, and the one change that could
     /// spoil a read of the local file, an eviction punching it out, is caught by comparing the
     /// eviction count after the read (the read is then done again the long way).
     func cachedRead(offset: UInt64, length: UInt64, now: UInt64) -> CachedRead? {
         lock.withLock {
-            guard let runs = runsLocked(offset: offset, length: length, localOnly: true) else { return nil }
+            let read: CachedRead
+            if let buffers = landedBytesLocked(offset: offset, length: length) {
+                read = .landed(buffers)
+            } else if let runs = runsLocked(offset: offset, length: length, localOnly: true) {
+                read = .local(runs, evictionsBegun: evictionsBegun)
+            } else {
+                return nil
+            }
             for index in geometry.chunks(touching: offset, length: length) { chunks.touch(index, at: now) }
-            if let buffers = landedBytesLocked(offset: offset, length: length) { return .landed(buffers) }
-            return .local(runs, evictionsBegun: evictionsBegun)
+            return read
         }
     }
 

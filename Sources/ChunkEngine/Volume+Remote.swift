@@ -66,10 +66,12 @@ extension Volume {
     // MARK: - Downloading
 
     /// Downloads whatever of a byte range is only in the object store (with `wholeChunks`, all
-    /// that its chunks lack, in one GET each where it can); counts a hit or a miss.
-    func fetch(offset: UInt64, length: UInt64, wholeChunks: Bool = false, on eventLoop: any EventLoop)
-        -> EventLoopFuture<Void>
-    {
+    /// that its chunks lack, in one GET each where it can); counts a hit or a miss. With
+    /// `forReading`, it is done once the bytes can be read, from memory if need be (`fill`).
+    func fetch(
+        offset: UInt64, length: UInt64, wholeChunks: Bool = false, forReading: Bool = false,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         let blockSize = UInt64(ChunkGeometry.blockSize)
         var missed = false
         let work = table.allocatedChunks(in: geometry.chunks(touching: offset, length: length)).compactMap {
@@ -79,7 +81,9 @@ extension Volume {
                 Int(UInt64(slice.lowerBound) / blockSize)..<Int((UInt64(slice.upperBound) + blockSize - 1) / blockSize)
             guard table.missingBlocks(ofChunk: index, in: wanted) != nil else { return nil }
             missed = true
-            return fill(chunk: index, blocks: wholeChunks ? 0..<geometry.blocks(inChunk: index) : wanted, on: eventLoop)
+            return fill(
+                chunk: index, blocks: wholeChunks ? 0..<geometry.blocks(inChunk: index) : wanted,
+                forReading: forReading, on: eventLoop)
         }
         remote?.counts.withLockedValue { counts in
             if missed { counts.misses += 1 } else { counts.hits += 1 }
@@ -90,13 +94,20 @@ extension Volume {
     /// Downloads the valid blocks of `blocks` that the cache lacks (ranged GETs of the chunk's
     /// object) and writes them into the local file, with the chunk held alone so that no write
     /// lands in between. One download per chunk at a time; others wait for it, then look again.
-    func fill(chunk index: Int, blocks: Range<Int>, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Blocks downloaded whole are landed (`ChunkTable.land`) before they are written: with
+    /// `forReading`, the future completes once they are landed (a reader takes them from memory
+    /// and need not wait for the disk); otherwise once they are in the file.
+    func fill(chunk index: Int, blocks: Range<Int>, forReading: Bool = false, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
         guard let remote, let (generation, runs) = table.missingBlocks(ofChunk: index, in: blocks) else {
             return eventLoop.makeSucceededVoidFuture()
         }
+        if forReading, table.landedHolds(runs, ofChunk: index) { return eventLoop.makeSucceededVoidFuture() }
         if let busy = table.beginFill(ofChunk: index, on: eventLoop) {
-            return busy.flatMap { self.fill(chunk: index, blocks: blocks, on: eventLoop) }
+            return busy.flatMap { self.fill(chunk: index, blocks: blocks, forReading: forReading, on: eventLoop) }
         }
+        let served = forReading ? eventLoop.makePromise(of: Void.self) : nil
         let blockSize = ChunkGeometry.blockSize
         let chunkStart = geometry.chunkStart(index)
         let downloads = runs.map { run in
@@ -119,10 +130,16 @@ extension Volume {
                 return (run, data)
             }
         }
-        return EventLoopFuture.whenAllSucceed(downloads, on: eventLoop).flatMap { pieces in
+        let filled = EventLoopFuture.whenAllSucceed(downloads, on: eventLoop).flatMap { pieces in
             self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
                 // Only blocks still missing: a write may have landed while the download ran.
                 let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
+                let landing = stillMissing == pieces.map(\.0)
+                if landing {
+                    self.table.land(
+                        pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, limit: remote.landedLimit)
+                    served?.succeed(())
+                }
                 var writes: [EventLoopFuture<Void>] = []
                 for (run, data) in pieces {
                     for missing in stillMissing where missing.overlaps(run) {
@@ -135,23 +152,23 @@ extension Volume {
                                 slice, at: chunkStart + UInt64(part.lowerBound * blockSize), on: eventLoop))
                     }
                 }
-                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).map {
-                    // Kept for readers when the file now holds every downloaded block.
-                    if stillMissing == pieces.map(\.0) {
-                        self.table.land(
-                            pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, limit: remote.landedLimit)
-                    }
-                    return stillMissing
+                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).always { result in
+                    if landing { self.table.settleLanded(inChunk: index, written: (try? result.get()) != nil) }
                 }
             } update: { _, state in
                 guard state.remoteGeneration == generation else { return }
                 for (run, _) in pieces { state.present.set(run) }
             }
-        }.map { _ in }.always { _ in self.table.endFill(ofChunk: index) }
+        }.always { _ in self.table.endFill(ofChunk: index) }
             .flatMapError { error in
                 guard error is GenerationReplaced else { return eventLoop.makeFailedFuture(error) }
-                return self.fill(chunk: index, blocks: blocks, on: eventLoop)
+                return self.fill(chunk: index, blocks: blocks, forReading: forReading, on: eventLoop)
             }
+        guard let served else { return filled }
+        // Whichever comes first: the landing, or the end of the fill (which may have landed
+        // nothing, or failed).
+        filled.cascade(to: served)
+        return served.futureResult
     }
 
     /// The object a fill was reading was replaced by a newer upload.

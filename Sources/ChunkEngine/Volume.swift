@@ -136,7 +136,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     }
 
     /// Downloads what the range misses (whole chunks, and chunks ahead, when the read continues a
-    /// sequential stream), then reads it locally with its chunks held, so that no eviction can
+    /// sequential stream), then reads it from memory or the local file (`readCachedWithoutGates`),
+    /// or, when that finds blocks missing, with its chunks held, so that no eviction can
     /// intervene; if one did in between, tries again. A range spanning several
     /// chunks that lost such a race (it may be larger than the cache) is then read chunk by chunk.
     private func readCached(offset: UInt64, length: Int, attempt: Int, on eventLoop: any EventLoop)
@@ -148,30 +149,37 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         }
         let sequential = attempt == 1 && readAhead(offset: offset, length: UInt64(length), on: eventLoop)
         if attempt == 1, let hit = readCachedWithoutGates(offset: offset, length: length, on: eventLoop) {
+            remote?.counts.withLockedValue { $0.hits += 1 }
             return hit
         }
-        return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, on: eventLoop).flatMap {
-            self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
-                () -> EventLoopFuture<ReadResult?> in
-                // The gates keep evictions out, so the eviction count need not be compared.
-                let now = NIODeadline.now().uptimeNanoseconds
-                switch self.table.cachedRead(offset: offset, length: UInt64(length), now: now) {
-                case nil: return eventLoop.makeSucceededFuture(nil)
-                case .landed(let buffers): return eventLoop.makeSucceededFuture(Self.result(of: buffers))
-                case .local(let runs, _):
-                    return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
+        return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, forReading: true, on: eventLoop)
+            .flatMap { () -> EventLoopFuture<ReadResult?> in
+                // Downloads landed in memory (their fills may still be writing them) need no gates,
+                // nor does the local file, given that no eviction intervenes.
+                if let landed = self.readCachedWithoutGates(offset: offset, length: length, on: eventLoop) {
+                    return landed.map { Optional($0) }
                 }
+                return self.table.with(indexes, exclusive: false, changing: false, on: eventLoop) {
+                    () -> EventLoopFuture<ReadResult?> in
+                    // The gates keep evictions out, so the eviction count need not be compared.
+                    let now = NIODeadline.now().uptimeNanoseconds
+                    switch self.table.cachedRead(offset: offset, length: UInt64(length), now: now) {
+                    case nil: return eventLoop.makeSucceededFuture(nil)
+                    case .landed(let buffers): return eventLoop.makeSucceededFuture(Self.result(of: buffers))
+                    case .local(let runs, _):
+                        return self.readLocal(runs, offset: offset, length: length, on: eventLoop).map { Optional($0) }
+                    }
+                }
+            }.flatMap { (result: ReadResult?) -> EventLoopFuture<ReadResult> in
+                if let result { return eventLoop.makeSucceededFuture(result) }
+                guard attempt < Self.cacheRetries else {
+                    return eventLoop.makeFailedFuture(
+                        BlockDeviceError(
+                            .io, "volume '\(self.name)': blocks at \(offset) keep being evicted before they are read"))
+                }
+                return self.readCached(offset: offset, length: length, attempt: attempt + 1, on: eventLoop)
             }
-        }.flatMap { (result: ReadResult?) -> EventLoopFuture<ReadResult> in
-            if let result { return eventLoop.makeSucceededFuture(result) }
-            guard attempt < Self.cacheRetries else {
-                return eventLoop.makeFailedFuture(
-                    BlockDeviceError(
-                        .io, "volume '\(self.name)': blocks at \(offset) keep being evicted before they are read"))
-            }
-            return self.readCached(offset: offset, length: length, attempt: attempt + 1, on: eventLoop)
-        }
-        .flatMapErrorThrowing { throw self.deviceError($0) }
+            .flatMapErrorThrowing { throw self.deviceError($0) }
     }
 
     /// A read the cache holds whole, served without taking gates or waiting for anything but the
@@ -181,10 +189,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         -> EventLoopFuture<ReadResult>?
     {
         let now = NIODeadline.now().uptimeNanoseconds
-        guard let remote, let hit = table.cachedRead(offset: offset, length: UInt64(length), now: now) else {
+        guard remote != nil, let hit = table.cachedRead(offset: offset, length: UInt64(length), now: now) else {
             return nil
         }
-        remote.counts.withLockedValue { $0.hits += 1 }
         switch hit {
         case .landed(let buffers):
             return eventLoop.makeSucceededFuture(Self.result(of: buffers))

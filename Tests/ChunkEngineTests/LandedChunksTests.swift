@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 import VolumeTestSupport
@@ -26,6 +27,19 @@ import VolumeTestSupport
         #expect(landed.bytes == 16384)
         landed.drop(0)
         landed.drop(0)
+        #expect(landed.bytes == 8192)
+    }
+
+    @Test func aWrittenEntryStopsBeingPendingAndOneWhoseWriteFailedGoes() {
+        var landed = LandedChunks()
+        var pending = entry(1, bytes: 8192)
+        pending.pending = true
+        landed.keep(pending, forChunk: 0, limit: 1 << 20)
+        landed.keep(pending, forChunk: 1, limit: 1 << 20)
+        landed.settle(0, written: true)
+        landed.settle(1, written: false)
+        #expect(landed[0]?.pending == false)
+        #expect(landed[1] == nil)
         #expect(landed.bytes == 8192)
     }
 
@@ -72,6 +86,78 @@ import VolumeTestSupport
         var afterWrite = expected(2 * chunk, 8192)
         afterWrite.replaceSubrange(10..<110, with: changed)
         #expect(try await fixture.read(UInt64(2 * chunk), 8192) == afterWrite)
+        await fixture.close()
+    }
+
+    /// Waits (up to ten seconds) for `condition`.
+    private func eventually(
+        _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(condition(), sourceLocation: sourceLocation)
+    }
+
+    @Test func readersDoNotWaitForTheirDownloadsToReachTheDisk() async throws {
+        let chunk = 65536
+        var wrapped: HeldWritesFileIO?
+        let fixture = try await VolumeFixture(
+            size: 4 << 16, chunkSize: chunk, kind: .cached,
+            wrap: { base in
+                wrapped = HeldWritesFileIO(wrapping: base)
+                return wrapped!
+            })
+        let held = try #require(wrapped)
+        let data = pattern(4 * chunk, seed: 21)
+        try await fixture.write(0, data)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        try await fixture.volume.dropCache()
+        await fixture.volume.stopReadAhead()
+        let table = fixture.volume.table
+        let blocks = 0..<(chunk / 4096)
+        func expected(_ offset: Int, _ length: Int) -> [UInt8] { Array(data[offset..<(offset + length)]) }
+
+        // The read returns while the write of its download waits; the chunk is the fill's alone
+        // until that write is done, so a write into it waits too, and is seen afterwards.
+        held.hold()
+        let read = Task { try await fixture.read(UInt64(chunk), chunk) }
+        let returned = NIOLockedValueBox(false)
+        Task {
+            _ = try? await read.value
+            returned.withLockedValue { $0 = true }
+        }
+        try await eventually { returned.withLockedValue { $0 } }
+        // (Were it waiting for the write, releasing it lets the test end.)
+        if !returned.withLockedValue({ $0 }) { held.release(failing: false) }
+        #expect(try await read.value == expected(chunk, chunk))
+        try await eventually { held.heldWrites == 1 }
+        #expect(table.missingBlocks(ofChunk: 1, in: blocks) != nil)
+        let changed = pattern(100, seed: 5)
+        let write = Task { try await fixture.write(UInt64(chunk) + 4000, changed) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(held.heldWrites == 1)
+        held.release(failing: false)
+        try await write.value
+        // The write waited for the fill, which marked the blocks cached when it was done.
+        #expect(table.missingBlocks(ofChunk: 1, in: blocks) == nil)
+        var afterWrite = expected(chunk, chunk)
+        afterWrite.replaceSubrange(4000..<4100, with: changed)
+        #expect(try await fixture.read(UInt64(chunk), chunk) == afterWrite)
+
+        // When that write fails, the reader still has the object's bytes; the blocks stay
+        // missing, and the next read downloads them again.
+        held.hold()
+        #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
+        try await eventually { held.heldWrites == 1 }
+        held.release(failing: true)
+        // The fill is over when the chunk has no fill state any more.
+        try await eventually { table.lock.withLock { table.chunks[2]?.fillWaiters == nil } }
+        #expect(table.missingBlocks(ofChunk: 2, in: blocks) != nil)
+        #expect(table.landed[2] == nil)
+        let misses = fixture.volume.cacheCounts.misses
+        #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
+        #expect(fixture.volume.cacheCounts.misses == misses + 1)
+        try await eventually { table.missingBlocks(ofChunk: 2, in: blocks) == nil }
         await fixture.close()
     }
 }
