@@ -4,7 +4,8 @@ import NIOCore
 
 /// The local cache shared by all cached volumes: keeps their cached bytes under a capacity by
 /// evicting the least recently used clean chunks (dirty chunks never leave before they are
-/// uploaded), gives each volume's read-ahead its share, and counts hits and misses.
+/// uploaded), gives each volume's read-ahead its share, lets sequential streams past it once it
+/// is full, and counts hits and misses.
 public final class CacheManager: Sendable {
     /// What `cache status` reports.
     public struct Status: Sendable, Equatable, Codable {
@@ -121,10 +122,14 @@ public final class CacheManager: Sendable {
     }
 
     /// Evicts the oldest chunks across volumes that bring the cache back under its capacity (one
-    /// commit per volume); returns how many were evicted.
+    /// commit per volume); returns how many were evicted. Tells the volumes first whether their
+    /// sequential streams go past the cache: when it has no room for another read-ahead window,
+    /// the chunks in use stay, rather than make way for chunks read once.
     private func evictExcess() async -> Int {
         let managed = volumes.withLockedValue { Array($0.values) }
         let used = managed.reduce(UInt64(0)) { $0 + $1.cacheUsage.cachedBytes }
+        let full = used + readAheadShare > capacity
+        for volume in managed { volume.streamPastCache(full) }
         guard used > capacity else { return 0 }
         let oldest = managed.flatMap { volume in
             volume.evictionCandidates(limit: Volume.evictionBatch).map { (volume, $0) }

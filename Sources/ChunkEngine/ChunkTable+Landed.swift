@@ -9,18 +9,19 @@ import NIOCore
 /// evicted or is forgotten.
 ///
 /// An entry is kept as soon as its fill, holding the chunk alone, knows the downloaded blocks are
-/// still missing, and is served from then on, while the fill writes them to the local file
-/// (`pending`): nothing else can change the chunk before that write is done. Once written, it is
-/// served only while the chunk is at the generation it was downloaded at (every change renews
-/// the generation) and only for blocks the chunk holds in the local file: the entry and the file
-/// agree byte for byte. A fill whose write failed drops its entry.
+/// still missing, and is served from then on. Until the file holds its blocks (`inFile`: the fill
+/// is still writing them; or never, for a sequential stream past a full cache) it is served as
+/// it is: nothing changed the chunk since it was landed, for any change drops it. Once written,
+/// it is served only while the chunk is at the generation it was downloaded at and only for
+/// blocks the chunk holds in the local file: the entry and the file agree byte for byte. A fill
+/// whose write failed drops its entry.
 struct LandedChunks {
     /// Downloaded runs of one chunk, with the chunk's generation when they were written.
     struct Entry {
         let generation: UInt64
         let pieces: [(blocks: Range<Int>, data: ByteBuffer)]
-        /// Its fill is still writing the blocks to the local file (and holds the chunk alone).
-        var pending = false
+        /// The local file holds its blocks (its fill wrote them).
+        var inFile = false
         var bytes: Int { pieces.reduce(0) { $0 + $1.data.readableBytes } }
 
         /// Whether the entry holds every block of a chunk of `blocks` blocks.
@@ -42,10 +43,10 @@ struct LandedChunks {
         while bytes > limit, let oldest = order.first { drop(oldest) }
     }
 
-    /// Ends an entry's `pending` state when its fill wrote the blocks, or forgets it when the
-    /// write failed.
+    /// Notes that an entry's fill wrote its blocks into the local file, or forgets the entry when
+    /// the write failed.
     mutating func settle(_ index: Int, written: Bool) {
-        if written { entries[index]?.pending = false } else { drop(index) }
+        if written { entries[index]?.inFile = true } else { drop(index) }
     }
 
     /// Forgets a chunk's entry.
@@ -59,14 +60,14 @@ struct LandedChunks {
 }
 
 extension ChunkTable {
-    /// Keeps the downloaded runs of a chunk, pending, before its fill (holding the chunk alone)
-    /// writes them to the local file, and wakes whoever waits for the fill: readers can now be
+    /// Keeps the downloaded runs of a chunk before its fill (holding the chunk alone) writes them
+    /// to the local file, if it does, and wakes whoever waits for the fill: readers can now be
     /// served (the fill itself goes on until the write is done).
     func land(_ pieces: [(blocks: Range<Int>, data: ByteBuffer)], inChunk index: Int, limit: Int) {
         let waiters = lock.withLock { () -> [EventLoopPromise<Void>] in
             guard let state = chunks[index] else { return [] }
             landed.keep(
-                .init(generation: state.generation, pieces: pieces, pending: true), forChunk: index, limit: limit)
+                .init(generation: state.generation, pieces: pieces), forChunk: index, limit: limit)
             guard let waiters = state.fillWaiters, !waiters.isEmpty else { return [] }
             chunks[index]!.fillWaiters = []
             return waiters
@@ -74,13 +75,13 @@ extension ChunkTable {
         for waiter in waiters { waiter.succeed(()) }
     }
 
-    /// Ends a landed entry's pending state once its fill wrote the blocks (or drops it when the
-    /// write failed).
+    /// Notes that a landed entry's fill wrote its blocks into the local file (or drops the entry
+    /// when the write failed).
     func settleLanded(inChunk index: Int, written: Bool) {
         lock.withLock { landed.settle(index, written: written) }
     }
 
-    /// Whether a current entry of the chunk holds every block of `runs`, pending or written.
+    /// Whether a current entry of the chunk holds every block of `runs`, in the file or not.
     func landedHolds(_ runs: [Range<Int>], ofChunk index: Int) -> Bool {
         lock.withLock {
             guard let entry = landed[index], chunks[index]?.generation == entry.generation else { return false }
@@ -114,7 +115,7 @@ extension ChunkTable {
                 let piece = entry.pieces.first(where: {
                     $0.blocks.lowerBound <= blocks.lowerBound && blocks.upperBound <= $0.blocks.upperBound
                 }),
-                entry.pending || state.present.runs(in: blocks).allSatisfy(\.1)
+                !entry.inFile || state.present.runs(in: blocks).allSatisfy(\.1)
             else { return nil }
             let start = piece.data.readerIndex + slice.lowerBound - piece.blocks.lowerBound * blockSize
             buffers.append(piece.data.getSlice(at: start, length: slice.count)!)

@@ -19,6 +19,9 @@ struct ReadAheadState: Sendable {
     var stopped = false
     /// A window's share of the cache, set by the cache manager.
     var ceiling: UInt64 = .max
+    /// The shared cache has no room for another window (set by the cache manager): sequential
+    /// streams are served from memory and not cached.
+    var pastCache = false
 }
 
 extension Volume {
@@ -65,15 +68,16 @@ extension Volume {
             state.bytes += bytes
         }
         Counter(label: "blockgate_read_ahead_bytes_total", dimensions: [("volume", name)]).increment(by: bytes)
-        fill(chunk: index, blocks: 0..<blocks, on: eventLoop).whenComplete { result in
-            remote.readAhead.withLockedValue { state in
-                state.inFlight -= 1
-                if case .failure = result { state.unread[index] = nil }
+        fill(chunk: index, blocks: 0..<blocks, goal: streamsPastCache ? .memoryOnly : .file, on: eventLoop)
+            .whenComplete { result in
+                remote.readAhead.withLockedValue { state in
+                    state.inFlight -= 1
+                    if case .failure = result { state.unread[index] = nil }
+                }
+                if case .failure(let error) = result {
+                    self.logger.debug("volume '\(self.name)': read-ahead of chunk \(index) failed: \(error)")
+                }
             }
-            if case .failure(let error) = result {
-                self.logger.debug("volume '\(self.name)': read-ahead of chunk \(index) failed: \(error)")
-            }
-        }
     }
 
     /// Counts the bytes read-ahead brought into an evicted chunk that no read touched as wasted.
@@ -92,6 +96,15 @@ extension Volume {
     public func limitReadAhead(to bytes: UInt64) {
         remote?.readAhead.withLockedValue { $0.ceiling = bytes }
     }
+
+    /// Whether sequential streams go past the cache: the cache manager says it has no room for
+    /// another window, so their chunks, read once, would only push out chunks in use (they are
+    /// served from memory instead, `FillGoal.memoryOnly`).
+    public func streamPastCache(_ past: Bool) {
+        remote?.readAhead.withLockedValue { $0.pastCache = past }
+    }
+
+    var streamsPastCache: Bool { remote?.readAhead.withLockedValue { $0.pastCache } ?? false }
 
     /// Lets read-ahead start downloads again (it starts so).
     public func startReadAhead() {

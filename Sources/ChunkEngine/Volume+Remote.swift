@@ -66,10 +66,10 @@ extension Volume {
     // MARK: - Downloading
 
     /// Downloads whatever of a byte range is only in the object store (with `wholeChunks`, all
-    /// that its chunks lack, in one GET each where it can); counts a hit or a miss. With
-    /// `forReading`, it is done once the bytes can be read, from memory if need be (`fill`).
+    /// that its chunks lack, in one GET each where it can); counts a hit or a miss; done when
+    /// the bytes are where `goal` says.
     func fetch(
-        offset: UInt64, length: UInt64, wholeChunks: Bool = false, forReading: Bool = false,
+        offset: UInt64, length: UInt64, wholeChunks: Bool = false, goal: FillGoal = .file,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let blockSize = UInt64(ChunkGeometry.blockSize)
@@ -83,7 +83,7 @@ extension Volume {
             missed = true
             return fill(
                 chunk: index, blocks: wholeChunks ? 0..<geometry.blocks(inChunk: index) : wanted,
-                forReading: forReading, on: eventLoop)
+                goal: goal, on: eventLoop)
         }
         remote?.counts.withLockedValue { counts in
             if missed { counts.misses += 1 } else { counts.hits += 1 }
@@ -91,23 +91,36 @@ extension Volume {
         return EventLoopFuture.andAllSucceed(work, on: eventLoop)
     }
 
+    /// Where a fill's blocks must be before it is done, and whether they go into the cache.
+    enum FillGoal {
+        /// In the local file (edges of a change, an upload, read-ahead into a cache with room).
+        case file
+        /// Readable: landed in memory (a reader); the fill goes on writing them to the file.
+        case memory
+        /// Landed in memory and never written to the file: a sequential stream past a full
+        /// cache, whose chunks, read once, would only push out chunks in use. Falls back to
+        /// `memory` unless the whole chunk is downloaded in one piece (a partial entry goes with
+        /// its first read).
+        case memoryOnly
+    }
+
     /// Downloads the valid blocks of `blocks` that the cache lacks (ranged GETs of the chunk's
     /// object) and writes them into the local file, with the chunk held alone so that no write
     /// lands in between. One download per chunk at a time; others wait for it, then look again.
-    /// Blocks downloaded whole are landed (`ChunkTable.land`) before they are written: with
-    /// `forReading`, the future completes once they are landed (a reader takes them from memory
-    /// and need not wait for the disk); otherwise once they are in the file.
-    func fill(chunk index: Int, blocks: Range<Int>, forReading: Bool = false, on eventLoop: any EventLoop)
+    /// Blocks are landed (`ChunkTable.land`) before they are written, so a reader need not wait
+    /// for the disk; `goal` says when the fill is done and whether it writes them.
+    func fill(chunk index: Int, blocks: Range<Int>, goal: FillGoal = .file, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
         guard let remote, let (generation, runs) = table.missingBlocks(ofChunk: index, in: blocks) else {
             return eventLoop.makeSucceededVoidFuture()
         }
-        if forReading, table.landedHolds(runs, ofChunk: index) { return eventLoop.makeSucceededVoidFuture() }
+        if goal != .file, table.landedHolds(runs, ofChunk: index) { return eventLoop.makeSucceededVoidFuture() }
         if let busy = table.beginFill(ofChunk: index, on: eventLoop) {
-            return busy.flatMap { self.fill(chunk: index, blocks: blocks, forReading: forReading, on: eventLoop) }
+            return busy.flatMap { self.fill(chunk: index, blocks: blocks, goal: goal, on: eventLoop) }
         }
-        let served = forReading ? eventLoop.makePromise(of: Void.self) : nil
+        let served = goal == .file ? nil : eventLoop.makePromise(of: Void.self)
+        let memoryOnly = goal == .memoryOnly && runs == [0..<geometry.blocks(inChunk: index)]
         let blockSize = ChunkGeometry.blockSize
         let chunkStart = geometry.chunkStart(index)
         let downloads = runs.map { run in
@@ -139,7 +152,13 @@ extension Volume {
                     self.table.land(
                         pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, limit: remote.landedLimit)
                     served?.succeed(())
+                    if memoryOnly {
+                        Counter(label: "blockgate_cache_bypass_bytes_total", dimensions: [("volume", self.name)])
+                            .increment(by: pieces[0].1.readableBytes)
+                    }
                 }
+                // (Memory only: a write that landed meanwhile leaves the reader to look again.)
+                guard !memoryOnly else { return eventLoop.makeSucceededVoidFuture() }
                 var writes: [EventLoopFuture<Void>] = []
                 for (run, data) in pieces {
                     for missing in stillMissing where missing.overlaps(run) {
@@ -156,13 +175,13 @@ extension Volume {
                     if landing { self.table.settleLanded(inChunk: index, written: (try? result.get()) != nil) }
                 }
             } update: { _, state in
-                guard state.remoteGeneration == generation else { return }
+                guard state.remoteGeneration == generation, !memoryOnly else { return }
                 for (run, _) in pieces { state.present.set(run) }
             }
         }.always { _ in self.table.endFill(ofChunk: index) }
             .flatMapError { error in
                 guard error is GenerationReplaced else { return eventLoop.makeFailedFuture(error) }
-                return self.fill(chunk: index, blocks: blocks, forReading: forReading, on: eventLoop)
+                return self.fill(chunk: index, blocks: blocks, goal: goal, on: eventLoop)
             }
         guard let served else { return filled }
         // Whichever comes first: the landing, or the end of the fill (which may have landed

@@ -152,7 +152,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             remote?.counts.withLockedValue { $0.hits += 1 }
             return hit
         }
-        return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, forReading: true, on: eventLoop)
+        let goal: FillGoal = sequential && streamsPastCache ? .memoryOnly : .memory
+        return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, goal: goal, on: eventLoop)
             .flatMap { () -> EventLoopFuture<ReadResult?> in
                 // Downloads landed in memory (their fills may still be writing them) need no gates,
                 // nor does the local file, given that no eviction intervenes.

@@ -85,6 +85,14 @@ import VolumeTestSupport
         return (fixture, data)
     }
 
+    /// Waits (up to five seconds) for `condition`, then expects it.
+    private func eventually(
+        _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(condition(), sourceLocation: sourceLocation)
+    }
+
     private func waitForReadAhead(_ volume: Volume) async throws {
         for _ in 0..<500
         where volume.readAheadCounts.bytes == 0 || volume.remote!.readAhead.withLockedValue({ $0.inFlight }) > 0 {
@@ -121,7 +129,8 @@ import VolumeTestSupport
             #expect(same)
         }
         #expect(fixture.volume.readAheadCounts.bytes == 0)
-        #expect(fixture.volume.cacheUsage.cachedBytes == 6 * 4096)
+        // (A read returns once its blocks are downloaded; its fill writes them to the cache.)
+        try await eventually { fixture.volume.cacheUsage.cachedBytes == 6 * 4096 }
         await fixture.close()
     }
 
@@ -171,6 +180,53 @@ import VolumeTestSupport
         let back = try await fixture.read(0, 16 * 65536)
         let same = back == data
         #expect(same)
+        await cache.stop()
+        await fixture.close()
+    }
+
+    @Test func aStreamPastAFullCacheIsServedFromMemoryAndLeavesTheCacheAsItWas() async throws {
+        let (fixture, data) = try await evictedVolume(chunks: 16)
+        fixture.volume.streamPastCache(true)
+        let random = try await fixture.read(9 * 65536 + 8192, 4096)
+        #expect(random == Array(data[(9 * 65536 + 8192)..<(9 * 65536 + 12288)]))
+        var back: [UInt8] = []
+        for offset in stride(from: 0, to: 16 * 65536, by: 32768) {
+            back += try await fixture.read(UInt64(offset), 32768)
+        }
+        let same = back == data
+        #expect(same)
+        try await waitForReadAhead(fixture.volume)
+        // Cached: chunk 0 (the stream's first chunk, read before it was one) and chunk 9, whose
+        // block the random read cached (a chunk partly cached is completed there); the other
+        // chunks were read ahead and served from memory alone.
+        try await eventually { fixture.volume.cacheUsage.cachedBytes == 2 * 65536 }
+        #expect(fixture.volume.readAheadCounts.bytes == 15 * 65536 - 4096)
+        #expect(fixture.volume.readAheadCounts.hits == 15)
+        #expect(fixture.volume.table.landed.bytes == 0)
+
+        // With room again, the next pass caches what it reads.
+        fixture.volume.streamPastCache(false)
+        back = []
+        for offset in stride(from: 0, to: 16 * 65536, by: 65536) {
+            back += try await fixture.read(UInt64(offset), 65536)
+        }
+        let sameAgain = back == data
+        #expect(sameAgain)
+        try await eventually { fixture.volume.cacheUsage.cachedBytes == 16 * 65536 }
+        await fixture.close()
+    }
+
+    @Test func theCacheManagerLetsStreamsPastTheCacheWhileItHasNoRoomForAWindow() async throws {
+        let (fixture, _) = try await evictedVolume(chunks: 32, readAhead: 16 << 20)
+        let cache = CacheManager(capacity: 16 * 65536, logger: Logger(label: "test"))
+        cache.add(fixture.volume)
+        cache.start()
+        // Whole chunks read backwards (no stream): 15 of 16 chunks used, less than a window
+        // (an eighth, 2 chunks) free.
+        for chunk in (0..<15).reversed() { _ = try await fixture.read(UInt64(chunk * 65536), 65536) }
+        try await eventually { fixture.volume.streamsPastCache }
+        cache.capacity = 64 * 65536
+        try await eventually { !fixture.volume.streamsPastCache }
         await cache.stop()
         await fixture.close()
     }

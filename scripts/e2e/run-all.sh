@@ -107,9 +107,14 @@ echo "== a cold read through ext4 on a cached volume (a figure only)"
 check "cold read: a 256 MiB file written, synced and verified" \
     guest "$work/cold-fill.out" e2e-cold "$here/guest/fs-fill.sh" FS=ext4 FILES=1 FILE_MB=256
 check "cold read: the uploads drained" "$binary" volume flush e2e-cold --wait-upload "${admin[@]}"
+# The read-ahead counters are the daemon's totals (every cached volume, every read so far): the
+# cold read's share is what they gained during it.
+read_ahead_counts() { echo "$(cache_field read_ahead_bytes) $(cache_field read_ahead_hits) $(cache_field read_ahead_wasted_bytes)"; }
+read -r ahead_before hits_before wasted_before < <(read_ahead_counts)
 check "cold read: the file, at most 16 MiB of it cached, reads back with its checksum" \
     guest "$work/cold-read.out" e2e-cold "$here/guest/fs-time-read.sh" FS=ext4
-echo "INFO cache after the cold read: $(cache_field read_ahead_bytes) bytes read ahead, $(cache_field read_ahead_hits) read-ahead hits, $(cache_field read_ahead_wasted_bytes) bytes wasted"
+read -r ahead_after hits_after wasted_after < <(read_ahead_counts)
+echo "INFO the cold read: $(( ${ahead_after:-0} - ${ahead_before:-0} )) bytes read ahead, $(( ${hits_after:-0} - ${hits_before:-0} )) read-ahead hits, $(( ${wasted_after:-0} - ${wasted_before:-0} )) bytes wasted"
 
 echo "== tar archives on a tape drive"
 tape_sum() { sed -n 's/^INFO archive-sum=//p' "$1"; }
