@@ -115,6 +115,8 @@ declare -A drain=() coldread=() coldrandom=()
 # Cold cached volumes against s3backer (FUSE, 1 MiB blocks, a 256-block cache, path-style, its
 # own prefix in the same bucket) and against the store's own ceiling. Each cold read runs on a
 # fresh daemon that recovered the volume on an empty data directory (s3backer: a fresh mount).
+# Each side starts on a quiet disk: the gigabytes written before are synced first.
+sync
 cached_daemon "$work/cold-1"
 "$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
 cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
@@ -150,6 +152,7 @@ s3backer_unmount() {  # unmounts, then waits for s3backer to write back its dirt
 }
 # fio on the mounted file, O_DIRECT (its fastest here).
 s3backer_target=(--filename="$work/s3backer/file" --ioengine=libaio --direct=1)
+sync
 s3backer_mount
 start=$(now)
 fio_pass write "${s3backer_target[@]}"
