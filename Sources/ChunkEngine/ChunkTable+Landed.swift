@@ -22,6 +22,9 @@ struct LandedChunks {
         let pieces: [(blocks: Range<Int>, data: ByteBuffer)]
         /// The local file holds its blocks (its fill wrote them).
         var inFile = false
+        /// Its blocks are never written to the file (a stream past a full cache): dropped unread,
+        /// their download was wasted.
+        var memoryOnly = false
         var bytes: Int { pieces.reduce(0) { $0 + $1.data.readableBytes } }
 
         /// Whether the entry holds every block of a chunk of `blocks` blocks.
@@ -34,13 +37,19 @@ struct LandedChunks {
     private(set) var bytes = 0
 
     /// Keeps `entry` for a chunk (replacing an older one), then drops the oldest entries past
-    /// `limit` bytes.
-    mutating func keep(_ entry: Entry, forChunk index: Int, limit: Int) {
+    /// `limit` bytes; returns the chunks whose memory-only entries were dropped so.
+    @discardableResult
+    mutating func keep(_ entry: Entry, forChunk index: Int, limit: Int) -> [Int] {
         drop(index)
         entries[index] = entry
         order.append(index)
         bytes += entry.bytes
-        while bytes > limit, let oldest = order.first { drop(oldest) }
+        var lost: [Int] = []
+        while bytes > limit, let oldest = order.first {
+            if entries[oldest]?.memoryOnly == true { lost.append(oldest) }
+            drop(oldest)
+        }
+        return lost
     }
 
     /// Notes that an entry's fill wrote its blocks into the local file, or forgets the entry when
@@ -61,18 +70,23 @@ struct LandedChunks {
 
 extension ChunkTable {
     /// Keeps the downloaded runs of a chunk before its fill (holding the chunk alone) writes them
-    /// to the local file, if it does, and wakes whoever waits for the fill: readers can now be
-    /// served (the fill itself goes on until the write is done).
-    func land(_ pieces: [(blocks: Range<Int>, data: ByteBuffer)], inChunk index: Int, limit: Int) {
-        let waiters = lock.withLock { () -> [EventLoopPromise<Void>] in
-            guard let state = chunks[index] else { return [] }
-            landed.keep(
-                .init(generation: state.generation, pieces: pieces), forChunk: index, limit: limit)
-            guard let waiters = state.fillWaiters, !waiters.isEmpty else { return [] }
+    /// to the local file, unless `memoryOnly`, and wakes whoever waits for the fill: readers can
+    /// now be served (the fill itself goes on until the write is done). Returns the chunks whose
+    /// memory-only entries went unread to make room (`LandedChunks.keep`).
+    func land(
+        _ pieces: [(blocks: Range<Int>, data: ByteBuffer)], inChunk index: Int, memoryOnly: Bool, limit: Int
+    ) -> [Int] {
+        let (waiters, lost) = lock.withLock { () -> ([EventLoopPromise<Void>], [Int]) in
+            guard let state = chunks[index] else { return ([], []) }
+            let lost = landed.keep(
+                .init(generation: state.generation, pieces: pieces, memoryOnly: memoryOnly), forChunk: index,
+                limit: limit)
+            guard let waiters = state.fillWaiters, !waiters.isEmpty else { return ([], lost) }
             chunks[index]!.fillWaiters = []
-            return waiters
+            return (waiters, lost)
         }
         for waiter in waiters { waiter.succeed(()) }
+        return lost
     }
 
     /// Notes that a landed entry's fill wrote its blocks into the local file (or drops the entry

@@ -80,7 +80,8 @@ extension Volume {
             }
     }
 
-    /// Counts the bytes read-ahead brought into an evicted chunk that no read touched as wasted.
+    /// Counts the bytes read-ahead brought into an evicted chunk that no read touched as wasted
+    /// (or into a chunk whose memory-only download was dropped unread).
     func evictedUnread(chunk index: Int) {
         let wasted = remote?.readAhead.withLockedValue { state -> UInt64? in
             guard let bytes = state.unread.removeValue(forKey: index) else { return nil }

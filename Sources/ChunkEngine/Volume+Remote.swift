@@ -149,8 +149,10 @@ extension Volume {
                 let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
                 let landing = stillMissing == pieces.map(\.0)
                 if landing {
-                    self.table.land(
-                        pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, limit: remote.landedLimit)
+                    let lost = self.table.land(
+                        pieces.map { (blocks: $0.0, data: $0.1) }, inChunk: index, memoryOnly: memoryOnly,
+                        limit: remote.landedLimit)
+                    for chunk in lost { self.evictedUnread(chunk: chunk) }
                     served?.succeed(())
                     if memoryOnly {
                         Counter(label: "blockgate_cache_bypass_bytes_total", dimensions: [("volume", self.name)])

@@ -30,6 +30,18 @@ import VolumeTestSupport
         #expect(landed.bytes == 8192)
     }
 
+    @Test func memoryOnlyEntriesDroppedPastTheLimitAreReported() {
+        var landed = LandedChunks()
+        var memoryOnly = entry(1, bytes: 8192)
+        memoryOnly.memoryOnly = true
+        #expect(landed.keep(memoryOnly, forChunk: 0, limit: 16384).isEmpty)
+        #expect(landed.keep(entry(1, bytes: 8192), forChunk: 1, limit: 16384).isEmpty)
+        #expect(landed.keep(memoryOnly, forChunk: 2, limit: 16384) == [0])
+        #expect(landed.keep(memoryOnly, forChunk: 3, limit: 16384).isEmpty)
+        #expect(landed.keep(entry(1, bytes: 16384), forChunk: 4, limit: 16384) == [2, 3])
+        #expect(landed.bytes == 16384)
+    }
+
     @Test func anEntryWrittenIsInTheFileAndOneWhoseWriteFailedGoes() {
         var landed = LandedChunks()
         landed.keep(entry(1, bytes: 8192), forChunk: 0, limit: 1 << 20)
