@@ -68,6 +68,9 @@ final class RemoteBacking: Sendable {
     /// Until when the uploader catches up because someone waits for the uploads.
     let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
     let readAhead = NIOLockedValueBox(ReadAheadState())
+    /// Downloads under way (fills, including those whose readers were served and which are still
+    /// writing), so that stopping waits for them.
+    let fills = NIOLockedValueBox(0)
     private let collection = NIOLockedValueBox(Collection())
 
     /// Whether the collector runs, whether it must run again, the owed objects it left (due, and

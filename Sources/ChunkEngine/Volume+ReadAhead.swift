@@ -112,13 +112,22 @@ extension Volume {
         remote?.readAhead.withLockedValue { $0.stopped = false }
     }
 
-    /// Stops read-ahead from starting downloads and waits for those under way.
+    /// Stops read-ahead from starting downloads and waits for every download under way
+    /// (`waitForDownloads`).
     public func stopReadAhead() async {
         guard let remote else { return }
         remote.readAhead.withLockedValue { $0.stopped = true }
         while remote.readAhead.withLockedValue({ $0.inFlight }) > 0 {
             try? await Task.sleep(for: .milliseconds(5))
         }
+        await waitForDownloads()
+    }
+
+    /// Waits until no download is under way: read-ahead's, and those whose readers, served from
+    /// memory, have their answer while the fill still writes the blocks into the cache file.
+    public func waitForDownloads() async {
+        guard let remote else { return }
+        while remote.fills.withLockedValue({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// Bytes downloaded ahead of readers, reads that found them, and bytes evicted unread.

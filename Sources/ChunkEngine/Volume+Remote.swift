@@ -119,6 +119,7 @@ extension Volume {
         if let busy = table.beginFill(ofChunk: index, on: eventLoop) {
             return busy.flatMap { self.fill(chunk: index, blocks: blocks, goal: goal, on: eventLoop) }
         }
+        remote.fills.withLockedValue { $0 += 1 }
         let served = goal == .file ? nil : eventLoop.makePromise(of: Void.self)
         let memoryOnly = goal == .memoryOnly && runs == [0..<geometry.blocks(inChunk: index)]
         let blockSize = ChunkGeometry.blockSize
@@ -180,11 +181,14 @@ extension Volume {
                 guard state.remoteGeneration == generation, !memoryOnly else { return }
                 for (run, _) in pieces { state.present.set(run) }
             }
-        }.always { _ in self.table.endFill(ofChunk: index) }
-            .flatMapError { error in
-                guard error is GenerationReplaced else { return eventLoop.makeFailedFuture(error) }
-                return self.fill(chunk: index, blocks: blocks, goal: goal, on: eventLoop)
-            }
+        }.always { _ in
+            self.table.endFill(ofChunk: index)
+            remote.fills.withLockedValue { $0 -= 1 }
+        }
+        .flatMapError { error in
+            guard error is GenerationReplaced else { return eventLoop.makeFailedFuture(error) }
+            return self.fill(chunk: index, blocks: blocks, goal: goal, on: eventLoop)
+        }
         guard let served else { return filled }
         // Whichever comes first: the landing, or the end of the fill (which may have landed
         // nothing, or failed).

@@ -31,6 +31,7 @@ import VolumeTestSupport
         let same = back == data
         #expect(same)
         #expect(fixture.volume.cacheCounts.misses >= 1)
+        await fixture.volume.waitForDownloads()  // (the read had them from memory before they were written)
         #expect(fixture.volume.cacheUsage.cachedBytes > 0)
         await fixture.close()
     }

@@ -98,6 +98,7 @@ import VolumeTestSupport
         where volume.readAheadCounts.bytes == 0 || volume.remote!.readAhead.withLockedValue({ $0.inFlight }) > 0 {
             try await Task.sleep(for: .milliseconds(10))
         }
+        await volume.waitForDownloads()
     }
 
     @Test func aSequentialReaderFindsTheNextChunksCachedAndReadsThemRight() async throws {
