@@ -93,7 +93,10 @@ let package = Package(
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
         .testTarget(
             name: "ChunkEngineTests",
-            dependencies: ["ChunkEngine", "VolumeTestSupport", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix]),
+            dependencies: [
+                "ChunkEngine", "VolumeTestSupport", "TestSupport", "LocalIO", "Metadata", "ObjectStore", nioCore,
+                nioPosix,
+            ]),
         .testTarget(
             name: "TapeLibraryTests",
             dependencies: [

@@ -27,6 +27,11 @@ struct LandedChunks {
         var memoryOnly = false
         var bytes: Int { pieces.reduce(0) { $0 + $1.data.readableBytes } }
 
+        /// The downloaded run that holds all of `blocks`, if one does.
+        func piece(holding blocks: Range<Int>) -> (blocks: Range<Int>, data: ByteBuffer)? {
+            pieces.first { $0.blocks.lowerBound <= blocks.lowerBound && blocks.upperBound <= $0.blocks.upperBound }
+        }
+
         /// Whether the entry holds every block of a chunk of `blocks` blocks.
         func isWhole(ofBlocks blocks: Int) -> Bool { pieces.count == 1 && pieces[0].blocks == 0..<blocks }
     }
@@ -99,11 +104,7 @@ extension ChunkTable {
     func landedHolds(_ runs: [Range<Int>], ofChunk index: Int) -> Bool {
         lock.withLock {
             guard let entry = landed[index], chunks[index]?.generation == entry.generation else { return false }
-            return runs.allSatisfy { run in
-                entry.pieces.contains {
-                    $0.blocks.lowerBound <= run.lowerBound && run.upperBound <= $0.blocks.upperBound
-                }
-            }
+            return runs.allSatisfy { entry.piece(holding: $0) != nil }
         }
     }
 
@@ -126,9 +127,7 @@ extension ChunkTable {
             let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
             let blocks = ChunkGeometry.blocksTouching(slice)
             guard
-                let piece = entry.pieces.first(where: {
-                    $0.blocks.lowerBound <= blocks.lowerBound && blocks.upperBound <= $0.blocks.upperBound
-                }),
+                let piece = entry.piece(holding: blocks),
                 !entry.inFile || state.present.runs(in: blocks).allSatisfy(\.1)
             else { return nil }
             let start = piece.data.readerIndex + slice.lowerBound - piece.blocks.lowerBound * blockSize

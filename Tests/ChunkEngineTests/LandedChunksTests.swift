@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import TestSupport
 import Testing
 import VolumeTestSupport
 
@@ -100,14 +101,6 @@ import VolumeTestSupport
         await fixture.close()
     }
 
-    /// Waits (up to ten seconds) for `condition`.
-    private func eventually(
-        _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws {
-        for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(condition(), sourceLocation: sourceLocation)
-    }
-
     @Test func readersDoNotWaitForTheirDownloadsToReachTheDisk() async throws {
         let chunk = 65536
         var wrapped: HeldWritesFileIO?
@@ -137,11 +130,11 @@ import VolumeTestSupport
             _ = try? await read.value
             returned.withLockedValue { $0 = true }
         }
-        try await eventually { returned.withLockedValue { $0 } }
+        #expect(try await eventually(within: 10) { returned.withLockedValue { $0 } })
         // (Were it waiting for the write, releasing it lets the test end.)
         if !returned.withLockedValue({ $0 }) { held.release(failing: false) }
         #expect(try await read.value == expected(chunk, chunk))
-        try await eventually { held.heldWrites == 1 }
+        #expect(try await eventually(within: 10) { held.heldWrites == 1 })
         #expect(table.missingBlocks(ofChunk: 1, in: blocks) != nil)
         let changed = pattern(100, seed: 5)
         let write = Task { try await fixture.write(UInt64(chunk) + 4000, changed) }
@@ -159,16 +152,16 @@ import VolumeTestSupport
         // missing, and the next read downloads them again.
         held.hold()
         #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
-        try await eventually { held.heldWrites == 1 }
+        #expect(try await eventually(within: 10) { held.heldWrites == 1 })
         held.release(failing: true)
         // The fill is over when the chunk has no fill state any more.
-        try await eventually { table.lock.withLock { table.chunks[2]?.fillWaiters == nil } }
+        #expect(try await eventually(within: 10) { table.lock.withLock { table.chunks[2]?.fillWaiters == nil } })
         #expect(table.missingBlocks(ofChunk: 2, in: blocks) != nil)
         #expect(table.landed[2] == nil)
         let misses = fixture.volume.cacheCounts.misses
         #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
         #expect(fixture.volume.cacheCounts.misses == misses + 1)
-        try await eventually { table.missingBlocks(ofChunk: 2, in: blocks) == nil }
+        #expect(try await eventually(within: 10) { table.missingBlocks(ofChunk: 2, in: blocks) == nil })
         await fixture.close()
     }
 }

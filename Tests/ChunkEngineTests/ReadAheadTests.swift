@@ -1,4 +1,5 @@
 import Logging
+import TestSupport
 import Testing
 import VolumeTestSupport
 
@@ -85,14 +86,6 @@ import VolumeTestSupport
         return (fixture, data)
     }
 
-    /// Waits (up to five seconds) for `condition`, then expects it.
-    private func eventually(
-        _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws {
-        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(condition(), sourceLocation: sourceLocation)
-    }
-
     private func waitForReadAhead(_ volume: Volume) async throws {
         for _ in 0..<500
         where volume.readAheadCounts.bytes == 0 || volume.remote!.readAhead.withLockedValue({ $0.inFlight }) > 0 {
@@ -131,7 +124,7 @@ import VolumeTestSupport
         }
         #expect(fixture.volume.readAheadCounts.bytes == 0)
         // (A read returns once its blocks are downloaded; its fill writes them to the cache.)
-        try await eventually { fixture.volume.cacheUsage.cachedBytes == 6 * 4096 }
+        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 6 * 4096 })
         await fixture.close()
     }
 
@@ -200,7 +193,7 @@ import VolumeTestSupport
         // Cached: chunk 0 (the stream's first chunk, read before it was one) and chunk 9, whose
         // block the random read cached (a chunk partly cached is completed there); the other
         // chunks were read ahead and served from memory alone.
-        try await eventually { fixture.volume.cacheUsage.cachedBytes == 2 * 65536 }
+        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 2 * 65536 })
         #expect(fixture.volume.readAheadCounts.bytes == 15 * 65536 - 4096)
         #expect(fixture.volume.readAheadCounts.hits == 15)
         #expect(fixture.volume.table.landed.bytes == 0)
@@ -213,7 +206,7 @@ import VolumeTestSupport
         }
         let sameAgain = back == data
         #expect(sameAgain)
-        try await eventually { fixture.volume.cacheUsage.cachedBytes == 16 * 65536 }
+        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 16 * 65536 })
         await fixture.close()
     }
 
@@ -225,9 +218,9 @@ import VolumeTestSupport
         // Whole chunks read backwards (no stream): 15 of 16 chunks used, less than a window
         // (an eighth, 2 chunks) free.
         for chunk in (0..<15).reversed() { _ = try await fixture.read(UInt64(chunk * 65536), 65536) }
-        try await eventually { fixture.volume.streamsPastCache }
+        #expect(try await eventually(within: 10) { fixture.volume.streamsPastCache })
         cache.capacity = 64 * 65536
-        try await eventually { !fixture.volume.streamsPastCache }
+        #expect(try await eventually(within: 10) { !fixture.volume.streamsPastCache })
         await cache.stop()
         await fixture.close()
     }

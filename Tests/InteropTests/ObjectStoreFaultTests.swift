@@ -4,6 +4,7 @@ import NIOCore
 import ObjectStore
 import ObjectStoreEmulator
 import Synchronization
+import TestSupport
 import Testing
 
 /// A cached volume keeps every write through a flaky object store and outages: writes go on into
@@ -164,16 +165,6 @@ import Testing
         try await client.flush()
         try await client.shutdown()
         return model
-    }
-
-    /// Waits until `condition` holds, checking every 100 ms, for at most `seconds`.
-    static func eventually(within seconds: Int, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return try await condition()
     }
 }
 

@@ -6,8 +6,8 @@ import ObjectStore
 
 /// Real file I/O whose next `syncData` calls fail with EIO (after really syncing), as a disk
 /// that lost write-back pages reports it once.
-public final class FailingSyncFileIO: FileIO, @unchecked Sendable {
-    private let base: any FileIO
+public final class FailingSyncFileIO: FileIOWrapper, @unchecked Sendable {
+    public let base: any FileIO
     private let failures = NIOLockedValueBox(0)
 
     public init(wrapping base: any FileIO) {
@@ -16,20 +16,6 @@ public final class FailingSyncFileIO: FileIO, @unchecked Sendable {
 
     /// Makes the next `count` syncs fail.
     public func failNextSyncs(_ count: Int) { failures.withLockedValue { $0 = count } }
-
-    public var backendName: String { base.backendName }
-
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
-        base.read(file, offset: offset, length: length, on: eventLoop)
-    }
-
-    public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
-        -> EventLoopFuture<Void>
-    {
-        base.write(file, offset: offset, data: data, dsync: dsync, on: eventLoop)
-    }
 
     public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         base.syncData(file, on: eventLoop).flatMapThrowing {
@@ -40,14 +26,6 @@ public final class FailingSyncFileIO: FileIO, @unchecked Sendable {
             if fail { throw LocalIOError(errno: EIO, operation: "fdatasync \(file.path)") }
         }
     }
-
-    public func allocate(
-        _ file: LocalFile, mode: FileAllocation, offset: UInt64, length: UInt64, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Void> {
-        base.allocate(file, mode: mode, offset: offset, length: length, on: eventLoop)
-    }
-
-    public func shutdown() async { await base.shutdown() }
 }
 
 /// A real object store that can be told to fail listings, or to fail PUTs after storing the

@@ -5,8 +5,8 @@ import NIOCore
 
 /// Real file I/O whose writes can be held back, as a slow disk would keep them: while held, a
 /// write waits, not yet issued, until `release` issues every waiting write or fails them with EIO.
-public final class HeldWritesFileIO: FileIO, @unchecked Sendable {
-    private let base: any FileIO
+public final class HeldWritesFileIO: FileIOWrapper, @unchecked Sendable {
+    public let base: any FileIO
     private let state = NIOLockedValueBox((holding: false, waiting: [EventLoopPromise<Bool>]()))
 
     public init(wrapping base: any FileIO) {
@@ -28,14 +28,6 @@ public final class HeldWritesFileIO: FileIO, @unchecked Sendable {
         for write in waiting { write.succeed(failing) }
     }
 
-    public var backendName: String { base.backendName }
-
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
-        base.read(file, offset: offset, length: length, on: eventLoop)
-    }
-
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
@@ -53,16 +45,4 @@ public final class HeldWritesFileIO: FileIO, @unchecked Sendable {
             return self.base.write(file, offset: offset, data: data, dsync: dsync, on: eventLoop)
         }
     }
-
-    public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        base.syncData(file, on: eventLoop)
-    }
-
-    public func allocate(
-        _ file: LocalFile, mode: FileAllocation, offset: UInt64, length: UInt64, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Void> {
-        base.allocate(file, mode: mode, offset: offset, length: length, on: eventLoop)
-    }
-
-    public func shutdown() async { await base.shutdown() }
 }
