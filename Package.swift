@@ -29,11 +29,20 @@ let package = Package(
         // C libraries from Debian.
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(
             name: "CNBD", path: "Tests/CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
 
         // Wire protocol: pure codecs, no I/O.
         .target(name: "NBDProtocol", dependencies: [nioCore]),
+        // What goes into the object store: checksums, compression, encryption; pure codecs, no I/O.
+        .target(
+            name: "Codecs",
+            dependencies: [
+                "CZstd", "CLZ4", nioCore, .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // The one seam between protocol and storage.
         .target(name: "BlockDevice", dependencies: [nioCore]),
         // File I/O on local disk: io_uring, with a pread/pwrite fallback.
@@ -54,16 +63,20 @@ let package = Package(
         // Chunk map, bitmaps, thin volumes.
         .target(
             name: "ChunkEngine",
-            dependencies: ["BlockDevice", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging, metrics]),
+            dependencies: [
+                "BlockDevice", "Codecs", "LocalIO", "Metadata", "ObjectStore", nioCore, nioPosix, logging, metrics,
+            ]),
         // Tape container format and tapes on any block device (cached volumes in the gateway).
-        .target(name: "TapeLibrary", dependencies: ["BlockDevice", "Metadata", nioCore, logging]),
+        .target(name: "TapeLibrary", dependencies: ["BlockDevice", "Codecs", "Metadata", nioCore, logging]),
         // SwiftNIO server: negotiation and transmission.
         .target(name: "NBDServer", dependencies: ["NBDProtocol", "BlockDevice", nioCore, nioPosix, logging, metrics]),
         // Composition root: config, exports, admin API.
         .target(
             name: "Gateway",
             dependencies: [
-                "NBDServer", "ChunkEngine", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice", "ObjectStore", nioCore,
+                "NBDServer", "ChunkEngine", "Codecs", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice",
+                "ObjectStore",
+                nioCore,
                 nioPosix, metrics, .product(name: "Prometheus", package: "swift-prometheus"),
                 nioHTTP1, .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 logging, .product(name: "Yams", package: "Yams"),
@@ -89,13 +102,14 @@ let package = Package(
             path: "Tests/VolumeTestSupport"),
 
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
         .testTarget(
             name: "ChunkEngineTests",
             dependencies: [
-                "ChunkEngine", "VolumeTestSupport", "TestSupport", "LocalIO", "Metadata", "ObjectStore", nioCore,
-                nioPosix,
+                "ChunkEngine", "Codecs", "VolumeTestSupport", "TestSupport", "LocalIO", "Metadata", "ObjectStore",
+                nioCore, nioPosix,
             ]),
         .testTarget(
             name: "TapeLibraryTests",
@@ -113,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "Gateway", "NBDProtocol", "NBDTestSupport", "TestSupport", "CNBD", "LocalIO", "ObjectStore",
+                "Gateway", "Codecs", "NBDProtocol", "NBDTestSupport", "TestSupport", "CNBD", "LocalIO", "ObjectStore",
                 "ObjectStoreEmulator", "ChunkEngine", "TapeLibrary", "NBDServer", nioCore, nioPosix, logging,
             ]),
     ]

@@ -4,6 +4,9 @@ public struct BlockDeviceError: Error, Equatable, CustomStringConvertible, Senda
     public enum Kind: Sendable, Equatable {
         /// Reading or writing the backing store failed, or data failed its check.
         case io
+        /// The data read failed its check: it is damaged where it is kept (an I/O error to a
+        /// client, but never a passing one: reading again finds the same damage).
+        case damaged
         /// No space left (backing store full, or past the end of a medium).
         case noSpace
         /// The request is not valid for this device.

@@ -19,6 +19,11 @@ extension ChunkTable {
         }
     }
 
+    /// The uploaded generation that holds a chunk, nil when none does.
+    func remoteGeneration(ofChunk index: Int) -> UInt64? {
+        lock.withLock { chunks[index].flatMap { $0.remoteGeneration > 0 ? $0.remoteGeneration : nil } }
+    }
+
     /// Claims the right to fill a chunk. Returns nil when the caller may fill now (and must call
     /// `endFill`), or a future to wait on while another fill runs (then look again).
     func beginFill(ofChunk index: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Void>? {

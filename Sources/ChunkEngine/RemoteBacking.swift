@@ -47,6 +47,8 @@ public struct RemoteSettings: Sendable, Equatable {
 /// delete.
 final class RemoteBacking: Sendable {
     let store: any ObjectStore
+    /// How chunks are written to and read from their objects.
+    let objects: ChunkObjects
     let uuid: String
     let volumeID: Int64
     let metadata: MetadataStore
@@ -93,10 +95,12 @@ final class RemoteBacking: Sendable {
     }
 
     init(
-        store: any ObjectStore, uuid: String, volumeID: Int64, metadata: MetadataStore, journal: MetadataJournal,
-        settings: RemoteSettings, firstGeneration: UInt64, group: any EventLoopGroup, logger: Logger
+        store: any ObjectStore, objects: ChunkObjects, uuid: String, volumeID: Int64, metadata: MetadataStore,
+        journal: MetadataJournal, settings: RemoteSettings, firstGeneration: UInt64, group: any EventLoopGroup,
+        logger: Logger
     ) {
         self.store = store
+        self.objects = objects
         self.uuid = uuid
         self.volumeID = volumeID
         self.metadata = metadata

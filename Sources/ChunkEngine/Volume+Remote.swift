@@ -1,4 +1,5 @@
 import BlockDevice
+import Codecs
 import LocalIO
 import Metadata
 import Metrics
@@ -81,9 +82,16 @@ extension Volume {
                 Int(UInt64(slice.lowerBound) / blockSize)..<Int((UInt64(slice.upperBound) + blockSize - 1) / blockSize)
             guard table.missingBlocks(ofChunk: index, in: wanted) != nil else { return nil }
             missed = true
-            return fill(
-                chunk: index, blocks: wholeChunks ? 0..<geometry.blocks(inChunk: index) : wanted,
-                goal: goal, on: eventLoop)
+            guard wholeChunks else { return fill(chunk: index, blocks: wanted, goal: goal, on: eventLoop) }
+            // A damaged part of the object the read does not need must not fail it: fetch only
+            // the wanted blocks then (the damage is logged and counted either way).
+            return fill(chunk: index, blocks: 0..<geometry.blocks(inChunk: index), goal: goal, on: eventLoop)
+                .flatMapError { error in
+                    guard (error as? BlockDeviceError)?.kind == .damaged else {
+                        return eventLoop.makeFailedFuture(error)
+                    }
+                    return self.fill(chunk: index, blocks: wanted, goal: goal, on: eventLoop)
+                }
         }
         remote?.counts.withLockedValue { counts in
             if missed { counts.misses += 1 } else { counts.hits += 1 }
@@ -126,10 +134,10 @@ extension Volume {
         let chunkStart = geometry.chunkStart(index)
         let downloads = runs.map { run in
             eventLoop.makeFutureWithTask { () -> (Range<Int>, ByteBuffer) in
-                let bytes = UInt64(run.lowerBound * blockSize)..<UInt64(run.upperBound * blockSize)
                 let data: ByteBuffer
                 do {
-                    data = try await remote.store.get(try remote.chunkKey(index, generation), range: bytes)
+                    data = try await remote.objects.read(
+                        chunk: index, generation: generation, blocks: run, key: try remote.chunkKey(index, generation))
                 } catch let error as ObjectStoreError where error.kind == .notFound {
                     // An upload replaced (and deleted) the generation meanwhile: look again.
                     guard self.table.missingBlocks(ofChunk: index, in: blocks)?.generation != generation else {
@@ -137,7 +145,7 @@ extension Volume {
                     }
                     throw GenerationReplaced()
                 }
-                guard data.readableBytes == bytes.count else {
+                guard data.readableBytes == run.count * blockSize else {
                     throw BlockDeviceError(
                         .io, "volume '\(self.name)': chunk \(index) generation \(generation) is shorter than expected")
                 }
@@ -395,7 +403,8 @@ extension Volume {
             [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
         ).get()
         do {
-            try await remote.store.put(try remote.chunkKey(index, generation), data: data)
+            _ = try await remote.objects.write(
+                data, chunk: index, generation: generation, key: try remote.chunkKey(index, generation))
         } catch {
             remote.uploadFailed(index: index, generation: generation)
             throw error
@@ -436,6 +445,29 @@ extension Volume {
 
     /// Chunks stored in the object store.
     public var uploadedChunks: Int { table.uploadedChunks() }
+
+    /// Reads of the object store that failed verification for good since the volume was opened:
+    /// when any did, the volume is degraded (data in the store is damaged, or was altered).
+    public var integrityFailures: UInt64 { remote?.objects.integrityFailures ?? 0 }
+
+    /// How the volume's chunk objects are compressed and encrypted (nil for a thin volume).
+    public var objectCodec: ObjectCodec? { remote?.objects.codec }
+
+    /// The bytes of data the chunk objects in use hold, and the bytes they take in the store
+    /// (read from a listing of the store: replaced objects not yet deleted do not count).
+    public func storedBytes() async throws -> (logical: UInt64, stored: UInt64) {
+        guard let remote else { return (0, 0) }
+        var logical: UInt64 = 0
+        var stored: UInt64 = 0
+        for object in try await remote.store.list(prefix: RemoteBacking.chunkPrefix(uuid: remote.uuid)) {
+            guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: remote.uuid),
+                table.remoteGeneration(ofChunk: index) == generation
+            else { continue }
+            logical += UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize)
+            stored += object.size
+        }
+        return (logical, stored)
+    }
 
     /// Objects replaced or emptied whose delete is due and not yet done.
     public var pendingDeletes: Int { remote?.outstandingDeletes ?? 0 }

@@ -1,4 +1,5 @@
 import BlockDevice
+import Codecs
 import LocalIO
 import Logging
 import Metrics

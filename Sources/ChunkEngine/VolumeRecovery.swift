@@ -1,3 +1,4 @@
+import Codecs
 import LocalIO
 import Logging
 import Metadata
@@ -31,12 +32,13 @@ extension Volume {
     /// - Throws: `LocalIOError` or `MetadataError`.
     public static func open(
         record: VolumeRecord, path: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
-        remote context: RemoteContext?, logger: Logger
+        remote context: RemoteContext?, dataKey: DataKey? = nil, logger: Logger
     ) async throws -> Volume {
         let cached = record.kind == Kind.cached.rawValue
         guard !cached || context != nil else {
             throw MetadataError("volume '\(record.name)' is cached but no object store is configured")
         }
+        let codec = cached ? try codec(of: record, dataKey: dataKey) : nil
         let geometry = ChunkGeometry(volumeSize: record.size, chunkSize: Int(record.chunkSize))
         let file = try LocalFile.open(path: path, length: record.size)
         var states = ChunkMap(
@@ -92,10 +94,13 @@ extension Volume {
             try store.apply(changes)
         }
         var backing: RemoteBacking?
-        if cached, let context {
+        if let codec, let context {
+            let objects = ChunkObjects(
+                store: context.store, codec: codec, formatSince: record.objectFormat.formatSince, geometry: geometry,
+                volume: record.name, logger: logger)
             backing = await makeBacking(
-                record: record, highestGeneration: highestGeneration, metadata: store, journal: journal,
-                context: context, logger: logger)
+                record: record, objects: objects, highestGeneration: highestGeneration, metadata: store,
+                journal: journal, context: context, logger: logger)
         }
         let table = ChunkTable(
             volumeID: record.id, geometry: geometry, journal: journal, cached: cached, chunks: states)
@@ -129,8 +134,8 @@ extension Volume {
     /// the listing shows that no record names are left in place: the database may be older than
     /// the store (restored from a backup), and only what it owes is known to be garbage.
     private static func makeBacking(
-        record: VolumeRecord, highestGeneration: UInt64, metadata: MetadataStore, journal: MetadataJournal,
-        context: RemoteContext, logger: Logger
+        record: VolumeRecord, objects: ChunkObjects, highestGeneration: UInt64, metadata: MetadataStore,
+        journal: MetadataJournal, context: RemoteContext, logger: Logger
     ) async -> RemoteBacking {
         var highest = highestGeneration
         if let next = try? metadata.nextGeneration(volumeID: record.id) { highest = max(highest, next - 1) }
@@ -154,26 +159,49 @@ extension Volume {
                 "volume '\(record.name)': cannot list its objects (\(error)); generations continue from the database")
         }
         let backing = RemoteBacking(
-            store: context.store, uuid: record.uuid, volumeID: record.id, metadata: metadata, journal: journal,
+            store: context.store, objects: objects, uuid: record.uuid, volumeID: record.id, metadata: metadata,
+            journal: journal,
             settings: context.settings, firstGeneration: highest + 1, group: context.group, logger: logger)
         backing.collect(volume: record.name)
         return backing
+    }
+
+    /// The codec of a cached volume's chunk objects, as its record says.
+    /// - Throws: `MetadataError` for an unknown algorithm, or an encrypted volume without its key.
+    private static func codec(of record: VolumeRecord, dataKey: DataKey?) throws -> ObjectCodec {
+        let format = record.objectFormat
+        guard let compression = Compression(parsing: format.compression), let cipher = Cipher(parsing: format.cipher)
+        else {
+            throw MetadataError(
+                "volume '\(record.name)' uses compression '\(format.compression)' or cipher '\(format.cipher)', which this blockgate does not know"
+            )
+        }
+        guard cipher == .off || dataKey != nil else {
+            throw MetadataError(
+                "volume '\(record.name)' is encrypted (\(cipher)): start blockgate with its master key (objects.key_file)"
+            )
+        }
+        return try ObjectCodec(
+            compression: compression, cipher: cipher, key: cipher == .off ? nil : dataKey, scope: record.uuid)
     }
 
     /// The prefix of every object of a cached volume's chunks.
     public static func objectPrefix(uuid: String) -> String { "volumes/\(uuid)/" }
 
     /// The chunk records of a cached volume rebuilt from its objects alone: per chunk the newest
-    /// generation, all blocks valid (invalid ones were uploaded as zeros), none cached; and the
-    /// first generation its uploads may use, above every one in the store.
-    public static func chunksInStore(uuid: String, geometry: ChunkGeometry, store: any ObjectStore) async throws
-        -> (chunks: [ChunkRecord], nextGeneration: UInt64)
-    {
+    /// generation, all blocks valid (invalid ones were uploaded as zeros), none cached; the first
+    /// generation its uploads may use, above every one in the store; and the first generation
+    /// in format 1 (`formatSince` when the manifest knows it, else found in the store).
+    public static func chunksInStore(
+        uuid: String, geometry: ChunkGeometry, store: any ObjectStore, formatSince: UInt64? = 1
+    ) async throws -> (chunks: [ChunkRecord], nextGeneration: UInt64, formatSince: UInt64) {
         var newest: [Int: UInt64] = [:]
         var highest: UInt64 = 0
+        var objects: [(generation: UInt64, index: Int)] = []
         for object in try await store.list(prefix: RemoteBacking.chunkPrefix(uuid: uuid)) {
             guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: uuid) else { continue }
             highest = max(highest, generation)
+            objects.append((generation, index))
             guard index < geometry.chunkCount else { continue }
             newest[index] = max(newest[index] ?? 0, generation)
         }
@@ -182,7 +210,38 @@ extension Volume {
             all.set(0..<all.count)
             return ChunkRecord(index: Int64(index), valid: all.bytes, dirty: false, remoteGeneration: generation)
         }
-        return (chunks, highest + 1)
+        let since: UInt64
+        if let formatSince {
+            since = formatSince
+        } else {
+            since =
+                try await firstInFormatOne(objects.sorted { $0.generation < $1.generation }, uuid: uuid, store: store)
+                ?? highest + 1
+        }
+        return (chunks, highest + 1, since)
+    }
+
+    /// The generation of the oldest object in format 1 among `objects` (in generation order),
+    /// nil when none is. Every upload of a volume since blockgate wrote format 1 has a higher
+    /// generation than every raw one before, so a binary search reading a header at each step
+    /// finds the boundary.
+    private static func firstInFormatOne(
+        _ objects: [(generation: UInt64, index: Int)], uuid: String, store: any ObjectStore
+    ) async throws -> UInt64? {
+        var low = 0
+        var high = objects.count  // objects[high...] are in format 1
+        while low < high {
+            let middle = (low + high) / 2
+            let (generation, index) = objects[middle]
+            let key = try ObjectKey("\(RemoteBacking.chunkPrefix(uuid: uuid))\(index)-\(generation)")
+            let prefix = try await store.get(key, range: 0..<64)
+            if ChunkObjects.isFormatOne(prefix, chunk: index, generation: generation) {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        return high < objects.count ? objects[high].generation : nil
     }
 
     /// The blocks of a chunk that hold allocated data in the file.

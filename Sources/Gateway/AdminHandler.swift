@@ -11,7 +11,8 @@ public struct AdminHandler: Sendable {
     public func handle(_ request: AdminRequest) async -> AdminResponse {
         do throws(TapeLibraryError) {
             switch request.op {
-            case .volumeCreate, .volumeList, .volumeInfo, .volumeDelete, .volumeFlush, .volumeRecover, .cacheStatus:
+            case .volumeCreate, .volumeList, .volumeInfo, .volumeDelete, .volumeFlush, .volumeRecover, .cacheStatus,
+                .keyRotate:
                 return await volumes.handle(request)
             case .reload:
                 do {

@@ -1,4 +1,5 @@
 import ChunkEngine
+import Codecs
 import TapeLibrary
 
 /// One admin request: a JSON object on one line of the admin socket.
@@ -11,6 +12,7 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         case volumeDelete = "volume.delete"
         case volumeFlush = "volume.flush"
         case volumeRecover = "volume.recover"
+        case keyRotate = "key.rotate"
         case cacheStatus = "cache.status"
         case tapeCreate = "tape.create"
         case tapeList = "tape.list"
@@ -45,11 +47,17 @@ public struct AdminRequest: Codable, Sendable, Equatable {
     public var worm: Bool?
     public var pool: String?
     public var shelf: Bool?
+    /// Cached volumes: compression and encryption by name (`volume.create`).
+    public var compression: String?
+    public var encryption: String?
+    /// The file holding the new master key (`key.rotate`), read by the daemon.
+    public var keyFile: String?
 
     public init(
         op: Operation, name: String? = nil, size: UInt64? = nil, chunkSize: UInt64? = nil, kind: String? = nil,
         force: Bool? = nil, barcode: String? = nil, drive: String? = nil, count: Int? = nil, worm: Bool? = nil,
-        pool: String? = nil, shelf: Bool? = nil
+        pool: String? = nil, shelf: Bool? = nil, compression: String? = nil, encryption: String? = nil,
+        keyFile: String? = nil
     ) {
         self.op = op
         self.name = name
@@ -63,11 +71,15 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         self.worm = worm
         self.pool = pool
         self.shelf = shelf
+        self.compression = compression
+        self.encryption = encryption
+        self.keyFile = keyFile
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf
+        case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf, compression, encryption
         case chunkSize = "chunk_size"
+        case keyFile = "key_file"
     }
 }
 
@@ -120,11 +132,12 @@ extension VolumeManager {
                 }
                 return AdminResponse(
                     volume: try await create(
-                        name: try name(request), size: size, chunkSize: request.chunkSize, kind: kind))
+                        name: try name(request), size: size, chunkSize: request.chunkSize, kind: kind,
+                        format: try formatRequest(request, kind: kind)))
             case .volumeList:
                 return AdminResponse(volumes: list())
             case .volumeInfo:
-                return AdminResponse(volume: try info(name: try name(request)))
+                return AdminResponse(volume: try await detailedInfo(name: try name(request)))
             case .volumeDelete:
                 try await delete(name: try name(request), force: request.force ?? false)
                 return AdminResponse()
@@ -134,12 +147,39 @@ extension VolumeManager {
                 return AdminResponse(volume: try await recover(name: try name(request)))
             case .cacheStatus:
                 return AdminResponse(cache: cache.status())
+            case .keyRotate:
+                guard let keyFile = request.keyFile else { throw GatewayError(.invalid, "key.rotate needs a key_file") }
+                return AdminResponse(message: try await rotateMasterKey(newKeyFile: keyFile))
             default:
                 throw GatewayError(.invalid, "\(request.op.rawValue) is not a volume request")
             }
         } catch {
             return AdminResponse(error: error)
         }
+    }
+
+    /// The compression and encryption a `volume.create` asks for, checked.
+    private func formatRequest(_ request: AdminRequest, kind: Volume.Kind) throws(GatewayError)
+        -> ObjectFormatChoice.Request
+    {
+        var format = ObjectFormatChoice.Request()
+        if let text = request.compression {
+            guard let compression = Compression(parsing: text) else {
+                throw GatewayError(.invalid, "compression '\(text)' is not off, lz4, zstd or zstd:LEVEL (1-19)")
+            }
+            format.compression = compression
+        }
+        if let text = request.encryption {
+            guard let cipher = Cipher(parsing: text) else {
+                throw GatewayError(.invalid, "encryption '\(text)' is not off, aes-256-gcm or chacha20-poly1305")
+            }
+            format.cipher = cipher
+        }
+        guard kind == .cached || format == .init() else {
+            throw GatewayError(
+                .invalid, "compression and encryption apply to what goes into the object store: use --kind cached")
+        }
+        return format
     }
 
     private func name(_ request: AdminRequest) throws(GatewayError) -> String {

@@ -117,7 +117,7 @@ public final class Gateway: Sendable {
                 dataDirectory: dataDirectory, store: metadata, journal: journal, io: io, connections: connections,
                 defaultExport: config.defaultExport, defaultChunkSize: config.defaultChunkSize,
                 remote: RemoteContext(store: store, settings: settings, group: group), shelf: shelf, cache: cache,
-                logger: logger)
+                masterKey: try config.masterKey(), defaultFormat: config.objectFormat, logger: logger)
             try await manager.openAll()
             cache.start()
             if manager.names.isEmpty, let demo = config.demoVolume {

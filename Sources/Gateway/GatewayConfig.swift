@@ -1,3 +1,4 @@
+import Codecs
 import Foundation
 import LocalIO
 import Logging
@@ -61,6 +62,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadSettleSeconds: Int64 = 120
     /// Bytes of whole chunks downloaded ahead of a sequential reader at most (0 turns it off).
     public var readAhead: UInt64 = 16 << 20
+    /// The master key file of encrypted cached volumes.
+    public var keyFile: String?
+    /// How new cached volumes compress and encrypt their objects.
+    public var objectFormat = ObjectFormatChoice()
     /// NBD over TLS: off, optional or required, with the server's certificate chain and key
     /// (PEM files) and, to require client certificates, the CA that signs them.
     public var tls = TLSSettings()
@@ -103,6 +108,23 @@ public struct GatewayConfig: Sendable, Equatable {
 
     /// The admin socket path.
     public var resolvedAdminSocket: String { adminSocket ?? dataDirectory + "/admin.sock" }
+
+    /// The master key from `keyFile`, nil when there is none.
+    /// - Throws: `GatewayError.invalid` when the file cannot be read or holds no key.
+    public func masterKey() throws(GatewayError) -> MasterKey? {
+        guard let keyFile else { return nil }
+        let contents: Data
+        do {
+            contents = try Data(contentsOf: URL(fileURLWithPath: keyFile))
+        } catch {
+            throw GatewayError(.invalid, "cannot read the key file \(keyFile): \(error.localizedDescription)")
+        }
+        do {
+            return try MasterKey(keyFile: Array(contents))
+        } catch {
+            throw GatewayError(.invalid, "key file \(keyFile): \(error.message)")
+        }
+    }
 
     /// The object store's location.
     /// - Throws: `GatewayError.invalid` for a malformed URL.
@@ -197,7 +219,7 @@ private struct ConfigReader {
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
         let sections = [
             "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "metrics", "tls",
-            "demo_volume",
+            "demo_volume", "objects",
         ]
         for (key, value) in try mapping(root, section: nil, allowed: sections) {
             switch key {
@@ -311,6 +333,25 @@ private struct ConfigReader {
                     case "url": config.objectStore = try objectStoreURL(value, "object_store.url")
                     case "access_key": config.accessKey = text
                     default: config.secretKey = text
+                    }
+                }
+            case "objects":
+                for (key, value) in try mapping(
+                    value, section: "objects", allowed: ["key_file", "encryption", "compression"])
+                {
+                    let text = try string(value, "objects.\(key)")
+                    switch key {
+                    case "key_file": config.keyFile = text
+                    case "encryption":
+                        guard let cipher = Cipher(parsing: text) else {
+                            throw error(value, "objects.encryption", "must be off, aes-256-gcm or chacha20-poly1305")
+                        }
+                        config.objectFormat.cipher = cipher
+                    default:
+                        guard let compression = Compression(parsing: text) else {
+                            throw error(value, "objects.compression", "must be off, lz4, zstd or zstd:LEVEL (1-19)")
+                        }
+                        config.objectFormat.compression = compression
                     }
                 }
             case "cache":

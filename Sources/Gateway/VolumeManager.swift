@@ -1,5 +1,6 @@
 import BlockDevice
 import ChunkEngine
+import Codecs
 import Foundation
 import LocalIO
 import Logging
@@ -29,6 +30,11 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     private let shelf: RemoteContext
     /// The local cache of the cached volumes.
     public let cache: CacheManager
+    /// How new cached volumes write their objects unless told otherwise.
+    private let defaultFormat: ObjectFormatChoice
+    /// The key that wraps every data key; nil when none is configured (then no volume can be
+    /// encrypted, and an encrypted one cannot be opened).
+    private let masterKey: NIOLockedValueBox<MasterKey?>
     private let logger: Logger
     private let volumes = NIOLockedValueBox([String: OpenVolume]())
 
@@ -41,7 +47,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         dataDirectory: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
         connections: ConnectionRegistry, defaultExport: String, defaultChunkSize: UInt64, remote: RemoteContext,
         shelf: RemoteContext? = nil,
-        cache: CacheManager, logger: Logger
+        cache: CacheManager, masterKey: MasterKey? = nil, defaultFormat: ObjectFormatChoice = .init(), logger: Logger
     ) {
         self.volumesDirectory = dataDirectory + "/volumes"
         self.store = store
@@ -53,6 +59,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         self.remote = remote
         self.shelf = shelf ?? remote
         self.cache = cache
+        self.masterKey = NIOLockedValueBox(masterKey)
+        self.defaultFormat = defaultFormat
         self.logger = logger
     }
 
@@ -67,10 +75,30 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     private func open(_ record: VolumeRecord) async throws {
         let volume = try await Volume.open(
             record: record, path: path(of: record), store: store, journal: journal, io: io,
-            remote: remote(for: record.name),
-            logger: logger)
+            remote: remote(for: record.name), dataKey: try dataKey(of: record), logger: logger)
         volumes.withLockedValue { $0[record.name] = OpenVolume(record: record, volume: volume) }
         cache.add(volume)
+    }
+
+    /// The data key of an encrypted volume, unwrapped.
+    /// - Throws: `GatewayError` when there is no master key, or it is not the one that wrapped it.
+    private func dataKey(of record: VolumeRecord) throws(GatewayError) -> DataKey? {
+        let wrapped = record.objectFormat.wrappedKey
+        guard !wrapped.isEmpty else { return nil }
+        guard let masterKey = masterKey.withLockedValue({ $0 }) else {
+            throw GatewayError(
+                .invalid,
+                "volume '\(record.name)' is encrypted: start blockgate with its master key (--key-file, or objects.key_file in the config)"
+            )
+        }
+        do {
+            return try masterKey.unwrap(wrapped, scope: record.uuid)
+        } catch {
+            throw GatewayError(
+                .invalid,
+                "volume '\(record.name)' cannot be opened: the master key given (id \(String(masterKey.id, radix: 16))) is not the one its data key was wrapped with"
+            )
+        }
     }
 
     /// Names of the volumes.
@@ -79,17 +107,18 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// Creates a volume: thin (local disk) or cached (object store, with a local cache).
     /// - Throws: `GatewayError` for a bad name or size, or a name in use.
     @discardableResult
-    public func create(name: String, size: UInt64, chunkSize: UInt64? = nil, kind: Volume.Kind = .thin)
-        async throws(GatewayError) -> VolumeInfo
-    {
+    public func create(
+        name: String, size: UInt64, chunkSize: UInt64? = nil, kind: Volume.Kind = .thin,
+        format: ObjectFormatChoice.Request = .init()
+    ) async throws(GatewayError) -> VolumeInfo {
         try Self.validate(name: name)
-        return try await createVolume(name: name, size: size, chunkSize: chunkSize, kind: kind)
+        return try await createVolume(name: name, size: size, chunkSize: chunkSize, kind: kind, format: format)
     }
 
     @discardableResult
-    private func createVolume(name: String, size: UInt64, chunkSize: UInt64?, kind: Volume.Kind)
-        async throws(GatewayError) -> VolumeInfo
-    {
+    private func createVolume(
+        name: String, size: UInt64, chunkSize: UInt64?, kind: Volume.Kind, format request: ObjectFormatChoice.Request
+    ) async throws(GatewayError) -> VolumeInfo {
         let chunkSize = chunkSize ?? defaultChunkSize
         guard chunkSize <= UInt64(Int.max), ChunkGeometry.isValidChunkSize(Int(chunkSize)) else {
             throw GatewayError(
@@ -107,15 +136,18 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         if volumes.withLockedValue({ $0[name] != nil }) {
             throw GatewayError(.conflict, "a volume named '\(name)' already exists")
         }
+        let uuid = UUID().uuidString.lowercased()
+        let objectFormat = kind == .cached ? try objectFormat(request, uuid: uuid) : ObjectFormatRecord()
         let manifest = VolumeManifest(
             name: name, kind: kind, size: size, chunkSize: chunkSize, createdAt: Int64(Date().timeIntervalSince1970),
-            uuid: UUID().uuidString.lowercased())
+            uuid: uuid, objectFormat: VolumeManifest.Format(objectFormat))
         do {
-            if kind == .cached { try await manifest.store(in: remote(for: name).store) }
+            if kind == .cached {
+                try await manifest.store(in: remote(for: name).store, sealedWith: masterKey.withLockedValue { $0 })
+            }
             let record = try store.createVolume(
                 name: name, kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize),
-                createdAt: manifest.createdAt,
-                uuid: manifest.uuid)
+                createdAt: manifest.createdAt, uuid: manifest.uuid, objectFormat: objectFormat)
             try await open(record)
             logger.info(
                 "created \(kind.rawValue) volume '\(name)' of \(ByteSize.format(size)) (chunks of \(ByteSize.format(chunkSize)))"
@@ -130,6 +162,32 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         }
     }
 
+    /// How a new cached volume writes its objects: what was asked, else the defaults; with a fresh
+    /// data key wrapped by the master key when it is encrypted.
+    private func objectFormat(_ request: ObjectFormatChoice.Request, uuid: String) throws(GatewayError)
+        -> ObjectFormatRecord
+    {
+        let masterKey = masterKey.withLockedValue { $0 }
+        let compression = request.compression ?? defaultFormat.compression
+        let cipher = request.cipher ?? defaultFormat.cipher ?? (masterKey == nil ? .off : .aes256GCM)
+        var wrapped: [UInt8] = []
+        if cipher != .off {
+            guard let masterKey else {
+                throw GatewayError(
+                    .invalid,
+                    "encryption (\(cipher)) needs a master key: start blockgate with --key-file FILE (make one with `blockgate key generate FILE`), or create the volume with --encryption off"
+                )
+            }
+            do {
+                wrapped = try masterKey.wrap(.generate(), scope: uuid)
+            } catch {
+                throw GatewayError(.failed, "cannot wrap the new volume's data key: \(error)")
+            }
+        }
+        return ObjectFormatRecord(
+            compression: compression.description, cipher: cipher.description, wrappedKey: wrapped)
+    }
+
     /// Rebuilds a cached volume from the object store alone (its manifest and chunk objects),
     /// for a data directory that lost it.
     /// - Throws: `GatewayError.notFound` when no manifest names it, `.conflict` when it exists.
@@ -139,19 +197,25 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             throw GatewayError(.conflict, "volume '\(name)' exists here already; delete it first to recover it")
         }
         do {
-            guard let manifest = try await VolumeManifest.find(name: name, in: remote.store) else {
+            guard
+                let manifest = try await VolumeManifest.find(
+                    name: name, in: remote.store, masterKey: masterKey.withLockedValue { $0 })
+            else {
                 throw GatewayError(.notFound, "the object store holds no manifest of a volume named '\(name)'")
             }
             // Everything is read from the store before anything is recorded, and the volume is
             // recorded with its chunks in one transaction: a failed recover leaves no volume
             // behind (whose empty chunk map could otherwise be taken for the truth).
             let geometry = ChunkGeometry(volumeSize: manifest.size, chunkSize: Int(manifest.chunkSize))
-            let (chunks, nextGeneration) = try await Volume.chunksInStore(
-                uuid: manifest.uuid, geometry: geometry, store: remote.store)
+            let (chunks, nextGeneration, formatSince) = try await Volume.chunksInStore(
+                uuid: manifest.uuid, geometry: geometry, store: remote.store,
+                formatSince: manifest.objectFormat?.formatSince)
+            var objectFormat = manifest.objectFormat?.record ?? ObjectFormatRecord()
+            objectFormat.formatSince = formatSince
             let record = try store.createVolume(
                 name: name, kind: Volume.Kind.cached.rawValue, size: manifest.size,
                 chunkSize: UInt32(manifest.chunkSize), createdAt: manifest.createdAt, uuid: manifest.uuid,
-                chunks: chunks, nextGeneration: nextGeneration)
+                chunks: chunks, nextGeneration: nextGeneration, objectFormat: objectFormat)
             try await open(record)
             logger.notice("recovered cached volume '\(name)' from the object store: \(chunks.count) chunk(s)")
             return try info(name: name)
@@ -172,6 +236,73 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     public func info(name: String) throws(GatewayError) -> VolumeInfo {
         let open = try lookup(name)
         return info(record: open.record, volume: open.volume)
+    }
+
+    /// One volume, with what its objects take in the store (a listing of the store).
+    public func detailedInfo(name: String) async throws(GatewayError) -> VolumeInfo {
+        let open = try lookup(name)
+        var info = info(record: open.record, volume: open.volume)
+        guard open.volume.kind == .cached else { return info }
+        do {
+            let (logical, stored) = try await open.volume.storedBytes()
+            info.logicalBytes = logical
+            info.storedBytes = stored
+        } catch {
+            logger.warning("volume '\(name)': cannot list its objects to measure them: \(error)")
+        }
+        return info
+    }
+
+    /// Re-wraps the data key of every encrypted volume (and the manifests) with the master key in
+    /// `newKeyFile`, without rewriting any data; from then on that key is the one to start with.
+    /// The manifests are rewritten first and the database last, in one transaction, so that a
+    /// rotation cut short leaves the database on the old key and can be run again.
+    func rotateMasterKey(newKeyFile path: String) async throws(GatewayError) -> String {
+        let newKey: MasterKey
+        do {
+            newKey = try MasterKey(keyFile: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        } catch let error as ObjectFormatError {
+            throw GatewayError(.invalid, "\(path): \(error.message)")
+        } catch {
+            throw GatewayError(.invalid, "cannot read the new key file \(path): \(error.localizedDescription)")
+        }
+        guard let oldKey = masterKey.withLockedValue({ $0 }) else {
+            throw GatewayError(
+                .invalid, "blockgate runs without a master key: there is nothing to rotate (start it with --key-file)")
+        }
+        var rewrapped: [(VolumeRecord, [UInt8])] = []
+        do {
+            for open in volumes.withLockedValue({ Array($0.values) }) {
+                let record = open.record
+                var format = record.objectFormat
+                if !format.wrappedKey.isEmpty {
+                    format.wrappedKey = try newKey.wrap(
+                        try oldKey.unwrap(format.wrappedKey, scope: record.uuid), scope: record.uuid)
+                    rewrapped.append((record, format.wrappedKey))
+                }
+                guard open.volume.kind == .cached else { continue }
+                let manifest = VolumeManifest(
+                    name: record.name, kind: .cached, size: record.size, chunkSize: UInt64(record.chunkSize),
+                    createdAt: record.createdAt, uuid: record.uuid, objectFormat: VolumeManifest.Format(format))
+                try await manifest.store(in: remote(for: record.name).store, sealedWith: newKey)
+            }
+            try store.setWrappedKeys(rewrapped.map { ($0.0.id, $0.1) })
+        } catch {
+            throw GatewayError(.failed, "key rotation failed, the old key stays in force (run it again): \(error)")
+        }
+        masterKey.withLockedValue { $0 = newKey }
+        volumes.withLockedValue { volumes in
+            for (record, wrapped) in rewrapped {
+                guard let open = volumes[record.name] else { continue }
+                var format = record.objectFormat
+                format.wrappedKey = wrapped
+                volumes[record.name] = OpenVolume(record: record.with(objectFormat: format), volume: open.volume)
+            }
+        }
+        logger.notice(
+            "master key rotated to key id \(String(newKey.id, radix: 16)): \(rewrapped.count) data key(s) re-wrapped")
+        return
+            "re-wrapped \(rewrapped.count) data key(s) with key id \(String(newKey.id, radix: 16)); start blockgate with \(path) from now on"
     }
 
     /// Makes every completed write of a volume durable (locally), and has a cached volume's
@@ -305,7 +436,11 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             objects: volume.kind == .cached ? volume.uploadedChunks : nil,
             pendingDeletes: volume.kind == .cached ? volume.pendingDeletes : nil,
             settlingDeletes: volume.kind == .cached ? volume.settlingDeletes : nil,
-            heldWrites: volume.kind == .cached ? volume.heldWrites : nil, fenced: volume.fenced)
+            heldWrites: volume.kind == .cached ? volume.heldWrites : nil, fenced: volume.fenced,
+            compression: volume.objectCodec.map { $0.compression.description },
+            encryption: volume.objectCodec.map { $0.cipher.description },
+            integrityFailures: volume.kind == .cached ? volume.integrityFailures : nil,
+            degraded: volume.kind == .cached ? volume.integrityFailures > 0 : nil)
     }
 
     // MARK: - Tape containers
@@ -321,7 +456,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// Creates the cached volume that holds a tape.
     func createContainer(barcode: String, size: UInt64) async throws(GatewayError) -> Volume {
         let name = Self.containerPrefix + barcode
-        try await createVolume(name: name, size: size, chunkSize: 1 << 20, kind: .cached)
+        try await createVolume(name: name, size: size, chunkSize: 1 << 20, kind: .cached, format: .init())
         return try lookup(name, containers: true).volume
     }
 
@@ -386,9 +521,21 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
     public var heldWrites: Int?
     /// Why the volume refuses every flush (a sync of its file failed), until blockgate restarts.
     public var fenced: String?
+    /// Cached volumes: how chunk objects are compressed and encrypted.
+    public var compression: String?
+    public var encryption: String?
+    /// Cached volumes: reads from the store that failed verification (the volume is degraded
+    /// when there are any: data in the store is damaged or was altered; see the log).
+    public var integrityFailures: UInt64?
+    /// Cached volumes (`volume info` only): the bytes of data the chunk objects in use hold, and
+    /// what they take in the store.
+    public var logicalBytes: UInt64?
+    public var storedBytes: UInt64?
+    /// Cached volumes: whether any read failed verification.
+    public var degraded: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, uuid, size, clients, objects, fenced
+        case name, kind, uuid, size, clients, objects, fenced, compression, encryption, degraded
         case chunkSize = "chunk_size"
         case allocatedChunks = "allocated_chunks"
         case allocatedBytes = "allocated_bytes"
@@ -399,5 +546,8 @@ public struct VolumeInfo: Codable, Sendable, Equatable {
         case pendingDeletes = "pending_deletes"
         case settlingDeletes = "settling_deletes"
         case heldWrites = "held_writes"
+        case integrityFailures = "integrity_failures"
+        case logicalBytes = "logical_bytes"
+        case storedBytes = "stored_bytes"
     }
 }

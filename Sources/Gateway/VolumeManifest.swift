@@ -1,10 +1,15 @@
 import ChunkEngine
+import Codecs
 import Foundation
+import Metadata
 import NIOCore
 import ObjectStore
 
 /// What the object store keeps about a cached volume besides its chunks, so that the volume can
-/// be rebuilt from the store alone: `manifests/<uuid>.json`.
+/// be rebuilt from the store alone: `manifests/<uuid>.json`. JSON as it is without a master key;
+/// with one, sealed in an object of format 1 (docs/object-format.md, "Records"), so that the
+/// store shows no volume name. Manifests written before blockgate had an object format lack
+/// `object_format`: their chunk objects are raw up to a generation found in the store.
 struct VolumeManifest: Codable, Equatable {
     var name: String
     var kind: Volume.Kind
@@ -12,29 +17,72 @@ struct VolumeManifest: Codable, Equatable {
     var chunkSize: UInt64
     var createdAt: Int64
     var uuid: String
+    var objectFormat: Format?
+
+    /// How the volume's chunk objects are written (`ObjectFormatRecord` as stored).
+    struct Format: Codable, Equatable {
+        var formatSince: UInt64
+        var compression: String
+        var cipher: String
+        /// The data key wrapped by the master key, base64 (absent when not encrypted).
+        var wrappedKey: String?
+
+        enum CodingKeys: String, CodingKey {
+            case compression, cipher
+            case formatSince = "format_since"
+            case wrappedKey = "wrapped_key"
+        }
+
+        init(_ record: ObjectFormatRecord) {
+            formatSince = record.formatSince
+            compression = record.compression
+            cipher = record.cipher
+            wrappedKey = record.wrappedKey.isEmpty ? nil : Data(record.wrappedKey).base64EncodedString()
+        }
+
+        var record: ObjectFormatRecord {
+            ObjectFormatRecord(
+                formatSince: formatSince, compression: compression, cipher: cipher,
+                wrappedKey: wrappedKey.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? [])
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, kind, size, uuid
         case chunkSize = "chunk_size"
         case createdAt = "created_at"
+        case objectFormat = "object_format"
     }
 
     static func key(uuid: String) throws -> ObjectKey { try ObjectKey("manifests/\(uuid).json") }
 
-    /// Writes the manifest.
-    func store(in objects: any ObjectStore) async throws {
+    /// The codec of sealed manifests.
+    private static func codec(_ masterKey: MasterKey) throws -> ObjectCodec {
+        try ObjectCodec(cipher: .aes256GCM, key: masterKey.recordKey, scope: "manifests")
+    }
+
+    /// Writes the manifest (sealed when there is a master key).
+    func store(in objects: any ObjectStore, sealedWith masterKey: MasterKey?) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var data = ByteBuffer()
         data.writeBytes(try encoder.encode(self))
+        if let masterKey {
+            data = try Self.codec(masterKey).encode(data, as: ObjectCodec.recordIdentity())
+        }
         try await objects.put(try Self.key(uuid: uuid), data: data)
     }
 
-    /// The newest manifest of a volume named `name`, if any.
-    static func find(name: String, in objects: any ObjectStore) async throws -> VolumeManifest? {
+    /// The newest manifest of a volume named `name`, if any. Sealed manifests that the master
+    /// key does not open are passed over.
+    static func find(name: String, in objects: any ObjectStore, masterKey: MasterKey?) async throws -> VolumeManifest? {
         var found: VolumeManifest?
         for object in try await objects.list(prefix: "manifests/") {
-            let data = try await objects.get(try ObjectKey(object.key), range: nil)
+            var data = try await objects.get(try ObjectKey(object.key), range: nil)
+            if data.readableBytesView.first != UInt8(ascii: "{") {
+                guard let masterKey, let opened = try? codec(masterKey).decodeRecord(data) else { continue }
+                data = opened
+            }
             guard let manifest = try? JSONDecoder().decode(VolumeManifest.self, from: Data(data.readableBytesView)),
                 manifest.name == name
             else { continue }

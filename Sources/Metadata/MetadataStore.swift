@@ -65,10 +65,11 @@ public final class MetadataStore: Sendable {
     /// - Parameters:
     ///   - chunks: the chunk records it starts with.
     ///   - nextGeneration: the first upload generation it may use.
+    ///   - objectFormat: how its chunk objects are written.
     /// - Throws: `MetadataError` if the name is taken.
     public func createVolume(
         name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = "",
-        chunks: [ChunkRecord] = [], nextGeneration: UInt64 = 1
+        chunks: [ChunkRecord] = [], nextGeneration: UInt64 = 1, objectFormat: ObjectFormatRecord = .init()
     ) throws(MetadataError) -> VolumeRecord {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> VolumeRecord in
             let connection = statements.connection
@@ -78,16 +79,17 @@ public final class MetadataStore: Sendable {
                     .forEachRow { _ in exists = true }
                 guard !exists else { throw MetadataError("a volume named '\(name)' already exists") }
                 try connection.prepare(
-                    "INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid, next_generation) "
-                        + "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid, next_generation, "
+                        + "format_since, compression, cipher, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ).bind([
                     .text(name), .text(kind), .integer(Int64(size)), .integer(Int64(chunkSize)), .integer(createdAt),
-                    .text(uuid), .integer(Int64(nextGeneration)),
+                    .text(uuid), .integer(Int64(nextGeneration)), .integer(Int64(objectFormat.formatSince)),
+                    .text(objectFormat.compression), .text(objectFormat.cipher), .blob(objectFormat.wrappedKey),
                 ])
                 .run()
                 let record = VolumeRecord(
                     id: connection.lastInsertRowID, name: name, kind: kind, size: size, chunkSize: chunkSize,
-                    createdAt: createdAt, uuid: uuid)
+                    createdAt: createdAt, uuid: uuid, objectFormat: objectFormat)
                 for chunk in chunks { try Self.apply(.store(volumeID: record.id, chunk), with: statements) }
                 return record
             }
@@ -132,14 +134,30 @@ public final class MetadataStore: Sendable {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> [VolumeRecord] in
             var records: [VolumeRecord] = []
             try statements.connection.prepare(
-                "SELECT id, name, kind, size, chunk_size, created_at, uuid FROM volumes ORDER BY name"
+                "SELECT id, name, kind, size, chunk_size, created_at, uuid, format_since, compression, cipher, "
+                    + "wrapped_key FROM volumes ORDER BY name"
             ).forEachRow { row in
                 records.append(
                     VolumeRecord(
                         id: row.integer(0), name: row.text(1), kind: row.text(2), size: UInt64(row.integer(3)),
-                        chunkSize: UInt32(row.integer(4)), createdAt: row.integer(5), uuid: row.text(6)))
+                        chunkSize: UInt32(row.integer(4)), createdAt: row.integer(5), uuid: row.text(6),
+                        objectFormat: ObjectFormatRecord(
+                            formatSince: UInt64(row.integer(7)), compression: row.text(8), cipher: row.text(9),
+                            wrappedKey: row.blob(10))))
             }
             return records
+        }
+    }
+
+    /// Records new wrappings of volumes' data keys (a master key rotation), all or none.
+    public func setWrappedKeys(_ keys: [(volumeID: Int64, wrappedKey: [UInt8])]) throws(MetadataError) {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) in
+            try statements.connection.transaction { () throws(MetadataError) in
+                for (volumeID, wrapped) in keys {
+                    try statements.connection.prepare("UPDATE volumes SET wrapped_key = ? WHERE id = ?")
+                        .bind([.blob(wrapped), .integer(volumeID)]).run()
+                }
+            }
         }
     }
 
@@ -235,9 +253,12 @@ public struct VolumeRecord: Sendable, Equatable {
     public let createdAt: Int64
     /// The volume's key prefix in the object store (cached volumes; empty for thin ones).
     public let uuid: String
+    /// How its chunk objects are written (cached volumes).
+    public let objectFormat: ObjectFormatRecord
 
     public init(
-        id: Int64, name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = ""
+        id: Int64, name: String, kind: String, size: UInt64, chunkSize: UInt32, createdAt: Int64, uuid: String = "",
+        objectFormat: ObjectFormatRecord = .init()
     ) {
         self.id = id
         self.name = name
@@ -246,6 +267,34 @@ public struct VolumeRecord: Sendable, Equatable {
         self.chunkSize = chunkSize
         self.createdAt = createdAt
         self.uuid = uuid
+        self.objectFormat = objectFormat
+    }
+
+    /// The same volume, its objects written as `objectFormat` says.
+    public func with(objectFormat: ObjectFormatRecord) -> VolumeRecord {
+        VolumeRecord(
+            id: id, name: name, kind: kind, size: size, chunkSize: chunkSize, createdAt: createdAt, uuid: uuid,
+            objectFormat: objectFormat)
+    }
+}
+
+/// How a cached volume's chunk objects are written, as stored (docs/object-format.md).
+public struct ObjectFormatRecord: Sendable, Equatable {
+    /// The first generation written in format 1; older ones are raw (format 0).
+    public var formatSince: UInt64
+    /// The compression of its frames by name (`off`, `lz4`, `zstd:3`).
+    public var compression: String
+    /// The cipher of its frames by name (`off`, `aes-256-gcm`, `chacha20-poly1305`).
+    public var cipher: String
+    /// The volume's data key wrapped by the master key (empty when not encrypted).
+    public var wrappedKey: [UInt8]
+
+    public init(formatSince: UInt64 = 1, compression: String = "off", cipher: String = "off", wrappedKey: [UInt8] = [])
+    {
+        self.formatSince = formatSince
+        self.compression = compression
+        self.cipher = cipher
+        self.wrappedKey = wrappedKey
     }
 }
 

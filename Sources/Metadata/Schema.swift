@@ -54,6 +54,17 @@ enum Schema {
             PRIMARY KEY (volume_id, idx, generation)
         ) WITHOUT ROWID;
         """,
+        // Cached volumes: how their chunk objects are written (docs/object-format.md). Objects of
+        // generations from format_since on are in format 1; the cached volumes already here wrote
+        // raw objects (format 0) below their next generation, and go on to format 1 from there.
+        // Compression and cipher by name; the volume's data key wrapped by the master key.
+        """
+        ALTER TABLE volumes ADD COLUMN format_since INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE volumes ADD COLUMN compression TEXT NOT NULL DEFAULT 'off';
+        ALTER TABLE volumes ADD COLUMN cipher TEXT NOT NULL DEFAULT 'off';
+        ALTER TABLE volumes ADD COLUMN wrapped_key BLOB NOT NULL DEFAULT x'';
+        UPDATE volumes SET format_since = next_generation WHERE kind = 'cached';
+        """,
     ]
 
     /// Brings the database up to the newest schema.

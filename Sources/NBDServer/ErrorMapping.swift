@@ -6,7 +6,7 @@ extension NBDErrno {
     /// FAST_ZERO request, as the protocol allows it nowhere else.
     init(_ error: BlockDeviceError, flags: NBDCommandFlags) {
         switch error.kind {
-        case .io: self = .io
+        case .io, .damaged: self = .io
         case .noSpace: self = .noSpace
         case .invalid: self = .invalid
         case .notPermitted: self = .perm

@@ -7,7 +7,7 @@ extension ByteBuffer {
 
     /// An empty buffer with room for `capacity` bytes whose first byte written will sit at a
     /// `bodyAlignment` boundary.
-    static func aligned(capacity: Int) -> ByteBuffer {
+    public static func aligned(capacity: Int) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(capacity + bodyAlignment - 1)
         let start = buffer.withVeryUnsafeMutableBytes { Int(bitPattern: $0.baseAddress) }

@@ -1,3 +1,5 @@
+import Codecs
+
 /// Appends little-endian integers and raw bytes: the writing half of the tape format codecs.
 struct ByteWriter {
     private(set) var bytes: [UInt8] = []

@@ -1,4 +1,5 @@
 import BlockDevice
+import Codecs
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -412,8 +413,13 @@ public actor Tape {
 
     /// The first `valid` bytes of a record, checked against its CRC unless written since the last commit.
     private func readRecord(_ record: Int, file: Int, valid: Int) async throws -> [UInt8] {
-        let bytes = try await Self.readBytes(
-            container, offset: geometry.recordOffset(record), length: valid, on: eventLoop)
+        let bytes: [UInt8]
+        do {
+            bytes = try await Self.readBytes(
+                container, offset: geometry.recordOffset(record), length: valid, on: eventLoop)
+        } catch let error as BlockDeviceError where error.kind == .damaged {
+            throw checkFailed(record, "its data is damaged where the tape is kept (\(error.message))")
+        }
         if dirtyRecords.contains(record) || writing[record] != nil { return bytes }
         let entry: GroupHeader.Entry
         do {

@@ -15,7 +15,7 @@ struct Blockgate: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, StatusCommand.self, ReloadCommand.self, VolumeCommand.self, CacheCommand.self, TapeCommand.self,
-            LibraryCommand.self, DriveCommand.self,
+            LibraryCommand.self, DriveCommand.self, KeyCommand.self,
             ObjectStoreCommand.self,
         ])
 }

@@ -37,6 +37,8 @@ struct Serve: AsyncParsableCommand {
     var objectStore: String?
     @Option(help: "Bytes cached volumes may keep locally, e.g. 4G.")
     var cacheSize: String?
+    @Option(help: "The master key of encrypted cached volumes (make one with `blockgate key generate FILE`).")
+    var keyFile: String?
     @Option(help: "NBD over TLS: off, optional or required.")
     var tls: String?
     @Option(help: "The server's certificate chain (PEM) for TLS.")
@@ -102,6 +104,7 @@ struct Serve: AsyncParsableCommand {
             settings.objectStore = objectStore
         }
         if let cacheSize { settings.cacheSize = try ByteSize.parse(cacheSize) }
+        if let keyFile { settings.keyFile = keyFile }
         if let metricsListen { settings.metricsListen = metricsListen }
         if let tls {
             guard let mode = NBDTLSMode(rawValue: tls) else {

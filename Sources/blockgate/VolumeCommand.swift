@@ -1,4 +1,5 @@
 import ArgumentParser
+import Codecs
 import Foundation
 import Gateway
 
@@ -50,19 +51,42 @@ struct VolumeCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a thin volume; it becomes an NBD export of the same name.",
-            discussion: "Example: blockgate volume create vol1 --size 10G --chunk-size 1M")
+            abstract: "Create a volume; it becomes an NBD export of the same name.",
+            discussion: """
+                Examples: blockgate volume create vol1 --size 10G --chunk-size 1M
+                          blockgate volume create vol2 --size 100G --kind cached --compression zstd
+                """)
         @OptionGroup var admin: AdminOptions
         @Argument(help: "Volume name: 1-64 letters, digits, '.', '_' or '-'.") var name: String
         @Option(help: "Size, e.g. 10G, 1T, 512M (a multiple of 4K).") var size: String
         @Option(help: "Chunk size: a power of two from 64K to 64M (default 1M).") var chunkSize: String?
         @Option(help: "thin (local disk) or cached (object store, with a local cache).") var kind = "thin"
+        @Option(help: "Cached volumes: compression of what is stored: off, lz4, zstd or zstd:LEVEL (1-19).")
+        var compression: String?
+        @Option(
+            help:
+                "Cached volumes: encryption of what is stored: off, aes-256-gcm or chacha20-poly1305 (default: aes-256-gcm when blockgate has a master key)."
+        )
+        var encryption: String?
+
+        func validate() throws {
+            guard ["thin", "cached"].contains(kind) else { throw ValidationError("--kind must be thin or cached") }
+            if let compression, Compression(parsing: compression) == nil {
+                throw ValidationError("--compression must be off, lz4, zstd or zstd:LEVEL with a level from 1 to 19")
+            }
+            if let encryption, Cipher(parsing: encryption) == nil {
+                throw ValidationError("--encryption must be off, aes-256-gcm or chacha20-poly1305")
+            }
+            if kind == "thin", compression != nil || encryption != nil {
+                throw ValidationError("--compression and --encryption apply to cached volumes: add --kind cached")
+            }
+        }
 
         func run() throws {
-            guard ["thin", "cached"].contains(kind) else { throw ValidationError("--kind must be thin or cached") }
             let request = AdminRequest(
                 op: .volumeCreate, name: name, size: try ByteSize.parse(size),
-                chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) }, kind: kind)
+                chunkSize: try chunkSize.map { s throws(GatewayError) in try ByteSize.parse(s) }, kind: kind,
+                compression: compression, encryption: encryption)
             let volume = try admin.send(request).volume!
             if admin.json {
                 try admin.printJSON(volume)
@@ -116,11 +140,27 @@ struct VolumeCommand: ParsableCommand {
                     + (volume.cachedBytes.map { [["cached", ByteSize.format($0)]] } ?? [])
                     + (volume.dirtyBytes.map { [["not uploaded", ByteSize.format($0)]] } ?? [])
                     + (volume.objects.map { [["objects", "\($0)"]] } ?? [])
+                    + (volume.compression.map { [["compression", $0]] } ?? [])
+                    + (volume.encryption.map { [["encryption", $0]] } ?? [])
+                    + VolumeCommand.storedRows(volume)
+                    + (volume.degraded == true
+                        ? [["DEGRADED", "\(volume.integrityFailures ?? 0) read(s) failed verification (see the log)"]]
+                        : [])
                     + (volume.pendingDeletes.map { [["objects to delete", "\($0)"]] } ?? [])
                     + (volume.settlingDeletes.map { [["objects to delete later", "\($0) (uploads settling)"]] } ?? [])
                     + (volume.heldWrites.map { [["writes held back", "\($0) (waiting for uploads)"]] } ?? [])
                     + (volume.fenced.map { [["FENCED", $0]] } ?? []))
         }
+    }
+
+    /// Logical and stored bytes, and the ratio, when the daemon measured them.
+    static func storedRows(_ volume: VolumeInfo) -> [[String]] {
+        guard let logical = volume.logicalBytes, let stored = volume.storedBytes else { return [] }
+        let ratio = stored > 0 ? String(format: "%.2f", Double(logical) / Double(stored)) : "-"
+        return [
+            ["data in objects", "\(ByteSize.format(logical)) (\(logical) bytes)"],
+            ["stored", "\(ByteSize.format(stored)) (\(stored) bytes), ratio \(ratio)"],
+        ]
     }
 
     struct Flush: ParsableCommand {

@@ -260,7 +260,7 @@ import VolumeTestSupport
         try await fixture.write(4096, pattern(150_000, seed: 8))
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
-        let (records, next) = try await Volume.chunksInStore(
+        let (records, next, _) = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
         #expect(records.map(\.index) == [0, 1, 2])
         #expect(records.allSatisfy { $0.remoteGeneration < next })

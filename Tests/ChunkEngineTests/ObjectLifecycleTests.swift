@@ -1,5 +1,6 @@
 import BlockDevice
 import ChunkEngine
+import Codecs
 import Foundation
 import Logging
 import Metadata
@@ -103,13 +104,17 @@ import VolumeTestSupport
         fixture.volume.startUploader()
         try await fixture.waitUntilUploaded(within: 30, settled: true)
 
-        let (records, _) = try await Volume.chunksInStore(
+        let (records, _, _) = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
         let newestObject = try #require(records.first)
         let stored = try await fixture.objects!.get(
             ObjectKey("\(Volume.objectPrefix(uuid: fixture.record.uuid))chunks/0-\(newestObject.remoteGeneration)"),
             range: nil)
-        let newestIsNewest = Array(stored.readableBytesView) == newest
+        var decoded = ByteBuffer()
+        try ObjectCodec(scope: fixture.record.uuid).decodeWhole(
+            stored, identity: .chunk(index: 0, generation: newestObject.remoteGeneration), logicalLength: 65536,
+            into: &decoded)
+        let newestIsNewest = Array(decoded.readableBytesView) == newest
         #expect(newestIsNewest, "the store's newest generation is not the newest data")
         // The uploads the crash interrupted are deleted once a newer one is named.
         #expect(try await objectKeys(fixture).count == 1)

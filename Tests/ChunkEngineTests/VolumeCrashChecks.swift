@@ -104,7 +104,7 @@ extension CrashStates where Model == SectorModel {
     {
         let objects = FileObjectStore(root: "\(directory)/objects", pool: NIOThreadPool.singleton)
         let geometry = ChunkGeometry(volumeSize: record.size, chunkSize: Int(record.chunkSize))
-        let (chunks, next) = try await Volume.chunksInStore(uuid: record.uuid, geometry: geometry, store: objects)
+        let (chunks, next, _) = try await Volume.chunksInStore(uuid: record.uuid, geometry: geometry, store: objects)
         _ = try MetadataStore(path: "\(directory)/recovered.db").createVolume(
             name: record.name, kind: record.kind, size: record.size, chunkSize: record.chunkSize, createdAt: 0,
             uuid: record.uuid, chunks: chunks, nextGeneration: next)

@@ -25,7 +25,7 @@ import Testing
         Step("status", ["status"]),
         Step(
             "volume create", ["volume", "create", "v1", "--size", "16M"],
-            json: ["volume", "create", "v2", "--size", "16M", "--kind", "cached"]),
+            json: ["volume", "create", "v2", "--size", "16M", "--kind", "cached", "--compression", "zstd"]),
         Step("volume list", ["volume", "list"]),
         Step("volume info", ["volume", "info", "v2"]),
         Step("volume flush", ["volume", "flush", "v2", "--wait-upload"]),
@@ -51,6 +51,9 @@ import Testing
         Step("tape list", ["tape", "list", "--shelf"]),
         Step("tape retrieve", ["tape", "retrieve", "TEXT0001"], json: ["tape", "retrieve", "JSON0002"]),
         Step("reload", ["reload"]),
+        Step(
+            "key rotate", ["key", "rotate", "--new-key-file", "@DIR@/second.key"],
+            json: ["key", "rotate", "--new-key-file", "@DIR@/third.key"]),
     ]
 
     @Test func everyCommandAnswersInTextAndInJSONMatchingItsSchema() async throws {
@@ -63,11 +66,19 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = directory + "/blockgate.yaml"
-        try "data_dir: \(directory)\nlog_level: warning\n".write(toFile: config, atomically: true, encoding: .utf8)
+        for key in ["first", "second", "third"] {
+            let generated = try await Tool.run([Tool.blockgate, "key", "generate", "\(directory)/\(key).key"])
+            #expect(generated.status == 0, "\(generated.errors)")
+        }
+        try "data_dir: \(directory)\nlog_level: warning\nobjects:\n  key_file: \(directory)/first.key\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = DaemonProcess(directory: directory, arguments: ["--config", config])
         try daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         for step in Self.steps {
+            let step = Step(
+                step.schema, step.text.map { $0.replacingOccurrences(of: "@DIR@", with: directory) },
+                json: step.json.map { $0.replacingOccurrences(of: "@DIR@", with: directory) })
             let text = try await Tool.run([Tool.blockgate] + step.text + admin)
             #expect(text.status == 0 && !text.output.isEmpty, "\(step.text.joined(separator: " ")): \(text.errors)")
             let json = try await Tool.run([Tool.blockgate] + step.json + ["--json"] + admin)

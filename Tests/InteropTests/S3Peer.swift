@@ -1,3 +1,4 @@
+import Codecs
 import Foundation
 import Logging
 import NIOCore
@@ -86,7 +87,12 @@ extension S3Peer {
                 continue
             }
             let stored = try await client.get(try ObjectKey(key), range: nil)
-            #expect(Array(stored.readableBytesView) == Array(expected), "object of chunk \(index) differs")
+            let generation = try #require(UInt64(key.split(separator: "-").last!))
+            var decoded = ByteBuffer()
+            try ObjectCodec(scope: uuid).decodeWhole(
+                stored, identity: .chunk(index: index, generation: generation), logicalLength: chunkSize, into: &decoded
+            )
+            #expect(Array(decoded.readableBytesView) == Array(expected), "object of chunk \(index) differs")
         }
     }
 }

@@ -112,9 +112,12 @@ import Testing
         #expect(try await library.info(barcode: "DAMAGED1", readHeader: false).location == "shelf")
 
         // The tape's objects are on the shelf, none in the object store. Record 3 sits in the
-        // container's first 1 MiB chunk: flip a byte of it there.
+        // container's first 1 MiB chunk: flip a byte of it there, in the 64 KiB frame of the
+        // chunk's object (docs/object-format.md: a 64-byte header, then each frame followed by
+        // its CRC) that holds the end of record 3 and the start of record 4, not record 2.
         let geometry = TapeGeometry(capacity: Self.capacity)
-        let offset = Int(geometry.recordOffset(3)) + 1234
+        let logical = Int(geometry.recordOffset(3)) + 62_000
+        let offset = 64 + logical / 65536 * (65536 + 4) + logical % 65536
         let stored = { (directory: String) in
             ((try? FileManager.default.subpathsOfDirectory(atPath: fixture.directory + directory)) ?? [])
                 .filter { $0.contains("/chunks/") }

@@ -1,5 +1,6 @@
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every tape record and
-/// header, computed eight bytes at a time with a precomputed table of 8 × 256 entries.
+/// header and of every unencrypted object frame, computed eight bytes at a time with a
+/// precomputed table of 8 × 256 entries.
 public enum CRC32C {
     private static let table: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 8 * 256)

@@ -1,0 +1,413 @@
+import Crypto
+import Foundation
+import NIOCore
+
+/// Writes and reads objects of format version 1 (docs/object-format.md) for one volume: data cut
+/// into frames of `frameSize` bytes, each compressed when that makes it smaller (all-zero frames
+/// not stored at all), then sealed with the volume's data key or checksummed with CRC-32C.
+/// Every frame is checked as it is decoded; nothing damaged, altered or sealed with another key
+/// is ever returned. A ranged read decodes only the frames holding the wanted bytes: their place
+/// in the object follows from the frame size when frames are not compressed, and from the frame
+/// table after the header when they are.
+public struct ObjectCodec: Sendable {
+    public let compression: Compression
+    public let cipher: Cipher
+    public let frameSize: Int
+    private let frameShift: UInt8
+    private let key: DataKey?
+    private let scope: [UInt8]
+
+    /// The frame size objects are written with unless told otherwise.
+    public static let defaultFrameSize = 64 << 10
+
+    /// - Parameters:
+    ///   - key: the data key; required exactly when `cipher` is not `.off`.
+    ///   - scope: what the objects belong to (a volume's uuid), bound into every frame.
+    ///   - frameSize: a power of two from 4 KiB to 1 MiB.
+    public init(
+        compression: Compression = .off, cipher: Cipher = .off, key: DataKey? = nil, scope: String,
+        frameSize: Int = defaultFrameSize
+    ) throws(ObjectFormatError) {
+        guard (cipher == .off) == (key == nil) else {
+            throw ObjectFormatError(
+                .invalidSettings, cipher == .off ? "a key without a cipher" : "\(cipher) needs a key")
+        }
+        guard frameSize.nonzeroBitCount == 1, (4096...(1 << 20)).contains(frameSize) else {
+            throw ObjectFormatError(
+                .invalidSettings, "frame size \(frameSize) is not a power of two from 4 KiB to 1 MiB")
+        }
+        self.compression = compression
+        self.cipher = cipher
+        self.frameSize = frameSize
+        self.frameShift = UInt8(frameSize.trailingZeroBitCount)
+        self.key = key
+        self.scope = Array(scope.utf8)
+    }
+
+    /// Whether objects carry a frame table: a ranged read must know it first.
+    public var hasFrameTable: Bool { compression != .off }
+
+    /// The number of frames an object of `length` bytes of data has.
+    public func frameCount(logicalLength length: Int) -> Int { (length + frameSize - 1) / frameSize }
+
+    /// Bytes before the first frame: the header and, with compression, the frame table and its
+    /// trailer. A ranged read of a compressed object fetches these first to find its frames.
+    public func prefixLength(logicalLength length: Int) -> Int {
+        ObjectHeader.size + (hasFrameTable ? 4 * frameCount(logicalLength: length) + cipher.trailerSize : 0)
+    }
+
+    private func header(_ identity: ObjectIdentity, length: Int) -> ObjectHeader {
+        ObjectHeader(
+            compression: compression.id, cipher: cipher.rawValue, frameShift: frameShift, keyID: key?.id ?? 0,
+            frameCount: UInt32(frameCount(logicalLength: length)), logicalLength: UInt64(length), identity: identity)
+    }
+
+    private func frameLength(_ frame: Int, of length: Int) -> Int { min(frameSize, length - frame * frameSize) }
+
+    // MARK: - Writing
+
+    /// The object holding `data` as `identity`.
+    public func encode(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> ByteBuffer {
+        let length = data.readableBytes
+        let header = header(identity, length: length)
+        let bound = header.boundBytes
+        let sealing = Sealing(codec: self, bound: bound, identity: identity)
+        let count = frameCount(logicalLength: length)
+        let context = CompressionContext()
+        var output = ByteBuffer()
+        output.reserveCapacity(prefixLength(logicalLength: length) + length + count * cipher.trailerSize)
+        output.writeBytes(header.encoded)
+        try data.withUnsafeReadableBytes { bytes in
+            guard hasFrameTable else {
+                for frame in 0..<count {
+                    let payload = UnsafeRawBufferPointer(
+                        rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
+                    try sealing.append(payload, frame: frame, encoding: .raw, to: &output)
+                }
+                return
+            }
+            var entries: [UInt32] = []
+            var payloads: [(FrameTable.Encoding, [UInt8]?)] = []
+            for frame in 0..<count {
+                let plain = UnsafeRawBufferPointer(
+                    rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
+                if plain.isAllZero {
+                    entries.append(FrameTable.entry(.zero, length: 0))
+                    payloads.append((.zero, nil))
+                } else if let packed = compression.compress(plain, with: context) {
+                    entries.append(FrameTable.entry(.compressed, length: packed.count))
+                    payloads.append((.compressed, packed))
+                } else {
+                    entries.append(FrameTable.entry(.raw, length: plain.count))
+                    payloads.append((.raw, nil))
+                }
+            }
+            var table: [UInt8] = []
+            for entry in entries { table.appendLittleEndian(entry) }
+            output.writeBytes(table)
+            output.writeBytes(try sealing.tableTrailer(table))
+            for (frame, (encoding, packed)) in payloads.enumerated() {
+                switch encoding {
+                case .zero:
+                    continue
+                case .compressed:
+                    try packed!.withUnsafeBytes {
+                        try sealing.append($0, frame: frame, encoding: .compressed, to: &output)
+                    }
+                case .raw:
+                    let plain = UnsafeRawBufferPointer(
+                        rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
+                    try sealing.append(plain, frame: frame, encoding: .raw, to: &output)
+                }
+            }
+        }
+        return output
+    }
+
+    // MARK: - Reading
+
+    /// The frame table of a compressed object from the first `prefixLength` bytes of it, checked
+    /// against the header expected for `identity` and `length`.
+    public func frameTable(from prefix: ByteBuffer, identity: ObjectIdentity, logicalLength length: Int)
+        throws(ObjectFormatError) -> FrameTable
+    {
+        let expected = header(identity, length: length)
+        let count = frameCount(logicalLength: length)
+        guard prefix.readableBytes >= prefixLength(logicalLength: length) else {
+            throw ObjectFormatError(.corrupt, "the object is shorter than its header and frame table")
+        }
+        return try prefix.withUnsafeReadableBytes { bytes throws(ObjectFormatError) -> FrameTable in
+            try check(try ObjectHeader.decode(bytes), expected: expected)
+            let tableBytes = UnsafeRawBufferPointer(
+                rebasing: bytes[ObjectHeader.size..<(ObjectHeader.size + 4 * count)])
+            let trailer = UnsafeRawBufferPointer(
+                rebasing: bytes[(ObjectHeader.size + 4 * count)..<prefixLength(logicalLength: length)])
+            let sealing = Sealing(codec: self, bound: expected.boundBytes, identity: identity)
+            try sealing.checkTable(Array(tableBytes), trailer: trailer)
+            var entries: [UInt32] = []
+            for frame in 0..<count {
+                let entry: UInt32 = tableBytes.loadLittleEndian(at: frame * 4)
+                let stored = FrameTable.length(entry)
+                let possible =
+                    switch FrameTable.encoding(entry) {
+                    case .raw: stored == frameLength(frame, of: length)
+                    case .compressed: stored > 0 && stored < frameLength(frame, of: length)
+                    case .zero: stored == 0
+                    case nil: false
+                    }
+                guard possible else {
+                    throw ObjectFormatError(.corrupt, "frame \(frame) has an impossible table entry")
+                }
+                entries.append(entry)
+            }
+            return FrameTable(
+                entries: entries, dataStart: UInt64(prefixLength(logicalLength: length)),
+                trailerSize: cipher.trailerSize)
+        }
+    }
+
+    /// The identity an object's header names, or nil when `prefix` does not start with a valid
+    /// header of format 1.
+    public static func identity(of prefix: ByteBuffer) -> ObjectIdentity? {
+        prefix.withUnsafeReadableBytes { try? ObjectHeader.decode($0).identity }
+    }
+
+    private func check(_ found: ObjectHeader, expected: ObjectHeader) throws(ObjectFormatError) {
+        guard found.keyID == expected.keyID || expected.cipher != found.cipher else {
+            throw ObjectFormatError(.wrongKey, "the object was sealed with another key (key id \(found.keyID))")
+        }
+        guard found == expected else {
+            throw ObjectFormatError(.corrupt, "the object's header is not the one expected for \(expected.identity)")
+        }
+    }
+
+    /// What to fetch and decode for bytes `range` of an object with `length` bytes of data;
+    /// `table` is required when the codec compresses (`hasFrameTable`).
+    public func plan(_ range: Range<Int>, logicalLength length: Int, table: FrameTable?) -> FramePlan {
+        precondition(!range.isEmpty && range.upperBound <= length)
+        let frames = (range.lowerBound / frameSize)..<((range.upperBound + frameSize - 1) / frameSize)
+        let logical = (frames.lowerBound * frameSize)..<min(length, frames.upperBound * frameSize)
+        guard let table else {
+            precondition(!hasFrameTable, "a compressed object needs its frame table")
+            let stride = frameSize + cipher.trailerSize
+            let start = ObjectHeader.size + frames.lowerBound * stride
+            var pieces: [FramePlan.Piece] = []
+            for frame in frames {
+                pieces.append(
+                    .init(encoding: .raw, length: frameLength(frame, of: length), offset: pieces.count * stride))
+            }
+            let end = start + pieces.count * stride - (frameSize - pieces.last!.length)
+            return FramePlan(
+                frames: frames, objectRange: UInt64(start)..<UInt64(end), logical: logical, pieces: pieces)
+        }
+        let stored = frames.filter { FrameTable.encoding(table.entries[$0]) != .zero }
+        let start = stored.first.map { table.offsets[$0] } ?? 0
+        let end =
+            stored.last.map { table.offsets[$0] + UInt64(FrameTable.length(table.entries[$0]) + cipher.trailerSize) }
+            ?? 0
+        let pieces = frames.map { frame in
+            FramePlan.Piece(
+                encoding: FrameTable.encoding(table.entries[frame])!, length: FrameTable.length(table.entries[frame]),
+                offset: Int(table.offsets[frame] - start))
+        }
+        return FramePlan(frames: frames, objectRange: start..<end, logical: logical, pieces: pieces)
+    }
+
+    /// Decodes the frames of `plan` from the bytes fetched for it (`plan.objectRange` of the
+    /// object), appending their data (`plan.logical.count` bytes) to `output`.
+    public func decode(
+        _ fetched: ByteBuffer, plan: FramePlan, identity: ObjectIdentity, logicalLength length: Int,
+        into output: inout ByteBuffer
+    ) throws(ObjectFormatError) {
+        guard fetched.readableBytes == plan.objectRange.count else {
+            throw ObjectFormatError(
+                .corrupt,
+                "the object is shorter than its frames (\(fetched.readableBytes) of \(plan.objectRange.count) bytes)")
+        }
+        let sealing = Sealing(codec: self, bound: header(identity, length: length).boundBytes, identity: identity)
+        let context = CompressionContext()
+        try fetched.withUnsafeReadableBytes { bytes throws(ObjectFormatError) in
+            for (frame, piece) in zip(plan.frames, plan.pieces) {
+                let plainLength = frameLength(frame, of: length)
+                guard piece.encoding != .zero else {
+                    output.writeRepeatingByte(0, count: plainLength)
+                    continue
+                }
+                let end = piece.offset + piece.length + cipher.trailerSize
+                guard end <= bytes.count else {
+                    throw ObjectFormatError(.corrupt, "frame \(frame) runs past the end of the object")
+                }
+                let stored = UnsafeRawBufferPointer(rebasing: bytes[piece.offset..<end])
+                try sealing.open(stored, frame: frame, encoding: piece.encoding) { payload throws(ObjectFormatError) in
+                    if piece.encoding == .raw {
+                        guard payload.count == plainLength else {
+                            throw ObjectFormatError(.corrupt, "frame \(frame) has the wrong length")
+                        }
+                        output.writeBytes(payload)
+                        return
+                    }
+                    let decoded = output.writeWithUnsafeMutableBytes(minimumWritableBytes: plainLength) { space in
+                        compression.decompress(
+                            payload, into: UnsafeMutableRawBufferPointer(rebasing: space[0..<plainLength]),
+                            with: context)
+                            ? plainLength : 0
+                    }
+                    guard decoded == plainLength else {
+                        throw ObjectFormatError(.corrupt, "frame \(frame) does not decompress")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes a whole object, appending its data to `output`.
+    public func decodeWhole(
+        _ object: ByteBuffer, identity: ObjectIdentity, logicalLength length: Int, into output: inout ByteBuffer
+    ) throws(ObjectFormatError) {
+        guard length > 0 else { return }
+        var table: FrameTable?
+        if hasFrameTable {
+            table = try frameTable(from: object, identity: identity, logicalLength: length)
+        } else {
+            guard object.readableBytes >= ObjectHeader.size else {
+                throw ObjectFormatError(.corrupt, "the object is shorter than its header")
+            }
+            try object.withUnsafeReadableBytes { bytes throws(ObjectFormatError) in
+                try check(try ObjectHeader.decode(bytes), expected: header(identity, length: length))
+            }
+        }
+        let plan = plan(0..<length, logicalLength: length, table: table)
+        let end = Int(plan.objectRange.upperBound)
+        guard object.readableBytes >= end, plan.objectRange.isEmpty || object.readableBytes == end else {
+            throw ObjectFormatError(.corrupt, "the object is \(object.readableBytes) bytes, its frames end at \(end)")
+        }
+        let fetched = object.getSlice(
+            at: object.readerIndex + Int(plan.objectRange.lowerBound), length: plan.objectRange.count)!
+        try decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
+    }
+
+    /// Decodes a whole record object (a manifest) whose identity and length its header gives:
+    /// records are rewritten in place, so each write takes a fresh random identity (and so a
+    /// key and nonces of its own), which the reader learns from the header; the frames' tags
+    /// authenticate it.
+    public func decodeRecord(_ object: ByteBuffer) throws(ObjectFormatError) -> ByteBuffer {
+        let header = try object.withUnsafeReadableBytes { bytes throws(ObjectFormatError) in
+            try ObjectHeader.decode(bytes)
+        }
+        guard header.identity.kind == .manifest, header.logicalLength < 1 << 30 else {
+            throw ObjectFormatError(.corrupt, "the object is not a record")
+        }
+        var output = ByteBuffer()
+        try decodeWhole(object, identity: header.identity, logicalLength: Int(header.logicalLength), into: &output)
+        return output
+    }
+
+    /// A fresh identity for one write of a record.
+    public static func recordIdentity() -> ObjectIdentity {
+        ObjectIdentity(kind: .manifest, first: .random(in: 0...(.max)), second: .random(in: 0...(.max)))
+    }
+
+    /// The per-object half of sealing and checking: the bytes bound into every frame, and the
+    /// object's key when frames are encrypted.
+    private struct Sealing {
+        let cipher: Cipher
+        let bound: [UInt8]
+        let boundCRC: UInt32
+        let key: SymmetricKey?
+
+        init(codec: ObjectCodec, bound: [UInt8], identity: ObjectIdentity) {
+            self.cipher = codec.cipher
+            self.bound = bound
+            self.boundCRC = bound.withUnsafeBytes { CRC32C.checksum($0) }
+            self.key = codec.key?.objectKey(scope: codec.scope, identity: identity)
+        }
+
+        /// A frame's number and encoding as bound into its checksum or tag.
+        private func frameTag(_ frame: Int, _ encoding: UInt8) -> [UInt8] {
+            var tag: [UInt8] = []
+            tag.appendLittleEndian(UInt32(truncatingIfNeeded: frame))
+            tag.append(encoding)
+            return tag
+        }
+
+        /// The nonce of frame `frame` (0xFFFFFFFF: the frame table).
+        private func nonce(_ frame: UInt32) -> [UInt8] {
+            var nonce: [UInt8] = []
+            nonce.appendLittleEndian(frame)
+            nonce += [UInt8](repeating: 0, count: 8)
+            return nonce
+        }
+
+        func append(
+            _ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding, to output: inout ByteBuffer
+        ) throws {
+            let tag = frameTag(frame, encoding.rawValue)
+            guard let key else {
+                output.writeBytes(payload)
+                let crc = tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
+                output.writeInteger(CRC32C.checksum(payload, continuing: crc), endianness: .little)
+                return
+            }
+            output.writeBytes(
+                try cipher.seal(payload, key: key, nonce: nonce(UInt32(frame)), authenticating: bound + tag))
+        }
+
+        func open(
+            _ stored: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding,
+            _ body: (UnsafeRawBufferPointer) throws(ObjectFormatError) -> Void
+        ) throws(ObjectFormatError) {
+            let tag = frameTag(frame, encoding.rawValue)
+            guard let key else {
+                let payload = UnsafeRawBufferPointer(rebasing: stored[..<(stored.count - 4)])
+                let crc = tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
+                guard CRC32C.checksum(payload, continuing: crc) == stored.loadLittleEndian(at: stored.count - 4) else {
+                    throw ObjectFormatError(.corrupt, "frame \(frame) fails its CRC-32C")
+                }
+                try body(payload)
+                return
+            }
+            let plain: Data
+            do {
+                plain = try cipher.open(stored, key: key, nonce: nonce(UInt32(frame)), authenticating: bound + tag)
+            } catch {
+                throw ObjectFormatError(.corrupt, "frame \(frame) fails authentication")
+            }
+            var failure: ObjectFormatError?
+            plain.withUnsafeBytes { payload in
+                do throws(ObjectFormatError) { try body(payload) } catch { failure = error }
+            }
+            if let failure { throw failure }
+        }
+
+        func tableTrailer(_ table: [UInt8]) throws -> [UInt8] {
+            let tag = frameTag(0xFFFF_FFFF, 0xFF)
+            guard let key else {
+                var trailer: [UInt8] = []
+                let crc = (tag + table).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
+                trailer.appendLittleEndian(crc)
+                return trailer
+            }
+            return Array(
+                try [UInt8]().withUnsafeBytes {
+                    try cipher.seal($0, key: key, nonce: nonce(0xFFFF_FFFF), authenticating: bound + tag + table)
+                })
+        }
+
+        func checkTable(_ table: [UInt8], trailer: UnsafeRawBufferPointer) throws(ObjectFormatError) {
+            let expected: [UInt8]? = key == nil ? (try? tableTrailer(table)) : nil
+            if let expected {
+                guard expected.elementsEqual(trailer) else {
+                    throw ObjectFormatError(.corrupt, "the frame table fails its CRC-32C")
+                }
+                return
+            }
+            do {
+                _ = try cipher.open(
+                    trailer, key: key!, nonce: nonce(0xFFFF_FFFF),
+                    authenticating: bound + frameTag(0xFFFF_FFFF, 0xFF) + table)
+            } catch {
+                throw ObjectFormatError(.corrupt, "the frame table fails authentication")
+            }
+        }
+    }
+}
