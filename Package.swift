@@ -98,7 +98,9 @@ let package = Package(
         // A volume with real SQLite and file I/O in a scratch directory, for engine and tape tests.
         .target(
             name: "VolumeTestSupport",
-            dependencies: ["ChunkEngine", "LocalIO", "Metadata", "ObjectStore", "CSQLite", nioCore, nioPosix, logging],
+            dependencies: [
+                "ChunkEngine", "Codecs", "LocalIO", "Metadata", "ObjectStore", "CSQLite", nioCore, nioPosix, logging,
+            ],
             path: "Tests/VolumeTestSupport"),
 
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),

@@ -137,7 +137,8 @@ extension Volume {
         record: VolumeRecord, objects: ChunkObjects, highestGeneration: UInt64, metadata: MetadataStore,
         journal: MetadataJournal, context: RemoteContext, logger: Logger
     ) async -> RemoteBacking {
-        var highest = highestGeneration
+        // Never below `format_since`: a generation below it would be read as a raw object.
+        var highest = max(highestGeneration, max(record.objectFormat.formatSince, 1) - 1)
         if let next = try? metadata.nextGeneration(volumeID: record.id) { highest = max(highest, next - 1) }
         do {
             let known = highest

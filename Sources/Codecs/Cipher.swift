@@ -23,7 +23,7 @@ public enum Cipher: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 
     /// Bytes each frame carries after its payload: the authentication tag, or the CRC-32C.
-    var trailerSize: Int { self == .off ? 4 : 16 }
+    public var trailerSize: Int { self == .off ? 4 : 16 }
 
     /// Seals `plaintext`: the ciphertext (as long as the plaintext) followed by the tag.
     func seal(_ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8])

@@ -197,11 +197,16 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
             throw GatewayError(.conflict, "volume '\(name)' exists here already; delete it first to recover it")
         }
         do {
-            guard
-                let manifest = try await VolumeManifest.find(
-                    name: name, in: remote.store, masterKey: masterKey.withLockedValue { $0 })
-            else {
-                throw GatewayError(.notFound, "the object store holds no manifest of a volume named '\(name)'")
+            let masterKey = masterKey.withLockedValue { $0 }
+            let (found, unopened) = try await VolumeManifest.find(name: name, in: remote.store, masterKey: masterKey)
+            guard let manifest = found else {
+                let sealed =
+                    unopened == 0
+                    ? ""
+                    : masterKey == nil
+                        ? " (\(unopened) sealed manifest(s) need the master key: start blockgate with --key-file)"
+                        : " (\(unopened) sealed manifest(s) do not open with this master key: is it the right one?)"
+                throw GatewayError(.notFound, "the object store holds no manifest of a volume named '\(name)'\(sealed)")
             }
             // Everything is read from the store before anything is recorded, and the volume is
             // recorded with its chunks in one transaction: a failed recover leaves no volume

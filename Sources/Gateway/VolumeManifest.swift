@@ -73,14 +73,20 @@ struct VolumeManifest: Codable, Equatable {
         try await objects.put(try Self.key(uuid: uuid), data: data)
     }
 
-    /// The newest manifest of a volume named `name`, if any. Sealed manifests that the master
-    /// key does not open are passed over.
-    static func find(name: String, in objects: any ObjectStore, masterKey: MasterKey?) async throws -> VolumeManifest? {
+    /// The newest manifest of a volume named `name`, if any; and how many sealed manifests the
+    /// master key did not open (some may be of that volume: the key may be the wrong one).
+    static func find(name: String, in objects: any ObjectStore, masterKey: MasterKey?) async throws
+        -> (manifest: VolumeManifest?, unopened: Int)
+    {
         var found: VolumeManifest?
+        var unopened = 0
         for object in try await objects.list(prefix: "manifests/") {
             var data = try await objects.get(try ObjectKey(object.key), range: nil)
             if data.readableBytesView.first != UInt8(ascii: "{") {
-                guard let masterKey, let opened = try? codec(masterKey).decodeRecord(data) else { continue }
+                guard let masterKey, let opened = try? codec(masterKey).decodeRecord(data) else {
+                    unopened += 1
+                    continue
+                }
                 data = opened
             }
             guard let manifest = try? JSONDecoder().decode(VolumeManifest.self, from: Data(data.readableBytesView)),
@@ -88,6 +94,6 @@ struct VolumeManifest: Codable, Equatable {
             else { continue }
             if found == nil || manifest.createdAt > found!.createdAt { found = manifest }
         }
-        return found
+        return (found, unopened)
     }
 }

@@ -18,7 +18,12 @@ public final class S3Emulator: Sendable {
     private let pool: NIOThreadPool
     private let logger: Logger
     private let stores = NIOLockedValueBox([String: FileObjectStore]())
+    private let sent = NIOLockedValueBox(UInt64(0))
     static let maximumBody = 128 << 20
+
+    /// Bytes of object data sent in answer to GETs since the emulator started: what a client's
+    /// reads cost in transfer.
+    public var objectBytesSent: UInt64 { sent.withLockedValue { $0 } }
 
     public init(
         directory: String, credentials: SigV4Signer.Credentials, faults: FaultPlan = FaultPlan(),
@@ -168,12 +173,16 @@ public final class S3Emulator: Sendable {
         case .GET:
             guard let info = try await store.head(key) else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
             guard let rangeHeader = request.head.headers.first(name: "Range") else {
-                return Response(status: .ok, body: try await store.get(key, range: nil))
+                let body = try await store.get(key, range: nil)
+                sent.withLockedValue { $0 += UInt64(body.readableBytes) }
+                return Response(status: .ok, body: body)
             }
             guard let range = Self.parseRange(rangeHeader, size: info.size) else {
                 return .error(.rangeNotSatisfiable, "InvalidRange", "range \(rangeHeader) of \(info.size) bytes")
             }
-            var response = Response(status: .partialContent, body: try await store.get(key, range: range))
+            let body = try await store.get(key, range: range)
+            sent.withLockedValue { $0 += UInt64(body.readableBytes) }
+            var response = Response(status: .partialContent, body: body)
             response.headers.add(
                 name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(info.size)")
             return response

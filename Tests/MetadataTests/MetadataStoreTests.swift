@@ -1,7 +1,8 @@
 import CSQLite
 import Foundation
-import Metadata
 import Testing
+
+@testable import Metadata
 
 @Suite struct MetadataStoreTests {
     private func withDatabase(_ body: (String) throws -> Void) throws {
@@ -71,6 +72,31 @@ import Testing
             #expect(
                 try reopened.chunks(volumeID: volume)
                     == [ChunkRecord(index: 1, valid: [0xff], dirty: true, present: [0x0f], remoteGeneration: 4)])
+        }
+    }
+
+    /// A database of the schema before object formats: its cached volumes wrote raw objects
+    /// below their next generation, so they read those as format 0 and write format 1 from there.
+    @Test func cachedVolumesOfAnOlderSchemaStartFormatOneAtTheirNextGeneration() throws {
+        try withDatabase { path in
+            var handle: OpaquePointer?
+            sqlite3_open(path, &handle)
+            let older = Schema.migrations[0..<4].joined(separator: "\n")
+            #expect(sqlite3_exec(handle, older + "PRAGMA user_version = 4;", nil, nil, nil) == SQLITE_OK)
+            let volumes = """
+                INSERT INTO volumes (name, kind, size, chunk_size, created_at, uuid, next_generation)
+                VALUES ('old', 'cached', 1048576, 65536, 0, 'u1', 7), ('thin', 'thin', 1048576, 65536, 0, '', 1);
+                """
+            #expect(sqlite3_exec(handle, volumes, nil, nil, nil) == SQLITE_OK)
+            sqlite3_close(handle)
+            let records = try MetadataStore(path: path).volumes()
+            #expect(records.map(\.objectFormat.formatSince) == [7, 1])
+            #expect(records.allSatisfy { $0.objectFormat.compression == "off" && $0.objectFormat.wrappedKey.isEmpty })
+            let fresh = try MetadataStore(path: path).createVolume(
+                name: "new", kind: "cached", size: 1 << 20, chunkSize: 65536, createdAt: 0, uuid: "u2",
+                objectFormat: ObjectFormatRecord(compression: "zstd", cipher: "aes-256-gcm", wrappedKey: [1, 2, 3]))
+            #expect(try MetadataStore(path: path).volumes().first { $0.name == "new" } == fresh)
+            #expect(fresh.objectFormat.formatSince == 1)
         }
     }
 

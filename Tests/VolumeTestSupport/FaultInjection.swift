@@ -30,9 +30,23 @@ public final class FailingSyncFileIO: FileIOWrapper, @unchecked Sendable {
 
 /// A real object store that can be told to fail listings, or to fail PUTs after storing the
 /// object (as when the connection drops before the answer): the faults of a crash mid-upload.
+/// It can also damage what the next GETs return (a flipped bit on the way), and counts the GETs
+/// and the bytes they returned.
 public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
     public let base: any ObjectStore
     private let state = NIOLockedValueBox((failLists: false, failPutsAfterStoring: false, storedThenFailed: 0))
+    private let reads = NIOLockedValueBox((damaged: 0, gets: 0, bytes: 0))
+
+    /// Flips a bit in the middle of what each of the next `count` GETs returns.
+    public func damageNextGets(_ count: Int) { reads.withLockedValue { $0.damaged = count } }
+
+    /// GETs answered and the bytes they returned since the last call; starts counting afresh.
+    public func takeGets() -> (gets: Int, bytes: Int) {
+        reads.withLockedValue { reads in
+            defer { (reads.gets, reads.bytes) = (0, 0) }
+            return (reads.gets, reads.bytes)
+        }
+    }
 
     public init(wrapping base: any ObjectStore) {
         self.base = base
@@ -60,7 +74,18 @@ public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
     }
 
     public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
-        try await base.get(key, range: range)
+        var data = try await base.get(key, range: range)
+        let damage = reads.withLockedValue { reads in
+            reads.gets += 1
+            reads.bytes += data.readableBytes
+            defer { reads.damaged = max(0, reads.damaged - 1) }
+            return reads.damaged > 0
+        }
+        if damage, data.readableBytes > 0 {
+            let middle = data.readerIndex + data.readableBytes / 2
+            data.setInteger(data.getInteger(at: middle, as: UInt8.self)! ^ 0x04, at: middle)
+        }
+        return data
     }
 
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? { try await base.head(key) }

@@ -1,4 +1,5 @@
 import ChunkEngine
+import Codecs
 import Foundation
 import LocalIO
 import Logging
@@ -22,10 +23,15 @@ public final class VolumeFixture: @unchecked Sendable {
     public let loop = MultiThreadedEventLoopGroup.singleton.next()
     /// The volume's file.
     public let path: String
+    /// The data key of an encrypted volume.
+    public let dataKey: DataKey?
 
+    /// - Parameters:
+    ///   - objectFormat: how a cached volume's objects are written; its data key is `dataKey`.
     public init(
         size: UInt64, chunkSize: Int = 65536, backend: FileIOBackendChoice = .uring, kind: Volume.Kind = .thin,
-        settings: RemoteSettings = RemoteSettings(), wrap: (any FileIO) -> any FileIO = { $0 },
+        settings: RemoteSettings = RemoteSettings(), objectFormat: ObjectFormatRecord = .init(),
+        dataKey: DataKey? = nil, wrap: (any FileIO) -> any FileIO = { $0 },
         wrapStore: (any ObjectStore) -> any ObjectStore = { $0 }
     ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-volume-\(UUID().uuidString)"
@@ -39,10 +45,11 @@ public final class VolumeFixture: @unchecked Sendable {
             in: directory, cached: kind == .cached, pool: pool, settings: settings, wrap: wrapStore)
         record = try store.createVolume(
             name: "vol", kind: kind.rawValue, size: size, chunkSize: UInt32(chunkSize), createdAt: 0,
-            uuid: UUID().uuidString.lowercased())
+            uuid: UUID().uuidString.lowercased(), objectFormat: objectFormat)
         path = "\(directory)/vol.img"
+        self.dataKey = dataKey
         volume = try await Volume.open(
-            record: record, path: path, store: store, journal: journal, io: io, remote: remote,
+            record: record, path: path, store: store, journal: journal, io: io, remote: remote, dataKey: dataKey,
             logger: Logger(label: "test"))
     }
 
@@ -86,6 +93,7 @@ public final class VolumeFixture: @unchecked Sendable {
             in: directory, cached: record.kind == Volume.Kind.cached.rawValue, pool: pool, settings: settings,
             wrap: wrapStore)
         path = "\(directory)/\(file)"
+        dataKey = nil
         volume = try await Volume.open(
             record: record, path: path, store: store, journal: journal, io: io, remote: remote,
             logger: Logger(label: "test"))
@@ -167,7 +175,7 @@ public final class VolumeFixture: @unchecked Sendable {
         await volume.stopReadAhead()
         await volume.stopUploader()
         volume = try await Volume.open(
-            record: record, path: path, store: store, journal: journal, io: io, remote: remote,
+            record: record, path: path, store: store, journal: journal, io: io, remote: remote, dataKey: dataKey,
             logger: Logger(label: "test"))
     }
 
