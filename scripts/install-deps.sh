@@ -6,7 +6,7 @@ set -euo pipefail
 build=(liburing-dev libsqlite3-dev libzstd-dev liblz4-dev pkg-config)
 test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils python3-venv systemd curl openssl zstd)
 e2e=(qemu-system-x86 socat nbd-client busybox-static e2fsprogs xfsprogs util-linux cpio gzip kmod dash tar)
-bench=(fio nbdkit qemu-utils s3backer)
+bench=(fio nbdkit qemu-utils s3backer linux-source xz-utils)
 
 case "${1:-}" in
     build) wanted=("${build[@]}") ;;
@@ -21,13 +21,15 @@ for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 install_moto() {
-    # moto_server, the second S3 implementation the object-store tests run against, in a
-    # virtual environment of the repository (Debian's python3 refuses system-wide pip installs).
+    # moto_server, the second S3 implementation the object-store tests run against, and what the
+    # second reader of the object format (scripts/object-format) needs, in a virtual environment
+    # of the repository (Debian's python3 refuses system-wide pip installs).
     local root; root="$(cd "$(dirname "$0")/.." && pwd)"
-    if ! "$root/.venv/bin/python3" -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
-        echo "install-deps: installing moto[server] into .venv"
+    if ! "$root/.venv/bin/python3" -c 'import moto.server, flask, flask_cors, cryptography, zstandard, lz4.block' \
+        2>/dev/null; then
+        echo "install-deps: installing moto[server], zstandard and lz4 into .venv"
         /usr/bin/python3 -m venv "$root/.venv"
-        "$root/.venv/bin/pip" install --quiet 'moto[server]'
+        "$root/.venv/bin/pip" install --quiet 'moto[server]' zstandard lz4
     fi
 }
 

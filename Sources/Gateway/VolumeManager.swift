@@ -67,7 +67,10 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// Opens every volume the database knows (recovering any that were not shut down cleanly).
     public func openAll() async throws {
         try FileManager.default.createDirectory(atPath: volumesDirectory, withIntermediateDirectories: true)
-        for record in try store.volumes() {
+        let records = try store.volumes()
+        // A missing or wrong master key stops the start before any volume is open.
+        for record in records { _ = try dataKey(of: record) }
+        for record in records {
             try await open(record)
         }
     }

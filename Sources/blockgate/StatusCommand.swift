@@ -33,7 +33,8 @@ struct StatusCommand: ParsableCommand {
                     "\(ByteSize.format($0.allocatedBytes)) allocated",
                     "\($0.clients) client(s)" + ($0.dirtyBytes.map { ", \(ByteSize.format($0)) to upload" } ?? "")
                         + ($0.heldWrites.flatMap { $0 > 0 ? ", \($0) write(s) held back until uploads drain" : nil }
-                            ?? "") + ($0.fenced == nil ? "" : ", FENCED: a sync failed, flushes fail until a restart"),
+                            ?? "") + ($0.fenced == nil ? "" : ", FENCED: a sync failed, flushes fail until a restart")
+                        + ($0.degraded == true ? ", DEGRADED: damaged data in the object store (see the log)" : ""),
                 ]
             })
         let cache = summary.cache

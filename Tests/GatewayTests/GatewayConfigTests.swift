@@ -1,3 +1,4 @@
+import Codecs
 import Foundation
 import Gateway
 import LocalIO
@@ -40,6 +41,30 @@ import Testing
         #expect(config.exportAllowedNetworks.isEmpty)
         #expect(config.maximumRequestSize == defaults.maximumRequestSize)
         #expect(config.maximumBytesInFlight == defaults.maximumBytesInFlight)
+        #expect(config.objectFormat == defaults.objectFormat && config.keyFile == nil)
+    }
+
+    @Test func theObjectsSectionSetsTheKeyFileAndTheDefaultFormat() throws {
+        let config = try GatewayConfig.load(
+            path: "o.yaml",
+            contents: "objects:\n  key_file: /k\n  encryption: chacha20-poly1305\n  compression: zstd:9\n")
+        #expect(config.keyFile == "/k")
+        #expect(config.objectFormat == ObjectFormatChoice(compression: .zstd(level: 9), cipher: .chaCha20Poly1305))
+        for bad in ["encryption: aes", "compression: zstd:0", "compression: gzip", "keyfile: /k"] {
+            #expect(throws: GatewayError.self, "\(bad)") {
+                try GatewayConfig.load(path: "q.yaml", contents: "objects:\n  \(bad)\n")
+            }
+        }
+        // A key file that does not hold a key is refused with what it should hold.
+        let path = NSTemporaryDirectory() + "blockgate-badkey-\(UUID().uuidString.prefix(8))"
+        try "not a key\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var bad = GatewayConfig()
+        bad.keyFile = path
+        let error = #expect(throws: GatewayError.self) { try bad.masterKey() }
+        #expect(error?.message.contains("64 hexadecimal digits") == true)
+        bad.keyFile = path + ".missing"
+        #expect(throws: GatewayError.self) { try bad.masterKey() }
     }
 
     @Test func requestAndInFlightLimitsParseWithinTheirBounds() throws {

@@ -110,4 +110,42 @@ import Testing
         await fresh.stop()
         await peer.stop()
     }
+
+    /// `key rotate` re-wraps the data keys and re-seals the manifests: afterwards blockgate starts
+    /// with the new key (and a new gateway recovers the volume with it) and refuses the old one.
+    @Test func rotatingTheMasterKeyKeepsTheDataAndRetiresTheOldKey() async throws {
+        let peer = try await S3Peer(.emulator)
+        let old = try keyFile(in: NSTemporaryDirectory(), "old")
+        let new = try keyFile(in: NSTemporaryDirectory(), "new")
+        defer { for path in [old, new] { try? FileManager.default.removeItem(atPath: path) } }
+        let fixture = try await GatewayFixture(objectStore: peer.url(), configure: { $0.keyFile = old })
+        let directory = fixture.directory
+        try await fixture.gateway.manager.create(name: "rotated", size: 16 << 20, kind: .cached)
+        #expect(try fixture.gateway.manager.info(name: "rotated").encryption == "aes-256-gcm")
+        let source = try await source(in: directory)
+        #expect(try await Tool.run(["nbdcopy", source, fixture.uri("rotated")]).status == 0)
+        try await fixture.drain("rotated")
+        let rotate = try await Tool.run([
+            Tool.blockgate, "key", "rotate", "--new-key-file", new, "--admin-socket", fixture.adminSocketPath,
+        ])
+        #expect(rotate.status == 0, "\(rotate.errors)")
+        #expect(rotate.output.contains("re-wrapped 1 data key"))
+        await fixture.stop(keepingData: true)
+
+        let refused = await #expect(throws: GatewayError.self) {
+            _ = try await GatewayFixture(objectStore: peer.url(), configure: { $0.keyFile = old }, directory: directory)
+        }
+        #expect(refused?.message.contains("is not the one its data key was wrapped with") == true)
+        let again = try await GatewayFixture(
+            objectStore: peer.url(), configure: { $0.keyFile = new }, directory: directory)
+        let back = directory + "/back.img"
+        #expect(try await Tool.run(["nbdcopy", again.uri("rotated"), back]).status == 0)
+        #expect(try await Tool.run(["cmp", "-n", "\(16 << 20)", source, back]).status == 0)
+        await again.stop()
+
+        let fresh = try await GatewayFixture(objectStore: peer.url(), configure: { $0.keyFile = new })
+        #expect(try await fresh.gateway.manager.recover(name: "rotated").encryption == "aes-256-gcm")
+        await fresh.stop()
+        await peer.stop()
+    }
 }

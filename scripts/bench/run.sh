@@ -5,7 +5,9 @@
 # 32, 1 MiB sequential read and write.
 # Then cached volumes cold, in the object-store emulator on loopback, against Debian's s3backer
 # on the same emulator: write-then-drain, cold sequential read and cold 4 KiB random read; and the
-# emulator's own ceiling, measured by a plain client (raw_store.py).
+# emulator's own ceiling, measured by a plain client (raw_store.py). Then the same cold drain and
+# read for each object format (compressed, encrypted, both) on random data and on a Linux source
+# tar, beside s3backer's compression and encryption.
 # Last, memory at rest: a 1 TiB thin volume with a 4 KiB block in each of its 1,048,576 chunks,
 # the daemon's RSS after a restart against the same volume empty, and the time to start.
 #   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G;
@@ -37,9 +39,10 @@ export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$port" 2> "$work/objstore.log" &
 pids+=($!)
-cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER]: a daemon on the emulator, its pid in $daemon
+cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER [KEY_FILE]]: a daemon on the emulator, its pid in $daemon
     mkdir -p "$1"
     printf 'cache:\n  size: %s\n  upload_buffer: %s\n' "${2:-256M}" "${3:-256M}" > "$1.yaml"
+    [ -z "${4:-}" ] || printf 'objects:\n  key_file: %s\n' "$4" >> "$1.yaml"
     "$binary" serve --config "$1.yaml" --data-dir "$1" --listen "" --log-level warning \
         --object-store "s3://bench?endpoint=http://127.0.0.1:$port" >> "$work/cached.log" 2>&1 &
     daemon=$!
@@ -136,11 +139,13 @@ cached_daemon "$work/cold-3"
 read -r coldrandom[blockgate] _ < <(fio_timed randread 4k 32 --ioengine=nbd --uri="$(cold_uri cold-3)")
 stop_daemon
 
-s3backer_mount() {  # mounts s3backer on $work/s3backer, its pid in $daemon
+s3backer_mount() {  # s3backer_mount [PREFIX [OPTIONS...]]: mounts s3backer on $work/s3backer, its pid in $daemon
+    local prefix="${1:-s3backer/}"
+    shift || true
     mkdir -p "$work/s3backer"
     s3backer -f --baseURL="http://127.0.0.1:$port/" --accessId="$AWS_ACCESS_KEY_ID" \
         --accessKey="$AWS_SECRET_ACCESS_KEY" --blockSize=1M --size="$size" --blockCacheSize=256 \
-        --prefix=s3backer/ bench "$work/s3backer" >> "$work/s3backer.log" 2>&1 &
+        --prefix="$prefix" "$@" bench "$work/s3backer" >> "$work/s3backer.log" 2>&1 &
     daemon=$!
     pids+=("$daemon")
     for _ in $(seq 200); do mountpoint -q "$work/s3backer" && return 0; sleep 0.05; done
@@ -186,6 +191,78 @@ printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
 printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads signed)\n' "raw store (plain client)" \
     "$raw_put" "$raw_get"
+
+# What goes into the store: the same cold write-drain and read with each object format, on
+# incompressible data (random) and on compressible data (the first $size of Debian's Linux source
+# tar). Written with nbdcopy from a file and drained; read with fio 1M QD8 on a fresh daemon that
+# recovered the volume. s3backer (--compress, --encrypt: deflate and AES, written with dd 1M
+# O_DIRECT) on the same data beside it. Figures are of data bytes per second.
+sync
+head -c "$bytes" /dev/urandom > "$work/random.data"
+tar_source=$(ls /usr/src/linux-source-*.tar.xz 2> /dev/null | head -1)
+if [ -n "$tar_source" ]; then
+    xz -dc "$tar_source" | head -c "$bytes" > "$work/tar.data" || true
+    tar_name="Linux source tar"
+else
+    tar -cf - /usr/include /usr/share/doc 2> /dev/null | head -c "$bytes" > "$work/tar.data" || true
+    tar_name="tar of /usr/include (no linux-source)"
+fi
+truncate -s "$bytes" "$work/tar.data"
+declare -A fdrain=() fread=() fstored=()
+formats=("off off" "off aes-256-gcm" "zstd off" "zstd aes-256-gcm" "lz4 off")
+"$binary" key generate "$work/bench.key" > /dev/null
+format_run() {  # format_run DATA COMPRESSION ENCRYPTION: drain and cold read figures into the arrays
+    local data="$1" compression="$2" encryption="$3" name="f-$1-$2-$3"
+    cached_daemon "$work/$name-w" 256M 256M "$work/bench.key"
+    "$binary" volume create "$name" --size "$size" --kind cached --compression "$compression" \
+        --encryption "$encryption" --admin-socket "$work/$name-w/admin.sock" > /dev/null
+    local start; start=$(now)
+    nbdcopy "$work/$data.data" "nbd+unix:///$name?socket=$work/$name-w/nbd.sock"
+    "$binary" volume flush "$name" --wait-upload --admin-socket "$work/$name-w/admin.sock" > /dev/null
+    fdrain[$data $compression $encryption]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+    fstored[$data $compression $encryption]=$("$binary" volume info "$name" --json \
+        --admin-socket "$work/$name-w/admin.sock" |
+        python3 -c 'import json, sys; v = json.load(sys.stdin); print("%.0f %%" % (100 * v["stored_bytes"] / max(1, v["logical_bytes"])))')
+    stop_daemon
+    cached_daemon "$work/$name-r" 256M 256M "$work/bench.key"
+    "$binary" volume recover "$name" --admin-socket "$work/$name-r/admin.sock" > /dev/null
+    start=$(now)
+    fio_pass read --ioengine=nbd --uri="nbd+unix:///$name?socket=$work/$name-r/nbd.sock"
+    fread[$data $compression $encryption]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+    stop_daemon
+}
+for data in random tar; do
+    for format in "${formats[@]}"; do format_run "$data" $format; done
+    sync
+    s3backer_mount "s3backer-$data/" --encrypt --password=bench-password
+    start=$(now)
+    dd if="$work/$data.data" of="$work/s3backer/file" bs=1M oflag=direct status=none
+    s3backer_unmount
+    fdrain[$data s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+    s3backer_mount "s3backer-$data/" --encrypt --password=bench-password
+    start=$(now)
+    fio_pass read "${s3backer_target[@]}"
+    fread[$data s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+    s3backer_unmount
+done
+
+echo
+echo "object formats, cold ($size each; write with nbdcopy then drain, read 1M QD8 after a recover):"
+printf '  %-30s%20s%20s%12s%20s%20s%12s\n' "compression, encryption" "random: drain" "cold read" "stored" \
+    "$tar_name: drain" "cold read" "stored"
+for format in "${formats[@]}"; do
+    printf '  %-30s' "${format/ /, }"
+    for data in random tar; do
+        printf '%14s MiB/s%14s MiB/s%12s' "${fdrain[$data $format]}" "${fread[$data $format]}" "${fstored[$data $format]}"
+    done
+    echo
+done
+printf '  %-30s' "s3backer --encrypt (deflate)"
+for data in random tar; do printf '%14s MiB/s%14s MiB/s%12s' "${fdrain[$data s3backer]}" "${fread[$data s3backer]}" "-"; done
+echo
+printf '  %-30s%20s%20s\n' "encryption costs (aes vs off)" \
+    "$(python3 -c "print(f'{100 * (1 - ${fdrain[random off aes-256-gcm]} / ${fdrain[random off off]}):.0f} %')")" \
+    "$(python3 -c "print(f'{100 * (1 - ${fread[random off aes-256-gcm]} / ${fread[random off off]}):.0f} %')")"
 
 [ "${BENCH_MEMORY:-1}" = 0 ] && exit 0
 # Memory at rest: RSS of a restarted daemon serving a 1 TiB thin volume (1 MiB chunks) with a

@@ -9,7 +9,11 @@
 #     files written (64 MiB), so that chunks are evicted and downloaded again: ext4, files
 #     written, synced, page cache dropped, read back with equal checksums; then the uploads are
 #     drained and the bucket holds the volume's objects;
-#   - a cold read: a 256 MiB file on ext4 on a cached volume, uploaded, read back through the
+#   - ext4 on an encrypted, compressed cached volume (zstd, AES-256-GCM, the master key in a key
+#     file) with the 16 MiB cache: 48 MiB of text files holding a known plaintext written,
+#     remounted and verified, drained, verified again from the store; the emulator's directory
+#     must not hold the plaintext anywhere, and the volume must store less than it holds;
+#   - a cold read: a 256 MiB file on ext4 on a cached volume (not encrypted, to compare), uploaded, read back through the
 #     16 MiB cache with an empty page cache, timed and printed (a figure, never asserted);
 #   - a tape drive: three tar archives written in three attach/detach rounds (each disconnect
 #     seals a file), the tape rewound with the CLI and each archive read back with `drive fsf`
@@ -50,12 +54,15 @@ export AWS_ACCESS_KEY_ID=e2e-access AWS_SECRET_ACCESS_KEY=e2e-secret
 store_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$store_port" > "$work/objstore.log" 2>&1 &
 store_pid=$!
+"$binary" key generate "$work/master.key" > /dev/null
 cat > "$work/blockgate.yaml" <<CONFIG
 object_store:
   url: s3://e2e?endpoint=http://127.0.0.1:$store_port
 cache:
   size: 16M
   upload_buffer: 32M
+objects:
+  key_file: $work/master.key
 CONFIG
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$store_port") 2>/dev/null && break; sleep 0.1; done
 
@@ -102,8 +109,25 @@ echo "INFO cache: ${used:-?} bytes used of 16 MiB; misses ${misses_before:-?} be
 check "cached ext4: the check downloaded evicted chunks again" test "${misses:-0}" -gt "${misses_before:-0}"
 check "cached ext4: the cache holds at most its 16 MiB" test "${used:-0}" -le $((16 << 20))
 
+echo "== ext4 on an encrypted, compressed cached volume"
+marker="BLOCKGATE-E2E-$RANDOM$RANDOM-PLAINTEXT"
+"$binary" volume create e2e-sealed --size 1G --kind cached --compression zstd --encryption aes-256-gcm \
+    "${admin[@]}" > /dev/null || failures=$((failures + 1))
+check "sealed ext4: 48 MiB of text written, synced, dropped, read back with equal checksums" \
+    guest "$work/fill-sealed.out" e2e-sealed "$here/guest/fs-text.sh" FILES=6 FILE_MB=8 MARKER="$marker"
+check "sealed ext4: the uploads drained" "$binary" volume flush e2e-sealed --wait-upload "${admin[@]}"
+check "sealed ext4: the files verify again, read back from the store through the 16 MiB cache" \
+    guest "$work/verify-sealed.out" e2e-sealed "$here/guest/fs-verify.sh" FS=ext4
+check "sealed ext4: the plaintext is nowhere in the emulator's directory" \
+    test -z "$(grep -r -l -a "$marker" "$work/objects" | head -1)"
+sealed_info=$("$binary" volume info e2e-sealed --json "${admin[@]}")
+logical=$(echo "$sealed_info" | json_field logical_bytes); stored=$(echo "$sealed_info" | json_field stored_bytes)
+echo "INFO sealed volume: ${logical:-?} bytes of data in its objects, ${stored:-?} bytes stored"
+check "sealed ext4: compression stores less than the data" test "${stored:-0}" -gt 0 -a "${stored:-0}" -lt "${logical:-0}"
+
 echo "== a cold read through ext4 on a cached volume (a figure only)"
-"$binary" volume create e2e-cold --size 1G --kind cached "${admin[@]}" > /dev/null || failures=$((failures + 1))
+"$binary" volume create e2e-cold --size 1G --kind cached --encryption off "${admin[@]}" > /dev/null ||
+    failures=$((failures + 1))
 check "cold read: a 256 MiB file written, synced and verified" \
     guest "$work/cold-fill.out" e2e-cold "$here/guest/fs-fill.sh" FS=ext4 FILES=1 FILE_MB=256
 check "cold read: the uploads drained" "$binary" volume flush e2e-cold --wait-upload "${admin[@]}"
