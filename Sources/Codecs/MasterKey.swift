@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
+import _CryptoExtras
 
-/// The key that wraps every data key (and seals the manifests): 256 bits from a key file. Data
+/// The key that wraps every data key (and seals the manifests): 256 bits from a key file, or
+/// derived from a passphrase with scrypt (memory-hard: 32 MiB per try by default). Data
 /// keys are wrapped with AES-256-GCM under a random nonce, bound to what they belong to (the
 /// volume's uuid), so that a wrapped key cannot be moved to another volume; a wrong master key
 /// fails to unwrap them, which is how a wrong key is told at start.
@@ -27,6 +29,43 @@ public struct MasterKey: Sendable {
             )
         }
         bytes = decoded
+    }
+
+    /// The scrypt settings a passphrase is stretched with, and the salt (kept beside the store).
+    public struct Stretching: Codable, Sendable, Equatable {
+        /// scrypt's N (a power of two), r and p.
+        public var rounds: Int
+        public var blockSize: Int
+        public var parallelism: Int
+        public var salt: [UInt8]
+
+        /// New settings with a random 16-byte salt: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s).
+        public static func fresh() -> Stretching {
+            Stretching(
+                rounds: 1 << 15, blockSize: 8, parallelism: 1,
+                salt: SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+        }
+    }
+
+    /// The key a passphrase gives with `stretching`.
+    /// - Throws: `ObjectFormatError(.invalidSettings)` for an empty passphrase or bad settings.
+    public init(passphrase: [UInt8], stretching: Stretching) throws(ObjectFormatError) {
+        guard !passphrase.isEmpty else { throw ObjectFormatError(.invalidSettings, "the passphrase is empty") }
+        do {
+            let key = try KDF.Scrypt.deriveKey(
+                from: passphrase, salt: stretching.salt, outputByteCount: 32, rounds: stretching.rounds,
+                blockSize: stretching.blockSize, parallelism: stretching.parallelism)
+            bytes = key.withUnsafeBytes { Array($0) }
+        } catch {
+            throw ObjectFormatError(.invalidSettings, "scrypt refused its settings: \(error)")
+        }
+    }
+
+    /// Eight bytes that tell whether a key is the one a store was set up with, and nothing more.
+    public var check: [UInt8] {
+        Array(
+            HMAC<SHA256>.authenticationCode(for: Data("blockgate key check".utf8), using: SymmetricKey(data: bytes))
+                .prefix(8))
     }
 
     /// A fresh random key, as the 64 hexadecimal digits of a key file.

@@ -1,4 +1,5 @@
 import ChunkEngine
+import Codecs
 import Foundation
 import LocalIO
 import Logging
@@ -59,6 +60,18 @@ public final class Gateway: Sendable {
         self.logger = logger
     }
 
+    /// The master key: from the key file, or from the passphrase (with the store's salt).
+    private static func masterKey(_ config: GatewayConfig, store: any ObjectStore) async throws(GatewayError)
+        -> MasterKey?
+    {
+        guard let passphraseFile = config.passphraseFile else { return try config.masterKey() }
+        guard config.keyFile == nil else {
+            throw GatewayError(.invalid, "set a key file or a passphrase file for the master key, not both")
+        }
+        return try await PassphraseKey.masterKey(
+            passphraseFile: passphraseFile, dataDirectory: config.dataDirectory, store: store)
+    }
+
     /// Starts everything; returns once every listener is up.
     /// - Throws: `GatewayError` (or an underlying error) saying what could not start.
     /// - Parameter reloadSource: builds the configuration again for a reload; nil when there is
@@ -117,7 +130,8 @@ public final class Gateway: Sendable {
                 dataDirectory: dataDirectory, store: metadata, journal: journal, io: io, connections: connections,
                 defaultExport: config.defaultExport, defaultChunkSize: config.defaultChunkSize,
                 remote: RemoteContext(store: store, settings: settings, group: group), shelf: shelf, cache: cache,
-                masterKey: try config.masterKey(), defaultFormat: config.objectFormat, logger: logger)
+                masterKey: try await masterKey(config, store: store), defaultFormat: config.objectFormat,
+                poolFormats: config.poolFormats, logger: logger)
             try await manager.openAll()
             cache.start()
             if manager.names.isEmpty, let demo = config.demoVolume {

@@ -64,8 +64,12 @@ public struct GatewayConfig: Sendable, Equatable {
     public var readAhead: UInt64 = 16 << 20
     /// The master key file of encrypted cached volumes.
     public var keyFile: String?
+    /// Or a file holding a passphrase the master key is derived from.
+    public var passphraseFile: String?
     /// How new cached volumes compress and encrypt their objects.
     public var objectFormat = ObjectFormatChoice()
+    /// Per tape pool, how its tapes' objects are compressed and encrypted (else `objectFormat`).
+    public var poolFormats: [String: ObjectFormatChoice.Request] = [:]
     /// NBD over TLS: off, optional or required, with the server's certificate chain and key
     /// (PEM files) and, to require client certificates, the CA that signs them.
     public var tls = TLSSettings()
@@ -337,21 +341,33 @@ private struct ConfigReader {
                 }
             case "objects":
                 for (key, value) in try mapping(
-                    value, section: "objects", allowed: ["key_file", "encryption", "compression"])
+                    value, section: "objects",
+                    allowed: ["key_file", "passphrase_file", "encryption", "compression", "pools"])
                 {
-                    let text = try string(value, "objects.\(key)")
                     switch key {
-                    case "key_file": config.keyFile = text
-                    case "encryption":
-                        guard let cipher = Cipher(parsing: text) else {
-                            throw error(value, "objects.encryption", "must be off, aes-256-gcm or chacha20-poly1305")
+                    case "key_file": config.keyFile = try string(value, "objects.key_file")
+                    case "passphrase_file": config.passphraseFile = try string(value, "objects.passphrase_file")
+                    case "pools":
+                        guard case .mapping(let pools) = value else {
+                            throw error(
+                                value, "objects.pools", "must map tape pool names to compression and encryption")
                         }
-                        config.objectFormat.cipher = cipher
+                        for (name, settings) in pools {
+                            let pool = try string(name, "objects.pools")
+                            let section = "objects.pools.\(pool)"
+                            var format = ObjectFormatChoice.Request()
+                            for (key, value) in try mapping(
+                                settings, section: section, allowed: ["compression", "encryption"])
+                            {
+                                try readFormat(key, value, section: section, into: &format)
+                            }
+                            config.poolFormats[pool] = format
+                        }
                     default:
-                        guard let compression = Compression(parsing: text) else {
-                            throw error(value, "objects.compression", "must be off, lz4, zstd or zstd:LEVEL (1-19)")
-                        }
-                        config.objectFormat.compression = compression
+                        var format = ObjectFormatChoice.Request()
+                        try readFormat(key, value, section: "objects", into: &format)
+                        config.objectFormat.compression = format.compression ?? config.objectFormat.compression
+                        config.objectFormat.cipher = format.cipher ?? config.objectFormat.cipher
                     }
                 }
             case "cache":
@@ -401,6 +417,24 @@ private struct ConfigReader {
                 }
                 config.demoVolume = demo
             }
+        }
+    }
+
+    /// Reads a section's `compression` or `encryption` (`key`) into `format`.
+    private func readFormat(
+        _ key: String, _ value: Node, section: String, into format: inout ObjectFormatChoice.Request
+    ) throws(GatewayError) {
+        let text = try string(value, "\(section).\(key)")
+        if key == "encryption" {
+            guard let cipher = Cipher(parsing: text) else {
+                throw error(value, "\(section).encryption", "must be off, aes-256-gcm or chacha20-poly1305")
+            }
+            format.cipher = cipher
+        } else {
+            guard let compression = Compression(parsing: text) else {
+                throw error(value, "\(section).compression", "must be off, lz4, zstd or zstd:LEVEL (1-19)")
+            }
+            format.compression = compression
         }
     }
 

@@ -32,6 +32,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     public let cache: CacheManager
     /// How new cached volumes write their objects unless told otherwise.
     private let defaultFormat: ObjectFormatChoice
+    /// How each tape pool's tapes write theirs.
+    private let poolFormats: [String: ObjectFormatChoice.Request]
     /// The key that wraps every data key; nil when none is configured (then no volume can be
     /// encrypted, and an encrypted one cannot be opened).
     private let masterKey: NIOLockedValueBox<MasterKey?>
@@ -47,7 +49,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         dataDirectory: String, store: MetadataStore, journal: MetadataJournal, io: any FileIO,
         connections: ConnectionRegistry, defaultExport: String, defaultChunkSize: UInt64, remote: RemoteContext,
         shelf: RemoteContext? = nil,
-        cache: CacheManager, masterKey: MasterKey? = nil, defaultFormat: ObjectFormatChoice = .init(), logger: Logger
+        cache: CacheManager, masterKey: MasterKey? = nil, defaultFormat: ObjectFormatChoice = .init(),
+        poolFormats: [String: ObjectFormatChoice.Request] = [:], logger: Logger
     ) {
         self.volumesDirectory = dataDirectory + "/volumes"
         self.store = store
@@ -61,6 +64,7 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         self.cache = cache
         self.masterKey = NIOLockedValueBox(masterKey)
         self.defaultFormat = defaultFormat
+        self.poolFormats = poolFormats
         self.logger = logger
     }
 
@@ -201,7 +205,8 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         }
         do {
             let masterKey = masterKey.withLockedValue { $0 }
-            let (found, unopened) = try await VolumeManifest.find(name: name, in: remote.store, masterKey: masterKey)
+            let (found, unopened) = try await VolumeManifest.find(
+                name: name, in: remote.store, masterKey: masterKey, logger: logger)
             guard let manifest = found else {
                 let sealed =
                     unopened == 0
@@ -461,10 +466,12 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// The object store a volume keeps its data in: the shelf for tape containers.
     private func remote(for name: String) -> RemoteContext { Self.isContainer(name) ? shelf : remote }
 
-    /// Creates the cached volume that holds a tape.
-    func createContainer(barcode: String, size: UInt64) async throws(GatewayError) -> Volume {
+    /// Creates the cached volume that holds a tape of `pool`, its objects written as the pool's
+    /// settings say (else as the defaults).
+    func createContainer(barcode: String, size: UInt64, pool: String) async throws(GatewayError) -> Volume {
         let name = Self.containerPrefix + barcode
-        try await createVolume(name: name, size: size, chunkSize: 1 << 20, kind: .cached, format: .init())
+        try await createVolume(
+            name: name, size: size, chunkSize: 1 << 20, kind: .cached, format: poolFormats[pool] ?? .init())
         return try lookup(name, containers: true).volume
     }
 

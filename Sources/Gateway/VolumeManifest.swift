@@ -1,14 +1,15 @@
 import ChunkEngine
 import Codecs
 import Foundation
+import Logging
 import Metadata
 import NIOCore
 import ObjectStore
 
 /// What the object store keeps about a cached volume besides its chunks, so that the volume can
-/// be rebuilt from the store alone: `manifests/<uuid>.json`. JSON as it is without a master key;
-/// with one, sealed in an object of format 1 (docs/object-format.md, "Records"), so that the
-/// store shows no volume name. Manifests written before blockgate had an object format lack
+/// be rebuilt from the store alone: `manifests/<uuid>.json`. JSON in a record of object format 1
+/// (docs/object-format.md, "Records"): sealed when there is a master key, so that the store shows
+/// no volume name, checksummed otherwise. Manifests written before blockgate had an object format lack
 /// `object_format`: their chunk objects are raw up to a generation found in the store.
 struct VolumeManifest: Codable, Equatable {
     var name: String
@@ -56,35 +57,42 @@ struct VolumeManifest: Codable, Equatable {
 
     static func key(uuid: String) throws -> ObjectKey { try ObjectKey("manifests/\(uuid).json") }
 
-    /// The codec of sealed manifests.
-    private static func codec(_ masterKey: MasterKey) throws -> ObjectCodec {
-        try ObjectCodec(cipher: .aes256GCM, key: masterKey.recordKey, scope: "manifests")
+    /// The codec of manifests: sealed with a key derived from the master key, or checksummed
+    /// only when there is none.
+    private static func codec(_ masterKey: MasterKey?) throws -> ObjectCodec {
+        guard let masterKey else { return try ObjectCodec(scope: "manifests") }
+        return try ObjectCodec(cipher: .aes256GCM, key: masterKey.recordKey, scope: "manifests")
     }
 
-    /// Writes the manifest (sealed when there is a master key).
+    /// Writes the manifest: a record in object format 1, sealed when there is a master key.
     func store(in objects: any ObjectStore, sealedWith masterKey: MasterKey?) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var data = ByteBuffer()
         data.writeBytes(try encoder.encode(self))
-        if let masterKey {
-            data = try Self.codec(masterKey).encode(data, as: ObjectCodec.recordIdentity())
-        }
+        data = try Self.codec(masterKey).encode(data, as: ObjectCodec.recordIdentity())
         try await objects.put(try Self.key(uuid: uuid), data: data)
     }
 
     /// The newest manifest of a volume named `name`, if any; and how many sealed manifests the
     /// master key did not open (some may be of that volume: the key may be the wrong one).
-    static func find(name: String, in objects: any ObjectStore, masterKey: MasterKey?) async throws
+    /// Manifests written before the object format (plain JSON) are read as they are; one that
+    /// fails its check is passed over with a warning.
+    static func find(name: String, in objects: any ObjectStore, masterKey: MasterKey?, logger: Logger) async throws
         -> (manifest: VolumeManifest?, unopened: Int)
     {
         var found: VolumeManifest?
         var unopened = 0
+        let codecs = [try codec(nil)] + (masterKey == nil ? [] : [try codec(masterKey)])
         for object in try await objects.list(prefix: "manifests/") {
             var data = try await objects.get(try ObjectKey(object.key), range: nil)
             if data.readableBytesView.first != UInt8(ascii: "{") {
-                guard let masterKey, let opened = try? codec(masterKey).decodeRecord(data) else {
-                    unopened += 1
+                guard let opened = codecs.lazy.compactMap({ try? $0.decodeRecord(data) }).first else {
+                    if ObjectCodec.identity(of: data) == nil {
+                        logger.warning("manifest \(object.key) is damaged; passed over")
+                    } else {
+                        unopened += 1
+                    }
                     continue
                 }
                 data = opened

@@ -6,8 +6,8 @@ import TapeLibrary
 struct VolumeTapeContainers: TapeContainers {
     let manager: VolumeManager
 
-    func create(barcode: String, size: UInt64) async throws -> any BlockDevice {
-        try await manager.createContainer(barcode: barcode, size: size)
+    func create(barcode: String, size: UInt64, pool: String) async throws -> any BlockDevice {
+        try await manager.createContainer(barcode: barcode, size: size, pool: pool)
     }
 
     func open(barcode: String) throws -> any BlockDevice {

@@ -7,8 +7,8 @@ import Synchronization
 
 /// Where tape containers come from; the gateway keeps each tape in a cached volume.
 public protocol TapeContainers: Sendable {
-    /// Creates the container of a new tape: `size` bytes that read as zeros.
-    func create(barcode: String, size: UInt64) async throws -> any BlockDevice
+    /// Creates the container of a new tape of `pool`: `size` bytes that read as zeros.
+    func create(barcode: String, size: UInt64, pool: String) async throws -> any BlockDevice
     /// The container of an existing tape.
     func open(barcode: String) throws -> any BlockDevice
     /// Makes everything in the container durable in the object store and drops its local cache.
@@ -124,7 +124,8 @@ public final class Library: Sendable {
             throw TapeLibraryError(.conflict, error.message)
         }
         do {
-            let container = try await containers.create(barcode: barcode, size: geometry.containerSize)
+            let container = try await containers.create(
+                barcode: barcode, size: geometry.containerSize, pool: record.pool)
             let tape = try await Tape.format(
                 container: container, barcode: barcode, geometry: geometry, worm: worm, on: eventLoop, logger: logger)
             state.withLock {

@@ -39,6 +39,8 @@ struct Serve: AsyncParsableCommand {
     var cacheSize: String?
     @Option(help: "The master key of encrypted cached volumes (make one with `blockgate key generate FILE`).")
     var keyFile: String?
+    @Option(help: "Or a file holding a passphrase the master key is derived from (scrypt).")
+    var passphraseFile: String?
     @Option(help: "NBD over TLS: off, optional or required.")
     var tls: String?
     @Option(help: "The server's certificate chain (PEM) for TLS.")
@@ -105,6 +107,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let cacheSize { settings.cacheSize = try ByteSize.parse(cacheSize) }
         if let keyFile { settings.keyFile = keyFile }
+        if let passphraseFile { settings.passphraseFile = passphraseFile }
         if let metricsListen { settings.metricsListen = metricsListen }
         if let tls {
             guard let mode = NBDTLSMode(rawValue: tls) else {

@@ -50,7 +50,16 @@ import Testing
             contents: "objects:\n  key_file: /k\n  encryption: chacha20-poly1305\n  compression: zstd:9\n")
         #expect(config.keyFile == "/k")
         #expect(config.objectFormat == ObjectFormatChoice(compression: .zstd(level: 9), cipher: .chaCha20Poly1305))
-        for bad in ["encryption: aes", "compression: zstd:0", "compression: gzip", "keyfile: /k"] {
+        let pools = try GatewayConfig.load(
+            path: "p.yaml",
+            contents:
+                "objects:\n  passphrase_file: /p\n  pools:\n    vault: {encryption: aes-256-gcm, compression: lz4}\n")
+        #expect(pools.passphraseFile == "/p")
+        #expect(pools.poolFormats == ["vault": .init(compression: .lz4, cipher: .aes256GCM)])
+        for bad in [
+            "encryption: aes", "compression: zstd:0", "compression: gzip", "keyfile: /k", "pools: [a]",
+            "pools:\n    v: {encryption: des}",
+        ] {
             #expect(throws: GatewayError.self, "\(bad)") {
                 try GatewayConfig.load(path: "q.yaml", contents: "objects:\n  \(bad)\n")
             }

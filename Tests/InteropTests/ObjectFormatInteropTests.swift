@@ -148,4 +148,69 @@ import Testing
         await fresh.stop()
         await peer.stop()
     }
+
+    /// A passphrase gives the same master key on every gateway of the store (its salt is kept in
+    /// the store): a new gateway with the passphrase recovers an encrypted volume; a wrong
+    /// passphrase stops the start with a reason.
+    @Test func aPassphraseDerivesTheSameKeyOnAnyGatewayOfTheStore() async throws {
+        let peer = try await S3Peer(.emulator)
+        let passphrase = NSTemporaryDirectory() + "blockgate-pass-\(UUID().uuidString.prefix(8))"
+        let wrong = passphrase + "-wrong"
+        try "correct horse battery staple\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        try "correct horse battery stable\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        defer { for path in [passphrase, wrong] { try? FileManager.default.removeItem(atPath: path) } }
+        let first = try await GatewayFixture(objectStore: peer.url(), configure: { $0.passphraseFile = passphrase })
+        try await first.gateway.manager.create(name: "phrased", size: 16 << 20, kind: .cached)
+        let source = try await source(in: first.directory)
+        #expect(try await Tool.run(["nbdcopy", source, first.uri("phrased")]).status == 0)
+        try await first.drain("phrased")
+        let kept = NSTemporaryDirectory() + "blockgate-kept-\(UUID().uuidString.prefix(8)).img"
+        try FileManager.default.copyItem(atPath: source, toPath: kept)
+        defer { try? FileManager.default.removeItem(atPath: kept) }
+        await first.stop()
+
+        let refused = await #expect(throws: GatewayError.self) {
+            _ = try await GatewayFixture(objectStore: peer.url(), configure: { $0.passphraseFile = wrong })
+        }
+        #expect(refused?.message.contains("is not the one this object store was set up with") == true)
+        let second = try await GatewayFixture(objectStore: peer.url(), configure: { $0.passphraseFile = passphrase })
+        #expect(try await second.gateway.manager.recover(name: "phrased").encryption == "aes-256-gcm")
+        let back = second.directory + "/back.img"
+        #expect(try await Tool.run(["nbdcopy", second.uri("phrased"), back]).status == 0)
+        #expect(try await Tool.run(["cmp", "-n", "\(16 << 20)", kept, back]).status == 0)
+        await second.stop()
+        await peer.stop()
+    }
+
+    /// Tapes take their pool's compression and encryption (`objects.pools`): the header of every
+    /// chunk object of a tape in the encrypted pool names zstd and AES-256-GCM, and of a tape in
+    /// the default pool neither.
+    @Test func tapesTakeTheirPoolsFormat() async throws {
+        let peer = try await S3Peer(.emulator)
+        let key = try keyFile(in: NSTemporaryDirectory(), "pool")
+        defer { try? FileManager.default.removeItem(atPath: key) }
+        let fixture = try await GatewayFixture(
+            objectStore: peer.url(),
+            configure: {
+                $0.keyFile = key
+                $0.objectFormat = ObjectFormatChoice(compression: .off, cipher: .off)
+                $0.poolFormats = ["vault": .init(compression: .zstd(level: 3), cipher: .aes256GCM)]
+            })
+        let library = fixture.gateway.library
+        try await library.create(barcode: "VAULT001", size: 4 << 20, worm: false, pool: "vault")
+        try await library.create(barcode: "PLAIN001", size: 4 << 20, worm: false)
+        try await library.export(barcode: "VAULT001")
+        try await library.export(barcode: "PLAIN001")
+        let client = peer.client()
+        var formats: [String: Set<[UInt8]>] = [:]
+        for object in try await client.list(prefix: "volumes/") {
+            let header = try await client.get(try ObjectKey(object.key), range: 0..<8)
+            let volume = String(object.key.split(separator: "/")[1])
+            formats[volume, default: []].insert(Array(header.readableBytesView.suffix(3).prefix(2)))
+        }
+        #expect(formats.count == 2)
+        #expect(Set(formats.values) == [[[2, 1]], [[0, 0]]])
+        await fixture.stop()
+        await peer.stop()
+    }
 }
