@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(
             name: "CNBD", path: "Tests/CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
 
@@ -40,7 +41,7 @@ let package = Package(
         .target(
             name: "Codecs",
             dependencies: [
-                "CZstd", "CLZ4", nioCore, .product(name: "Crypto", package: "swift-crypto"),
+                "CZstd", "CLZ4", "CISAL", nioCore, .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
         // The one seam between protocol and storage.

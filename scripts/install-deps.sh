@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh build|test|e2e|bench
 set -euo pipefail
 
-build=(liburing-dev libsqlite3-dev libzstd-dev liblz4-dev pkg-config)
+build=(liburing-dev libsqlite3-dev libzstd-dev liblz4-dev libisal-dev pkg-config)
 test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils python3-venv systemd curl openssl zstd)
 e2e=(qemu-system-x86 socat nbd-client busybox-static e2fsprogs xfsprogs util-linux cpio gzip kmod dash tar)
 bench=(fio nbdkit qemu-utils s3backer linux-source xz-utils)
