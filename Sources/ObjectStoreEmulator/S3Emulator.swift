@@ -227,7 +227,7 @@ public final class S3Emulator: Sendable {
             return .error(.badRequest, "XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
         }
         let signed = parsed.signedHeaders.map { name in
-            (name: name, value: headers[canonicalForm: name].joined(separator: ","))
+            (name: name, value: headers[name].joined(separator: ","))
         }
         let signer = SigV4Signer(credentials: credentials, region: parsed.region, service: parsed.service)
         let expected = signer.signature(

@@ -35,6 +35,29 @@ import Testing
         await fixture.close()
     }
 
+    /// A signed header whose value holds a comma (s3backer's `Accept-Encoding: deflate,
+    /// encrypt-AES-128-CBC` when it compresses and encrypts) is checked as it was signed: the
+    /// value as sent, not split at the comma and joined again without the space.
+    @Test func aSignedHeaderWithACommaInItsValueVerifies() async throws {
+        let fixture = try await StoreFixture(.emulator)
+        try await fixture.store.put(try ObjectKey("block"), data: ByteBuffer(string: "data"))
+        let client = HTTPClient(host: "127.0.0.1", port: fixture.port, group: MultiThreadedEventLoopGroup.singleton)
+        let signer = SigV4Signer(credentials: StoreFixture.credentials, region: "us-east-1")
+        let path = "/test-bucket/block"
+        let signed = signer.signedHeaders(
+            method: "GET", host: "127.0.0.1:\(fixture.port)", encodedPath: path, query: [],
+            headers: [(name: "accept-encoding", value: "deflate, encrypt-AES-128-CBC")],
+            payloadHash: SigV4Signer.sha256Hex([UInt8]()), amzDate: SigV4Signer.amzDate(time(nil)))
+        let response = try await client.execute(
+            HTTPClient.Request(
+                method: .GET, target: path, headers: HTTPHeaders(signed.map { ($0.name, $0.value) }), body: nil),
+            timeout: .seconds(10))
+        #expect(response.status == .ok, "\(response.status) \(String(buffer: response.body))")
+        #expect(String(buffer: response.body) == "data")
+        await client.shutdown()
+        await fixture.close()
+    }
+
     /// Signed requests whose key would leave the bucket (a ".." segment, an absolute path, a NUL)
     /// or whose bucket is not a bucket name get 400, and nothing is written outside the bucket.
     @Test func keysThatWouldEscapeTheBucketAreRefused() async throws {
