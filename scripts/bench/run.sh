@@ -7,11 +7,12 @@
 # on the same emulator: write-then-drain, cold sequential read and cold 4 KiB random read; and the
 # emulator's own ceiling, measured by a plain client (raw_store.py). Then the same cold drain and
 # read for each object format (compressed, encrypted, both) on random data and on a Linux source
-# tar, beside s3backer's compression and encryption.
+# tar.
 # Last, memory at rest: a 1 TiB thin volume with a 4 KiB block in each of its 1,048,576 chunks,
 # the daemon's RSS after a restart against the same volume empty, and the time to start.
 #   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G;
-#                                BENCH_MEMORY=0 leaves out the memory section, which takes minutes)
+#                                BENCH_MEMORY=0 leaves out the memory section, which takes minutes;
+#                                BENCH_SECTIONS, default "warm cold formats memory", runs only those)
 set -euo pipefail
 binary="$(readlink -f "${1:?usage: $0 BLOCKGATE_BINARY}")"
 venv_python="$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python3"
@@ -51,6 +52,26 @@ cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER [KEY_FILE]
 }
 stop_daemon() { kill "$daemon"; wait "$daemon" 2>/dev/null || true; }
 
+fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s" of a timed job
+    local rw="$1" bs="$2" depth="$3"; shift 3
+    fio --name=bench "$@" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="$size" \
+        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
+    python3 - "$work/fio.json" "$rw" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))["jobs"][0]
+side = job["write" if "write" in sys.argv[2] else "read"]
+print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f}')
+PY
+}
+fio_pass() {  # fio_pass RW TARGET_ARGS...: one 1 MiB QD8 pass over the whole size (a write ends with an fsync)
+    local rw="$1" fsync=0; shift
+    [ "$rw" = write ] && fsync=1
+    fio --name=pass "$@" --rw="$rw" --bs=1M --iodepth=8 --size="$size" --end_fsync="$fsync" --output=/dev/null
+}
+
+section() { [[ " ${BENCH_SECTIONS:-warm cold formats memory} " == *" $1 "* ]]; }  # section NAME: whether it runs
+
+if section warm; then
 # blockgate: one thin volume, and a cached volume in a cache with room for all of it (an upload
 # buffer as large, so that no write waits for the store).
 "$binary" serve --data-dir "$work/blockgate" --listen "" --log-level warning 2> "$work/blockgate.log" &
@@ -77,23 +98,6 @@ declare -A uris=(
 servers=(blockgate cached nbdkit qemu-nbd)
 jobs=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 
-fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s" of a timed job
-    local rw="$1" bs="$2" depth="$3"; shift 3
-    fio --name=bench "$@" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="$size" \
-        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
-    python3 - "$work/fio.json" "$rw" <<'PY'
-import json, sys
-job = json.load(open(sys.argv[1]))["jobs"][0]
-side = job["write" if "write" in sys.argv[2] else "read"]
-print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f}')
-PY
-}
-fio_pass() {  # fio_pass RW TARGET_ARGS...: one 1 MiB QD8 pass over the whole size (a write ends with an fsync)
-    local rw="$1" fsync=0; shift
-    [ "$rw" = write ] && fsync=1
-    fio --name=pass "$@" --rw="$rw" --bs=1M --iodepth=8 --size="$size" --end_fsync="$fsync" --output=/dev/null
-}
-
 # Fill every image first, so that reads read data.
 for server in "${servers[@]}"; do fio_pass write --ioengine=nbd --uri="${uris[$server]}"; done
 
@@ -113,6 +117,9 @@ for job in "${jobs[@]}"; do
         "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")" "$(ratio "${iops[cached]}" "${iops[blockgate]}")"
 done
 stop_daemon
+fi
+
+if section cold; then
 declare -A drain=() coldread=() coldrandom=()
 
 # Cold cached volumes against s3backer (FUSE, 1 MiB blocks, a 256-block cache, path-style, its
@@ -139,13 +146,11 @@ cached_daemon "$work/cold-3"
 read -r coldrandom[blockgate] _ < <(fio_timed randread 4k 32 --ioengine=nbd --uri="$(cold_uri cold-3)")
 stop_daemon
 
-s3backer_mount() {  # s3backer_mount [PREFIX [OPTIONS...]]: mounts s3backer on $work/s3backer, its pid in $daemon
-    local prefix="${1:-s3backer/}"
-    shift || true
+s3backer_mount() {  # mounts s3backer on $work/s3backer, its pid in $daemon
     mkdir -p "$work/s3backer"
     s3backer -f --baseURL="http://127.0.0.1:$port/" --accessId="$AWS_ACCESS_KEY_ID" \
         --accessKey="$AWS_SECRET_ACCESS_KEY" --blockSize=1M --size="$size" --blockCacheSize=256 \
-        --prefix="$prefix" "$@" bench "$work/s3backer" >> "$work/s3backer.log" 2>&1 &
+        --prefix=s3backer/ bench "$work/s3backer" >> "$work/s3backer.log" 2>&1 &
     daemon=$!
     pids+=("$daemon")
     for _ in $(seq 200); do mountpoint -q "$work/s3backer" && return 0; sleep 0.05; done
@@ -192,11 +197,15 @@ printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
 printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads signed)\n' "raw store (plain client)" \
     "$raw_put" "$raw_get"
 
+fi
+
+if section formats; then
 # What goes into the store: the same cold write-drain and read with each object format, on
 # incompressible data (random) and on compressible data (the first $size of Debian's Linux source
 # tar). Written with nbdcopy from a file and drained; read with fio 1M QD8 on a fresh daemon that
-# recovered the volume. s3backer (--compress, --encrypt: deflate and AES, written with dd 1M
-# O_DIRECT) on the same data beside it. Figures are of data bytes per second.
+# recovered the volume. Figures are of data bytes per second, to be read beside the raw format's
+# row and s3backer's figures of the cold section (s3backer's --compress and --encrypt cannot run
+# on the emulator: they need object metadata returned on GET, which it does not keep).
 sync
 head -c "$bytes" /dev/urandom > "$work/random.data"
 tar_source=$(ls /usr/src/linux-source-*.tar.xz 2> /dev/null | head -1)
@@ -233,23 +242,13 @@ format_run() {  # format_run DATA COMPRESSION ENCRYPTION: drain and cold read fi
 }
 for data in random tar; do
     for format in "${formats[@]}"; do format_run "$data" $format; done
-    sync
-    s3backer_mount "s3backer-$data/" --encrypt --password=bench-password
-    start=$(now)
-    dd if="$work/$data.data" of="$work/s3backer/file" bs=1M oflag=direct status=none
-    s3backer_unmount
-    fdrain[$data s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
-    s3backer_mount "s3backer-$data/" --encrypt --password=bench-password
-    start=$(now)
-    fio_pass read "${s3backer_target[@]}"
-    fread[$data s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
-    s3backer_unmount
 done
 
 echo
 echo "object formats, cold ($size each; write with nbdcopy then drain, read 1M QD8 after a recover):"
-printf '  %-30s%20s%20s%12s%20s%20s%12s\n' "compression, encryption" "random: drain" "cold read" "stored" \
-    "$tar_name: drain" "cold read" "stored"
+echo "  (A: random data; B: $tar_name)"
+printf '  %-30s%20s%20s%12s%20s%20s%12s\n' "compression, encryption" "A: drain" "A: cold read" "A: stored" \
+    "B: drain" "B: cold read" "B: stored"
 for format in "${formats[@]}"; do
     printf '  %-30s' "${format/ /, }"
     for data in random tar; do
@@ -257,14 +256,14 @@ for format in "${formats[@]}"; do
     done
     echo
 done
-printf '  %-30s' "s3backer --encrypt (deflate)"
-for data in random tar; do printf '%14s MiB/s%14s MiB/s%12s' "${fdrain[$data s3backer]}" "${fread[$data s3backer]}" "-"; done
-echo
 printf '  %-30s%20s%20s\n' "encryption costs (aes vs off)" \
     "$(python3 -c "print(f'{100 * (1 - ${fdrain[random off aes-256-gcm]} / ${fdrain[random off off]}):.0f} %')")" \
     "$(python3 -c "print(f'{100 * (1 - ${fread[random off aes-256-gcm]} / ${fread[random off off]}):.0f} %')")"
 
+fi
+
 [ "${BENCH_MEMORY:-1}" = 0 ] && exit 0
+section memory || exit 0
 # Memory at rest: RSS of a restarted daemon serving a 1 TiB thin volume (1 MiB chunks) with a
 # 4 KiB block in every chunk, against the same daemon serving the volume empty.
 memory_daemon() {  # memory_daemon: starts a daemon on $work/memory, its pid in $daemon
