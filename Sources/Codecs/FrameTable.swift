@@ -35,9 +35,6 @@ public struct FrameTable: Sendable, Equatable {
 
     static func encoding(_ entry: UInt32) -> Encoding? { Encoding(rawValue: UInt8(entry >> 30)) }
     static func length(_ entry: UInt32) -> Int { Int(entry & 0x3FFF_FFFF) }
-
-    /// Bytes of memory one table takes (for the bound on cached tables).
-    var footprint: Int { entries.count * 12 + 64 }
 }
 
 /// What a ranged read of an object must fetch and decode: the frames holding the wanted bytes,

@@ -78,46 +78,34 @@ public struct ObjectCodec: Sendable {
         output.reserveCapacity(prefixLength(logicalLength: length) + length + count * cipher.trailerSize)
         output.writeBytes(header.encoded)
         try data.withUnsafeReadableBytes { bytes in
+            let frames = (0..<count).map { frame in
+                UnsafeRawBufferPointer(
+                    rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
+            }
             guard hasFrameTable else {
-                for frame in 0..<count {
-                    let payload = UnsafeRawBufferPointer(
-                        rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
-                    try sealing.append(payload, frame: frame, encoding: .raw, to: &output)
+                for (frame, plain) in frames.enumerated() {
+                    try sealing.append(plain, frame: frame, encoding: .raw, to: &output)
                 }
                 return
             }
-            var entries: [UInt32] = []
-            var payloads: [(FrameTable.Encoding, [UInt8]?)] = []
-            for frame in 0..<count {
-                let plain = UnsafeRawBufferPointer(
-                    rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
-                if plain.isAllZero {
-                    entries.append(FrameTable.entry(.zero, length: 0))
-                    payloads.append((.zero, nil))
-                } else if let packed = compression.compress(plain, with: context) {
-                    entries.append(FrameTable.entry(.compressed, length: packed.count))
-                    payloads.append((.compressed, packed))
-                } else {
-                    entries.append(FrameTable.entry(.raw, length: plain.count))
-                    payloads.append((.raw, nil))
-                }
+            // The table comes first, so every frame is encoded before any is written.
+            let encoded = frames.map { plain -> (FrameTable.Encoding, [UInt8]?) in
+                if plain.isAllZero { return (.zero, nil) }
+                guard let packed = compression.compress(plain, with: context) else { return (.raw, nil) }
+                return (.compressed, packed)
             }
             var table: [UInt8] = []
-            for entry in entries { table.appendLittleEndian(entry) }
+            for (frame, (encoding, packed)) in encoded.enumerated() {
+                let stored = encoding == .zero ? 0 : packed?.count ?? frames[frame].count
+                table.appendLittleEndian(FrameTable.entry(encoding, length: stored))
+            }
             output.writeBytes(table)
             output.writeBytes(try sealing.tableTrailer(table))
-            for (frame, (encoding, packed)) in payloads.enumerated() {
-                switch encoding {
-                case .zero:
-                    continue
-                case .compressed:
-                    try packed!.withUnsafeBytes {
-                        try sealing.append($0, frame: frame, encoding: .compressed, to: &output)
-                    }
-                case .raw:
-                    let plain = UnsafeRawBufferPointer(
-                        rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
-                    try sealing.append(plain, frame: frame, encoding: .raw, to: &output)
+            for (frame, (encoding, packed)) in encoded.enumerated() where encoding != .zero {
+                if let packed {
+                    try packed.withUnsafeBytes { try sealing.append($0, frame: frame, encoding: encoding, to: &output) }
+                } else {
+                    try sealing.append(frames[frame], frame: frame, encoding: encoding, to: &output)
                 }
             }
         }
@@ -344,8 +332,7 @@ public struct ObjectCodec: Sendable {
             let tag = frameTag(frame, encoding.rawValue)
             guard let key else {
                 output.writeBytes(payload)
-                let crc = tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
-                output.writeInteger(CRC32C.checksum(payload, continuing: crc), endianness: .little)
+                output.writeInteger(frameCRC(tag, payload), endianness: .little)
                 return
             }
             output.writeBytes(
@@ -359,8 +346,7 @@ public struct ObjectCodec: Sendable {
             let tag = frameTag(frame, encoding.rawValue)
             guard let key else {
                 let payload = UnsafeRawBufferPointer(rebasing: stored[..<(stored.count - 4)])
-                let crc = tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
-                guard CRC32C.checksum(payload, continuing: crc) == stored.loadLittleEndian(at: stored.count - 4) else {
+                guard frameCRC(tag, payload) == stored.loadLittleEndian(at: stored.count - 4) else {
                     throw ObjectFormatError(.corrupt, "frame \(frame) fails its CRC-32C")
                 }
                 try body(payload)
@@ -379,32 +365,42 @@ public struct ObjectCodec: Sendable {
             if let failure { throw failure }
         }
 
+        /// The CRC of a frame (no cipher): over the bound bytes, its tag and its payload.
+        private func frameCRC(_ tag: [UInt8], _ payload: UnsafeRawBufferPointer) -> UInt32 {
+            CRC32C.checksum(payload, continuing: tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) })
+        }
+
+        /// The CRC of the frame table (no cipher).
+        private func tableCRC(_ table: [UInt8]) -> UInt32 {
+            (frameTag(0xFFFF_FFFF, 0xFF) + table).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
+        }
+
+        /// What the table's tag covers besides the header (a cipher).
+        private func tableAssociatedData(_ table: [UInt8]) -> [UInt8] { bound + frameTag(0xFFFF_FFFF, 0xFF) + table }
+
         func tableTrailer(_ table: [UInt8]) throws -> [UInt8] {
-            let tag = frameTag(0xFFFF_FFFF, 0xFF)
             guard let key else {
                 var trailer: [UInt8] = []
-                let crc = (tag + table).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
-                trailer.appendLittleEndian(crc)
+                trailer.appendLittleEndian(tableCRC(table))
                 return trailer
             }
             return Array(
                 try [UInt8]().withUnsafeBytes {
-                    try cipher.seal($0, key: key, nonce: nonce(0xFFFF_FFFF), authenticating: bound + tag + table)
+                    try cipher.seal(
+                        $0, key: key, nonce: nonce(0xFFFF_FFFF), authenticating: tableAssociatedData(table))
                 })
         }
 
         func checkTable(_ table: [UInt8], trailer: UnsafeRawBufferPointer) throws(ObjectFormatError) {
-            let expected: [UInt8]? = key == nil ? (try? tableTrailer(table)) : nil
-            if let expected {
-                guard expected.elementsEqual(trailer) else {
+            guard let key else {
+                guard tableCRC(table) == trailer.loadLittleEndian(at: 0) else {
                     throw ObjectFormatError(.corrupt, "the frame table fails its CRC-32C")
                 }
                 return
             }
             do {
                 _ = try cipher.open(
-                    trailer, key: key!, nonce: nonce(0xFFFF_FFFF),
-                    authenticating: bound + frameTag(0xFFFF_FFFF, 0xFF) + table)
+                    trailer, key: key, nonce: nonce(0xFFFF_FFFF), authenticating: tableAssociatedData(table))
             } catch {
                 throw ObjectFormatError(.corrupt, "the frame table fails authentication")
             }
