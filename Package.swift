@@ -37,6 +37,8 @@ let package = Package(
 
         // Wire protocol: pure codecs, no I/O.
         .target(name: "NBDProtocol", dependencies: [nioCore]),
+        // The remote magnetic tape protocol (rmt): requests, replies, tape status; pure codecs.
+        .target(name: "RemoteTape", dependencies: [nioCore]),
         // What goes into the object store: checksums, compression, encryption; pure codecs, no I/O.
         .target(
             name: "Codecs",
@@ -75,7 +77,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "NBDServer", "ChunkEngine", "Codecs", "TapeLibrary", "Metadata", "LocalIO", "BlockDevice",
+                "NBDServer", "ChunkEngine", "Codecs", "TapeLibrary", "RemoteTape", "Metadata", "LocalIO", "BlockDevice",
                 "ObjectStore",
                 nioCore,
                 nioPosix, metrics, .product(name: "Prometheus", package: "swift-prometheus"),
@@ -106,6 +108,7 @@ let package = Package(
 
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", nioCore]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", nioCore]),
+        .testTarget(name: "RemoteTapeTests", dependencies: ["RemoteTape", nioCore]),
         .testTarget(name: "LocalIOTests", dependencies: ["LocalIO", nioCore, nioPosix]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CSQLite"]),
         .testTarget(

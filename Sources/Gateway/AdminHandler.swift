@@ -43,8 +43,14 @@ public struct AdminHandler: Sendable {
                 try await library.load(barcode: try barcode(request), drive: try drive(request))
                 return AdminResponse(drive: try await library.driveStatus(try drive(request)))
             case .tapeEject:
-                try await library.eject(drive: try drive(request))
+                try await library.eject(drive: try drive(request), to: try request.location.map(location))
                 return AdminResponse(drive: try await library.driveStatus(try drive(request)))
+            case .tapeMove:
+                guard let text = request.location else {
+                    throw TapeLibraryError(.invalid, "tape.move needs a location (\"slot N\" or \"station\")")
+                }
+                try library.transfer(barcode: try barcode(request), to: try location(text))
+                return AdminResponse(tape: try await library.info(barcode: try barcode(request), readHeader: false))
             case .tapeExport:
                 try await library.export(barcode: try barcode(request))
                 return AdminResponse(tape: try await library.info(barcode: try barcode(request), readHeader: false))
@@ -54,6 +60,8 @@ public struct AdminHandler: Sendable {
             case .tapeDelete:
                 try await library.delete(barcode: try barcode(request), force: request.force ?? false)
                 return AdminResponse()
+            case .driveRemoteTape:
+                throw TapeLibraryError(.invalid, "drive.rmt must be the first request of its connection")
             case .libraryStatus:
                 return AdminResponse(library: library.status())
             case .driveStatus:
@@ -89,6 +97,13 @@ public struct AdminHandler: Sendable {
             throw TapeLibraryError(.invalid, "\(request.op.rawValue) needs a barcode")
         }
         return barcode
+    }
+
+    private func location(_ text: String) throws(TapeLibraryError) -> TapeLocation {
+        guard let location = TapeLocation(stored: text), location == .station || location.slot != nil else {
+            throw TapeLibraryError(.invalid, "'\(text)' is not a place for a tape; say \"slot N\" or \"station\"")
+        }
+        return location
     }
 
     private func drive(_ request: AdminRequest) throws(TapeLibraryError) -> String {

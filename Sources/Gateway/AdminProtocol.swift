@@ -19,6 +19,7 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         case tapeInfo = "tape.info"
         case tapeLoad = "tape.load"
         case tapeEject = "tape.eject"
+        case tapeMove = "tape.move"
         case tapeExport = "tape.export"
         case tapeRetrieve = "tape.retrieve"
         case tapeDelete = "tape.delete"
@@ -30,6 +31,9 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         case driveBackFiles = "drive.bsf"
         case driveWriteFilemark = "drive.weof"
         case driveErase = "drive.erase"
+        /// Turns the connection into an rmt session (docs/rmt.md): after the answer, the bytes
+        /// on it are the remote tape protocol.
+        case driveRemoteTape = "drive.rmt"
         case reload = "reload"
     }
 
@@ -52,12 +56,14 @@ public struct AdminRequest: Codable, Sendable, Equatable {
     public var encryption: String?
     /// The file holding the new master key (`key.rotate`), read by the daemon.
     public var keyFile: String?
+    /// Where a tape goes (`tape.move`, `tape.eject`): "slot N" or "station".
+    public var location: String?
 
     public init(
         op: Operation, name: String? = nil, size: UInt64? = nil, chunkSize: UInt64? = nil, kind: String? = nil,
         force: Bool? = nil, barcode: String? = nil, drive: String? = nil, count: Int? = nil, worm: Bool? = nil,
         pool: String? = nil, shelf: Bool? = nil, compression: String? = nil, encryption: String? = nil,
-        keyFile: String? = nil
+        keyFile: String? = nil, location: String? = nil
     ) {
         self.op = op
         self.name = name
@@ -74,10 +80,11 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         self.compression = compression
         self.encryption = encryption
         self.keyFile = keyFile
+        self.location = location
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf, compression, encryption
+        case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf, compression, encryption, location
         case chunkSize = "chunk_size"
         case keyFile = "key_file"
     }

@@ -32,8 +32,9 @@ public final class AdminServer: Sendable {
     }
 }
 
-/// One admin connection: splits input into lines, answers each in order.
-private final class AdminConnectionHandler: ChannelInboundHandler {
+/// One admin connection: splits input into lines, answers each in order. A connection whose
+/// first request is `drive.rmt` is answered and then handed to a `RemoteTapeHandler`.
+private final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -42,6 +43,7 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
     private var pending = ByteBuffer()
     /// Answers go out in request order: each request waits for the previous one.
     private var previous: EventLoopFuture<Void>?
+    private var upgraded = false
     private static let maximumLine = 1 << 20
 
     init(handler: AdminHandler, logger: Logger) {
@@ -51,15 +53,40 @@ private final class AdminConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        guard !upgraded else { return context.fireChannelRead(NIOAny(incoming)) }
         pending.writeBuffer(&incoming)
         while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = pending.readSlice(length: newline - pending.readerIndex + 1)!
-            answer(Data(line.readableBytesView.dropLast()), context: context)
+            let line = Data(pending.readSlice(length: newline - pending.readerIndex + 1)!.readableBytesView.dropLast())
+            if previous == nil, (try? JSONDecoder().decode(AdminRequest.self, from: line))?.op == .driveRemoteTape {
+                return upgradeToRemoteTape(context: context)
+            }
+            answer(line, context: context)
         }
         if pending.readableBytes > Self.maximumLine {
             context.close(promise: nil)
         }
         pending.discardReadBytes()
+    }
+
+    /// Answers the `drive.rmt` request, then passes this connection's bytes (those already
+    /// received first) to an rmt handler.
+    private func upgradeToRemoteTape(context: ChannelHandlerContext) {
+        upgraded = true
+        let remoteTape = RemoteTapeHandler(
+            session: RemoteTapeSession(library: handler.library, logger: logger), logger: logger)
+        do {
+            try context.pipeline.syncOperations.addHandler(remoteTape, position: .after(self))
+            let answer = try JSONEncoder().encode(AdminResponse(message: "rmt")) + Data([UInt8(ascii: "\n")])
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: answer)), promise: nil)
+        } catch {
+            logger.error("admin: cannot start an rmt session: \(error)")
+            return context.close(promise: nil)
+        }
+        if pending.readableBytes > 0 {
+            context.fireChannelRead(NIOAny(pending))
+            pending = ByteBuffer()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     private func answer(_ line: Data, context: ChannelHandlerContext) {

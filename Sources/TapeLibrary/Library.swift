@@ -55,6 +55,9 @@ public final class Library: Sendable {
         /// Drives whose last client's file is being sealed: the task (true when sealed) and
         /// where the head will be.
         var sealing: [String: (task: Task<Bool, Never>, position: Tape.Position)] = [:]
+        /// Where each drive's last tape-device program left the head inside a file; forgotten
+        /// when anything else uses the drive.
+        var deviceHeads: [String: (barcode: String, head: TapeDevice.Head)] = [:]
     }
 
     public let configuration: Configuration
@@ -221,8 +224,9 @@ public final class Library: Sendable {
         logger.info("loaded tape \(barcode) into drive \(drive)")
     }
 
-    /// Returns a drive's tape to the slot it came from (or, when that is taken, a free slot).
-    public func eject(drive: String) async throws(TapeLibraryError) {
+    /// Returns a drive's tape to `destination` (a free slot or the station), or by default to
+    /// the slot it came from (or, when that is taken, a free slot).
+    public func eject(drive: String, to destination: TapeLocation? = nil) async throws(TapeLibraryError) {
         try requireDrive(drive)
         try await attachForAdmin(drive)
         defer { detach(drive) }
@@ -230,6 +234,10 @@ public final class Library: Sendable {
         let (barcode, slot) = try state.withLock { state throws(TapeLibraryError) -> (String, TapeLocation) in
             guard let entry = state.tapes.values.first(where: { $0.location.drive == drive }) else {
                 throw TapeLibraryError(.conflict, "drive \(drive) is empty")
+            }
+            if let destination {
+                try requireFree(destination, state)
+                return (entry.record.barcode, destination)
             }
             if case .drive(_, .some(let home)) = entry.location,
                 !state.tapes.values.contains(where: { $0.location == .slot(home) })
@@ -240,6 +248,28 @@ public final class Library: Sendable {
         }
         try move(barcode, to: slot)
         logger.info("ejected tape \(barcode) from drive \(drive) to \(slot)")
+    }
+
+    /// Moves a tape between slots and the station (what a changer's transfer does).
+    /// - Throws: `.conflict` for a tape in a drive or on the shelf, or a destination that is taken.
+    public func transfer(barcode: String, to destination: TapeLocation) throws(TapeLibraryError) {
+        try state.withLock { state throws(TapeLibraryError) in
+            guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
+            switch entry.location {
+            case .slot, .station: break
+            case .drive(let drive, _):
+                throw TapeLibraryError(
+                    .conflict, "tape \(barcode) is in drive \(drive); `blockgate tape eject \(drive)` first")
+            case .shelf:
+                throw TapeLibraryError(
+                    .conflict, "tape \(barcode) is on the shelf; `blockgate tape retrieve \(barcode)` first")
+            }
+            guard !state.busy.contains(barcode) else { throw busy(barcode) }
+            try requireFree(destination, state)
+        }
+        let from = try lookup(barcode).location
+        try move(barcode, to: destination)
+        logger.info("moved tape \(barcode) from \(from) to \(destination)")
     }
 
     /// Sends a tape to the shelf: its data made durable in the object store, its local cache dropped.
@@ -362,8 +392,28 @@ public final class Library: Sendable {
         return (entry.record.barcode, tape, entry.record.retrieved)
     }
 
-    /// Marks a drive attached; false when it already is.
-    func attach(_ drive: String) -> Bool { state.withLock { $0.attached.insert(drive).inserted } }
+    /// Marks a drive attached; false when it already is. The head a tape device left is forgotten.
+    func attach(_ drive: String) -> Bool {
+        state.withLock { state in
+            guard state.attached.insert(drive).inserted else { return false }
+            state.deviceHeads[drive] = nil
+            return true
+        }
+    }
+
+    /// Marks a drive attached for a tape device; nil when it already is, else the head the
+    /// drive's last tape device left (if any).
+    func attachDevice(_ drive: String) -> (barcode: String, head: TapeDevice.Head)?? {
+        state.withLock { state in
+            guard state.attached.insert(drive).inserted else { return nil }
+            return .some(state.deviceHeads.removeValue(forKey: drive))
+        }
+    }
+
+    /// Remembers where a tape device left a drive's head.
+    func remember(_ head: TapeDevice.Head, of barcode: String, in drive: String) {
+        state.withLock { $0.deviceHeads[drive] = (barcode, head) }
+    }
 
     /// Attaches an admin verb to a drive, giving a client that is disconnecting (its
     /// disconnect sent, not yet processed) a moment to go.
@@ -436,6 +486,22 @@ public final class Library: Sendable {
         }
     }
 
+    /// A destination for a tape inside the library: a slot that exists, or the station, and empty.
+    private func requireFree(_ location: TapeLocation, _ state: State) throws(TapeLibraryError) {
+        switch location {
+        case .slot(let slot) where (0..<configuration.slots).contains(slot): break
+        case .station: break
+        case .slot(let slot):
+            throw TapeLibraryError(
+                .invalid, "no slot \(slot); the library has slots 0 to \(configuration.slots - 1) and the station")
+        default:
+            throw TapeLibraryError(.invalid, "a tape can be moved to a slot or the station, not to \(location)")
+        }
+        if let holder = state.tapes.values.first(where: { $0.location == location }) {
+            throw TapeLibraryError(.conflict, "\(location) holds tape \(holder.record.barcode)")
+        }
+    }
+
     private func freeLocation(_ state: State) throws(TapeLibraryError) -> TapeLocation {
         let taken = Set(state.tapes.values.map(\.location))
         if let slot = (0..<configuration.slots).first(where: { !taken.contains(.slot($0)) }) { return .slot(slot) }
@@ -458,8 +524,10 @@ public final class Library: Sendable {
             return DriveStatus(drive: drive, barcode: entry?.record.barcode, attached: isAttached(drive))
         }
         let position = tape.position
+        let home: Int? = if case .drive(_, let home) = entry.location { home } else { nil }
         return DriveStatus(
-            drive: drive, barcode: entry.record.barcode, attached: isAttached(drive), file: position.headFile, block: 0,
+            drive: drive, barcode: entry.record.barcode, homeSlot: home, attached: isAttached(drive),
+            file: position.headFile, block: 0,
             bot: position.headFile == 0, eod: position.headFile == position.files,
             eot: position.spaceFromHead * 100 < entry.record.capacity, readOnly: entry.record.retrieved)
     }

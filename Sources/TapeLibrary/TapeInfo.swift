@@ -35,6 +35,8 @@ public struct TapeInfo: Codable, Sendable, Equatable {
 public struct DriveStatus: Codable, Sendable, Equatable {
     public var drive: String
     public var barcode: String?
+    /// The slot the tape was loaded from (nil when it came from the station).
+    public var homeSlot: Int?
     /// A client is attached to the drive's export.
     public var attached: Bool
     /// The file the head is at, and (while a client writes) how far it got, in 512-byte blocks.
@@ -48,6 +50,7 @@ public struct DriveStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case drive, barcode, attached, file, block, bot, eod, eot
+        case homeSlot = "home_slot"
         case readOnly = "read_only"
     }
 }

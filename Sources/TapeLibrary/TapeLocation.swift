@@ -40,6 +40,12 @@ public enum TapeLocation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The slot the tape is in, if it is in one.
+    public var slot: Int? {
+        if case .slot(let slot) = self { return slot }
+        return nil
+    }
+
     /// The drive the tape is in, if it is in one.
     public var drive: String? {
         if case .drive(let drive, _) = self { return drive }

@@ -15,7 +15,7 @@ struct Blockgate: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, StatusCommand.self, ReloadCommand.self, VolumeCommand.self, CacheCommand.self, TapeCommand.self,
-            LibraryCommand.self, DriveCommand.self, KeyCommand.self,
+            LibraryCommand.self, DriveCommand.self, MtxCommand.self, RemoteTapeCommand.self, KeyCommand.self,
             ObjectStoreCommand.self,
         ])
 }
@@ -23,6 +23,21 @@ struct Blockgate: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        // Run under another name (a symlink), the executable is that program.
+        switch URL(fileURLWithPath: CommandLine.arguments[0]).lastPathComponent {
+        case "mtx":
+            exit(Mtx().run(Array(CommandLine.arguments.dropFirst())))
+        case "blockgate-rsh":
+            do {
+                try RemoteTapeCommand.relay(socketPath: try AdminOptions.parse([]).socketPath())
+                exit(0)
+            } catch {
+                FileHandle.standardError.write(Data("blockgate-rsh: \(error)\n".utf8))
+                exit(1)
+            }
+        default:
+            break
+        }
         do {
             var command = try Blockgate.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -8,7 +8,8 @@ struct TapeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tape", abstract: "Create, move, archive and inspect virtual tapes.",
         subcommands: [
-            Create.self, List.self, Info.self, Load.self, Eject.self, Export.self, Retrieve.self, Delete.self,
+            Create.self, List.self, Info.self, Load.self, Eject.self, Move.self, Export.self, Retrieve.self,
+            Delete.self,
         ])
 
     struct Create: ParsableCommand {
@@ -117,16 +118,54 @@ struct TapeCommand: ParsableCommand {
         }
     }
 
+    /// Where a tape goes inside the library: a slot or the station.
+    struct Destination: ParsableArguments {
+        @Option(help: "Slot to put the tape in.") var slot: Int?
+        @Flag(help: "Put the tape in the import/export station.") var station = false
+
+        func validate() throws {
+            if slot != nil && station { throw ValidationError("give --slot N or --station, not both") }
+            if let slot, slot < 0 { throw ValidationError("slots are numbered from 0") }
+        }
+
+        var location: String? { station ? "station" : slot.map { "slot \($0)" } }
+    }
+
     struct Eject: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Return a drive's tape to a slot.", discussion: "Example: blockgate tape eject 0")
+            abstract: "Return a drive's tape to the slot it came from (or to --slot N / --station).",
+            discussion: "Examples: blockgate tape eject 0\n          blockgate tape eject 0 --slot 7")
         @OptionGroup var admin: AdminOptions
         @Argument(help: "Drive name.") var drive: String
+        @OptionGroup var destination: Destination
 
         func run() throws {
-            let status = try admin.send(AdminRequest(op: .tapeEject, drive: drive)).drive!
+            let status = try admin.send(AdminRequest(op: .tapeEject, drive: drive, location: destination.location))
+                .drive!
             if admin.json { return try admin.printJSON(status) }
             print("ejected drive \(drive)")
+        }
+    }
+
+    struct Move: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a tape between slots and the import/export station.",
+            discussion:
+                "Examples: blockgate tape move TAPE0001 --slot 7\n          blockgate tape move TAPE0001 --station")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Barcode.") var barcode: String
+        @OptionGroup var destination: Destination
+
+        func validate() throws {
+            if destination.location == nil { throw ValidationError("say where: --slot N or --station") }
+        }
+
+        func run() throws {
+            let tape = try admin.send(
+                AdminRequest(op: .tapeMove, barcode: barcode, location: destination.location)
+            ).tape!
+            if admin.json { return try admin.printJSON(tape) }
+            print("moved tape \(barcode) to \(tape.location)")
         }
     }
 
