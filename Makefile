@@ -62,7 +62,8 @@ sanitize: deps
 	TSAN_OPTIONS=suppressions=$(CURDIR)/scripts/tsan-suppressions.txt \
 		$(SWIFT) test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
-## The binary, systemd units, example config, nbdtab and shell completions (PREFIX, DESTDIR honoured).
+## The binary (and blockgate-rsh), systemd units, example config, nbdtab and shell completions
+## (PREFIX, DESTDIR honoured); MTX_DIR=DIR also makes DIR/mtx run blockgate's tape changer.
 install: release
 	scripts/install.sh install .build/release/blockgate
 

@@ -134,13 +134,21 @@ public final class Gateway: Sendable {
                 poolFormats: config.poolFormats, logger: logger)
             try await manager.openAll()
             cache.start()
-            if manager.names.isEmpty, let demo = config.demoVolume {
+            let fresh = manager.names.isEmpty
+            if fresh, let demo = config.demoVolume {
                 try await manager.create(name: demo.name, size: demo.size)
             }
             let library = Library(
                 configuration: config.library, store: metadata, containers: VolumeTapeContainers(manager: manager),
                 eventLoop: group.next(), logger: logger)
             try await library.open()
+            if fresh, let demo = config.demoTapes, await library.list(shelf: false).isEmpty,
+                await library.list(shelf: true).isEmpty
+            {
+                for barcode in try library.barcodes(prefix: "DEMO", count: demo.count) {
+                    try await library.create(barcode: barcode, size: demo.size, worm: false)
+                }
+            }
             let limits = NBDServerLimits(
                 maximumRequest: config.maximumRequestSize, maximumBytesInFlight: config.maximumBytesInFlight,
                 maximumConnections: config.maximumConnections, allowedNetworks: try config.networks(),

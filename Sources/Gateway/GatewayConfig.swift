@@ -43,6 +43,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var logLevel = Logger.Level.info
     /// A volume created at start when the gateway has none (nil: none).
     public var demoVolume: DemoVolume? = DemoVolume(name: "demo", size: 1 << 30)
+    /// Blank tapes (DEMO0001, …) created at start when the gateway has no volume and the
+    /// library no tape (nil: none).
+    public var demoTapes: DemoTapes? = DemoTapes()
     /// Where cached volumes keep their data; nil means `file://<data_dir>/objects`.
     public var objectStore: String?
     /// Credentials for an S3 object store; nil means AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
@@ -90,6 +93,14 @@ public struct GatewayConfig: Sendable, Equatable {
     public var library = Library.Configuration()
     /// Where tapes keep their data (the shelf): an object store URL; nil means the object store.
     public var shelf: String?
+
+    /// The blank tapes `make run` starts with.
+    public struct DemoTapes: Sendable, Equatable {
+        public var count = 4
+        public var size: UInt64 = 1 << 30
+
+        public init() {}
+    }
 
     /// The volume `make run` starts with.
     public struct DemoVolume: Sendable, Equatable {
@@ -223,7 +234,7 @@ private struct ConfigReader {
     func apply(_ root: Node, to config: inout GatewayConfig) throws(GatewayError) {
         let sections = [
             "data_dir", "log_level", "nbd", "admin", "storage", "object_store", "cache", "library", "metrics", "tls",
-            "demo_volume", "objects",
+            "demo_volume", "demo_tapes", "objects",
         ]
         for (key, value) in try mapping(root, section: nil, allowed: sections) {
             switch key {
@@ -402,6 +413,20 @@ private struct ConfigReader {
                     default: config.library.defaultPool = try string(value, "library.default_pool")
                     }
                 }
+            case "demo_tapes":
+                if case .scalar(let scalar) = value, ["", "~", "null", "none"].contains(scalar.string) {
+                    config.demoTapes = nil
+                    continue
+                }
+                var demo = GatewayConfig.DemoTapes()
+                for (key, value) in try mapping(value, section: "demo_tapes", allowed: ["count", "size"]) {
+                    if key == "count" {
+                        demo.count = Int(try integer(value, "demo_tapes.count", in: 1...100))
+                    } else {
+                        demo.size = try size(value, "demo_tapes.size")
+                    }
+                }
+                config.demoTapes = demo
             default:
                 if case .scalar(let scalar) = value, ["", "~", "null", "none"].contains(scalar.string) {
                     config.demoVolume = nil

@@ -26,6 +26,7 @@ import Testing
         #expect(config.ioBackend == .auto)
         #expect(config.defaultChunkSize == 1 << 20)
         #expect(config.demoVolume == GatewayConfig.DemoVolume(name: "demo", size: 1 << 30))
+        #expect(config.demoTapes == GatewayConfig.DemoTapes())
         #expect(try config.objectStoreLocation() == .file(path: "/var/lib/blockgate/objects"))
         let defaults = GatewayConfig()
         #expect(config.cacheSize == defaults.cacheSize)
@@ -206,6 +207,13 @@ import Testing
         #expect(try GatewayConfig.load(path: "f.yaml", contents: "demo_volume: none\n").demoVolume == nil)
         let sized = try GatewayConfig.load(path: "g.yaml", contents: "demo_volume:\n  size: 64M\n")
         #expect(sized.demoVolume == GatewayConfig.DemoVolume(name: "demo", size: 64 << 20))
+        #expect(GatewayConfig().demoTapes == GatewayConfig.DemoTapes())
+        #expect(try GatewayConfig.load(path: "h.yaml", contents: "demo_tapes: none\n").demoTapes == nil)
+        let tapes = try GatewayConfig.load(path: "i.yaml", contents: "demo_tapes:\n  count: 2\n  size: 16M\n").demoTapes
+        #expect(tapes?.count == 2 && tapes?.size == 16 << 20)
+        #expect(throws: GatewayError.self) {
+            try GatewayConfig.load(path: "j.yaml", contents: "demo_tapes:\n  count: 0\n")
+        }
     }
 
     @Test func listenAddressesParse() throws {

@@ -46,7 +46,9 @@ import Testing
         Step("drive eod", ["drive", "eod", "0"]),
         Step("drive erase", ["drive", "erase", "0"]),
         Step("library status", ["library", "status"]),
-        Step("tape eject", ["tape", "eject", "1"], json: ["tape", "eject", "0"]),
+        Step("tape eject", ["tape", "eject", "1", "--slot", "9"], json: ["tape", "eject", "0"]),
+        Step(
+            "tape move", ["tape", "move", "TEXT0001", "--station"], json: ["tape", "move", "JSON0002", "--slot", "7"]),
         Step("tape export", ["tape", "export", "TEXT0001"], json: ["tape", "export", "JSON0002"]),
         Step("tape list", ["tape", "list", "--shelf"]),
         Step("tape retrieve", ["tape", "retrieve", "TEXT0001"], json: ["tape", "retrieve", "JSON0002"]),

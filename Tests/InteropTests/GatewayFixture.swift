@@ -25,6 +25,7 @@ final class GatewayFixture: @unchecked Sendable {
         config.nbdListen = "127.0.0.1:0"
         config.ioBackend = ioBackend
         config.demoVolume = GatewayConfig.DemoVolume(name: "demo", size: demoSize)
+        config.demoTapes = nil
         config.objectStore = objectStore
         config.shelf = shelf?(directory)
         config.tls = tls

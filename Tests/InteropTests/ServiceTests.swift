@@ -17,7 +17,8 @@ import Testing
     @Test func installPutsEveryFileInPlaceAndUninstallRemovesThem() async throws {
         let destdir = NSTemporaryDirectory() + "blockgate-install-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: destdir) }
-        let installed = try await install("install", environment: ["DESTDIR": destdir, "PREFIX": "/usr"])
+        let environment = ["DESTDIR": destdir, "PREFIX": "/usr", "MTX_DIR": "/usr/local/sbin"]
+        let installed = try await install("install", environment: environment)
         try #require(installed.status == 0, "\(installed.errors)")
         let files = Set(FileManager.default.subpaths(atPath: destdir) ?? []).filter {
             var directory: ObjCBool = false
@@ -26,10 +27,12 @@ import Testing
         }
         #expect(
             files == [
-                "usr/bin/blockgate", "usr/lib/systemd/system/blockgate.service",
+                "usr/bin/blockgate", "usr/bin/blockgate-rsh", "usr/lib/systemd/system/blockgate.service",
                 "usr/lib/systemd/system/blockgate-objstore.service", "usr/share/doc/blockgate/blockgate.yaml",
                 "usr/share/doc/blockgate/nbdtab", "usr/share/doc/blockgate/README.md", "usr/share/doc/blockgate/cli.md",
-                "usr/share/doc/blockgate/tape-format.md", "etc/blockgate/blockgate.yaml",
+                "usr/share/doc/blockgate/tape-format.md", "usr/share/doc/blockgate/tape-tools.md",
+                "usr/share/doc/blockgate/rmt.md", "usr/share/doc/blockgate/bacula-mtx-changer.conf",
+                "etc/blockgate/blockgate.yaml",
                 "usr/share/bash-completion/completions/blockgate", "usr/share/zsh/site-functions/_blockgate",
                 "usr/share/fish/vendor_completions.d/blockgate.fish",
             ])
@@ -40,8 +43,15 @@ import Testing
             contentsOfFile: destdir + "/usr/share/bash-completion/completions/blockgate", encoding: .utf8)
         #expect(completion.contains("tape") && completion.contains("volume"))
         #expect(FileManager.default.isExecutableFile(atPath: destdir + "/usr/bin/blockgate"))
+        // The programs blockgate also is, by the name it is run under.
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: destdir + "/usr/bin/blockgate-rsh") == "blockgate"
+        )
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: destdir + "/usr/local/sbin/mtx")
+                == "/usr/bin/blockgate")
 
-        let removed = try await install("uninstall", environment: ["DESTDIR": destdir, "PREFIX": "/usr"])
+        let removed = try await install("uninstall", environment: environment)
         #expect(removed.status == 0, "\(removed.errors)")
         let left = (FileManager.default.subpaths(atPath: destdir) ?? []).filter {
             var directory: ObjCBool = false
@@ -49,6 +59,7 @@ import Testing
                 && !directory.boolValue
         }
         #expect(left.isEmpty, "\(left)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: destdir + "/usr/local/sbin/mtx")) == nil)
     }
 
     @Test func theInstalledUnitsPassSystemdAnalyzeVerify() async throws {
