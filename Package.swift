@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "NBDServerTests",
             dependencies: ["NBDServer", "NBDProtocol", "BlockDevice", "NBDTestSupport", nioCore, nioPosix, logging]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Codecs", "LocalIO", "NBDServer"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Codecs", "LocalIO", "NBDServer", "TapeLibrary"]),
         .testTarget(
             name: "ObjectStoreTests",
             dependencies: ["ObjectStore", "ObjectStoreEmulator", "TestSupport", nioCore, nioPosix, nioHTTP1, logging]),

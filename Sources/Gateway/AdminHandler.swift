@@ -55,8 +55,9 @@ public struct AdminHandler: Sendable {
                 try await library.export(barcode: try barcode(request))
                 return AdminResponse(tape: try await library.info(barcode: try barcode(request), readHeader: false))
             case .tapeRetrieve:
-                try library.retrieve(barcode: try barcode(request))
-                return AdminResponse(tape: try await library.info(barcode: try barcode(request), readHeader: false))
+                let note = try await library.retrieve(barcode: try barcode(request))
+                return AdminResponse(
+                    tape: try await library.info(barcode: try barcode(request), readHeader: false), message: note)
             case .tapeDelete:
                 try await library.delete(barcode: try barcode(request), force: request.force ?? false)
                 return AdminResponse()

@@ -103,8 +103,10 @@ public final class Gateway: Sendable {
         var listeners: [any Channel] = []
         var stores: [any ObjectStore] = []
         do {
-            func open(_ location: ObjectStoreLocation, _ what: String) async throws -> any ObjectStore {
-                let store = try makeObjectStore(location, config: config, group: group, pool: pool, logger: logger)
+            func open(_ location: ObjectStoreLocation, _ what: String, shelf: Bool) async throws -> any ObjectStore {
+                let store = try makeObjectStore(
+                    location, config: config, group: group, pool: pool, logger: logger,
+                    objectLock: shelf && config.shelfPolicies.values.contains { $0.objectLock })
                 stores.append(store)
                 do {
                     try await store.prepare()
@@ -118,12 +120,21 @@ public final class Gateway: Sendable {
                 dirtyLimit: config.uploadBuffer,
                 backpressureTimeout: .seconds(config.backpressureTimeoutSeconds),
                 uploadSettleTime: .seconds(config.uploadSettleSeconds), readAhead: config.readAhead)
-            let store = try await open(try config.objectStoreLocation(), "the object store")
+            if case .file = try config.shelfLocation(),
+                let pool = config.shelfPolicies.first(where: { $0.value.needsArchivingStore })?.key
+            {
+                throw GatewayError(
+                    .invalid,
+                    "library.pools.\(pool): a storage class and Object Lock need an S3 shelf (library.shelf or "
+                        + "object_store.url s3://...)")
+            }
+            let store = try await open(try config.objectStoreLocation(), "the object store", shelf: config.shelf == nil)
             let shelf =
                 config.shelf == nil
                 ? nil
                 : RemoteContext(
-                    store: try await open(try config.shelfLocation(), "the tape shelf"), settings: settings,
+                    store: try await open(try config.shelfLocation(), "the tape shelf", shelf: true),
+                    settings: settings,
                     group: group)
             let cache = CacheManager(capacity: config.cacheSize, logger: logger)
             let manager = VolumeManager(
@@ -139,7 +150,8 @@ public final class Gateway: Sendable {
                 try await manager.create(name: demo.name, size: demo.size)
             }
             let library = Library(
-                configuration: config.library, store: metadata, containers: VolumeTapeContainers(manager: manager),
+                configuration: config.library, store: metadata,
+                containers: VolumeTapeContainers(manager: manager, policies: config.shelfPolicies),
                 eventLoop: group.next(), logger: logger)
             try await library.open()
             if fresh, let demo = config.demoTapes, await library.list(shelf: false).isEmpty,
@@ -230,7 +242,7 @@ public final class Gateway: Sendable {
 /// - Throws: `GatewayError.invalid` for missing S3 credentials.
 func makeObjectStore(
     _ location: ObjectStoreLocation, config: GatewayConfig, group: any EventLoopGroup, pool: NIOThreadPool,
-    logger: Logger
+    logger: Logger, objectLock: Bool = false
 ) throws(GatewayError) -> any ObjectStore {
     switch location {
     case .file(let path):
@@ -248,7 +260,7 @@ func makeObjectStore(
         return S3ObjectStore(
             configuration: .init(
                 host: host, port: port, bucket: bucket, region: region,
-                credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey)),
+                credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey), objectLock: objectLock),
             group: group, logger: logger)
     }
 }

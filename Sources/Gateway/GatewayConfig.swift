@@ -93,6 +93,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var library = Library.Configuration()
     /// Where tapes keep their data (the shelf): an object store URL; nil means the object store.
     public var shelf: String?
+    /// Per tape pool, what the object store does with its tapes' objects at export.
+    public var shelfPolicies: [String: ShelfPolicy] = [:]
 
     /// The blank tapes `make run` starts with.
     public struct DemoTapes: Sendable, Equatable {
@@ -404,9 +406,10 @@ private struct ConfigReader {
                 }
             case "library":
                 for (key, value) in try mapping(
-                    value, section: "library", allowed: ["slots", "drives", "default_pool", "shelf"])
+                    value, section: "library", allowed: ["slots", "drives", "default_pool", "shelf", "pools"])
                 {
                     switch key {
+                    case "pools": try readPools(value, into: &config)
                     case "slots": config.library.slots = Int(try integer(value, "library.slots", in: 1...10000))
                     case "drives": config.library.drives = Int(try integer(value, "library.drives", in: 1...64))
                     case "shelf": config.shelf = try objectStoreURL(value, "library.shelf")
@@ -442,6 +445,42 @@ private struct ConfigReader {
                 }
                 config.demoVolume = demo
             }
+        }
+    }
+
+    /// Reads `library.pools`: per pool, retention and WORM (the library's) and storage class,
+    /// Object Lock and restores (the shelf's).
+    private func readPools(_ value: Node, into config: inout GatewayConfig) throws(GatewayError) {
+        guard case .mapping(let pools) = value else {
+            throw error(value, "library.pools", "must map tape pool names to their retention and storage class")
+        }
+        let keys = ["retention_days", "worm", "storage_class", "object_lock", "restore_days", "retrieval_time"]
+        for (name, settings) in pools {
+            let pool = try string(name, "library.pools")
+            let section = "library.pools.\(pool)"
+            var retention = PoolPolicy()
+            var shelf = ShelfPolicy()
+            for (key, value) in try mapping(settings, section: section, allowed: keys) {
+                switch key {
+                case "retention_days":
+                    retention.retentionDays = Int(try integer(value, "\(section).retention_days", in: 0...36500))
+                case "worm": retention.worm = try bool(value, "\(section).worm")
+                case "storage_class":
+                    let storageClass = try string(value, "\(section).storage_class")
+                    guard !storageClass.isEmpty, storageClass.allSatisfy({ $0.isUppercase || $0 == "_" }) else {
+                        throw error(value, "\(section).storage_class", "must be an S3 storage class, e.g. GLACIER")
+                    }
+                    shelf.storageClass = storageClass
+                case "object_lock": shelf.objectLock = try bool(value, "\(section).object_lock")
+                case "restore_days": shelf.restoreDays = Int(try integer(value, "\(section).restore_days", in: 1...365))
+                default: shelf.retrievalTime = try string(value, "\(section).retrieval_time")
+                }
+            }
+            if shelf.objectLock, retention.retentionDays == nil, !retention.worm {
+                throw error(settings, section, "object_lock needs retention_days or worm: true (what to lock until)")
+            }
+            config.library.pools[pool] = retention
+            config.shelfPolicies[pool] = shelf
         }
     }
 

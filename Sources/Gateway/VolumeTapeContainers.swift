@@ -5,6 +5,8 @@ import TapeLibrary
 /// tapes live in the object store with a local cache, like cached volumes.
 struct VolumeTapeContainers: TapeContainers {
     let manager: VolumeManager
+    /// What each pool asks of the shelf at export.
+    let policies: [String: ShelfPolicy]
 
     func create(barcode: String, size: UInt64, pool: String) async throws -> any BlockDevice {
         try await manager.createContainer(barcode: barcode, size: size, pool: pool)
@@ -14,8 +16,14 @@ struct VolumeTapeContainers: TapeContainers {
         try manager.container(barcode: barcode)
     }
 
-    func archive(barcode: String) async throws {
-        try await manager.archiveContainer(barcode: barcode)
+    func archive(barcode: String, pool: String, retainUntil: Int64?) async throws -> String {
+        try await manager.archiveContainer(
+            barcode: barcode, policy: policies[pool] ?? ShelfPolicy(), retainUntil: retainUntil)
+    }
+
+    func restore(barcode: String, pool: String, storageClass: String) async throws -> String? {
+        try await manager.restoreContainer(
+            barcode: barcode, policy: policies[pool] ?? ShelfPolicy(), storageClass: storageClass)
     }
 
     func delete(barcode: String) async throws {

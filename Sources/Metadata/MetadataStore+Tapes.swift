@@ -8,10 +8,15 @@ public struct TapeRecord: Sendable, Equatable {
     public var location: String
     public var retrieved: Bool
     public var createdAt: Int64
+    /// Until when (unix seconds) the tape may not be deleted; `Int64.max` for ever; nil when
+    /// nothing keeps it.
+    public var retainUntil: Int64?
+    /// The storage class its objects were moved to at export ("": the store's default).
+    public var storageClass: String
 
     public init(
         barcode: String, capacity: UInt64, pool: String, worm: Bool, location: String, retrieved: Bool = false,
-        createdAt: Int64
+        createdAt: Int64, retainUntil: Int64? = nil, storageClass: String = ""
     ) {
         self.barcode = barcode
         self.capacity = capacity
@@ -20,6 +25,8 @@ public struct TapeRecord: Sendable, Equatable {
         self.location = location
         self.retrieved = retrieved
         self.createdAt = createdAt
+        self.retainUntil = retainUntil
+        self.storageClass = storageClass
     }
 }
 
@@ -55,13 +62,15 @@ extension MetadataStore {
         try state.withLock { (statements: inout Statements) throws(MetadataError) -> [TapeRecord] in
             var records: [TapeRecord] = []
             try statements.connection.prepare(
-                "SELECT barcode, capacity, pool, worm, location, retrieved, created_at FROM tapes ORDER BY barcode"
+                "SELECT barcode, capacity, pool, worm, location, retrieved, created_at, retain_until, storage_class "
+                    + "FROM tapes ORDER BY barcode"
             ).forEachRow { row in
                 records.append(
                     TapeRecord(
                         barcode: row.text(0), capacity: UInt64(row.integer(1)), pool: row.text(2),
                         worm: row.integer(3) != 0, location: row.text(4), retrieved: row.integer(5) != 0,
-                        createdAt: row.integer(6)))
+                        createdAt: row.integer(6), retainUntil: row.isNull(7) ? nil : row.integer(7),
+                        storageClass: row.text(8)))
             }
             return records
         }
@@ -72,6 +81,17 @@ extension MetadataStore {
         try state.withLock { (statements: inout Statements) throws(MetadataError) in
             try statements.connection.prepare("UPDATE tapes SET location = ?, retrieved = ? WHERE barcode = ?")
                 .bind([.text(location), .integer(retrieved ? 1 : 0), .text(barcode)]).run()
+        }
+    }
+
+    /// Records that a tape went to the shelf, kept until `retainUntil` (nil: not kept), its
+    /// objects in `storageClass`.
+    public func shelveTape(barcode: String, retainUntil: Int64?, storageClass: String) throws(MetadataError) {
+        try state.withLock { (statements: inout Statements) throws(MetadataError) in
+            try statements.connection.prepare(
+                "UPDATE tapes SET location = 'shelf', retrieved = 0, retain_until = ?, storage_class = ? "
+                    + "WHERE barcode = ?"
+            ).bind([retainUntil.map { .integer($0) } ?? .null, .text(storageClass), .text(barcode)]).run()
         }
     }
 

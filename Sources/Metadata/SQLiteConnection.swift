@@ -82,6 +82,7 @@ final class SQLiteStatement {
         case integer(Int64)
         case text(String)
         case blob([UInt8])
+        case null
     }
 
     /// Resets the statement and binds `values` to its parameters in order.
@@ -93,6 +94,7 @@ final class SQLiteStatement {
             let position = Int32(index + 1)
             switch value {
             case .integer(let number): sqlite3_bind_int64(statement, position, number)
+            case .null: sqlite3_bind_null(statement, position)
             case .text(let text): sqlite3_bind_text(statement, position, text, -1, Self.transient)
             case .blob(let bytes):
                 bytes.withUnsafeBytes { raw in
@@ -125,6 +127,9 @@ final class SQLiteStatement {
 
     /// Integer value of a column of the current row.
     func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+
+    /// Whether a column of the current row is NULL.
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
 
     /// Text value of a column of the current row.
     func text(_ column: Int32) -> String {

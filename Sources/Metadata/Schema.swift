@@ -65,6 +65,13 @@ enum Schema {
         ALTER TABLE volumes ADD COLUMN wrapped_key BLOB NOT NULL DEFAULT x'';
         UPDATE volumes SET format_since = next_generation WHERE kind = 'cached';
         """,
+        // Tapes on the shelf: until when their pool keeps them (unix seconds; NULL: not kept,
+        // the largest integer: for ever) and the storage class their objects went to at export
+        // ('' for the store's default).
+        """
+        ALTER TABLE tapes ADD COLUMN retain_until INTEGER;
+        ALTER TABLE tapes ADD COLUMN storage_class TEXT NOT NULL DEFAULT '';
+        """,
     ]
 
     /// Brings the database up to the newest schema.

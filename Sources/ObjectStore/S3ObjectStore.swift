@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import Glibc
 import Logging
 import Metrics
@@ -7,7 +9,7 @@ import NIOHTTP1
 /// An S3-compatible object store over HTTP/1.1 with path-style addressing
 /// (`/bucket/key`) and AWS Signature Version 4. Server errors, throttling and timeouts are
 /// retried with exponential backoff and jitter; other 4xx answers are not.
-public final class S3ObjectStore: ObjectStore {
+public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     /// Where and how to reach the service.
     public struct Configuration: Sendable {
         public var host: String
@@ -17,10 +19,14 @@ public final class S3ObjectStore: ObjectStore {
         public var credentials: SigV4Signer.Credentials
         public var timeout: TimeAmount
         public var retry: RetryPolicy
+        /// A bucket this store creates gets Object Lock (which S3 allows only at creation).
+        public var objectLock: Bool
 
         public init(
             host: String, port: Int, bucket: String, region: String = "us-east-1",
-            credentials: SigV4Signer.Credentials, timeout: TimeAmount = .seconds(30), retry: RetryPolicy = RetryPolicy()
+            credentials: SigV4Signer.Credentials, timeout: TimeAmount = .seconds(30),
+            retry: RetryPolicy = RetryPolicy(),
+            objectLock: Bool = false
         ) {
             self.host = host
             self.port = port
@@ -29,6 +35,7 @@ public final class S3ObjectStore: ObjectStore {
             self.credentials = credentials
             self.timeout = timeout
             self.retry = retry
+            self.objectLock = objectLock
         }
     }
 
@@ -52,8 +59,10 @@ public final class S3ObjectStore: ObjectStore {
     public func prepare() async throws {
         let probe = try await send(.HEAD, key: nil, accept: [.ok, .notFound])
         if probe.status == .notFound {
-            _ = try await send(.PUT, key: nil, accept: [.ok, .conflict])
-            logger.notice("created bucket \(configuration.bucket)")
+            let headers = configuration.objectLock ? [("x-amz-bucket-object-lock-enabled", "true")] : []
+            _ = try await send(.PUT, key: nil, headers: headers, accept: [.ok, .conflict])
+            logger.notice(
+                "created bucket \(configuration.bucket)\(configuration.objectLock ? " with Object Lock" : "")")
         }
     }
 
@@ -97,6 +106,61 @@ public final class S3ObjectStore: ObjectStore {
             token = page.isTruncated ? page.nextContinuationToken : nil
         } while token != nil
         return objects
+    }
+
+    // MARK: - Archiving
+
+    /// A new storage class is a copy of the object onto itself (CopyObject) carrying the class
+    /// and the lock; a lock alone is a PutObjectRetention.
+    public func archive(_ key: ObjectKey, storageClass: String?, retainUntil: Date?) async throws {
+        let lock =
+            retainUntil.map {
+                [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", Self.isoDate($0))]
+            } ?? []
+        if let storageClass {
+            let source =
+                "/" + SigV4Signer.uriEncode(configuration.bucket) + "/"
+                + SigV4Signer.uriEncode(key.rawValue, keepSlash: true)
+            let response = try await send(
+                .PUT, key: key,
+                headers: [
+                    ("x-amz-copy-source", source), ("x-amz-metadata-directive", "COPY"),
+                    ("x-amz-storage-class", storageClass), ("Content-MD5", Self.md5Base64(ByteBuffer())),
+                ] + lock, accept: [.ok])
+            // A copy can fail after its 200 began: the error is then in the body.
+            if let error = S3ErrorBody(xml: String(buffer: response.body)) {
+                throw ObjectStoreError(
+                    .rejected, "copy of \(key) to \(storageClass): \(error.code) \(error.message ?? "")")
+            }
+        } else if let retainUntil {
+            let body = ByteBuffer(
+                string: "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>COMPLIANCE</Mode>"
+                    + "<RetainUntilDate>\(Self.isoDate(retainUntil))</RetainUntilDate></Retention>")
+            _ = try await send(
+                .PUT, key: key, query: [("retention", "")], headers: [("Content-MD5", Self.md5Base64(body))],
+                body: body,
+                accept: [.ok])
+        }
+    }
+
+    public func restore(_ key: ObjectKey, days: Int) async throws -> RestoreState {
+        let body = ByteBuffer(
+            string: "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Days>\(days)</Days>"
+                + "<GlacierJobParameters><Tier>Standard</Tier></GlacierJobParameters></RestoreRequest>")
+        let response = try await send(
+            .POST, key: key, query: [("restore", "")], headers: [("Content-MD5", Self.md5Base64(body))], body: body,
+            accept: [.ok, .accepted, .conflict])
+        // 200: already restored; 202: started; 409: a restore is already under way.
+        return response.status == .ok ? .readable : .inProgress
+    }
+
+    /// A date as S3's lock headers and documents take it: ISO 8601 in UTC.
+    static func isoDate(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
+    }
+
+    private static func md5Base64(_ body: ByteBuffer) -> String {
+        Data(Insecure.MD5.hash(data: Array(body.readableBytesView))).base64EncodedString()
     }
 
     // MARK: - Requests

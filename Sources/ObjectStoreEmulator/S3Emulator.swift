@@ -7,7 +7,9 @@ import NIOPosix
 import ObjectStore
 
 /// An S3 emulator for tests and for `make run` setups: the subset the gateway uses (bucket
-/// create/head, PUT, GET with Range, HEAD, DELETE, ListObjectsV2) over HTTP/1.1, path-style,
+/// create/head, PUT, GET with Range, HEAD, DELETE, ListObjectsV2; for the tape shelf,
+/// CopyObject with a storage class, Object Lock in compliance mode, restores of cold classes)
+/// over HTTP/1.1, path-style,
 /// with every request's SigV4 signature checked, objects kept in a directory per bucket, and
 /// faults injected on demand (see `FaultPlan`; `POST /_emulator/faults?...` switches them).
 public final class S3Emulator: Sendable {
@@ -18,6 +20,7 @@ public final class S3Emulator: Sendable {
     private let pool: NIOThreadPool
     private let logger: Logger
     private let stores = NIOLockedValueBox([String: FileObjectStore]())
+    private let attributes: ObjectAttributes
     private let sent = NIOLockedValueBox(UInt64(0))
     static let maximumBody = 128 << 20
 
@@ -35,6 +38,7 @@ public final class S3Emulator: Sendable {
         self.group = group
         self.pool = pool
         self.logger = logger
+        self.attributes = ObjectAttributes(directory: directory)
     }
 
     /// Starts serving on `host:port` (port 0 picks a free one; see the channel's local address).
@@ -93,13 +97,13 @@ public final class S3Emulator: Sendable {
         }
         do {
             if segments.count == 1 {
-                return try await handleBucket(request.head.method, bucket: bucket, query: query)
+                return try await handleBucket(request, bucket: bucket, query: query)
             }
             guard let decoded = String(segments[1]).removingPercentEncoding else {
                 return .error(.badRequest, "InvalidURI", "the key is not valid percent-encoding")
             }
             let key = try ObjectKey(decoded)
-            return try await handleObject(request, bucket: bucket, key: key)
+            return try await handleObject(request, bucket: bucket, key: key, query: query)
         } catch let error as ObjectStoreError where error.kind == .rejected {
             return .error(.badRequest, "InvalidArgument", error.message)
         } catch {
@@ -117,21 +121,25 @@ public final class S3Emulator: Sendable {
         }
         let key = String(segments[1]).removingPercentEncoding ?? String(segments[1])
         switch method {
-        case .PUT: return (.put, key)
+        case .PUT, .POST: return (.put, key)
         case .DELETE: return (.delete, key)
         case .HEAD: return (.head, key)
         default: return (.get, key)
         }
     }
 
-    private func handleBucket(_ method: HTTPMethod, bucket: String, query: [(String, String)]) async throws
+    private func handleBucket(_ request: Request, bucket: String, query: [(String, String)]) async throws
         -> Response
     {
+        let method = request.head.method
         let bucketDirectory = "\(directory)/\(bucket)"
         let exists = FileManager.default.fileExists(atPath: bucketDirectory)
         switch method {
         case .PUT:
             try await store(bucket).prepare()
+            if request.head.headers.first(name: "x-amz-bucket-object-lock-enabled")?.lowercased() == "true" {
+                attributes.enableObjectLock(bucket)
+            }
             return Response(status: .ok)
         case .HEAD:
             return Response(status: exists ? .ok : .notFound)
@@ -153,25 +161,71 @@ public final class S3Emulator: Sendable {
         }
     }
 
-    private func handleObject(_ request: Request, bucket: String, key: ObjectKey) async throws -> Response {
+    private func handleObject(_ request: Request, bucket: String, key: ObjectKey, query: [(String, String)])
+        async throws -> Response
+    {
         guard FileManager.default.fileExists(atPath: "\(directory)/\(bucket)") else {
             return .error(.notFound, "NoSuchBucket", "no bucket \(bucket)")
         }
         let store = try await store(bucket)
+        let current = attributes.attributes(bucket, key.rawValue)
+        let now = Date()
         switch request.head.method {
+        case .PUT where query.contains { $0.0 == "retention" }:
+            return try await putRetention(request, bucket: bucket, key: key, current: current)
         case .PUT:
+            var next = ObjectAttributes.Attributes(
+                storageClass: request.head.headers.first(name: "x-amz-storage-class").flatMap {
+                    $0 == "STANDARD" ? nil : $0
+                })
+            switch lockRequested(request.head.headers, bucket: bucket) {
+            case .failure(let refusal): return refusal.response
+            case .success(let until): next.retainUntil = until
+            }
+            if let source = request.head.headers.first(name: "x-amz-copy-source") {
+                return try await copy(
+                    from: source, to: key, in: bucket, attributes: next, current: current, store: store)
+            }
+            if current.locked(at: now) { return Self.locked(key) }
             try await store.put(key, data: request.body)
+            attributes.set(bucket, key.rawValue, next)
             return Response(status: .ok)
+        case .POST where query.contains { $0.0 == "restore" }:
+            guard try await store.head(key) != nil else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
+            guard let storageClass = current.storageClass, ColdStorageClass.needsRestore(storageClass) else {
+                return .error(
+                    .forbidden, "InvalidObjectState", "restore is not allowed for the object's current storage class")
+            }
+            if current.restored { return Response(status: .ok) }
+            var restored = current
+            restored.restored = true
+            attributes.set(bucket, key.rawValue, restored)
+            return Response(status: .accepted)
         case .DELETE:
+            if current.locked(at: now) { return Self.locked(key) }
             try await store.delete(key)
+            attributes.set(bucket, key.rawValue, ObjectAttributes.Attributes())
             return Response(status: .noContent)
         case .HEAD:
             guard let info = try await store.head(key) else { return Response(status: .notFound) }
             var response = Response(status: .ok)
             response.headers.add(name: "Content-Length", value: "\(info.size)")
+            if let storageClass = current.storageClass {
+                response.headers.add(name: "x-amz-storage-class", value: storageClass)
+            }
+            if let until = current.retainUntil {
+                response.headers.add(name: "x-amz-object-lock-mode", value: "COMPLIANCE")
+                response.headers.add(
+                    name: "x-amz-object-lock-retain-until-date", value: ISO8601DateFormatter().string(from: until))
+            }
+            if current.restored { response.headers.add(name: "x-amz-restore", value: "ongoing-request=\"false\"") }
             return response
         case .GET:
             guard let info = try await store.head(key) else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
+            if let storageClass = current.storageClass, ColdStorageClass.needsRestore(storageClass), !current.restored {
+                return .error(
+                    .forbidden, "InvalidObjectState", "the object is in \(storageClass); restore it before reading it")
+            }
             guard let rangeHeader = request.head.headers.first(name: "Range") else {
                 let body = try await store.get(key, range: nil)
                 sent.withLockedValue { $0 += UInt64(body.readableBytes) }
@@ -189,6 +243,90 @@ public final class S3Emulator: Sendable {
         default:
             return .error(.methodNotAllowed, "MethodNotAllowed", "\(request.head.method) on an object is not supported")
         }
+    }
+
+    // MARK: - Archiving: copies, Object Lock, restores
+
+    private static func locked(_ key: ObjectKey) -> Response {
+        .error(.forbidden, "AccessDenied", "\(key) is protected by Object Lock until its retention ends")
+    }
+
+    /// The retention a PUT's lock headers ask for: none, a date, or a refusal (a bucket without
+    /// Object Lock, a mode other than COMPLIANCE, a bad date).
+    private func lockRequested(_ headers: HTTPHeaders, bucket: String) -> Result<Date?, Refusal> {
+        guard let mode = headers.first(name: "x-amz-object-lock-mode") else { return .success(nil) }
+        guard attributes.hasObjectLock(bucket) else {
+            return .failure(
+                Refusal(.error(.badRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration")))
+        }
+        guard mode == "COMPLIANCE",
+            let text = headers.first(name: "x-amz-object-lock-retain-until-date"),
+            let until = ISO8601DateFormatter().date(from: text)
+        else {
+            return .failure(
+                Refusal(.error(.badRequest, "InvalidArgument", "the emulator takes COMPLIANCE locks with a date")))
+        }
+        return .success(until)
+    }
+
+    /// A refusal as a failure value.
+    struct Refusal: Error {
+        let response: Response
+        init(_ response: Response) { self.response = response }
+    }
+
+    private func copy(
+        from source: String, to key: ObjectKey, in bucket: String, attributes next: ObjectAttributes.Attributes,
+        current: ObjectAttributes.Attributes, store: FileObjectStore
+    ) async throws -> Response {
+        let trimmed = source.hasPrefix("/") ? String(source.dropFirst()) : source
+        let parts = trimmed.split(separator: "/", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+        guard parts.count == 2, let sourceKey = try? ObjectKey(parts[1]) else {
+            return .error(.badRequest, "InvalidArgument", "x-amz-copy-source must be /bucket/key")
+        }
+        let sourceStore = try await self.store(parts[0])
+        guard try await sourceStore.head(sourceKey) != nil else {
+            return .error(.notFound, "NoSuchKey", "no key \(sourceKey)")
+        }
+        // A locked object may be copied onto itself (a new class) if its lock is not shortened.
+        let onto = parts[0] == bucket && sourceKey == key
+        let shortened = (next.retainUntil ?? .distantPast) < (current.retainUntil ?? .distantPast)
+        if current.locked(at: Date()), !onto || shortened { return Self.locked(key) }
+        let sourceAttributes = attributes.attributes(parts[0], sourceKey.rawValue)
+        if let storageClass = sourceAttributes.storageClass, ColdStorageClass.needsRestore(storageClass),
+            !sourceAttributes.restored
+        {
+            return .error(.forbidden, "InvalidObjectState", "the source is in \(storageClass); restore it first")
+        }
+        if !onto { try await store.put(key, data: try await sourceStore.get(sourceKey, range: nil)) }
+        attributes.set(bucket, key.rawValue, next)
+        var response = Response(status: .ok)
+        response.headers.add(name: "Content-Type", value: "application/xml")
+        response.body = ByteBuffer(
+            string: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><LastModified>"
+                + ISO8601DateFormatter().string(from: Date()) + "</LastModified></CopyObjectResult>")
+        return response
+    }
+
+    /// PutObjectRetention: a COMPLIANCE date for an existing object, never shortened.
+    private func putRetention(
+        _ request: Request, bucket: String, key: ObjectKey, current: ObjectAttributes.Attributes
+    ) async throws -> Response {
+        guard attributes.hasObjectLock(bucket) else {
+            return .error(.badRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration")
+        }
+        guard try await store(bucket).head(key) != nil else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
+        let document = String(buffer: request.body)
+        guard document.contains("<Mode>COMPLIANCE</Mode>"),
+            let start = document.range(of: "<RetainUntilDate>"),
+            let end = document.range(of: "</RetainUntilDate>"),
+            let until = ISO8601DateFormatter().date(from: String(document[start.upperBound..<end.lowerBound]))
+        else { return .error(.badRequest, "MalformedXML", "a Retention with COMPLIANCE mode and a date") }
+        if let existing = current.retainUntil, existing > until { return Self.locked(key) }
+        var next = current
+        next.retainUntil = until
+        attributes.set(bucket, key.rawValue, next)
+        return Response(status: .ok)
     }
 
     /// `POST /_emulator/faults?latency_ms=&error_rate=&outage=on|off&fail=OP&prefix=&count=&clear_rules=1`

@@ -11,8 +11,14 @@ public protocol TapeContainers: Sendable {
     func create(barcode: String, size: UInt64, pool: String) async throws -> any BlockDevice
     /// The container of an existing tape.
     func open(barcode: String) throws -> any BlockDevice
-    /// Makes everything in the container durable in the object store and drops its local cache.
-    func archive(barcode: String) async throws
+    /// Makes everything in the container durable in the object store and drops its local cache;
+    /// the store keeps the objects until `retainUntil` (unix seconds; `Int64.max` for ever) where
+    /// the pool asks it to and it can, and moves them to the pool's storage class. Returns that
+    /// class ("" for the store's default).
+    func archive(barcode: String, pool: String, retainUntil: Int64?) async throws -> String
+    /// Makes the objects of a tape that comes back from the shelf readable again; returns what to
+    /// tell the user when that takes time (a retrieval from a cold storage class), else nil.
+    func restore(barcode: String, pool: String, storageClass: String) async throws -> String?
     /// Deletes the container and its objects.
     func delete(barcode: String) async throws
     /// Bytes of the container not yet in the object store.
@@ -29,11 +35,16 @@ public final class Library: Sendable {
         public var drives: Int
         /// The pool new tapes go to when none is named.
         public var defaultPool: String
+        /// What each pool named here asks of its tapes (others: nothing).
+        public var pools: [String: PoolPolicy]
 
-        public init(slots: Int = 20, drives: Int = 2, defaultPool: String = "default") {
+        public init(
+            slots: Int = 20, drives: Int = 2, defaultPool: String = "default", pools: [String: PoolPolicy] = [:]
+        ) {
             self.slots = slots
             self.drives = drives
             self.defaultPool = defaultPool
+            self.pools = pools
         }
 
         /// Drive names: "0", "1", …
@@ -102,6 +113,7 @@ public final class Library: Sendable {
         -> TapeInfo
     {
         try Barcode.validate(barcode)
+        let worm = worm || configuration.pools[pool ?? configuration.defaultPool]?.worm == true
         let geometry = TapeGeometry(capacity: size)
         guard size >= UInt64(geometry.recordSize), size <= 1 << 44 else {
             throw TapeLibraryError(.invalid, "tape size must be from 64K to 16T")
@@ -180,7 +192,9 @@ public final class Library: Sendable {
             barcode: barcode, capacity: entry.record.capacity, pool: entry.record.pool, worm: entry.record.worm,
             location: entry.location.description,
             state: entry.location == .shelf ? "shelf" : entry.record.retrieved ? "retrieved" : "library",
-            uploadPending: containers.pendingUploadBytes(barcode: barcode), createdAt: entry.record.createdAt)
+            uploadPending: containers.pendingUploadBytes(barcode: barcode), createdAt: entry.record.createdAt,
+            retainUntil: entry.record.retainUntil,
+            storageClass: entry.record.storageClass.isEmpty ? nil : entry.record.storageClass)
         var tape = entry.tape
         if tape == nil, readHeader { tape = try? await mount(barcode) }
         if let tape {
@@ -272,9 +286,10 @@ public final class Library: Sendable {
         logger.info("moved tape \(barcode) from \(from) to \(destination)")
     }
 
-    /// Sends a tape to the shelf: its data made durable in the object store, its local cache dropped.
+    /// Sends a tape to the shelf: its data made durable in the object store, its local cache
+    /// dropped, kept as long as its pool asks (see `PoolPolicy`).
     public func export(barcode: String) async throws(TapeLibraryError) {
-        try state.withLock { state throws(TapeLibraryError) in
+        let record = try state.withLock { state throws(TapeLibraryError) -> TapeRecord in
             guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
             if let drive = entry.location.drive {
                 throw TapeLibraryError(
@@ -284,29 +299,54 @@ public final class Library: Sendable {
                 throw TapeLibraryError(.conflict, "tape \(barcode) is on the shelf already")
             }
             guard state.busy.insert(barcode).inserted else { throw busy(barcode) }
+            return entry.record
         }
         defer { _ = state.withLock { $0.busy.remove(barcode) } }
+        let policy = configuration.pools[record.pool] ?? PoolPolicy()
+        let retainUntil = record.worm ? .max : policy.retainUntil(exportedAt: Date())
+        let storageClass: String
         do {
-            try await containers.archive(barcode: barcode)
+            storageClass = try await containers.archive(barcode: barcode, pool: record.pool, retainUntil: retainUntil)
         } catch {
             throw TapeLibraryError(.failed, "tape \(barcode) could not be archived (it stays in the library): \(error)")
         }
-        try move(barcode, to: .shelf)
-        state.withLock { $0.tapes[barcode]?.tape = nil }
-        logger.info("exported tape \(barcode) to the shelf")
+        do {
+            try store.shelveTape(barcode: barcode, retainUntil: retainUntil, storageClass: storageClass)
+        } catch {
+            throw TapeLibraryError(.failed, "cannot record that tape \(barcode) went to the shelf: \(error)")
+        }
+        state.withLock {
+            $0.tapes[barcode]?.location = .shelf
+            $0.tapes[barcode]?.record.location = TapeLocation.shelf.stored
+            $0.tapes[barcode]?.record.retrieved = false
+            $0.tapes[barcode]?.record.retainUntil = retainUntil
+            $0.tapes[barcode]?.record.storageClass = storageClass
+            $0.tapes[barcode]?.tape = nil
+        }
+        let kept = retainUntil.map { ", kept \(PoolPolicy.describe(retainUntil: $0))" } ?? ""
+        logger.info("exported tape \(barcode) to the shelf\(storageClass.isEmpty ? "" : " (\(storageClass))")\(kept)")
     }
 
-    /// Brings a tape back from the shelf into a free slot, read-only.
-    public func retrieve(barcode: String) throws(TapeLibraryError) {
-        let slot = try state.withLock { state throws(TapeLibraryError) -> TapeLocation in
+    /// Brings a tape back from the shelf into a free slot, read-only. Returns what to tell the
+    /// user when its data takes time to become readable (a cold storage class), else nil.
+    public func retrieve(barcode: String) async throws(TapeLibraryError) -> String? {
+        let (slot, record) = try state.withLock { state throws(TapeLibraryError) -> (TapeLocation, TapeRecord) in
             guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
             guard entry.location == .shelf else {
                 throw TapeLibraryError(.conflict, "tape \(barcode) is not on the shelf (it is in \(entry.location))")
             }
-            return try freeLocation(state)
+            return (try freeLocation(state), entry.record)
+        }
+        let note: String?
+        do {
+            note = try await containers.restore(
+                barcode: barcode, pool: record.pool, storageClass: record.storageClass)
+        } catch {
+            throw TapeLibraryError(.failed, "cannot restore tape \(barcode) from \(record.storageClass): \(error)")
         }
         try move(barcode, to: slot, retrieved: true)
-        logger.info("retrieved tape \(barcode) from the shelf to \(slot) (read-only)")
+        logger.info("retrieved tape \(barcode) from the shelf to \(slot) (read-only)\(note.map { "; \($0)" } ?? "")")
+        return note
     }
 
     /// Deletes a tape (its barcode is never used again).
@@ -319,6 +359,12 @@ public final class Library: Sendable {
         }
         guard !entry.record.worm else {
             throw TapeLibraryError(.conflict, "tape \(barcode) is WORM and cannot be deleted")
+        }
+        if let until = entry.record.retainUntil, until > Int64(Date().timeIntervalSince1970) {
+            throw TapeLibraryError(
+                .conflict,
+                "tape \(barcode) is kept \(PoolPolicy.describe(retainUntil: until)) (retention of pool "
+                    + "\(entry.record.pool)) and cannot be deleted before")
         }
         if !force, let info = try? await info(barcode: barcode),
             (info.files?.count ?? 0) > 0 || (info.openBytes ?? 0) > 0

@@ -20,6 +20,10 @@ public struct TapeInfo: Codable, Sendable, Equatable {
     /// Bytes not yet uploaded to the shelf.
     public var uploadPending: UInt64
     public var createdAt: Int64
+    /// Until when (unix seconds) the tape cannot be deleted (`Int64.max`: for ever), set at export.
+    public var retainUntil: Int64?
+    /// The storage class its objects went to at export, when not the store's default.
+    public var storageClass: String?
 
     enum CodingKeys: String, CodingKey {
         case barcode, capacity, pool, worm, location, state, files, records
@@ -28,6 +32,8 @@ public struct TapeInfo: Codable, Sendable, Equatable {
         case badRecords = "bad_records"
         case uploadPending = "upload_pending"
         case createdAt = "created_at"
+        case retainUntil = "retain_until"
+        case storageClass = "storage_class"
     }
 }
 

@@ -90,16 +90,18 @@ struct TapeCommand: ParsableCommand {
                 case .some(let bad):
                     "\(bad.count) record(s) failed their CRC check: \(bad.prefix(10).map(String.init).joined(separator: ", "))"
                 }
-            printTable(
-                [
-                    ["barcode", tape.barcode], ["capacity", ByteSize.format(tape.capacity)], ["pool", tape.pool],
-                    ["worm", tape.worm ? "yes" : "no"], ["location", tape.location], ["state", tape.state],
-                    ["files", tape.files.map { "\($0.count)" } ?? "-"],
-                    ["records", tape.records.map(String.init) ?? "-"],
-                    ["bytes used", tape.bytesUsed.map { "\(ByteSize.format($0)) (\($0) bytes)" } ?? "-"],
-                    ["open file", tape.openBytes.map { "\($0) bytes" } ?? "-"], ["crc", crc],
-                ]
-                    + (tape.files ?? []).enumerated().map { ["file \($0.offset)", "\($0.element) bytes"] })
+            let kept: String = tape.retainUntil.map { PoolPolicy.describe(retainUntil: $0) } ?? "-"
+            let storageClass: String = tape.storageClass ?? "-"
+            let rows: [[String]] = [
+                ["barcode", tape.barcode], ["capacity", ByteSize.format(tape.capacity)], ["pool", tape.pool],
+                ["worm", tape.worm ? "yes" : "no"], ["location", tape.location], ["state", tape.state],
+                ["files", tape.files.map { "\($0.count)" } ?? "-"],
+                ["records", tape.records.map(String.init) ?? "-"],
+                ["bytes used", tape.bytesUsed.map { "\(ByteSize.format($0)) (\($0) bytes)" } ?? "-"],
+                ["open file", tape.openBytes.map { "\($0) bytes" } ?? "-"], ["crc", crc],
+                ["kept", kept], ["storage class", storageClass],
+            ]
+            printTable(rows + (tape.files ?? []).enumerated().map { ["file \($0.offset)", "\($0.element) bytes"] })
         }
     }
 
@@ -201,9 +203,10 @@ struct TapeCommand: ParsableCommand {
         @Argument(help: "Barcode.") var barcode: String
 
         func run() throws {
-            let tape = try admin.send(AdminRequest(op: .tapeRetrieve, barcode: barcode)).tape!
-            if admin.json { return try admin.printJSON(tape) }
-            print("tape \(barcode) is in \(tape.location), read-only")
+            let response = try admin.send(AdminRequest(op: .tapeRetrieve, barcode: barcode))
+            if admin.json { return try admin.printJSON(response.tape!) }
+            print("tape \(barcode) is in \(response.tape!.location), read-only")
+            if let note = response.message { print("note: \(note)") }
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import LocalIO
 import NBDServer
+import TapeLibrary
 import Testing
 
 @Suite struct GatewayConfigTests {
@@ -213,6 +214,30 @@ import Testing
         #expect(tapes?.count == 2 && tapes?.size == 16 << 20)
         #expect(throws: GatewayError.self) {
             try GatewayConfig.load(path: "j.yaml", contents: "demo_tapes:\n  count: 0\n")
+        }
+    }
+
+    @Test func poolsSayHowTheirExportedTapesAreKept() throws {
+        let yaml = [
+            "library:", "  pools:",
+            "    monthly: {retention_days: 365, storage_class: GLACIER, object_lock: true, restore_days: 3}",
+            "    vault: {worm: true, retrieval_time: \"a day\"}",
+        ].joined(separator: "\n")
+        let config = try GatewayConfig.load(path: "p.yaml", contents: yaml)
+        #expect(config.library.pools["monthly"] == PoolPolicy(retentionDays: 365))
+        #expect(config.library.pools["vault"] == PoolPolicy(worm: true))
+        #expect(config.shelfPolicies["monthly"]?.storageClass == "GLACIER")
+        #expect(config.shelfPolicies["monthly"]?.objectLock == true)
+        #expect(config.shelfPolicies["monthly"]?.restoreDays == 3)
+        #expect(config.shelfPolicies["vault"]?.retrievalTime == "a day")
+        let now = Date(timeIntervalSince1970: 1000)
+        #expect(PoolPolicy(retentionDays: 2).retainUntil(exportedAt: now) == Int64(1000 + 2 * 86400))
+        #expect(PoolPolicy(worm: true).retainUntil(exportedAt: now) == .max)
+        #expect(PoolPolicy().retainUntil(exportedAt: now) == nil)
+        for bad in ["{object_lock: true}", "{storage_class: glacier}", "{retention_days: -1}", "{colour: blue}"] {
+            #expect(throws: GatewayError.self, "\(bad)") {
+                try GatewayConfig.load(path: "bad.yaml", contents: "library:\n  pools:\n    p: \(bad)\n")
+            }
         }
     }
 
