@@ -5,7 +5,7 @@ set -euo pipefail
 
 build=(liburing-dev libsqlite3-dev libzstd-dev liblz4-dev libisal-dev pkg-config)
 test=(libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils python3-venv systemd curl openssl zstd
-      bacula-sd tar cpio dump e2fsprogs mount)
+      bacula-sd amanda-server libencode-locale-perl tar cpio dump e2fsprogs mount)
 e2e=(qemu-system-x86 socat nbd-client busybox-static e2fsprogs xfsprogs util-linux cpio gzip kmod dash tar)
 bench=(fio nbdkit qemu-utils s3backer linux-source xz-utils)
 

@@ -4,7 +4,8 @@ import Glibc
 import Testing
 
 /// The library driven by the programs archive systems use, all from Debian: mtx's command line
-/// (blockgate run as `mtx`), Bacula's mtx-changer script, and GNU tar, cpio and mt, and
+/// (blockgate run as `mtx`), Bacula's mtx-changer script, Amanda's chg-robot, and GNU tar, cpio
+/// and mt (`mt-gnu`, Debian's name for GNU mt), and
 /// dump/restore over the rmt protocol (through `blockgate-rsh`); the protocol itself, spoken
 /// directly; and the drive's NBD export and an rmt session excluding each other.
 @Suite(.serialized) struct TapeToolTests {
@@ -184,6 +185,59 @@ import Testing
         let log = (try? String(contentsOfFile: work + "/mtx.log", encoding: .utf8)) ?? ""
         #expect(log.contains("Doing mtx -f \(control) load slot=2 drv=0"), "\(log)")
         #expect(!log.contains("not ready"), "\(log)")
+        await fixture.stop()
+    }
+
+    @Test func amandasChgRobotDrivesTheLibraryThroughMtx() async throws {
+        guard getuid() == 0 else {
+            print("Amanda's chg-robot not run: its configuration lives under /etc/amanda, which needs root")
+            return
+        }
+        let fixture = try await GatewayFixture()
+        let tools = try Tools(fixture)
+        try await tools.createTapes(3)
+        let name = "blockgate-\(UUID().uuidString.prefix(8))"
+        let configDirectory = "/etc/amanda/\(name)"
+        let work = fixture.directory + "/amanda"
+        try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: configDirectory) }
+        // A minimal configuration: the changer is chg-robot on blockgate's mtx. Its drives are
+        // Amanda's null device (no kernel tape device here), which it cannot read labels from.
+        try """
+        org "\(name)"
+        dumpuser "root"
+        infofile "\(work)/curinfo"
+        logdir "\(work)"
+        indexdir "\(work)/index"
+        define tapetype TEST {
+            length 1 G
+        }
+        tapetype "TEST"
+        define changer library {
+            tpchanger "chg-robot:\(fixture.adminSocketPath)"
+            property "mtx" "\(tools.directory)/mtx"
+            property "tape-device" "0=null:" "1=null:"
+            changerfile "\(work)/changer-state"
+        }
+        tpchanger "library"
+
+        """.write(toFile: configDirectory + "/amanda.conf", atomically: true, encoding: .utf8)
+
+        let inventory = try await tools.run("amtape", name, "inventory")
+        let listed = inventory.output + inventory.errors
+        #expect(listed.contains("slot 1: unknown state barcode TAPE0001"), "\(listed)")
+        #expect(listed.contains("slot 3: unknown state barcode TAPE0003") && listed.contains("slot 4: empty"))
+        let two = try await tools.run("amtape", name, "slot", "2")
+        #expect((two.output + two.errors).contains("changed to slot 2"), "\(two.output) \(two.errors)")
+        #expect(try await tools.location(of: "TAPE0002") == "drive 0")
+        let three = try await tools.run("amtape", name, "slot", "3")
+        #expect((three.output + three.errors).contains("changed to slot 3"), "\(three.output) \(three.errors)")
+        // chg-robot takes a free drive when one is, or unloads the least recently used one.
+        let third = try await tools.location(of: "TAPE0003")
+        #expect(third == "drive 0" || third == "drive 1", "\(String(describing: third))")
+        let second = try await tools.location(of: "TAPE0002")
+        #expect(second == "slot 1" || (second?.hasPrefix("drive") == true && second != third))
         await fixture.stop()
     }
 
