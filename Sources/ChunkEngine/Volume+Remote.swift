@@ -353,13 +353,41 @@ extension Volume {
     /// the writes.
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64) {
         let settings = remote.settings
-        let urgent =
-            NIODeadline.now() < remote.hurriedUntil.withLockedValue { $0 }
-            || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= settings.dirtyLimit / 2
-        guard !urgent else { return (settings.uploadConcurrency, .max) }
+        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .max) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
         return (max(1, settings.uploadConcurrency / 4), now > delay ? now - delay : 0)
+    }
+
+    /// Whether the uploader catches up: dirty data passes half the upload buffer, or someone
+    /// waits for the uploads.
+    private func uploadsAreUrgent(_ remote: RemoteBacking) -> Bool {
+        NIODeadline.now() < remote.hurriedUntil.withLockedValue { $0 }
+            || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= remote.settings.dirtyLimit / 2
+    }
+
+    /// How long a background upload waits for others to share its durability round.
+    static let backgroundRoundDelay = TimeAmount.milliseconds(250)
+
+    /// Waits for a durability round that names a stored upload. When the uploader catches up,
+    /// that is the next round; in the background, a round shared by the uploads that finish
+    /// within `backgroundRoundDelay`. Only when the round runs changes, not what it commits:
+    /// the chunk stays dirty, and its upload under way, until the round names it.
+    private func commitUpload(_ remote: RemoteBacking, on eventLoop: any EventLoop) async throws {
+        guard !uploadsAreUrgent(remote) else { return try await flush(on: eventLoop).get() }
+        let round = remote.backgroundRound.withLockedValue { pending -> EventLoopFuture<Void> in
+            if let pending { return pending }
+            let round = eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
+                // Uploads stored from now on wait for the next shared round.
+                remote.backgroundRound.withLockedValue { $0 = nil }
+                return self.flush(on: eventLoop)
+            }.futureResult
+            // A round that never ran (its event loop stopped) is not waited for again.
+            round.whenFailure { _ in remote.backgroundRound.withLockedValue { if $0 === round { $0 = nil } } }
+            pending = round
+            return round
+        }
+        try await round.get()
     }
 
     /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.
@@ -410,7 +438,7 @@ extension Volume {
             throw error
         }
         table.stored(index, generation: generation, snapshot: snapshot)
-        try await flush(on: eventLoop).get()
+        try await commitUpload(remote, on: eventLoop)
     }
 
     /// How often the uploader tries again the deletes that failed.

@@ -6,9 +6,17 @@ extension Library {
     /// head file (after a seal in progress).
     /// - Throws: `.conflict` when the drive is empty or in use; `.notFound` for no such drive.
     public func openDevice(drive: String) async throws(TapeLibraryError) -> TapeDevice {
-        let (barcode, tape, readOnly) = try loadedTape(in: drive)
+        _ = try loadedTape(in: drive)
         guard let remembered = attachDevice(drive) else {
             throw TapeLibraryError(.conflict, "drive \(drive) is in use by another client; a drive takes one at a time")
+        }
+        // Held now: the tape cannot be ejected or swapped until the device is closed.
+        let (barcode, tape, readOnly): (String, Tape, Bool)
+        do {
+            (barcode, tape, readOnly) = try loadedTape(in: drive)
+        } catch {
+            detach(drive)
+            throw error
         }
         await settle(drive)
         let file = tape.position.headFile

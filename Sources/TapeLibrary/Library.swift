@@ -330,13 +330,16 @@ public final class Library: Sendable {
     /// Brings a tape back from the shelf into a free slot, read-only. Returns what to tell the
     /// user when its data takes time to become readable (a cold storage class), else nil.
     public func retrieve(barcode: String) async throws(TapeLibraryError) -> String? {
-        let (slot, record) = try state.withLock { state throws(TapeLibraryError) -> (TapeLocation, TapeRecord) in
+        let record = try state.withLock { state throws(TapeLibraryError) -> TapeRecord in
             guard let entry = state.tapes[barcode] else { throw notFound(barcode) }
             guard entry.location == .shelf else {
                 throw TapeLibraryError(.conflict, "tape \(barcode) is not on the shelf (it is in \(entry.location))")
             }
-            return (try freeLocation(state), entry.record)
+            _ = try freeLocation(state)
+            guard state.busy.insert(barcode).inserted else { throw busy(barcode) }
+            return entry.record
         }
+        defer { _ = state.withLock { $0.busy.remove(barcode) } }
         let note: String?
         do {
             note = try await containers.restore(
@@ -344,6 +347,7 @@ public final class Library: Sendable {
         } catch {
             throw TapeLibraryError(.failed, "cannot restore tape \(barcode) from \(record.storageClass): \(error)")
         }
+        let slot = try state.withLock { state throws(TapeLibraryError) in try freeLocation(state) }
         try move(barcode, to: slot, retrieved: true)
         logger.info("retrieved tape \(barcode) from the shelf to \(slot) (read-only)\(note.map { "; \($0)" } ?? "")")
         return note
