@@ -45,7 +45,7 @@ guest() {  # guest OUTPUT-FILE EXPORT SCRIPT [NAME=VALUE ...]: one VM run, its r
     local output="$1"; shift
     "$here/run-guest.sh" "$socket" "$@" | tee "$output"
 }
-json_field() { awk -F': ' -v key="\"$1\"" '$1 ~ key {gsub(/[, ]/, "", $2); print $2}'; }  # json_field KEY < JSON
+json_field() { awk -F': ' -v key="\"$1\"" '$1 ~ key {gsub(/[," ]/, "", $2); print $2}'; }  # json_field KEY < JSON
 allocated() { "$binary" volume info "$1" --json "${admin[@]}" | json_field allocated_bytes; }
 cache_field() { "$binary" cache status --json "${admin[@]}" | json_field "$1"; }
 
@@ -98,7 +98,8 @@ check "cached ext4: 64 MiB of files written, synced, dropped, read back with equ
     guest "$work/fill-cached.out" e2e-cached "$here/guest/fs-fill.sh" FS=ext4 FILES=8 FILE_MB=8
 check "cached ext4: the uploads drained" "$binary" volume flush e2e-cached --wait-upload "${admin[@]}"
 objects=$("$binary" volume info e2e-cached --json "${admin[@]}" | json_field objects)
-stored=$(find "$work/objects/e2e" -type f -path '*chunks*' | wc -l)
+uuid=$("$binary" volume info e2e-cached --json "${admin[@]}" | json_field uuid)
+stored=$(find "$work/objects/e2e/volumes/${uuid:-none}" -type f -path '*chunks*' 2>/dev/null | wc -l)
 check "cached ext4: the bucket holds the volume's ${objects:-?} objects ($stored files)" \
     test "${objects:-0}" -gt 0 -a "$stored" -eq "${objects:-0}"
 misses_before=$(cache_field misses)
