@@ -20,6 +20,8 @@ extension ChunkTable {
         let generation: UInt64
         /// The chunk's data generation the object holds.
         let snapshot: UInt64
+        /// Completed when the round that captured it has committed (or failed).
+        let named: EventLoopPromise<Void>
     }
 
     /// What a round records: the dirty chunks (and those it names new objects for or retires
@@ -31,12 +33,28 @@ extension ChunkTable {
         fileprivate let uploads: [Int: StoredUpload]
         fileprivate let retired: [(index: Int, generation: UInt64)]
         var isEmpty: Bool { captured.isEmpty && deleted.isEmpty && retired.isEmpty }
+
+        /// Tells the uploads this round named how its commit went.
+        func settleUploads(_ result: Result<Void, any Error>) {
+            for upload in uploads.values { upload.named.completeWith(result) }
+        }
     }
 
     /// An upload of `index` as `generation`, holding the chunk's data at `snapshot`, is in the
-    /// store: the next round names it.
-    func stored(_ index: Int, generation: UInt64, snapshot: UInt64) {
-        lock.withLock { storedUploads[index] = StoredUpload(generation: generation, snapshot: snapshot) }
+    /// store: the next round names it, and completes `named` once it has committed.
+    func stored(_ index: Int, generation: UInt64, snapshot: UInt64, named: EventLoopPromise<Void>) {
+        lock.withLock {
+            storedUploads[index] = StoredUpload(generation: generation, snapshot: snapshot, named: named)
+        }
+    }
+
+    /// Fails the uploads no round will name (the volume is fenced, or its rounds stopped).
+    func failStoredUploads(_ error: any Error) {
+        let stored = lock.withLock {
+            defer { storedUploads.removeAll() }
+            return storedUploads.values.map(\.named)
+        }
+        for named in stored { named.fail(error) }
     }
 
     /// Captures the round's records; call before the data sync.

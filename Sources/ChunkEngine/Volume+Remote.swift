@@ -369,25 +369,26 @@ extension Volume {
     /// How long a background upload waits for others to share its durability round.
     static let backgroundRoundDelay = TimeAmount.milliseconds(250)
 
-    /// Waits for a durability round that names a stored upload. When the uploader catches up,
-    /// that is the next round; in the background, a round shared by the uploads that finish
-    /// within `backgroundRoundDelay`. Only when the round runs changes, not what it commits:
-    /// the chunk stays dirty, and its upload under way, until the round names it.
-    private func commitUpload(_ remote: RemoteBacking, on eventLoop: any EventLoop) async throws {
-        guard !uploadsAreUrgent(remote) else { return try await flush(on: eventLoop).get() }
-        let round = remote.backgroundRound.withLockedValue { pending -> EventLoopFuture<Void> in
-            if let pending { return pending }
-            let round = eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
-                // Uploads stored from now on wait for the next shared round.
-                remote.backgroundRound.withLockedValue { $0 = nil }
-                return self.flush(on: eventLoop)
-            }.futureResult
-            // A round that never ran (its event loop stopped) is not waited for again.
-            round.whenFailure { _ in remote.backgroundRound.withLockedValue { if $0 === round { $0 = nil } } }
-            pending = round
-            return round
+    /// Has a round name a stored upload: when the uploader catches up, the next round; in the
+    /// background, a round run `backgroundRoundDelay` after the first upload that needs one, for
+    /// all the uploads stored by then. Any round that runs first (a client's flush) names them
+    /// as well. Only when a round runs changes, not what it commits.
+    private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
+        guard !uploadsAreUrgent(remote) else { return flush(on: eventLoop).whenComplete { _ in } }
+        let due = remote.backgroundRoundDue.withLockedValue { due in
+            defer { due = true }
+            return due
         }
-        try await round.get()
+        guard !due else { return }
+        eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
+            // Uploads stored from now on are due for the next round.
+            remote.backgroundRoundDue.withLockedValue { $0 = false }
+            return self.flush(on: eventLoop)
+        }.futureResult.whenFailure { [table] error in
+            // The round never ran (its event loop stopped): nothing will name what waits.
+            remote.backgroundRoundDue.withLockedValue { $0 = false }
+            if error is EventLoopError { table.failStoredUploads(error) }
+        }
     }
 
     /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.
@@ -437,8 +438,10 @@ extension Volume {
             remote.uploadFailed(index: index, generation: generation)
             throw error
         }
-        table.stored(index, generation: generation, snapshot: snapshot)
-        try await commitUpload(remote, on: eventLoop)
+        let named = eventLoop.makePromise(of: Void.self)
+        table.stored(index, generation: generation, snapshot: snapshot, named: named)
+        requestRound(remote, on: eventLoop)
+        try await named.futureResult.get()
     }
 
     /// How often the uploader tries again the deletes that failed.

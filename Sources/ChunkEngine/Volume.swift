@@ -441,6 +441,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
         let round: EventLoopFuture<Void>
         if let fenced = fence.withLockedValue({ $0 }) {
+            table.failStoredUploads(fenced)
             round = eventLoop.makeFailedFuture(fenced)
         } else {
             // Announced before the capture, so that nothing it takes looks finished meanwhile.
@@ -448,6 +449,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             let snapshot = table.flushSnapshot()
             if snapshot.isEmpty {
                 remote?.committed(volume: name, owes: false)
+                snapshot.settleUploads(.success(()))
                 round = eventLoop.makeSucceededVoidFuture()
             } else {
                 let committed = io.syncData(file, on: eventLoop).flatMapError { error in
@@ -460,6 +462,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 committed.whenComplete { [table] result in
                     if case .failure = result { table.restore(snapshot) }
                     self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
+                    snapshot.settleUploads(result.map { _ in })
                 }
                 round = committed.map { _ in }
             }

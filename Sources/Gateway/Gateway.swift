@@ -154,8 +154,9 @@ public final class Gateway: Sendable {
                 containers: VolumeTapeContainers(manager: manager, policies: config.shelfPolicies),
                 eventLoop: group.next(), logger: logger)
             try await library.open()
-            if fresh, let demo = config.demoTapes, await library.list(shelf: false).isEmpty,
-                await library.list(shelf: true).isEmpty
+            // Only on the embedded file store: on S3 they would cost object-store round trips at start.
+            if fresh, let demo = config.demoTapes, case .file = try config.shelfLocation(),
+                await library.list(shelf: false).isEmpty, await library.list(shelf: true).isEmpty
             {
                 for barcode in try library.barcodes(prefix: "DEMO", count: demo.count) {
                     try await library.create(barcode: barcode, size: demo.size, worm: false)

@@ -43,8 +43,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var logLevel = Logger.Level.info
     /// A volume created at start when the gateway has none (nil: none).
     public var demoVolume: DemoVolume? = DemoVolume(name: "demo", size: 1 << 30)
-    /// Blank tapes (DEMO0001, …) created at start when the gateway has no volume and the
-    /// library no tape (nil: none).
+    /// Blank tapes (DEMO0001, …) created at start when the gateway has no volume, the library no
+    /// tape, and the shelf is the embedded file store (nil: none).
     public var demoTapes: DemoTapes? = DemoTapes()
     /// Where cached volumes keep their data; nil means `file://<data_dir>/objects`.
     public var objectStore: String?

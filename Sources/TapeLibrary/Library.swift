@@ -349,6 +349,8 @@ public final class Library: Sendable {
         }
         let slot = try state.withLock { state throws(TapeLibraryError) in try freeLocation(state) }
         try move(barcode, to: slot, retrieved: true)
+        // Mounted again when used, read-only.
+        state.withLock { $0.tapes[barcode]?.tape = nil }
         logger.info("retrieved tape \(barcode) from the shelf to \(slot) (read-only)\(note.map { "; \($0)" } ?? "")")
         return note
     }
@@ -513,7 +515,9 @@ public final class Library: Sendable {
 
     private func mount(_ barcode: String) async throws -> Tape {
         if let tape = state.withLock({ $0.tapes[barcode]?.tape }) { return tape }
-        let tape = try await Tape.load(container: try containers.open(barcode: barcode), on: eventLoop, logger: logger)
+        let retrieved = state.withLock { $0.tapes[barcode]?.record.retrieved ?? false }
+        let tape = try await Tape.load(
+            container: try containers.open(barcode: barcode), on: eventLoop, logger: logger, readOnly: retrieved)
         return state.withLock { state in
             if let existing = state.tapes[barcode]?.tape { return existing }
             state.tapes[barcode]?.tape = tape

@@ -52,6 +52,8 @@ public actor Tape {
     }
 
     private let container: any BlockDevice
+    /// A tape back from the shelf: nothing is written to its container, not even the head.
+    private let readOnly: Bool
     private let eventLoop: any EventLoop
     private nonisolated let published: NIOLockedValueBox<Position>
     private let logger: Logger
@@ -75,8 +77,11 @@ public actor Tape {
 
     private var geometry: TapeGeometry { header.geometry }
 
-    private init(container: any BlockDevice, header: TapeHeader, eventLoop: any EventLoop, logger: Logger) {
+    private init(
+        container: any BlockDevice, header: TapeHeader, eventLoop: any EventLoop, logger: Logger, readOnly: Bool = false
+    ) {
         self.container = container
+        self.readOnly = readOnly
         self.header = header
         self.published = NIOLockedValueBox(Self.position(of: header, openLength: header.openLength))
         self.openLength = header.openLength
@@ -97,11 +102,13 @@ public actor Tape {
         return tape
     }
 
-    /// Mounts a tape: the header slot with the higher valid sequence number is in force.
+    /// Mounts a tape: the header slot with the higher valid sequence number is in force. A
+    /// `readOnly` tape (back from the shelf, its objects perhaps locked) keeps its head in memory
+    /// and never writes: a file cut short stays open.
     /// - Throws: `BlockDeviceError.io` when neither slot holds a valid header.
-    public static func load(container: any BlockDevice, on eventLoop: any EventLoop, logger: Logger) async throws
-        -> Tape
-    {
+    public static func load(
+        container: any BlockDevice, on eventLoop: any EventLoop, logger: Logger, readOnly: Bool = false
+    ) async throws -> Tape {
         var best: TapeHeader?
         var problems: [String] = []
         for slot in 0..<2 {
@@ -118,8 +125,8 @@ public actor Tape {
         guard let best else {
             throw BlockDeviceError(.io, "no valid tape header (\(problems.joined(separator: "; ")))")
         }
-        let tape = Tape(container: container, header: best, eventLoop: eventLoop, logger: logger)
-        try await tape.sealInterruptedFile()
+        let tape = Tape(container: container, header: best, eventLoop: eventLoop, logger: logger, readOnly: readOnly)
+        if !readOnly { try await tape.sealInterruptedFile() }
         return tape
     }
 
@@ -191,6 +198,7 @@ public actor Tape {
     /// - Throws: `BlockDeviceError.notPermitted` unless the head is at end of data;
     ///   `.noSpace` past the capacity.
     public func write(offset: UInt64, data: ByteBuffer) async throws {
+        try requireWritable()
         guard header.headFile == header.files.count else {
             throw BlockDeviceError(
                 .notPermitted, "tape \(header.barcode): file \(header.headFile) is sealed; writes go to the last file")
@@ -231,6 +239,7 @@ public actor Tape {
 
     /// Makes every completed write durable: the open file's records, their CRCs and its length.
     public func flush() async throws {
+        guard !readOnly else { return }
         try await commit { _ in }
     }
 
@@ -246,6 +255,7 @@ public actor Tape {
     /// Writes a filemark at end of data: the open file (possibly empty) becomes a sealed file.
     /// - Throws: `BlockDeviceError.notPermitted` unless the head is at end of data.
     public func writeFilemark() async throws {
+        try requireWritable()
         try requireEndOfData("write a filemark")
         try await commit(sealing: true) { _ in }
     }
@@ -257,12 +267,17 @@ public actor Tape {
                 .invalid, "tape \(header.barcode) has \(header.files.count) file(s); the head can go to 0 through that")
         }
         guard file != header.headFile else { return }
+        guard !readOnly else {
+            header.headFile = file
+            return
+        }
         try await commit { $0.headFile = file }
     }
 
     /// Erases the tape from the head on: files there and after are dropped and their records freed.
     /// - Throws: `BlockDeviceError.notPermitted` for a WORM tape.
     public func erase() async throws {
+        try requireWritable()
         guard !header.worm else {
             throw BlockDeviceError(.notPermitted, "tape \(header.barcode) is WORM: its files cannot be erased")
         }
@@ -287,6 +302,12 @@ public actor Tape {
         }
         try await container.flush(on: eventLoop).get()
         badRecords = badRecords.filter { $0 < firstFreed }
+    }
+
+    private func requireWritable() throws {
+        guard !readOnly else {
+            throw BlockDeviceError(.notPermitted, "tape \(header.barcode) is back from the shelf and read-only")
+        }
     }
 
     private func requireEndOfData(_ what: String) throws {

@@ -21,6 +21,7 @@ struct MtxCommand: ParsableCommand {
     var words: [String] = []
 
     func run() throws {
+        if words == ["--help"] || words == ["-h"] { return print(Self.helpMessage()) }
         let status = Mtx().run(words)
         if status != 0 { throw ExitCode(status) }
     }

@@ -22,6 +22,8 @@ struct RemoteTapeCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: .hidden) var ignored: [String] = []
 
     func run() throws {
+        // What a remote shell passes is ignored, so help is looked for by hand.
+        if ignored.contains("--help") || ignored.contains("-h") { return print(Self.helpMessage()) }
         try Self.relay(socketPath: try admin.socketPath())
     }
 
