@@ -359,6 +359,15 @@ extension Volume {
         return (max(1, settings.uploadConcurrency / 4), now > delay ? now - delay : 0)
     }
 
+    /// The objects the chunks' records name: where the volume's data is in the store (not the
+    /// generations being replaced or settling, which a listing would show too).
+    public func namedObjects() throws -> [ObjectKey] {
+        guard let remote else { return [] }
+        return try table.allocatedChunks(in: 0..<geometry.chunkCount).compactMap { index in
+            try table.remoteGeneration(ofChunk: index).map { try remote.chunkKey(index, $0) }
+        }
+    }
+
     /// Whether the uploader catches up: dirty data passes half the upload buffer, or someone
     /// waits for the uploads.
     private func uploadsAreUrgent(_ remote: RemoteBacking) -> Bool {

@@ -480,24 +480,24 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
         try lookup(Self.containerPrefix + barcode, containers: true).volume
     }
 
-    /// Makes a tape's container durable in the object store and drops its local cache. Its
-    /// data objects then go to the pool's storage class and, with Object Lock, are locked until
-    /// `retainUntil` (for ever is a century). Returns the storage class ("" when unchanged).
+    /// Makes a tape's container durable in the object store and drops its local cache. The data
+    /// objects its records name then go to the pool's storage class and, with Object Lock, are
+    /// locked until `retainUntil` (for ever is a century). Returns the storage class ("" when
+    /// unchanged).
     func archiveContainer(barcode: String, policy: ShelfPolicy, retainUntil: Int64?) async throws -> String {
-        let open = try lookup(Self.containerPrefix + barcode, containers: true)
-        try await open.volume.flush(on: remote.group.next()).get()
-        try await open.volume.waitUntilUploaded()
+        let volume = try container(barcode: barcode)
+        try await volume.flush(on: remote.group.next()).get()
+        try await volume.waitUntilUploaded()
         let lockUntil = policy.objectLock ? retainUntil.map(Self.lockDate) : nil
         if policy.storageClass != nil || lockUntil != nil {
             guard let archiving = shelf.store as? any ObjectArchiving else {
                 throw GatewayError(.invalid, "the shelf is not an S3 store: it has no storage classes or Object Lock")
             }
-            for object in try await shelf.store.list(prefix: Volume.objectPrefix(uuid: open.record.uuid) + "chunks/") {
-                try await archiving.archive(
-                    try ObjectKey(object.key), storageClass: policy.storageClass, retainUntil: lockUntil)
+            for key in try volume.namedObjects() {
+                try await archiving.archive(key, storageClass: policy.storageClass, retainUntil: lockUntil)
             }
         }
-        try await open.volume.dropCache()
+        try await volume.dropCache()
         return policy.storageClass ?? ""
     }
 
@@ -505,16 +505,13 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     /// tell the user of it, or nil when there is nothing to wait for.
     func restoreContainer(barcode: String, policy: ShelfPolicy, storageClass: String) async throws -> String? {
         guard ColdStorageClass.needsRestore(storageClass) else { return nil }
-        let open = try lookup(Self.containerPrefix + barcode, containers: true)
+        let volume = try container(barcode: barcode)
         guard let archiving = shelf.store as? any ObjectArchiving else {
             throw GatewayError(.invalid, "the shelf is not an S3 store: it cannot restore from \(storageClass)")
         }
         var waiting = 0
-        let objects = try await shelf.store.list(prefix: Volume.objectPrefix(uuid: open.record.uuid) + "chunks/")
-        for object in objects
-        where try await archiving.restore(try ObjectKey(object.key), days: policy.restoreDays)
-            == .inProgress
-        {
+        for key in try volume.namedObjects()
+        where try await archiving.restore(key, days: policy.restoreDays) == .inProgress {
             waiting += 1
         }
         return waiting == 0 ? nil : policy.retrievalNote(storageClass, restoring: waiting)

@@ -36,24 +36,33 @@ final class ObjectAttributes: Sendable {
     func hasObjectLock(_ bucket: String) -> Bool { buckets.withLockedValue { $0[bucket]?.objectLock ?? false } }
 
     func enableObjectLock(_ bucket: String) {
-        update { $0[bucket, default: Bucket()].objectLock = true }
+        update { buckets in
+            guard buckets[bucket]?.objectLock != true else { return false }
+            buckets[bucket, default: Bucket()].objectLock = true
+            return true
+        }
     }
 
     func attributes(_ bucket: String, _ key: String) -> Attributes {
         buckets.withLockedValue { $0[bucket]?.objects[key] } ?? Attributes()
     }
 
-    /// Records an object's attributes (the default ones are not kept).
+    /// Records an object's attributes (the default ones are not kept). Most requests change
+    /// none: they cost a lookup, and the file is written only when something changed.
     func set(_ bucket: String, _ key: String, _ attributes: Attributes) {
-        update { $0[bucket, default: Bucket()].objects[key] = attributes == Attributes() ? nil : attributes }
+        let kept = attributes == Attributes() ? nil : attributes
+        update { buckets in
+            guard buckets[bucket]?.objects[key] != kept else { return false }
+            buckets[bucket, default: Bucket()].objects[key] = kept
+            return true
+        }
     }
 
-    private func update(_ change: (inout [String: Bucket]) -> Void) {
+    /// Applies `change`; saves the file when it says it changed something.
+    private func update(_ change: (inout [String: Bucket]) -> Bool) {
         buckets.withLockedValue { buckets in
-            change(&buckets)
-            if let data = try? JSONEncoder().encode(buckets) {
-                try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
-            }
+            guard change(&buckets), let data = try? JSONEncoder().encode(buckets) else { return }
+            try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         }
     }
 }

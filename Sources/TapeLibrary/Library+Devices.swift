@@ -6,7 +6,6 @@ extension Library {
     /// head file (after a seal in progress).
     /// - Throws: `.conflict` when the drive is empty or in use; `.notFound` for no such drive.
     public func openDevice(drive: String) async throws(TapeLibraryError) -> TapeDevice {
-        _ = try loadedTape(in: drive)
         guard let remembered = attachDevice(drive) else {
             throw TapeLibraryError(.conflict, "drive \(drive) is in use by another client; a drive takes one at a time")
         }
