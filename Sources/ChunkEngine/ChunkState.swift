@@ -38,6 +38,9 @@ struct ChunkState {
     /// When an operation that changed its data was last done (uptime nanoseconds): the uploader
     /// lets a chunk that is still being written settle before it uploads it.
     var lastChange: UInt64 = 0
+    /// Cached volumes: when the oldest change that no upload has taken was done (uptime
+    /// nanoseconds; 0: none), so that a chunk that never rests is still uploaded in time.
+    var pendingSince: UInt64 = 0
 
     init(valid: BlockBitmap, journal: Journal, present: BlockBitmap? = nil, remoteGeneration: UInt64 = 0) {
         self.valid = valid

@@ -61,13 +61,14 @@ extension ChunkTable {
         }
     }
 
-    /// Dirty chunks that no upload handles yet and that nothing changed after `changedBy`
-    /// (uptime nanoseconds), oldest-touched first, at most `limit`.
-    func uploadCandidates(limit: Int, changedBy: UInt64 = .max) -> [Int] {
+    /// Dirty chunks that no upload handles yet and that are due (nothing changed them after
+    /// `changedBy`, or a change of theirs no upload took was done by `pendingBy`; uptime
+    /// nanoseconds), oldest-touched first, at most `limit`.
+    func uploadCandidates(limit: Int, changedBy: UInt64 = .max, pendingBy: UInt64 = .max) -> [Int] {
         lock.withLock {
             dirtyChunks.compactMap { index -> (Int, UInt64)? in
                 guard let state = chunks[index], case .dirty = state.journal, !state.uploading,
-                    state.lastChange <= changedBy
+                    state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy)
                 else { return nil }
                 return (index, state.lastUse)
             }

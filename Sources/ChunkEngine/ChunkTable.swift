@@ -220,6 +220,7 @@ final class ChunkTable: @unchecked Sendable {
                             if changing {
                                 state.generation = generation
                                 state.lastChange = now
+                                if state.pendingSince == 0 { state.pendingSince = now }
                             }
                             state.lastUse = now
                             return state.gate.release(exclusive: exclusive)

@@ -315,7 +315,8 @@ extension Volume {
                 let free = pace.slots - remote.activeUploads.withLockedValue { $0 }
                 // A fenced volume's cache may have lost writes: nothing more of it goes to the store.
                 if free > 0, fenced == nil {
-                    for index in table.uploadCandidates(limit: free, changedBy: pace.changedBy)
+                    for index in table.uploadCandidates(
+                        limit: free, changedBy: pace.changedBy, pendingBy: pace.pendingBy)
                     where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
@@ -338,9 +339,10 @@ extension Volume {
             await upload(chunk: index, remote)
             let pace = uploadPace(remote)
             guard !Task.isCancelled, fenced == nil, remote.activeUploads.withLockedValue({ $0 }) <= pace.slots,
-                let next = table.uploadCandidates(limit: 1, changedBy: pace.changedBy).first(where: {
-                    table.beginUpload($0)
-                })
+                let next = table.uploadCandidates(limit: 1, changedBy: pace.changedBy, pendingBy: pace.pendingBy)
+                    .first(where: {
+                        table.beginUpload($0)
+                    })
             else { return }
             index = next
         }
@@ -349,15 +351,20 @@ extension Volume {
     /// How fast the uploader goes now. It catches up (every slot, chunks however recently
     /// changed) while dirty data passes half the upload buffer (so before any write waits for
     /// room) or someone waits for the uploads; otherwise it works in the background (a quarter
-    /// of the slots, chunks unchanged for `uploadDelay`), leaving the disk and the processors to
-    /// the writes.
-    private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64) {
+    /// of the slots, chunks unchanged for `uploadDelay`, or holding a change no upload took
+    /// for `maximumUploadDelays` of it: a chunk written all the time still goes to the store),
+    /// leaving the disk and the processors to the writes.
+    private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64, pendingBy: UInt64) {
         let settings = remote.settings
-        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .max) }
+        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .max, .max) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
-        return (max(1, settings.uploadConcurrency / 4), now > delay ? now - delay : 0)
+        let before = { (age: UInt64) in now > age ? now - age : 0 }
+        return (max(1, settings.uploadConcurrency / 4), before(delay), before(delay * Self.maximumUploadDelays))
     }
+
+    /// How many upload delays a changed chunk waits at most for writes to it to pause.
+    static let maximumUploadDelays: UInt64 = 10
 
     /// The objects the chunks' records name: where the volume's data is in the store (not the
     /// generations being replaced or settling, which a listing would show too).
@@ -427,14 +434,18 @@ extension Volume {
         let blocks = geometry.blocks(inChunk: index)
         try await fill(chunk: index, blocks: 0..<blocks, on: eventLoop).get()
         let start = geometry.chunkStart(index)
-        let taken = try await table.with([index], exclusive: true, changing: false, on: eventLoop) {
-            () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
-            // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
-            guard !self.table.bitmap(ofChunk: index).isEmpty else { return eventLoop.makeSucceededFuture(nil) }
-            let generation = self.table.generation(ofChunk: index) ?? 0
-            return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
-                .map { (generation, $0) }
-        }.get()
+        let taken = try await table.with(
+            [index], exclusive: true, changing: false, on: eventLoop,
+            { () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
+                // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
+                guard !self.table.bitmap(ofChunk: index).isEmpty else { return eventLoop.makeSucceededFuture(nil) }
+                let generation = self.table.generation(ofChunk: index) ?? 0
+                return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
+                    .map { (generation, $0) }
+            },
+            // The snapshot holds every change so far: the next one starts a new wait.
+            update: { _, state in state.pendingSince = 0 }
+        ).get()
         guard let (snapshot, data) = taken else { return }
         let generation = remote.nextGeneration()
         try await journal.submit(
