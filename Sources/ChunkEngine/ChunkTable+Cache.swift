@@ -61,14 +61,25 @@ extension ChunkTable {
         }
     }
 
-    /// Dirty chunks that no upload handles yet and that are due (nothing changed them after
-    /// `changedBy`, or a change of theirs no upload took was done by `pendingBy`; uptime
-    /// nanoseconds), oldest-touched first, at most `limit`.
-    func uploadCandidates(limit: Int, changedBy: UInt64 = .max, pendingBy: UInt64 = .max) -> [Int] {
+    /// Which dirty chunks are due for upload (uptime nanoseconds): those nothing changed after
+    /// `changedBy`, and those holding a change no upload took that was done by `pendingBy`.
+    struct UploadDue {
+        var changedBy: UInt64
+        var pendingBy: UInt64
+        /// Every dirty chunk, however recently changed.
+        static let all = UploadDue(changedBy: .max, pendingBy: .max)
+
+        fileprivate func includes(_ state: ChunkState) -> Bool {
+            state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy)
+        }
+    }
+
+    /// Dirty chunks that no upload handles yet and that are `due`, oldest-touched first, at most
+    /// `limit`.
+    func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
             dirtyChunks.compactMap { index -> (Int, UInt64)? in
-                guard let state = chunks[index], case .dirty = state.journal, !state.uploading,
-                    state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy)
+                guard let state = chunks[index], case .dirty = state.journal, !state.uploading, due.includes(state)
                 else { return nil }
                 return (index, state.lastUse)
             }

@@ -315,8 +315,7 @@ extension Volume {
                 let free = pace.slots - remote.activeUploads.withLockedValue { $0 }
                 // A fenced volume's cache may have lost writes: nothing more of it goes to the store.
                 if free > 0, fenced == nil {
-                    for index in table.uploadCandidates(
-                        limit: free, changedBy: pace.changedBy, pendingBy: pace.pendingBy)
+                    for index in table.uploadCandidates(limit: free, due: pace.due)
                     where table.beginUpload(index) {
                         remote.activeUploads.withLockedValue { $0 += 1 }
                         group.addTask {
@@ -339,10 +338,7 @@ extension Volume {
             await upload(chunk: index, remote)
             let pace = uploadPace(remote)
             guard !Task.isCancelled, fenced == nil, remote.activeUploads.withLockedValue({ $0 }) <= pace.slots,
-                let next = table.uploadCandidates(limit: 1, changedBy: pace.changedBy, pendingBy: pace.pendingBy)
-                    .first(where: {
-                        table.beginUpload($0)
-                    })
+                let next = table.uploadCandidates(limit: 1, due: pace.due).first(where: { table.beginUpload($0) })
             else { return }
             index = next
         }
@@ -354,13 +350,14 @@ extension Volume {
     /// of the slots, chunks unchanged for `uploadDelay`, or holding a change no upload took
     /// for `maximumUploadDelays` of it: a chunk written all the time still goes to the store),
     /// leaving the disk and the processors to the writes.
-    private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, changedBy: UInt64, pendingBy: UInt64) {
+    private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, due: ChunkTable.UploadDue) {
         let settings = remote.settings
-        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .max, .max) }
+        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .all) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
         let before = { (age: UInt64) in now > age ? now - age : 0 }
-        return (max(1, settings.uploadConcurrency / 4), before(delay), before(delay * Self.maximumUploadDelays))
+        let due = ChunkTable.UploadDue(changedBy: before(delay), pendingBy: before(delay * Self.maximumUploadDelays))
+        return (max(1, settings.uploadConcurrency / 4), due)
     }
 
     /// How many upload delays a changed chunk waits at most for writes to it to pause.
