@@ -116,24 +116,41 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return readCached(offset: offset, length: length, attempt: 1, on: eventLoop)
     }
 
-    /// Reads blocks that are holes or in the local file.
+    /// Reads blocks that are holes or in the local file. A cached volume's read made without gates
+    /// passes the evictions begun when its runs were taken: if one began since, the file may have
+    /// been punched under the read, which is then done again the long way (`readCached`).
     private func readLocal(
         _ runs: [(range: Range<UInt64>, placement: ChunkTable.Placement)], offset: UInt64, length: Int,
-        on eventLoop: any EventLoop
+        unlessEvictedSince evictionsBegun: UInt64? = nil, on eventLoop: any EventLoop
     ) -> EventLoopFuture<ReadResult> {
         let dataRuns = runs.filter { $0.placement != .hole }.count
         if dataRuns == 0 {
             return eventLoop.makeSucceededFuture(.segments([.hole(length)]))
         }
+        // The hot path of every read: one future, the answer's, and no chained ones.
+        let promise = eventLoop.makePromise(of: ReadResult.self)
+        let answer: @Sendable (Result<ReadResult, any Error>) -> Void = { result in
+            switch result {
+            case .success(let read):
+                if let evictionsBegun, self.table.evicted(since: evictionsBegun) {
+                    promise.completeWith(self.readCached(offset: offset, length: length, attempt: 2, on: eventLoop))
+                } else {
+                    promise.succeed(read)
+                }
+            case .failure(let error): promise.fail(self.deviceError(error))
+            }
+        }
         if dataRuns == runs.count || runs.count > Self.maximumReadSegments {
-            return readFile(offset: offset, length: length, on: eventLoop).map { .data($0) }
+            io.read(file, offset: offset, length: length, on: eventLoop) { answer($0.map { .data($0) }) }
+        } else {
+            let pieces = runs.map { run -> EventLoopFuture<ReadSegment> in
+                let runLength = Int(run.range.upperBound - run.range.lowerBound)
+                guard run.placement != .hole else { return eventLoop.makeSucceededFuture(.hole(runLength)) }
+                return readFile(offset: run.range.lowerBound, length: runLength, on: eventLoop).map { .data($0) }
+            }
+            EventLoopFuture.whenAllSucceed(pieces, on: eventLoop).map { .segments($0) }.whenComplete(answer)
         }
-        let pieces = runs.map { run -> EventLoopFuture<ReadSegment> in
-            let runLength = Int(run.range.upperBound - run.range.lowerBound)
-            guard run.placement != .hole else { return eventLoop.makeSucceededFuture(.hole(runLength)) }
-            return readFile(offset: run.range.lowerBound, length: runLength, on: eventLoop).map { .data($0) }
-        }
-        return EventLoopFuture.whenAllSucceed(pieces, on: eventLoop).map { .segments($0) }
+        return promise.futureResult
     }
 
     /// Downloads what the range misses (whole chunks, and chunks ahead, when the read continues a
@@ -198,10 +215,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         case .landed(let buffers):
             return eventLoop.makeSucceededFuture(Self.result(of: buffers))
         case .local(let runs, let evictionsBegun):
-            return readLocal(runs, offset: offset, length: length, on: eventLoop).flatMap { result in
-                guard self.table.evicted(since: evictionsBegun) else { return eventLoop.makeSucceededFuture(result) }
-                return self.readCached(offset: offset, length: length, attempt: 2, on: eventLoop)
-            }.flatMapErrorThrowing { throw self.deviceError($0) }
+            return readLocal(runs, offset: offset, length: length, unlessEvictedSince: evictionsBegun, on: eventLoop)
         }
     }
 

@@ -7,10 +7,12 @@ public protocol FileIO: Sendable {
     /// A short name for logs ("io_uring", "posix").
     var backendName: String { get }
 
-    /// Reads exactly `length` bytes at `offset` (bytes past the end of the file read as zeros).
-    func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<
-        ByteBuffer
-    >
+    /// Reads exactly `length` bytes at `offset` (bytes past the end of the file read as zeros) and
+    /// hands them, or the failure, to `completion` on `eventLoop`. The read path answers a request
+    /// with this and one future of its own; `read(_:offset:length:on:)` is the same as a future.
+    func read(
+        _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void)
     /// Writes all of `data` at `offset`; with `dsync` the data is on stable storage when the future succeeds.
     func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
@@ -21,6 +23,17 @@ public protocol FileIO: Sendable {
         -> EventLoopFuture<Void>
     /// Stops the backend's threads; no call may follow.
     func shutdown() async
+}
+
+extension FileIO {
+    /// Reads exactly `length` bytes at `offset` (bytes past the end of the file read as zeros).
+    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
+        -> EventLoopFuture<ByteBuffer>
+    {
+        let promise = eventLoop.makePromise(of: ByteBuffer.self)
+        read(file, offset: offset, length: length, on: eventLoop) { promise.completeWith($0) }
+        return promise.futureResult
+    }
 }
 
 /// What an `allocate` call does to a range.

@@ -20,11 +20,12 @@ public final class PosixFileIO: FileIO {
         try? await pool.shutdownGracefully()
     }
 
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
+    public func read(
+        _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
+    ) {
         let allocator = self.allocator
-        return pool.runIfActive(eventLoop: eventLoop) {
+        pool.runIfActive(eventLoop: eventLoop) {
             var buffer = allocator.buffer(capacity: length)
             let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { bytes in
                 var done = 0
@@ -45,7 +46,7 @@ public final class PosixFileIO: FileIO {
             }
             precondition(count == length)
             return buffer
-        }
+        }.whenComplete(completion)
     }
 
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)

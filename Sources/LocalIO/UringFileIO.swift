@@ -35,26 +35,35 @@ public final class UringFileIO: FileIO, Sendable {
         }
     }
 
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
-        let promise = eventLoop.makePromise(of: ByteBuffer.self)
-        onRing(of: eventLoop, failing: promise) { ring in
-            var buffer = ring.allocator.buffer(capacity: length)
-            let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
-            buffer.moveWriterIndex(forwardBy: length)
-            ring.submit(
-                LoopRing.Operation(kind: .read(buffer, promise), file: file, offset: offset, length: length, base: base)
-            )
+    public func read(
+        _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
+    ) {
+        // The read path's common case submits at once, without a closure to hop or fail by.
+        if eventLoop.inEventLoop, let ring = rings.withLockedValue({ $0[ObjectIdentifier(eventLoop)] })?.ring {
+            return Self.submitRead(on: ring, file: file, offset: offset, length: length, completion: completion)
         }
-        return promise.futureResult
+        onRing(of: eventLoop, failing: { completion(.failure($0)) }) { ring in
+            Self.submitRead(on: ring, file: file, offset: offset, length: length, completion: completion)
+        }
+    }
+
+    private static func submitRead(
+        on ring: LoopRing, file: LocalFile, offset: UInt64, length: Int,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
+    ) {
+        var buffer = ring.allocator.buffer(capacity: length)
+        let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
+        buffer.moveWriterIndex(forwardBy: length)
+        ring.submit(
+            LoopRing.Operation(kind: .read(buffer, completion), file: file, offset: offset, length: length, base: base))
     }
 
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
         let promise = eventLoop.makePromise(of: Void.self)
-        onRing(of: eventLoop, failing: promise) { ring in
+        onRing(of: eventLoop, failing: { promise.fail($0) }) { ring in
             let base = data.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
             ring.submit(
                 LoopRing.Operation(
@@ -66,7 +75,7 @@ public final class UringFileIO: FileIO, Sendable {
 
     public func syncData(_ file: LocalFile, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        onRing(of: eventLoop, failing: promise) { ring in
+        onRing(of: eventLoop, failing: { promise.fail($0) }) { ring in
             ring.submit(LoopRing.Operation(kind: .syncData(promise), file: file, offset: 0, length: 0))
         }
         return promise.futureResult
@@ -76,7 +85,7 @@ public final class UringFileIO: FileIO, Sendable {
         _ file: LocalFile, mode: FileAllocation, offset: UInt64, length: UInt64, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        onRing(of: eventLoop, failing: promise) { ring in
+        onRing(of: eventLoop, failing: { promise.fail($0) }) { ring in
             ring.submit(
                 LoopRing.Operation(
                     kind: .allocate(mode, length: length, promise), file: file, offset: offset, length: 0))
@@ -85,12 +94,12 @@ public final class UringFileIO: FileIO, Sendable {
     }
 
     /// Runs `body` with the ring of `eventLoop`, on that loop, creating the ring on first use.
-    private func onRing<T>(
-        of eventLoop: any EventLoop, failing promise: EventLoopPromise<T>,
+    private func onRing(
+        of eventLoop: any EventLoop, failing fail: @escaping @Sendable (any Error) -> Void,
         _ body: @escaping @Sendable (LoopRing) -> Void
     ) {
         guard eventLoop.inEventLoop else {
-            eventLoop.execute { self.onRing(of: eventLoop, failing: promise, body) }
+            eventLoop.execute { self.onRing(of: eventLoop, failing: fail, body) }
             return
         }
         let key = ObjectIdentifier(eventLoop)
@@ -103,7 +112,7 @@ public final class UringFileIO: FileIO, Sendable {
             rings.withLockedValue { $0[key] = LoopRing.Handle(ring: ring, eventLoop: eventLoop) }
             body(ring)
         } catch {
-            promise.fail(error)
+            fail(error)
         }
     }
 }
@@ -122,7 +131,7 @@ final class LoopRing {
     /// referenced, so no copy-on-write can move it).
     struct Operation {
         enum Kind {
-            case read(ByteBuffer, EventLoopPromise<ByteBuffer>)
+            case read(ByteBuffer, @Sendable (Result<ByteBuffer, any Error>) -> Void)
             case write(ByteBuffer, dsync: Bool, EventLoopPromise<Void>)
             case syncData(EventLoopPromise<Void>)
             case allocate(FileAllocation, length: UInt64, EventLoopPromise<Void>)
@@ -310,15 +319,15 @@ final class LoopRing {
         }
         let error = result < 0 ? LocalIOError(errno: -result, operation: describe(operation)) : nil
         switch operation.kind {
-        case .read(let buffer, let promise):
-            if let error { return promise.fail(error) }
+        case .read(let buffer, let completion):
+            if let error { return completion(.failure(error)) }
             if result == 0 {
                 (operation.base! + operation.done).initializeMemory(
                     as: UInt8.self, repeating: 0, count: operation.length - operation.done)
-                return promise.succeed(buffer)
+                return completion(.success(buffer))
             }
             operation.done += Int(result)
-            operation.done == operation.length ? promise.succeed(buffer) : enqueue(operation)
+            operation.done == operation.length ? completion(.success(buffer)) : enqueue(operation)
         case .write(_, _, let promise):
             if let error { return promise.fail(error) }
             guard result > 0 else {
@@ -333,7 +342,7 @@ final class LoopRing {
 
     private func fail(_ operation: Operation, _ error: LocalIOError) {
         switch operation.kind {
-        case .read(_, let promise): promise.fail(error)
+        case .read(_, let completion): completion(.failure(error))
         case .write(_, _, let promise), .syncData(let promise), .allocate(_, _, let promise): promise.fail(error)
         }
     }

@@ -10,10 +10,11 @@ public protocol FileIOWrapper: FileIO {
 extension FileIOWrapper {
     public var backendName: String { base.backendName }
 
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
-        base.read(file, offset: offset, length: length, on: eventLoop)
+    public func read(
+        _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
+    ) {
+        base.read(file, offset: offset, length: length, on: eventLoop, completion: completion)
     }
 
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)

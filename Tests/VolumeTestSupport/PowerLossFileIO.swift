@@ -55,10 +55,11 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
     /// Operations completed since the last sync of `path`.
     public func pendingCount(path: String) -> Int { files.withLockedValue { $0.pending[path]?.count ?? 0 } }
 
-    public func read(_ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop)
-        -> EventLoopFuture<ByteBuffer>
-    {
-        base.read(file, offset: offset, length: length, on: eventLoop)
+    public func read(
+        _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
+    ) {
+        base.read(file, offset: offset, length: length, on: eventLoop, completion: completion)
     }
 
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)
