@@ -97,11 +97,10 @@ struct ChunkMap {
     subscript(index: Int) -> ChunkState? {
         get {
             if let state = active[index] { return state }
-            if let valid = cold[index] { return wake(index, valid: valid) }
-            if let chunk = stored[index] {
-                return wake(index, valid: chunk.valid, remoteGeneration: chunk.remoteGeneration)
-            }
-            return warm[index].map { wake(index, $0) }
+            // A thin volume's chunks at rest are all cold; a cached volume's warm or stored.
+            guard cached else { return cold[index].map { wake(index, valid: $0) } }
+            if let chunk = warm[index] { return wake(index, chunk) }
+            return stored[index].map { wake(index, valid: $0.valid, remoteGeneration: $0.remoteGeneration) }
         }
         _modify {
             var state = take(index)

@@ -66,6 +66,7 @@ final class ChunkTable: @unchecked Sendable {
     /// `runs`; call with `lock` held. With `localOnly`, nil when a run is only in the object store.
     func runsLocked(offset: UInt64, length: UInt64, localOnly: Bool) -> [(range: Range<UInt64>, placement: Placement)]?
     {
+        if let local = wholeLocalLocked(offset: offset, length: length) { return [(local, .local)] }
         var runs: [(range: Range<UInt64>, placement: Placement)] = []
         var remote = false
         forEachRun(offset: offset, length: length) { range, placement in
@@ -81,6 +82,22 @@ final class ChunkTable: @unchecked Sendable {
             return true
         }
         return remote ? nil : runs
+    }
+
+    /// The range itself when it lies in one chunk and all of it is in the local file: the common
+    /// read, answered without walking runs; nil otherwise (the caller walks them).
+    private func wholeLocalLocked(offset: UInt64, length: UInt64) -> Range<UInt64>? {
+        let end = offset + length
+        let index = Int(offset / UInt64(geometry.chunkSize))
+        let start = geometry.chunkStart(index)
+        guard length > 0, end <= geometry.volumeSize, end - start <= UInt64(geometry.chunkSize),
+            let state = chunks[index]
+        else { return nil }
+        let blocks = ChunkGeometry.blocksTouching(Int(offset - start)..<Int(end - start))
+        guard state.valid.allSet(in: blocks),
+            !cached || state.remoteGeneration == 0 || state.present.allSet(in: blocks)
+        else { return nil }
+        return offset..<end
     }
 
     /// Allocation extents from `offset`, at most `maximumExtents` of them.

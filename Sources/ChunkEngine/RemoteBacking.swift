@@ -3,6 +3,7 @@ import Metadata
 import NIOConcurrencyHelpers
 import NIOCore
 import ObjectStore
+import Synchronization
 
 /// How a cached volume uses its object store.
 public struct RemoteSettings: Sendable, Equatable {
@@ -63,8 +64,10 @@ final class RemoteBacking: Sendable {
     private let earlierUploadsSettled: NIODeadline
     let uploader = NIOLockedValueBox<Task<Void, Never>?>(nil)
     let activeUploads = NIOLockedValueBox(0)
-    /// Reads served from the cache alone, and reads that downloaded something.
-    let counts = NIOLockedValueBox((hits: UInt64(0), misses: UInt64(0)))
+    /// Reads served from the cache alone (counted without a lock: every cached read counts).
+    let hits = Atomic<UInt64>(0)
+    /// Reads that downloaded something.
+    let misses = Atomic<UInt64>(0)
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.

@@ -93,9 +93,7 @@ extension Volume {
                     return self.fill(chunk: index, blocks: wanted, goal: goal, on: eventLoop)
                 }
         }
-        remote?.counts.withLockedValue { counts in
-            if missed { counts.misses += 1 } else { counts.hits += 1 }
-        }
+        if missed { remote?.misses.add(1, ordering: .relaxed) } else { remote?.hits.add(1, ordering: .relaxed) }
         return EventLoopFuture.andAllSucceed(work, on: eventLoop)
     }
 
@@ -529,7 +527,8 @@ extension Volume {
 
     /// Reads served from the cache alone, and reads that downloaded something.
     public var cacheCounts: (hits: UInt64, misses: UInt64) {
-        remote?.counts.withLockedValue { $0 } ?? (0, 0)
+        guard let remote else { return (0, 0) }
+        return (remote.hits.load(ordering: .relaxed), remote.misses.load(ordering: .relaxed))
     }
 
     /// Evicts every chunk (after `waitUntilUploaded`, all are clean), waiting for chunks that are

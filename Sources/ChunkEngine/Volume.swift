@@ -161,14 +161,14 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     private func readCached(offset: UInt64, length: Int, attempt: Int, on eventLoop: any EventLoop)
         -> EventLoopFuture<ReadResult>
     {
+        let sequential = attempt == 1 && readAhead(offset: offset, length: UInt64(length), on: eventLoop)
+        if attempt == 1, let hit = readCachedWithoutGates(offset: offset, length: length, on: eventLoop) {
+            remote?.hits.add(1, ordering: .relaxed)
+            return hit
+        }
         let indexes = Array(geometry.chunks(touching: offset, length: UInt64(length)))
         if attempt > 1, indexes.count > 1 {
             return readCachedChunkByChunk(indexes, offset: offset, length: length, on: eventLoop)
-        }
-        let sequential = attempt == 1 && readAhead(offset: offset, length: UInt64(length), on: eventLoop)
-        if attempt == 1, let hit = readCachedWithoutGates(offset: offset, length: length, on: eventLoop) {
-            remote?.counts.withLockedValue { $0.hits += 1 }
-            return hit
         }
         let goal: FillGoal = sequential && streamsPastCache ? .memoryOnly : .memory
         return fetch(offset: offset, length: UInt64(length), wholeChunks: sequential, goal: goal, on: eventLoop)
