@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -85,6 +86,24 @@ public final class FileObjectStore: ObjectStore {
             }
             return buffer
         }
+    }
+
+    /// Opens an object's file for reading, for a server that sends it without copying it
+    /// (sendfile): the handle, which the caller closes, and the object's size; nil when there is
+    /// no such object. Blocks for an open and a stat of a local file.
+    public func openForSending(_ key: ObjectKey) throws -> (file: NIOFileHandle, size: UInt64)? {
+        let path = self.path(key)
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw Self.failure("open \(path)")
+        }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            close(descriptor)
+            throw Self.failure("stat \(path)")
+        }
+        return (NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), UInt64(status.st_size))
     }
 
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? {

@@ -63,11 +63,13 @@ public final class S3Emulator: Sendable {
         var body: ByteBuffer
     }
 
-    /// A whole response to send.
+    /// A whole response to send: its body in memory, or a range of an object's file, sent
+    /// without copying (sendfile) and closed once sent.
     struct Response: Sendable {
         var status: HTTPResponseStatus
         var headers: HTTPHeaders = HTTPHeaders()
         var body = ByteBuffer()
+        var file: (handle: NIOFileHandle, range: Range<UInt64>)? = nil
 
         static func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> Response {
             var response = Response(status: status)
@@ -221,24 +223,27 @@ public final class S3Emulator: Sendable {
             if current.restored { response.headers.add(name: "x-amz-restore", value: "ongoing-request=\"false\"") }
             return response
         case .GET:
-            guard let info = try await store.head(key) else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
+            guard let (file, size) = try store.openForSending(key) else {
+                return .error(.notFound, "NoSuchKey", "no key \(key)")
+            }
+            var response = Response(status: .ok, file: (file, 0..<size))
             if let storageClass = current.storageClass, ColdStorageClass.needsRestore(storageClass), !current.restored {
-                return .error(
+                response = .error(
                     .forbidden, "InvalidObjectState", "the object is in \(storageClass); restore it before reading it")
+            } else if let rangeHeader = request.head.headers.first(name: "Range") {
+                if let range = Self.parseRange(rangeHeader, size: size) {
+                    response = Response(status: .partialContent, file: (file, range))
+                    response.headers.add(
+                        name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)")
+                } else {
+                    response = .error(.rangeNotSatisfiable, "InvalidRange", "range \(rangeHeader) of \(size) bytes")
+                }
             }
-            guard let rangeHeader = request.head.headers.first(name: "Range") else {
-                let body = try await store.get(key, range: nil)
-                sent.withLockedValue { $0 += UInt64(body.readableBytes) }
-                return Response(status: .ok, body: body)
+            if let range = response.file?.range {
+                sent.withLockedValue { $0 += UInt64(range.count) }
+            } else {
+                try file.close()
             }
-            guard let range = Self.parseRange(rangeHeader, size: info.size) else {
-                return .error(.rangeNotSatisfiable, "InvalidRange", "range \(rangeHeader) of \(info.size) bytes")
-            }
-            let body = try await store.get(key, range: range)
-            sent.withLockedValue { $0 += UInt64(body.readableBytes) }
-            var response = Response(status: .partialContent, body: body)
-            response.headers.add(
-                name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(info.size)")
             return response
         default:
             return .error(.methodNotAllowed, "MethodNotAllowed", "\(request.head.method) on an object is not supported")
@@ -472,9 +477,19 @@ private final class EmulatorHTTPHandler: ChannelInboundHandler {
     private func respond(_ response: S3Emulator.Response, to request: HTTPRequestHead, context: ChannelHandlerContext) {
         var head = HTTPResponseHead(version: request.version, status: response.status, headers: response.headers)
         if !head.headers.contains(name: "Content-Length") {
-            head.headers.add(name: "Content-Length", value: "\(response.body.readableBytes)")
+            let length = response.file.map { $0.range.count } ?? response.body.readableBytes
+            head.headers.add(name: "Content-Length", value: "\(length)")
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let (file, range) = response.file {
+            if !range.isEmpty {
+                let region = FileRegion(
+                    fileHandle: file, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
+                context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in try? file.close() }
+            return
+        }
         if request.method != .HEAD, response.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
