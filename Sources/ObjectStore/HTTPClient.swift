@@ -91,6 +91,11 @@ public final class HTTPClient: Sendable {
             return try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // Bodies are chunks of a MiB or more: read them in large pieces, not 64 KiB ones.
+                .channelOption(
+                    .recvAllocator,
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 65536, maximum: 1 << 20)
+                )
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
