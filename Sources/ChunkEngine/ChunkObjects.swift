@@ -55,7 +55,8 @@ final class ChunkObjects: Sendable {
         Counter(label: "blockgate_upload_stored_bytes_total", dimensions: dimensions).increment(
             by: object.readableBytes)
         if codec.hasFrameTable,
-            let table = try? codec.frameTable(from: object, identity: identity, logicalLength: data.readableBytes)
+            let table = try? codec.frameTable(
+                from: ObjectBytes(object), identity: identity, logicalLength: data.readableBytes)
         {
             tables.withLockedValue { $0.insert(table, for: identity) }
         }
@@ -95,7 +96,7 @@ final class ChunkObjects: Sendable {
         async throws -> ByteBuffer
     {
         if range == 0..<length {
-            let object = try await store.get(key, range: nil)
+            let object = ObjectBytes(try await store.getPieces(key, range: nil))
             var output = ByteBuffer.aligned(capacity: length)
             try codec.decodeWhole(object, identity: identity, logicalLength: length, into: &output)
             return output
@@ -105,12 +106,13 @@ final class ChunkObjects: Sendable {
             table = tables.withLockedValue { $0[identity] }
             if table == nil {
                 let prefix = try await store.get(key, range: 0..<UInt64(codec.prefixLength(logicalLength: length)))
-                table = try codec.frameTable(from: prefix, identity: identity, logicalLength: length)
+                table = try codec.frameTable(from: ObjectBytes(prefix), identity: identity, logicalLength: length)
                 tables.withLockedValue { $0.insert(table!, for: identity) }
             }
         }
         let plan = codec.plan(range, logicalLength: length, table: table)
-        let fetched = plan.objectRange.isEmpty ? ByteBuffer() : try await store.get(key, range: plan.objectRange)
+        let fetched = ObjectBytes(
+            plan.objectRange.isEmpty ? [] : try await store.getPieces(key, range: plan.objectRange))
         var output = ByteBuffer.aligned(capacity: plan.logical.count)
         try codec.decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
         return output.getSlice(

@@ -116,15 +116,16 @@ public struct ObjectCodec: Sendable {
 
     /// The frame table of a compressed object from the first `prefixLength` bytes of it, checked
     /// against the header expected for `identity` and `length`.
-    public func frameTable(from prefix: ByteBuffer, identity: ObjectIdentity, logicalLength length: Int)
+    public func frameTable(from prefix: ObjectBytes, identity: ObjectIdentity, logicalLength length: Int)
         throws(ObjectFormatError) -> FrameTable
     {
         let expected = header(identity, length: length)
         let count = frameCount(logicalLength: length)
-        guard prefix.readableBytes >= prefixLength(logicalLength: length) else {
+        guard prefix.count >= prefixLength(logicalLength: length) else {
             throw ObjectFormatError(.corrupt, "the object is shorter than its header and frame table")
         }
-        return try prefix.withUnsafeReadableBytes { bytes throws(ObjectFormatError) -> FrameTable in
+        return try prefix.withBytes(0..<prefixLength(logicalLength: length)) {
+            bytes throws(ObjectFormatError) -> FrameTable in
             try check(try ObjectHeader.decode(bytes), expected: expected)
             let tableBytes = UnsafeRawBufferPointer(
                 rebasing: bytes[ObjectHeader.size..<(ObjectHeader.size + 4 * count)])
@@ -204,28 +205,26 @@ public struct ObjectCodec: Sendable {
     /// Decodes the frames of `plan` from the bytes fetched for it (`plan.objectRange` of the
     /// object), appending their data (`plan.logical.count` bytes) to `output`.
     public func decode(
-        _ fetched: ByteBuffer, plan: FramePlan, identity: ObjectIdentity, logicalLength length: Int,
+        _ fetched: ObjectBytes, plan: FramePlan, identity: ObjectIdentity, logicalLength length: Int,
         into output: inout ByteBuffer
     ) throws(ObjectFormatError) {
-        guard fetched.readableBytes == plan.objectRange.count else {
+        guard fetched.count == plan.objectRange.count else {
             throw ObjectFormatError(
-                .corrupt,
-                "the object is shorter than its frames (\(fetched.readableBytes) of \(plan.objectRange.count) bytes)")
+                .corrupt, "the object is shorter than its frames (\(fetched.count) of \(plan.objectRange.count) bytes)")
         }
         let sealing = Sealing(codec: self, bound: header(identity, length: length).boundBytes, identity: identity)
         let context = CompressionContext()
-        try fetched.withUnsafeReadableBytes { bytes throws(ObjectFormatError) in
-            for (frame, piece) in zip(plan.frames, plan.pieces) {
-                let plainLength = frameLength(frame, of: length)
-                guard piece.encoding != .zero else {
-                    output.writeRepeatingByte(0, count: plainLength)
-                    continue
-                }
-                let end = piece.offset + piece.length + cipher.trailerSize
-                guard end <= bytes.count else {
-                    throw ObjectFormatError(.corrupt, "frame \(frame) runs past the end of the object")
-                }
-                let stored = UnsafeRawBufferPointer(rebasing: bytes[piece.offset..<end])
+        for (frame, piece) in zip(plan.frames, plan.pieces) {
+            let plainLength = frameLength(frame, of: length)
+            guard piece.encoding != .zero else {
+                output.writeRepeatingByte(0, count: plainLength)
+                continue
+            }
+            let end = piece.offset + piece.length + cipher.trailerSize
+            guard end <= fetched.count else {
+                throw ObjectFormatError(.corrupt, "frame \(frame) runs past the end of the object")
+            }
+            try fetched.withBytes(piece.offset..<end) { stored throws(ObjectFormatError) in
                 try sealing.open(stored, frame: frame, encoding: piece.encoding) { payload throws(ObjectFormatError) in
                     if piece.encoding == .raw {
                         guard payload.count == plainLength else {
@@ -250,27 +249,26 @@ public struct ObjectCodec: Sendable {
 
     /// Decodes a whole object, appending its data to `output`.
     public func decodeWhole(
-        _ object: ByteBuffer, identity: ObjectIdentity, logicalLength length: Int, into output: inout ByteBuffer
+        _ object: ObjectBytes, identity: ObjectIdentity, logicalLength length: Int, into output: inout ByteBuffer
     ) throws(ObjectFormatError) {
         guard length > 0 else { return }
         var table: FrameTable?
         if hasFrameTable {
             table = try frameTable(from: object, identity: identity, logicalLength: length)
         } else {
-            guard object.readableBytes >= ObjectHeader.size else {
+            guard object.count >= ObjectHeader.size else {
                 throw ObjectFormatError(.corrupt, "the object is shorter than its header")
             }
-            try object.withUnsafeReadableBytes { bytes throws(ObjectFormatError) in
+            try object.withBytes(0..<ObjectHeader.size) { bytes throws(ObjectFormatError) in
                 try check(try ObjectHeader.decode(bytes), expected: header(identity, length: length))
             }
         }
         let plan = plan(0..<length, logicalLength: length, table: table)
         let end = Int(plan.objectRange.upperBound)
-        guard object.readableBytes >= end, plan.objectRange.isEmpty || object.readableBytes == end else {
-            throw ObjectFormatError(.corrupt, "the object is \(object.readableBytes) bytes, its frames end at \(end)")
+        guard object.count >= end, plan.objectRange.isEmpty || object.count == end else {
+            throw ObjectFormatError(.corrupt, "the object is \(object.count) bytes, its frames end at \(end)")
         }
-        let fetched = object.getSlice(
-            at: object.readerIndex + Int(plan.objectRange.lowerBound), length: plan.objectRange.count)!
+        let fetched = object.slice(Int(plan.objectRange.lowerBound)..<end)
         try decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
     }
 
@@ -286,7 +284,8 @@ public struct ObjectCodec: Sendable {
             throw ObjectFormatError(.corrupt, "the object is not a record")
         }
         var output = ByteBuffer()
-        try decodeWhole(object, identity: header.identity, logicalLength: Int(header.logicalLength), into: &output)
+        try decodeWhole(
+            ObjectBytes(object), identity: header.identity, logicalLength: Int(header.logicalLength), into: &output)
         return output
     }
 

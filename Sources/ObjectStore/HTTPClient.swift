@@ -21,11 +21,18 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    /// A whole response.
+    /// A whole response; its body in the pieces it was read in.
     public struct Response: Sendable {
         public var status: HTTPResponseStatus
         public var headers: HTTPHeaders
-        public var body: ByteBuffer
+        public var bodyPieces: [ByteBuffer]
+
+        /// The body in one buffer, its first byte aligned for direct I/O (`ByteBuffer.aligned`).
+        public var body: ByteBuffer {
+            var body = ByteBuffer.aligned(capacity: bodyPieces.reduce(0) { $0 + $1.readableBytes })
+            for piece in bodyPieces { body.writeImmutableBuffer(piece) }
+            return body
+        }
     }
 
     /// The connection failed or the deadline passed; retrying may help.
@@ -133,15 +140,13 @@ private final class ExchangeHandler: ChannelDuplexHandler {
 
     private var pending: EventLoopPromise<HTTPClient.Response>?
     private var head: HTTPResponseHead?
-    private var body = ByteBuffer()
-    /// The most a Content-Length makes the handler reserve ahead of the body.
-    private static let largestReservation = 64 << 20
+    private var body: [ByteBuffer] = []
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
         pending = exchange.promise
         head = nil
-        body = ByteBuffer()
+        body = []
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if let payload = exchange.body, payload.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
@@ -153,16 +158,15 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let responseHead):
             head = responseHead
-            // The whole body lands in one allocation rather than growing by copies, aligned.
-            if let length = responseHead.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
-                body = .aligned(capacity: min(length, Self.largestReservation))
-            }
-        case .body(var chunk):
-            body.writeBuffer(&chunk)
+        case .body(let piece):
+            // A piece is a view of the memory it was read into: kept as it is, unless it holds
+            // that memory (up to a MiB) for a few bytes, like the last bytes of a body often do.
+            body.append(piece.storageCapacity > 4 * piece.readableBytes + 65536 ? ByteBuffer(buffer: piece) : piece)
         case .end:
             guard let head, let pending else { return }
             self.pending = nil
-            pending.succeed(HTTPClient.Response(status: head.status, headers: head.headers, body: body))
+            pending.succeed(HTTPClient.Response(status: head.status, headers: head.headers, bodyPieces: body))
+            body = []
         }
     }
 

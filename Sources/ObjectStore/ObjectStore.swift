@@ -11,12 +11,22 @@ public protocol ObjectStore: Sendable {
     /// Reads an object, or the bytes of `range` of it.
     /// - Throws: `ObjectStoreError` of kind `.notFound` when there is no such object.
     func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer
+    /// Reads like `get`, handing the bytes over in the pieces they arrived in, neither joined
+    /// nor aligned: for a reader that walks them once (a frame decoder), saving a copy.
+    func getPieces(_ key: ObjectKey, range: Range<UInt64>?) async throws -> [ByteBuffer]
     /// Describes an object, or returns nil when there is none.
     func head(_ key: ObjectKey) async throws -> ObjectInfo?
     /// Deletes an object; deleting a missing object succeeds.
     func delete(_ key: ObjectKey) async throws
     /// Every object whose key starts with `prefix`, in key order.
     func list(prefix: String) async throws -> [ObjectInfo]
+}
+
+extension ObjectStore {
+    /// A store whose reads arrive whole hands them over as one piece.
+    public func getPieces(_ key: ObjectKey, range: Range<UInt64>?) async throws -> [ByteBuffer] {
+        [try await get(key, range: range)]
+    }
 }
 
 /// What a listing or HEAD tells of an object.

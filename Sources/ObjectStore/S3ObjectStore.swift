@@ -71,14 +71,23 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     }
 
     public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
+        try await getResponse(key, range: range)?.body ?? ByteBuffer()
+    }
+
+    public func getPieces(_ key: ObjectKey, range: Range<UInt64>?) async throws -> [ByteBuffer] {
+        try await getResponse(key, range: range)?.bodyPieces ?? []
+    }
+
+    /// The answer to a GET of `key` (or of bytes `range` of it), or nil for an empty range.
+    private func getResponse(_ key: ObjectKey, range: Range<UInt64>?) async throws -> HTTPClient.Response? {
         var headers: [(String, String)] = []
         if let range {
-            guard !range.isEmpty else { return ByteBuffer() }
+            guard !range.isEmpty else { return nil }
             headers.append(("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
         }
         let response = try await send(.GET, key: key, headers: headers, accept: [.ok, .partialContent, .notFound])
         if response.status == .notFound { throw ObjectStoreError(.notFound, "no object \(key)") }
-        return response.body
+        return response
     }
 
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? {

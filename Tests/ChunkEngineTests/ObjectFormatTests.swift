@@ -157,7 +157,8 @@ import VolumeTestSupport
         let table =
             codec.hasFrameTable
             ? try codec.frameTable(
-                from: object, identity: .chunk(index: 0, generation: generation), logicalLength: data.count) : nil
+                from: ObjectBytes(object), identity: .chunk(index: 0, generation: generation), logicalLength: data.count
+            ) : nil
         let plan = codec.plan((2 * 65536)..<(3 * 65536), logicalLength: data.count, table: table)
         let position = Int(plan.objectRange.lowerBound) + 1000
         contents[position] ^= 0x01

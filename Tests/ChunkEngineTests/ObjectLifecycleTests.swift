@@ -112,7 +112,8 @@ import VolumeTestSupport
             range: nil)
         var decoded = ByteBuffer()
         try ObjectCodec(scope: fixture.record.uuid).decodeWhole(
-            stored, identity: .chunk(index: 0, generation: newestObject.remoteGeneration), logicalLength: 65536,
+            ObjectBytes(stored), identity: .chunk(index: 0, generation: newestObject.remoteGeneration),
+            logicalLength: 65536,
             into: &decoded)
         let newestIsNewest = Array(decoded.readableBytesView) == newest
         #expect(newestIsNewest, "the store's newest generation is not the newest data")

@@ -36,28 +36,42 @@ import Testing
 
     static let identity = ObjectIdentity.chunk(index: 5, generation: 9)
 
-    private func decodeWhole(_ codec: ObjectCodec, _ object: ByteBuffer, identity: ObjectIdentity = identity) throws
-        -> ByteBuffer
-    {
+    /// `buffer` in pieces of `size` bytes (the last shorter), as a response body arrives; one
+    /// piece when `size` is nil.
+    private func pieces(_ buffer: ByteBuffer, of size: Int?) -> ObjectBytes {
+        guard let size else { return ObjectBytes(buffer) }
+        return ObjectBytes(
+            stride(from: 0, to: buffer.readableBytes, by: size).map {
+                buffer.getSlice(at: buffer.readerIndex + $0, length: min(size, buffer.readableBytes - $0))!
+            })
+    }
+
+    private func decodeWhole(
+        _ codec: ObjectCodec, _ object: ByteBuffer, identity: ObjectIdentity = identity, pieceSize: Int? = 7001
+    ) throws -> ByteBuffer {
         var output = ByteBuffer()
-        try codec.decodeWhole(object, identity: identity, logicalLength: Self.sample.readableBytes, into: &output)
+        try codec.decodeWhole(
+            pieces(object, of: pieceSize), identity: identity, logicalLength: Self.sample.readableBytes, into: &output)
         return output
     }
 
     /// Reads bytes `range` the way a ranged GET would: the prefix first when there is a table,
     /// then only the planned bytes.
-    private func readRange(_ codec: ObjectCodec, _ object: ByteBuffer, _ range: Range<Int>) throws -> (ByteBuffer, Int)
+    private func readRange(_ codec: ObjectCodec, _ object: ByteBuffer, _ range: Range<Int>, pieceSize: Int? = 7001)
+        throws -> (ByteBuffer, Int)
     {
         let length = Self.sample.readableBytes
         var table: FrameTable?
         if codec.hasFrameTable {
             let prefix = object.getSlice(at: 0, length: codec.prefixLength(logicalLength: length))!
-            table = try codec.frameTable(from: prefix, identity: Self.identity, logicalLength: length)
+            table = try codec.frameTable(
+                from: pieces(prefix, of: pieceSize), identity: Self.identity, logicalLength: length)
         }
         let plan = codec.plan(range, logicalLength: length, table: table)
         let fetched = object.getSlice(at: Int(plan.objectRange.lowerBound), length: plan.objectRange.count)!
         var output = ByteBuffer()
-        try codec.decode(fetched, plan: plan, identity: Self.identity, logicalLength: length, into: &output)
+        try codec.decode(
+            pieces(fetched, of: pieceSize), plan: plan, identity: Self.identity, logicalLength: length, into: &output)
         #expect(output.readableBytes == plan.logical.count)
         let wanted = output.getSlice(at: range.lowerBound - plan.logical.lowerBound, length: range.count)!
         return (wanted, plan.objectRange.count)
@@ -66,10 +80,15 @@ import Testing
     @Test(arguments: codecs())
     func roundTripsWholeAndByRange(codec: ObjectCodec) throws {
         let object = try codec.encode(Self.sample, as: Self.identity)
-        #expect(try decodeWhole(codec, object) == Self.sample)
-        for range in [0..<4096, 4096..<20480, 30000..<50000, 40960..<73728, 100_000..<106_496, 0..<106_496] {
-            let (data, _) = try readRange(codec, object, range)
-            #expect(data == Self.sample.getSlice(at: range.lowerBound, length: range.count)!, "\(range)")
+        // Whole, and in pieces smaller and larger than a frame, cut inside trailers and headers.
+        for pieceSize in [nil, 1, 7001, 16 << 10, 40000] {
+            #expect(try decodeWhole(codec, object, pieceSize: pieceSize) == Self.sample, "pieces \(pieceSize ?? 0)")
+            for range in [0..<4096, 4096..<20480, 30000..<50000, 40960..<73728, 100_000..<106_496, 0..<106_496] {
+                let (data, _) = try readRange(codec, object, range, pieceSize: pieceSize)
+                #expect(
+                    data == Self.sample.getSlice(at: range.lowerBound, length: range.count)!,
+                    "\(range) in pieces \(pieceSize ?? 0)")
+            }
         }
     }
 
@@ -118,7 +137,7 @@ import Testing
         var table: FrameTable?
         if codec.hasFrameTable {
             let prefix = object.getSlice(at: 0, length: codec.prefixLength(logicalLength: length))!
-            table = try codec.frameTable(from: prefix, identity: Self.identity, logicalLength: length)
+            table = try codec.frameTable(from: ObjectBytes(prefix), identity: Self.identity, logicalLength: length)
         }
         // The last byte of the stored frame 5 (the noise), in its payload or its trailer.
         let plan = codec.plan(81920..<86016, logicalLength: length, table: table)
@@ -138,7 +157,8 @@ import Testing
                 var output = ByteBuffer()
                 let error = #expect(throws: ObjectFormatError.self) {
                     try reader.decodeWhole(
-                        object, identity: Self.identity, logicalLength: Self.sample.readableBytes, into: &output)
+                        ObjectBytes(object), identity: Self.identity, logicalLength: Self.sample.readableBytes,
+                        into: &output)
                 }
                 #expect(error?.kind == .wrongKey)
                 if compression == .off {
@@ -147,7 +167,8 @@ import Testing
                     var output = ByteBuffer()
                     #expect(throws: ObjectFormatError.self) {
                         try reader.decode(
-                            object.getSlice(at: Int(plan.objectRange.lowerBound), length: plan.objectRange.count)!,
+                            ObjectBytes(
+                                object.getSlice(at: Int(plan.objectRange.lowerBound), length: plan.objectRange.count)!),
                             plan: plan, identity: Self.identity, logicalLength: Self.sample.readableBytes,
                             into: &output)
                     }

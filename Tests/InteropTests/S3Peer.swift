@@ -90,7 +90,8 @@ extension S3Peer {
             let generation = try #require(UInt64(key.split(separator: "-").last!))
             var decoded = ByteBuffer()
             try ObjectCodec(scope: uuid).decodeWhole(
-                stored, identity: .chunk(index: index, generation: generation), logicalLength: chunkSize, into: &decoded
+                ObjectBytes(stored), identity: .chunk(index: index, generation: generation), logicalLength: chunkSize,
+                into: &decoded
             )
             #expect(Array(decoded.readableBytesView) == Array(expected), "object of chunk \(index) differs")
         }
