@@ -55,18 +55,12 @@ public struct ObjectBytes: Sendable {
         }
         let gathered = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 16)
         defer { gathered.deallocate() }
-        var index = first
         var filled = 0
-        while filled < range.count {
-            let within = range.clamped(to: starts[index]..<starts[index + 1])
-            pieces[index].withUnsafeReadableBytes { bytes in
-                let from = UnsafeRawBufferPointer(
-                    rebasing: bytes[(within.lowerBound - starts[index])..<(within.upperBound - starts[index])])
-                UnsafeMutableRawBufferPointer(rebasing: gathered[filled..<(filled + within.count)]).copyMemory(
-                    from: from)
+        for piece in slice(range).pieces {
+            piece.withUnsafeReadableBytes {
+                UnsafeMutableRawBufferPointer(rebasing: gathered[filled...]).copyMemory(from: $0)
             }
-            filled += within.count
-            index += 1
+            filled += piece.readableBytes
         }
         return try body(UnsafeRawBufferPointer(gathered))
     }

@@ -121,16 +121,17 @@ public struct ObjectCodec: Sendable {
     {
         let expected = header(identity, length: length)
         let count = frameCount(logicalLength: length)
-        guard prefix.count >= prefixLength(logicalLength: length) else {
+        let dataStart = prefixLength(logicalLength: length)
+        guard prefix.count >= dataStart else {
             throw ObjectFormatError(.corrupt, "the object is shorter than its header and frame table")
         }
-        return try prefix.withBytes(0..<prefixLength(logicalLength: length)) {
+        return try prefix.withBytes(0..<dataStart) {
             bytes throws(ObjectFormatError) -> FrameTable in
             try check(try ObjectHeader.decode(bytes), expected: expected)
             let tableBytes = UnsafeRawBufferPointer(
                 rebasing: bytes[ObjectHeader.size..<(ObjectHeader.size + 4 * count)])
             let trailer = UnsafeRawBufferPointer(
-                rebasing: bytes[(ObjectHeader.size + 4 * count)..<prefixLength(logicalLength: length)])
+                rebasing: bytes[(ObjectHeader.size + 4 * count)..<dataStart])
             let sealing = Sealing(codec: self, bound: expected.boundBytes, identity: identity)
             try sealing.checkTable(Array(tableBytes), trailer: trailer)
             var entries: [UInt32] = []
@@ -150,7 +151,7 @@ public struct ObjectCodec: Sendable {
                 entries.append(entry)
             }
             return FrameTable(
-                entries: entries, dataStart: UInt64(prefixLength(logicalLength: length)),
+                entries: entries, dataStart: UInt64(dataStart),
                 trailerSize: cipher.trailerSize)
         }
     }

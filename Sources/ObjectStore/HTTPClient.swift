@@ -146,7 +146,6 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         let exchange = unwrapOutboundIn(data)
         pending = exchange.promise
         head = nil
-        body = []
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if let payload = exchange.body, payload.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
@@ -165,6 +164,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         case .end:
             guard let head, let pending else { return }
             self.pending = nil
+            // Handed over, not kept: an idle connection holds no body between exchanges.
             pending.succeed(HTTPClient.Response(status: head.status, headers: head.headers, bodyPieces: body))
             body = []
         }
