@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The object store's own ceiling for `make bench`: a plain S3 client (botocore's SigV4 signer,
 one keep-alive HTTP/1.1 connection per thread) PUTs COUNT objects of SIZE bytes under PREFIX
-with CONCURRENCY requests in flight, then GETs them all back, and prints one line:
-"put_MiB_s get_MiB_s". Payloads are signed like the gateway signs them (their SHA-256 in
-x-amz-content-sha256), so the store does the same work per byte as for the gateway.
+with CONCURRENCY requests in flight (`put`), or GETs them all back (`get`), and prints the
+MiB/s. Payloads are signed like the gateway signs them (their SHA-256 in x-amz-content-sha256),
+so the store does the same work per byte as for the gateway.
 
-    raw_store.py ENDPOINT BUCKET PREFIX COUNT SIZE CONCURRENCY   (credentials: AWS_* variables)
+    raw_store.py ENDPOINT BUCKET PREFIX COUNT SIZE CONCURRENCY put|get   (credentials: AWS_* variables)
 """
 
 import concurrent.futures
@@ -21,7 +21,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-endpoint, bucket, prefix, count, size, concurrency = sys.argv[1:7]
+endpoint, bucket, prefix, count, size, concurrency, mode = sys.argv[1:8]
 count, size, concurrency = int(count), int(size), int(concurrency)
 parsed = urllib.parse.urlsplit(endpoint)
 credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
@@ -54,8 +54,11 @@ def timed(operation):
     return count * size / 1048576 / (time.monotonic() - start)
 
 
-request("PUT", "", accept=(200, 409))  # the bucket, unless it is there
-payload = os.urandom(size)
-put = timed(lambda i: request("PUT", f"{prefix}/{i}", payload))
-get = timed(lambda i: len(request("GET", f"{prefix}/{i}")) == size or sys.exit(f"raw_store: short GET of {i}"))
-print(f"{put:.1f} {get:.1f}")
+if mode == "put":
+    request("PUT", "", accept=(200, 409))  # the bucket, unless it is there
+    payload = os.urandom(size)
+    print(f"{timed(lambda i: request('PUT', f'{prefix}/{i}', payload)):.1f}")
+elif mode == "get":
+    print(f"{timed(lambda i: len(request('GET', f'{prefix}/{i}')) == size or sys.exit(f'raw_store: short GET of {i}')):.1f}")
+else:
+    sys.exit(f"raw_store: the last argument is put or get, not {mode!r}")

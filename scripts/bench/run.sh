@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: fio (ioengine=nbd, over a unix socket) against blockgate (a thin volume, and a
-# cached volume whose cache holds it all), nbdkit's file plugin and qemu-nbd, one after another
-# in the same run, on files in the same directory: 4 KiB random read and write at queue depth
-# 32, 1 MiB sequential read and write.
+# cached volume whose cache holds it all), nbdkit's file plugin and qemu-nbd, taking turns in
+# rounds in the same run, each on a quiet machine (no write-back or upload of an earlier job
+# under way), on files in the same directory: 4 KiB random read and write at queue depth 32,
+# 1 MiB sequential read and write; the median of the rounds, and each server's processor time
+# per I/O.
 # Then cached volumes cold, in the object-store emulator on loopback, against Debian's s3backer
 # on the same emulator: write-then-drain, cold sequential read and cold 4 KiB random read; and the
 # emulator's own ceiling, measured by a plain client (raw_store.py). Then the same cold drain and
@@ -10,7 +12,8 @@
 # tar.
 # Last, memory at rest: a 1 TiB thin volume with a 4 KiB block in each of its 1,048,576 chunks,
 # the daemon's RSS after a restart against the same volume empty, and the time to start.
-#   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15; BENCH_SIZE, default 1G;
+#   run.sh BLOCKGATE_BINARY     (env: BENCH_RUNTIME seconds per job, default 15, split into
+#                                BENCH_ROUNDS rounds, default 3; BENCH_SIZE, default 1G;
 #                                BENCH_MEMORY=0 leaves out the memory section, which takes minutes;
 #                                BENCH_SECTIONS, default "warm cold formats memory", runs only those)
 set -euo pipefail
@@ -55,7 +58,7 @@ stop_daemon() { kill "$daemon"; wait "$daemon" 2>/dev/null || true; }
 fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s" of a timed job
     local rw="$1" bs="$2" depth="$3"; shift 3
     fio --name=bench "$@" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="$size" \
-        --time_based --runtime="$runtime" --ramp_time=2 --output-format=json --output="$work/fio.json"
+        --time_based --runtime="${job_runtime:-$runtime}" --ramp_time=2 --output-format=json --output="$work/fio.json"
     python3 - "$work/fio.json" "$rw" <<'PY'
 import json, sys
 job = json.load(open(sys.argv[1]))["jobs"][0]
@@ -70,12 +73,17 @@ fio_pass() {  # fio_pass RW TARGET_ARGS...: one 1 MiB QD8 pass over the whole si
 }
 
 section() { [[ " ${BENCH_SECTIONS:-warm cold formats memory} " == *" $1 "* ]]; }  # section NAME: whether it runs
+rounds="${BENCH_ROUNDS:-3}"
+median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # cpu_ticks PID: its processor time so far
+ticks_per_second=$(getconf CLK_TCK)
 
 if section warm; then
 # blockgate: one thin volume, and a cached volume in a cache with room for all of it (an upload
 # buffer as large, so that no write waits for the store).
 "$binary" serve --data-dir "$work/blockgate" --listen "" --log-level warning 2> "$work/blockgate.log" &
 pids+=($!)
+declare -A server_pid=([blockgate]=$!)
 wait_socket "$work/blockgate/admin.sock"
 "$binary" volume create bench --size "$size" --admin-socket "$work/blockgate/admin.sock" > /dev/null
 cached_daemon "$work/warm" 4G 4G
@@ -84,8 +92,11 @@ cached_daemon "$work/warm" 4G 4G
 truncate -s "$size" "$work/nbdkit.img" "$work/qemu.img"
 nbdkit --foreground --unix "$work/nbdkit.sock" file "$work/nbdkit.img" 2> "$work/nbdkit.log" &
 pids+=($!)
+server_pid[nbdkit]=$!
 qemu-nbd --format=raw --persistent --shared=16 --discard=unmap --socket="$work/qemu.sock" "$work/qemu.img" 2> "$work/qemu.log" &
 pids+=($!)
+server_pid[qemu-nbd]=$!
+server_pid[cached]=$daemon
 wait_socket "$work/nbdkit.sock"
 wait_socket "$work/qemu.sock"
 
@@ -98,24 +109,63 @@ declare -A uris=(
 servers=(blockgate cached nbdkit qemu-nbd)
 jobs=("randread 4k 32" "randwrite 4k 32" "read 1M 8" "write 1M 8")
 
+# Each job runs on a quiet machine: no server is measured while the page cache writes back what
+# an earlier job wrote, or while the cached volume uploads what it was given (its own job's
+# uploads count against it: they run while it is measured).
+quiet() {
+    "$binary" volume flush bench --wait-upload --json --admin-socket "$work/warm/admin.sock" > /dev/null
+    sync
+    sleep 1  # the uploader hurries for a second after someone waited for it
+}
+
 # Fill every image first, so that reads read data.
 for server in "${servers[@]}"; do fio_pass write --ioengine=nbd --uri="${uris[$server]}"; done
 
-echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all (warm)"
+# The servers take turns, in rounds, each round starting with the next server, so that a change
+# in the machine's speed during the run (this is often a shared virtual machine) weighs on all of
+# them alike: each figure is the median of the rounds. Beside it, the processor time the server
+# process took per I/O over all rounds (its threads and io_uring workers; the ramp included),
+# which varies far less from run to run than throughput does.
+job_runtime=$(( runtime / rounds > 3 ? runtime / rounds : 3 ))
+
+echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all (warm); median of $rounds rounds of ${job_runtime}s"
 printf '%-18s' "job"
 for server in "${servers[@]}"; do printf '%28s' "$server"; done
 printf '%12s%12s%14s\n' "vs nbdkit" "vs qemu-nbd" "cached/thin"
+declare -A cpu_per_io=()
 for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
-    declare -A iops=() bandwidth=()
+    declare -A iops=() bandwidth=() ticks=() ios=()
+    for round in $(seq 0 $((rounds - 1))); do
+        for turn in $(seq 0 $((${#servers[@]} - 1))); do
+            server=${servers[$(( (round + turn) % ${#servers[@]} ))]}
+            quiet
+            before=$(cpu_ticks "${server_pid[$server]}")
+            read -r round_iops round_bandwidth < <(fio_timed "$rw" "$bs" "$depth" --ioengine=nbd --uri="${uris[$server]}")
+            ticks[$server]=$(( ${ticks[$server]:-0} + $(cpu_ticks "${server_pid[$server]}") - before ))
+            ios[$server]=$(python3 -c "print(${ios[$server]:-0} + $round_iops * ($job_runtime + 2))")
+            iops[$server]="${iops[$server]:-} $round_iops"
+            bandwidth[$server]="${bandwidth[$server]:-} $round_bandwidth"
+        done
+    done
     for server in "${servers[@]}"; do
-        read -r iops[$server] bandwidth[$server] < <(fio_timed "$rw" "$bs" "$depth" --ioengine=nbd --uri="${uris[$server]}")
+        iops[$server]=$(median ${iops[$server]})
+        bandwidth[$server]=$(median ${bandwidth[$server]})
+        cpu_per_io[$job $server]=$(python3 -c "print(f'{1e6 * ${ticks[$server]} / $ticks_per_second / max(1, ${ios[$server]}):.1f}')")
     done
     printf '%-18s' "$rw $bs QD$depth"
-    for server in "${servers[@]}"; do printf '%28s' "${iops[$server]} IOPS ${bandwidth[$server]} MiB/s"; done
+    for server in "${servers[@]}"; do printf '%28s' "${iops[$server]%.*} IOPS ${bandwidth[$server]} MiB/s"; done
     printf '%12s%12s%14s\n' "$(ratio "${iops[blockgate]}" "${iops[nbdkit]}")" \
         "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")" "$(ratio "${iops[cached]}" "${iops[blockgate]}")"
 done
+echo "server processor time per I/O (microseconds):"
+for job in "${jobs[@]}"; do
+    read -r rw bs depth <<< "$job"
+    printf '%-18s' "$rw $bs QD$depth"
+    for server in "${servers[@]}"; do printf '%28s' "${cpu_per_io[$job $server]} us"; done
+    echo
+done
+unset job_runtime
 stop_daemon
 fi
 
@@ -134,12 +184,6 @@ start=$(now)
 fio_pass write --ioengine=nbd --uri="$(cold_uri cold-1)"
 "$binary" volume flush cold --wait-upload --admin-socket "$work/cold-1/admin.sock" > /dev/null
 drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
-stop_daemon
-cached_daemon "$work/cold-2"
-"$binary" volume recover cold --admin-socket "$work/cold-2/admin.sock" > /dev/null
-start=$(now)
-fio_pass read --ioengine=nbd --uri="$(cold_uri cold-2)"
-coldread[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 stop_daemon
 cached_daemon "$work/cold-3"
 "$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
@@ -169,18 +213,46 @@ fio_pass write "${s3backer_target[@]}"
 s3backer_unmount
 drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 s3backer_mount
-start=$(now)
-fio_pass read "${s3backer_target[@]}"
-coldread[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
-s3backer_unmount
-s3backer_mount
 read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
 s3backer_unmount
 
 # The ceiling: a plain client PUTs and GETs the same bytes as 1 MiB objects, 16 at a time (as
 # many as a volume uploads at once by default, cache.upload_concurrency).
-read -r raw_put raw_get < <("$venv_python" "$(dirname "$0")/raw_store.py" "http://127.0.0.1:$port" bench raw \
-    "$((bytes >> 20))" 1048576 16)
+raw_store() { "$venv_python" "$(dirname "$0")/raw_store.py" "http://127.0.0.1:$port" bench raw "$((bytes >> 20))" 1048576 16 "$1"; }
+raw_put=$(raw_store put)
+
+# Cold sequential reads in rounds, blockgate, s3backer and the plain client taking turns (each
+# round starting with the next), each on a quiet disk; the figures are the medians.
+cold_read() {  # cold_read READER ROUND: MiB/s of one cold 1 MiB QD8 read of the whole size
+    sync
+    case "$1" in
+    blockgate)
+        cached_daemon "$work/cold-read-$2"
+        "$binary" volume recover cold --admin-socket "$work/cold-read-$2/admin.sock" > /dev/null
+        local start; start=$(now)
+        fio_pass read --ioengine=nbd --uri="$(cold_uri "cold-read-$2")"
+        mib_per_s "$bytes" "$(seconds_since "$start")"
+        stop_daemon ;;
+    s3backer)
+        s3backer_mount
+        local start; start=$(now)
+        fio_pass read "${s3backer_target[@]}"
+        mib_per_s "$bytes" "$(seconds_since "$start")"
+        s3backer_unmount ;;
+    raw) raw_store get ;;
+    esac
+}
+readers=(blockgate s3backer raw)
+declare -A cold_reads=()
+for round in $(seq 0 $((rounds - 1))); do
+    for turn in 0 1 2; do
+        reader=${readers[$(( (round + turn) % 3 ))]}
+        cold_reads[$reader]="${cold_reads[$reader]:-} $(cold_read "$reader" "$round")"
+    done
+done
+coldread[blockgate]=$(median ${cold_reads[blockgate]})
+coldread[s3backer]=$(median ${cold_reads[s3backer]})
+raw_get=$(median ${cold_reads[raw]})
 
 percent() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
 echo
@@ -189,13 +261,15 @@ printf '  %-36s%22s%22s%12s%16s\n' "job" "blockgate" "s3backer" "ratio" "of raw 
 printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "write 1M QD8, then drain to the store" \
     "${drain[blockgate]}" "${drain[s3backer]}" "$(ratio "${drain[blockgate]}" "${drain[s3backer]}")" \
     "$(percent "${drain[blockgate]}" "$raw_put")"
-printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8" \
+printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8 (median)" \
     "${coldread[blockgate]}" "${coldread[s3backer]}" "$(ratio "${coldread[blockgate]}" "${coldread[s3backer]}")" \
     "$(percent "${coldread[blockgate]}" "$raw_get")"
 printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
-printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads signed)\n' "raw store (plain client)" \
+printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads signed; GET: median)\n' "raw store (plain client)" \
     "$raw_put" "$raw_get"
+echo "  cold sequential reads, round by round (MiB/s): blockgate${cold_reads[blockgate]};" \
+    "s3backer${cold_reads[s3backer]}; raw GET${cold_reads[raw]}"
 
 fi
 
