@@ -14,6 +14,16 @@ static inline void blockgate_sqe_set_rw_flags(struct io_uring_sqe *sqe, int flag
 // RWF_DSYNC as a plain int (the kernel header's cast keeps the macro from importing).
 static inline int blockgate_rwf_dsync(void) { return (int)RWF_DSYNC; }
 
+#include <sys/uio.h>
+
+// preadv2(2) of one buffer with RWF_NOWAIT: the bytes the page cache holds now, or -1 with
+// errno EAGAIN when reading them would wait for the disk (declared by glibc only with _GNU_SOURCE).
+ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags);
+static inline long blockgate_pread_nowait(int fd, void *buffer, size_t length, long long offset) {
+    struct iovec vector = {.iov_base = buffer, .iov_len = length};
+    return (long)preadv2(fd, &vector, 1, (off_t)offset, (int)RWF_NOWAIT);
+}
+
 #include <unistd.h>
 #include <sys/syscall.h>
 

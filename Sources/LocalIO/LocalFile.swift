@@ -9,10 +9,13 @@ public final class LocalFile: Sendable {
     public let descriptor: CInt
     /// The path it was opened at (for messages).
     public let path: String
+    /// Opened for direct I/O (`openDirect`): its transfers bypass the page cache.
+    public let isDirect: Bool
 
-    private init(descriptor: CInt, path: String) {
+    private init(descriptor: CInt, path: String, isDirect: Bool = false) {
         self.descriptor = descriptor
         self.path = path
+        self.isDirect = isDirect
     }
 
     deinit {
@@ -41,7 +44,7 @@ public final class LocalFile: Sendable {
     /// refuses direct I/O (tmpfs, for one). Writes through it need `isDirectAligned` buffers.
     public static func openDirect(path: String) -> LocalFile? {
         let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | blockgate_o_direct())
-        return descriptor >= 0 ? LocalFile(descriptor: descriptor, path: path) : nil
+        return descriptor >= 0 ? LocalFile(descriptor: descriptor, path: path, isDirect: true) : nil
     }
 
     /// Turns the kernel's read-ahead off for this descriptor (POSIX_FADV_RANDOM): for a file
