@@ -6,13 +6,13 @@ import NIOPosix
 
 /// File I/O through io_uring, with one ring per event loop.
 ///
-/// Each ring is used only from its event loop's thread, so it needs no lock. A read on its loop
-/// first takes what the page cache holds (`preadv2` with `RWF_NOWAIT`, which never waits for the
-/// disk): a cached read is one system call and no ring entry, completion or eventfd signal. Reads
-/// the cache cannot answer whole, and all other operations, go through the ring. Completions the
-/// kernel posts while a submission is in progress are reaped right there; later ones signal the
-/// ring's eventfd, which the event loop watches like any socket; the loop then reaps them itself.
-/// No other thread is involved and no completion hops between threads.
+/// Each ring is used only from its event loop's thread, so it needs no lock. A read first takes
+/// what the page cache holds (`preadv2` with `RWF_NOWAIT`, which never waits for the disk): a
+/// cached read is one system call and no ring entry, completion or eventfd signal; the ring reads
+/// the rest, from where the page cache stopped. All other operations go through the ring.
+/// Completions the kernel posts while a submission is in progress are reaped right there; later
+/// ones signal the ring's eventfd, which the event loop watches like any socket; the loop then
+/// reaps them itself. No other thread is involved and no completion hops between threads.
 public final class UringFileIO: FileIO, Sendable {
     public let backendName = "io_uring"
     private let rings = NIOLockedValueBox([ObjectIdentifier: LoopRing.Handle]())
@@ -41,34 +41,13 @@ public final class UringFileIO: FileIO, Sendable {
         _ file: LocalFile, offset: UInt64, length: Int, on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Result<ByteBuffer, any Error>) -> Void
     ) {
-        // The read path's common case: on the loop, answered by the page cache or submitted at
-        // once, without a closure to hop or fail by.
+        // The read path's common case reads at once, without a closure to hop or fail by.
         if eventLoop.inEventLoop, let ring = rings.withLockedValue({ $0[ObjectIdentifier(eventLoop)] })?.ring {
-            if let cached = Self.readCached(file, offset: offset, length: length, allocator: ring.allocator) {
-                return completion(.success(cached))
-            }
             return Self.submitRead(on: ring, file: file, offset: offset, length: length, completion: completion)
         }
         onRing(of: eventLoop, failing: { completion(.failure($0)) }) { ring in
             Self.submitRead(on: ring, file: file, offset: offset, length: length, completion: completion)
         }
-    }
-
-    /// The bytes of a read if the page cache holds them all now; nil when it does not (part of
-    /// them would wait for the disk, the range passes the end of the file, or any error: the ring
-    /// then does the read and reports what it finds). A direct file is never read so: its read
-    /// would wait for the device.
-    private static func readCached(_ file: LocalFile, offset: UInt64, length: Int, allocator: ByteBufferAllocator)
-        -> ByteBuffer?
-    {
-        guard length > 0, !file.isDirect else { return nil }
-        var buffer = allocator.buffer(capacity: length)
-        let read = buffer.withUnsafeMutableWritableBytes { bytes in
-            blockgate_pread_nowait(file.descriptor, bytes.baseAddress!, length, Int64(offset))
-        }
-        guard read == length else { return nil }
-        buffer.moveWriterIndex(forwardBy: length)
-        return buffer
     }
 
     private static func submitRead(
@@ -78,8 +57,15 @@ public final class UringFileIO: FileIO, Sendable {
         var buffer = ring.allocator.buffer(capacity: length)
         let base = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
         buffer.moveWriterIndex(forwardBy: length)
+        // What the page cache holds now, at once; the ring reads the rest (past a page the cache
+        // lacks, the end of the file, or an error, which it then reports). Never on a direct
+        // file: its read would wait for the device.
+        let cached = file.isDirect ? 0 : max(0, blockgate_pread_nowait(file.descriptor, base, length, Int64(offset)))
+        if cached == length { return completion(.success(buffer)) }
         ring.submit(
-            LoopRing.Operation(kind: .read(buffer, completion), file: file, offset: offset, length: length, base: base))
+            LoopRing.Operation(
+                kind: .read(buffer, completion), file: file, offset: offset, length: length, base: base,
+                done: cached))
     }
 
     public func write(_ file: LocalFile, offset: UInt64, data: ByteBuffer, dsync: Bool, on eventLoop: any EventLoop)

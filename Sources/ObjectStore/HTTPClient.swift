@@ -162,11 +162,12 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             // that memory (up to a MiB) for a few bytes, like the last bytes of a body often do.
             body.append(piece.storageCapacity > 4 * piece.readableBytes + 65536 ? ByteBuffer(buffer: piece) : piece)
         case .end:
+            // Handed over, not kept: an idle connection holds no body between exchanges.
+            let pieces = body
+            body = []
             guard let head, let pending else { return }
             self.pending = nil
-            // Handed over, not kept: an idle connection holds no body between exchanges.
-            pending.succeed(HTTPClient.Response(status: head.status, headers: head.headers, bodyPieces: body))
-            body = []
+            pending.succeed(HTTPClient.Response(status: head.status, headers: head.headers, bodyPieces: pieces))
         }
     }
 

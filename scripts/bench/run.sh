@@ -223,21 +223,22 @@ raw_put=$(raw_store put)
 
 # Cold sequential reads in rounds, blockgate, s3backer and the plain client taking turns (each
 # round starting with the next), each on a quiet disk; the figures are the medians.
-cold_read() {  # cold_read READER ROUND: MiB/s of one cold 1 MiB QD8 read of the whole size
+timed_read() {  # timed_read TARGET_ARGS...: MiB/s of one 1 MiB QD8 read of the whole size
+    local start; start=$(now)
+    fio_pass read "$@"
+    mib_per_s "$bytes" "$(seconds_since "$start")"
+}
+cold_read() {  # cold_read READER ROUND: MiB/s of one cold read of the whole size
     sync
     case "$1" in
     blockgate)
         cached_daemon "$work/cold-read-$2"
         "$binary" volume recover cold --admin-socket "$work/cold-read-$2/admin.sock" > /dev/null
-        local start; start=$(now)
-        fio_pass read --ioengine=nbd --uri="$(cold_uri "cold-read-$2")"
-        mib_per_s "$bytes" "$(seconds_since "$start")"
+        timed_read --ioengine=nbd --uri="$(cold_uri "cold-read-$2")"
         stop_daemon ;;
     s3backer)
         s3backer_mount
-        local start; start=$(now)
-        fio_pass read "${s3backer_target[@]}"
-        mib_per_s "$bytes" "$(seconds_since "$start")"
+        timed_read "${s3backer_target[@]}"
         s3backer_unmount ;;
     raw) raw_store get ;;
     esac
