@@ -11,6 +11,10 @@ static inline void blockgate_sqe_set_rw_flags(struct io_uring_sqe *sqe, int flag
     sqe->rw_flags = flags;
 }
 
+// Makes the kernel run an entry on one of its workers instead of in the submitting thread
+// (IOSQE_ASYNC is a shift of an enum constant, which does not import).
+static inline void blockgate_sqe_set_async(struct io_uring_sqe *sqe) { sqe->flags |= IOSQE_ASYNC; }
+
 // RWF_DSYNC as a plain int (the kernel header's cast keeps the macro from importing).
 static inline int blockgate_rwf_dsync(void) { return (int)RWF_DSYNC; }
 

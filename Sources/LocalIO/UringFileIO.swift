@@ -59,8 +59,11 @@ public final class UringFileIO: FileIO, Sendable {
         buffer.moveWriterIndex(forwardBy: length)
         // What the page cache holds now, at once; the ring reads the rest (past a page the cache
         // lacks, the end of the file, or an error, which it then reports). Never on a direct
-        // file: its read would wait for the device.
-        let cached = file.isDirect ? 0 : max(0, blockgate_pread_nowait(file.descriptor, base, length, Int64(offset)))
+        // file: its read would wait for the device. Nor for a large read: a kernel worker copies
+        // it while the loop sends earlier replies, so a stream of them uses both processors.
+        let cached =
+            file.isDirect || length >= LoopRing.offloadedRead
+            ? 0 : max(0, blockgate_pread_nowait(file.descriptor, base, length, Int64(offset)))
         if cached == length { return completion(.success(buffer)) }
         ring.submit(
             LoopRing.Operation(
@@ -156,6 +159,10 @@ final class LoopRing {
     private static let submissionEntries: UInt32 = 256
     private static let completionEntries: UInt32 = 4096
     private static let reapBatch = 128
+    /// Reads of this many bytes or more are copied by the kernel's own workers (io-wq), beside
+    /// the loop: sequential 1 MiB reads of a page-cached file at QD8 went from 1,456 to 1,770
+    /// per second; below this, the hand-over to a worker costs more than the copy.
+    static let offloadedRead = 256 * 1024
     /// Task work runs at the thread's next system call rather than interrupting it, and the
     /// ring says when some is waiting (liburing's peek then enters the kernel to run it).
     private static let cooperativeFlags = UInt32(IORING_SETUP_COOP_TASKRUN) | UInt32(IORING_SETUP_TASKRUN_FLAG)
@@ -309,6 +316,7 @@ final class LoopRing {
         switch operation.kind {
         case .read:
             io_uring_prep_read(sqe, descriptor, operation.base! + operation.done, remaining, offset)
+            if remaining >= Self.offloadedRead { blockgate_sqe_set_async(sqe) }
         case .write(_, let dsync, _):
             io_uring_prep_write(sqe, descriptor, operation.base! + operation.done, remaining, offset)
             if dsync { blockgate_sqe_set_rw_flags(sqe, blockgate_rwf_dsync()) }
