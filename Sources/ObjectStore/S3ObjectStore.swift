@@ -67,7 +67,7 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     }
 
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
-        _ = try await send(.PUT, key: key, body: data, accept: [.ok])
+        _ = try await send(.PUT, key: key, body: data, checksummed: true, accept: [.ok])
     }
 
     public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
@@ -183,11 +183,22 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     }
 
     /// Signs and sends a request, retrying transient failures.
-    /// - Parameter accept: statuses that count as an answer; anything else is an error.
+    /// - Parameters:
+    ///   - checksummed: the body is vouched for by its CRC32C rather than by the signature
+    ///     (`PayloadChecksum`): object data, where hashing costs.
+    ///   - accept: statuses that count as an answer; anything else is an error.
     private func send(
         _ method: HTTPMethod, key: ObjectKey?, query: [(String, String)] = [], headers: [(String, String)] = [],
-        body: ByteBuffer? = nil, accept: Set<HTTPResponseStatus>
+        body: ByteBuffer? = nil, checksummed: Bool = false, accept: Set<HTTPResponseStatus>
     ) async throws -> HTTPClient.Response {
+        var headers = headers
+        let payloadHash: String
+        if checksummed, let body {
+            payloadHash = PayloadChecksum.unsignedPayload
+            headers.append((PayloadChecksum.header, PayloadChecksum.crc32cBase64(body)))
+        } else {
+            payloadHash = body.map { SigV4Signer.sha256Hex($0) } ?? SigV4Signer.sha256Hex([])
+        }
         var path = "/" + SigV4Signer.uriEncode(configuration.bucket)
         if let key { path += "/" + SigV4Signer.uriEncode(key.rawValue, keepSlash: true) }
         let target =
@@ -195,7 +206,6 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
             ? path
             : path + "?"
                 + query.map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&")
-        let payloadHash = body.map { SigV4Signer.sha256Hex($0.readableBytesView) } ?? SigV4Signer.sha256Hex([])
         let description = "\(method) \(target)"
         var attempt = 0
         while true {

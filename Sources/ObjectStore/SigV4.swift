@@ -1,5 +1,6 @@
 import Crypto
 import Glibc
+import NIOCore
 
 /// AWS Signature Version 4 (the header form), as S3 uses it: the canonical request, the string
 /// to sign, the derived signing key and the signature. Pure functions; checked against AWS's
@@ -153,6 +154,13 @@ public struct SigV4Signer: Sendable {
     /// Hex SHA-256 of bytes.
     public static func sha256Hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         hex(SHA256.hash(data: Array(bytes)))
+    }
+
+    /// Hex SHA-256 of a buffer's readable bytes, hashed where they lie (a body is not copied).
+    public static func sha256Hex(_ buffer: ByteBuffer) -> String {
+        var hasher = SHA256()
+        buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        return hex(hasher.finalize())
     }
 
     static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {

@@ -370,8 +370,13 @@ public final class S3Emulator: Sendable {
         guard let amzDate = headers.first(name: "x-amz-date"),
             let payloadHash = headers.first(name: "x-amz-content-sha256")
         else { return .error(.badRequest, "InvalidRequest", "x-amz-date and x-amz-content-sha256 are required") }
-        if payloadHash != "UNSIGNED-PAYLOAD", payloadHash != SigV4Signer.sha256Hex(request.body.readableBytesView) {
+        if payloadHash != PayloadChecksum.unsignedPayload, payloadHash != SigV4Signer.sha256Hex(request.body) {
             return .error(.badRequest, "XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
+        }
+        if let checksum = headers.first(name: PayloadChecksum.header),
+            checksum != PayloadChecksum.crc32cBase64(request.body)
+        {
+            return .error(.badRequest, "BadDigest", "the body does not match \(PayloadChecksum.header)")
         }
         let signed = parsed.signedHeaders.map { name in
             (name: name, value: headers[name].joined(separator: ","))

@@ -65,7 +65,7 @@ import Testing
         let client = HTTPClient(host: "127.0.0.1", port: fixture.port, group: MultiThreadedEventLoopGroup.singleton)
         let signer = SigV4Signer(credentials: StoreFixture.credentials, region: "us-east-1")
         let body = ByteBuffer(string: "escaped")
-        let payloadHash = SigV4Signer.sha256Hex(body.readableBytesView)
+        let payloadHash = SigV4Signer.sha256Hex(body)
         for path in [
             "/test-bucket/..%2F..%2Fescaped", "/test-bucket/a/..%2F..%2F..%2Fescaped", "/test-bucket/%2Fabsolute",
             "/test-bucket/nul%00byte", "/..%2Fescaped/key",
@@ -83,6 +83,36 @@ import Testing
             let names = try FileManager.default.contentsOfDirectory(atPath: place)
             #expect(!names.contains("escaped") && !names.contains("absolute"), "written outside the bucket: \(place)")
         }
+        await client.shutdown()
+        await fixture.close()
+    }
+
+    /// An object PUT with an unsigned payload is kept only when its x-amz-checksum-crc32c matches
+    /// the body: a body changed on the way gets 400 BadDigest and nothing is stored. The header's
+    /// value is the CRC32C check value of "123456789" (0xE3069283) in base64.
+    @Test func anUnsignedPayloadIsKeptOnlyWhenItsChecksumMatches() async throws {
+        #expect(PayloadChecksum.crc32cBase64(ByteBuffer(string: "123456789")) == "4waSgw==")
+        let fixture = try await StoreFixture(.emulator)
+        let client = HTTPClient(host: "127.0.0.1", port: fixture.port, group: MultiThreadedEventLoopGroup.singleton)
+        let signer = SigV4Signer(credentials: StoreFixture.credentials, region: "us-east-1")
+        let sent = ByteBuffer(string: "the bytes the client checksummed")
+        let put = { (path: String, body: ByteBuffer) in
+            let signed = signer.signedHeaders(
+                method: "PUT", host: "127.0.0.1:\(fixture.port)", encodedPath: path, query: [],
+                headers: [(name: PayloadChecksum.header, value: PayloadChecksum.crc32cBase64(sent))],
+                payloadHash: PayloadChecksum.unsignedPayload, amzDate: SigV4Signer.amzDate(time(nil)))
+            return try await client.execute(
+                HTTPClient.Request(
+                    method: .PUT, target: path, headers: HTTPHeaders(signed.map { ($0.name, $0.value) }), body: body),
+                timeout: .seconds(10))
+        }
+        let damaged = try await put("/test-bucket/damaged", ByteBuffer(string: "the bytes the client checksummeD"))
+        #expect(damaged.status == .badRequest)
+        #expect(String(buffer: damaged.body).contains("BadDigest"))
+        #expect(try await fixture.store.head(try ObjectKey("damaged")) == nil)
+        let intact = try await put("/test-bucket/intact", sent)
+        #expect(intact.status == .ok, "\(intact.status) \(String(buffer: intact.body))")
+        #expect(try await fixture.store.get(try ObjectKey("intact"), range: nil) == sent)
         await client.shutdown()
         await fixture.close()
     }

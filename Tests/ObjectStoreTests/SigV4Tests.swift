@@ -1,3 +1,4 @@
+import NIOCore
 import ObjectStore
 import Testing
 
@@ -150,5 +151,16 @@ import Testing
         #expect(SigV4Signer.amzDate(1_440_938_160) == "20150830T123600Z")
         #expect(SigV4Signer.uriEncode("a b/ü", keepSlash: true) == "a%20b/%C3%BC")
         #expect(SigV4Signer.uriEncode("a/b") == "a%2Fb")
+    }
+
+    /// A body's payload hash, taken where its bytes lie: the S3 reference's PUT example, and only
+    /// a buffer's readable bytes (a slice of a larger one).
+    @Test func payloadHashOfABufferIsTheHashOfItsReadableBytes() {
+        var buffer = ByteBuffer(string: "xxWelcome to Amazon S3.yy")
+        buffer.moveReaderIndex(forwardBy: 2)
+        buffer.moveWriterIndex(to: buffer.writerIndex - 2)
+        #expect(
+            SigV4Signer.sha256Hex(buffer) == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072")
+        #expect(SigV4Signer.sha256Hex(ByteBuffer()) == Self.emptyHash)
     }
 }
