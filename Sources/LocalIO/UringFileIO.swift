@@ -6,13 +6,16 @@ import NIOPosix
 
 /// File I/O through io_uring, with one ring per event loop.
 ///
-/// Each ring is used only from its event loop's thread, so it needs no lock. A read first takes
-/// what the page cache holds (`preadv2` with `RWF_NOWAIT`, which never waits for the disk): a
-/// cached read is one system call and no ring entry, completion or eventfd signal; the ring reads
-/// the rest, from where the page cache stopped. All other operations go through the ring.
-/// Completions the kernel posts while a submission is in progress are reaped right there; later
-/// ones signal the ring's eventfd, which the event loop watches like any socket; the loop then
-/// reaps them itself. No other thread is involved and no completion hops between threads.
+/// Each ring is used only from its event loop's thread, so it needs no lock. A read below
+/// `LoopRing.offloadedRead` first takes what the page cache holds (`preadv2` with `RWF_NOWAIT`,
+/// which never waits for the disk): a cached read is one system call and no ring entry,
+/// completion or eventfd signal; the ring reads the rest, from where the page cache stopped. A
+/// larger read, and all other operations, go through the ring. Completions the kernel posts
+/// while a submission is in progress are reaped right there; later ones (from the kernel's own
+/// workers, which run buffered writes and large reads) are handed to the loop's thread at its
+/// next system call and signal the ring's eventfd, which the event loop watches like any socket;
+/// the loop then reaps them itself. No thread of ours but the loop's is involved, and no
+/// completion hops between threads.
 public final class UringFileIO: FileIO, Sendable {
     public let backendName = "io_uring"
     private let rings = NIOLockedValueBox([ObjectIdentifier: LoopRing.Handle]())
@@ -316,7 +319,7 @@ final class LoopRing {
         switch operation.kind {
         case .read:
             io_uring_prep_read(sqe, descriptor, operation.base! + operation.done, remaining, offset)
-            if remaining >= Self.offloadedRead { blockgate_sqe_set_async(sqe) }
+            if operation.length >= Self.offloadedRead { blockgate_sqe_set_async(sqe) }
         case .write(_, let dsync, _):
             io_uring_prep_write(sqe, descriptor, operation.base! + operation.done, remaining, offset)
             if dsync { blockgate_sqe_set_rw_flags(sqe, blockgate_rwf_dsync()) }

@@ -15,8 +15,7 @@ public enum PayloadChecksum {
 
     /// The header's value for a body: its CRC32C, big-endian, in base64.
     public static func crc32cBase64(_ body: ByteBuffer) -> String {
-        let crc = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
-        return Data([UInt8(crc >> 24), UInt8((crc >> 16) & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8(crc & 0xFF)])
-            .base64EncodedString()
+        let crc = body.withUnsafeReadableBytes { CRC32C.checksum($0) }.bigEndian
+        return withUnsafeBytes(of: crc) { Data($0) }.base64EncodedString()
     }
 }
