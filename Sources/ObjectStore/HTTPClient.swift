@@ -98,11 +98,17 @@ public final class HTTPClient: Sendable {
             return try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                // Bodies are chunks of a MiB or more: read them in large pieces, not 64 KiB ones.
+                // Bodies are chunks of a MiB or more: read them in large pieces, not 64 KiB ones,
+                // one read per wake-up, each into memory that goes back to malloc once its body is
+                // decoded. (NIO's default reads up to four times per wake-up and keeps a buffer
+                // for each on the connection: with dozens of connections, tens of MiB touched for
+                // the first time as downloads start, which costs more than the downloads where
+                // memory is slow to touch first, as in a virtual machine.)
                 .channelOption(
                     .recvAllocator,
                     value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 65536, maximum: 1 << 20)
                 )
+                .channelOption(.maxMessagesPerRead, value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()

@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import NIOCore
 import ObjectStore
 import Testing
@@ -57,6 +59,46 @@ import Testing
         await #expect(throws: ObjectStoreError(.notFound, "no object vol/chunks/2-2")) {
             try await fixture.store.getPieces(try key("vol/chunks/2-2"), range: nil)
         }
+        await fixture.close()
+    }
+
+    /// Pages of a file that are in the page cache (mincore of a mapping of it).
+    private func residentPages(of path: String) throws -> Int {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        try #require(descriptor >= 0, "open \(path)")
+        defer { close(descriptor) }
+        var status = stat()
+        try #require(fstat(descriptor, &status) == 0)
+        let length = Int(status.st_size)
+        let mapping = try #require(mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, 0))
+        try #require(mapping != MAP_FAILED)
+        defer { munmap(mapping, length) }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var pages = [UInt8](repeating: 0, count: (length + pageSize - 1) / pageSize)
+        try #require(mincore(mapping, length, &pages) == 0)
+        return pages.filter { $0 & 1 != 0 }.count
+    }
+
+    /// The object's file in a store on disk (the file store, or the emulator's bucket directory).
+    private func objectFile(_ name: String, in fixture: StoreFixture) throws -> String {
+        let enumerator = try #require(FileManager.default.enumerator(atPath: fixture.directory))
+        while let relative = enumerator.nextObject() as? String {
+            if relative.hasSuffix(name) { return "\(fixture.directory)/\(relative)" }
+        }
+        Issue.record("no file for \(name) under \(fixture.directory)")
+        return ""
+    }
+
+    @Test(arguments: [Backend.file, .emulator])
+    func anObjectStoredIsOnDiskAndNotKeptInMemory(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try await fixture.store.put(try key("vol/chunks/3-1"), data: ByteBuffer(bytes: bytes))
+        // Written, synced, then dropped from the page cache: storing objects does not grow it.
+        #expect(try residentPages(of: try objectFile("chunks/3-1", in: fixture)) == 0)
+        let back = try await fixture.store.get(try key("vol/chunks/3-1"), range: nil)
+        let same = Array(back.readableBytesView) == bytes
+        #expect(same)
         await fixture.close()
     }
 
