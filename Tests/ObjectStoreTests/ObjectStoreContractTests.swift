@@ -81,12 +81,10 @@ import Testing
 
     /// The object's file in a store on disk (the file store, or the emulator's bucket directory).
     private func objectFile(_ name: String, in fixture: StoreFixture) throws -> String {
-        let enumerator = try #require(FileManager.default.enumerator(atPath: fixture.directory))
-        while let relative = enumerator.nextObject() as? String {
-            if relative.hasSuffix(name) { return "\(fixture.directory)/\(relative)" }
-        }
-        Issue.record("no file for \(name) under \(fixture.directory)")
-        return ""
+        let files = FileManager.default.enumerator(atPath: fixture.directory)?.allObjects as? [String] ?? []
+        let relative = try #require(
+            files.first { $0.hasSuffix(name) }, "no file for \(name) under \(fixture.directory)")
+        return "\(fixture.directory)/\(relative)"
     }
 
     @Test(arguments: [Backend.file, .emulator])
