@@ -2,7 +2,7 @@
 /// holds it (`ChunkState.isAtRest`) is kept in one of three compact tables, by what it needs:
 /// - its valid bitmap alone (a thin volume's chunk; 24 bytes a slot);
 /// - with the object that holds it (a cached chunk none of whose blocks is in the cache);
-/// - with its cached blocks and last use too (bounded by the cache size).
+/// - with its cached blocks, last use and last upload too (bounded by the cache size).
 /// Bitmaps whose set bits are none, all or one run hold no words. Any other chunk is kept whole
 /// as a `ChunkState`. A chunk is in exactly one table. Reading or changing a chunk through the
 /// subscript gives its whole state and files it again afterwards, so callers see one map of
@@ -32,6 +32,7 @@ struct ChunkMap {
         let present: BlockBitmap.Storage
         let remoteGeneration: UInt64
         var lastUse: UInt64
+        let lastSnapshot: UInt64
     }
 
     private let geometry: ChunkGeometry
@@ -116,7 +117,8 @@ struct ChunkMap {
     /// Adds a chunk that is not in the map, at rest as its record holds it (also when opening a
     /// volume: this skips building a whole state for each of perhaps millions of chunks).
     mutating func addAtRest(
-        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, lastUse: UInt64 = 0
+        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, lastUse: UInt64 = 0,
+        lastSnapshot: UInt64 = 0
     ) {
         var present = present
         if !cached {
@@ -126,7 +128,8 @@ struct ChunkMap {
             stored[index] = Stored(valid: valid.storage, remoteGeneration: remoteGeneration)
         } else {
             warm[index] = Warm(
-                valid: valid.storage, present: present.storage, remoteGeneration: remoteGeneration, lastUse: lastUse)
+                valid: valid.storage, present: present.storage, remoteGeneration: remoteGeneration, lastUse: lastUse,
+                lastSnapshot: lastSnapshot)
         }
         count(valid: valid, present: present, remoteGeneration: remoteGeneration, 1)
     }
@@ -150,7 +153,7 @@ struct ChunkMap {
         guard !state.isAtRest else {
             return addAtRest(
                 index, valid: state.valid, present: state.present, remoteGeneration: state.remoteGeneration,
-                lastUse: state.lastUse)
+                lastUse: state.lastUse, lastSnapshot: state.lastSnapshot)
         }
         active[index] = state
         count(valid: state.valid, present: state.present, remoteGeneration: state.remoteGeneration, 1)
@@ -178,6 +181,7 @@ struct ChunkMap {
             valid: BlockBitmap(count: blocks, storage: chunk.valid), journal: .clean,
             present: BlockBitmap(count: blocks, storage: chunk.present), remoteGeneration: chunk.remoteGeneration)
         state.lastUse = chunk.lastUse
+        state.lastSnapshot = chunk.lastSnapshot
         return state
     }
 }

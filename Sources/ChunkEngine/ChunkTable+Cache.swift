@@ -62,15 +62,17 @@ extension ChunkTable {
     }
 
     /// Which dirty chunks are due for upload (uptime nanoseconds): those nothing changed after
-    /// `changedBy`, and those holding a change no upload took that was done by `pendingBy`.
+    /// `changedBy`, and those holding a change no upload took that was done by `pendingBy`; but
+    /// not those an upload took a snapshot of after `pendingBy`.
     struct UploadDue {
         var changedBy: UInt64
         var pendingBy: UInt64
-        /// Every dirty chunk, however recently changed.
+        /// Every dirty chunk, however recently changed or uploaded.
         static let all = UploadDue(changedBy: .max, pendingBy: .max)
 
         fileprivate func includes(_ state: ChunkState) -> Bool {
-            state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy)
+            state.lastSnapshot <= pendingBy
+                && (state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy))
         }
     }
 

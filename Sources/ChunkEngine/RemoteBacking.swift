@@ -72,10 +72,10 @@ final class RemoteBacking: Sendable {
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.
     let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
-    /// Whether a durability round is due for the uploads finished in the background lately (it
-    /// runs `backgroundRoundDelay` after the first of them), so that uploads in the background
-    /// cost a few syncs of the cache file a second instead of one each.
-    let backgroundRoundDue = NIOLockedValueBox(false)
+    /// The durability round due for the uploads finished in the background lately (it runs
+    /// `backgroundRoundDelay` after the first of them), so that uploads in the background cost
+    /// one sync of the cache file every few seconds instead of one each; nil when none is due.
+    let backgroundRound = NIOLockedValueBox<Scheduled<Void>?>(nil)
     let readAhead = NIOLockedValueBox(ReadAheadState())
     /// Downloads under way (fills, including those whose readers were served and which are still
     /// writing), so that stopping waits for them.

@@ -282,14 +282,17 @@ extension Volume {
         }
     }
 
-    /// Stops the uploader; dirty chunks stay dirty (and recorded so) for the next start.
+    /// Stops the uploader, and has the objects it stored in the background named now rather
+    /// than when their round is due; dirty chunks stay dirty (and recorded so) for the next start.
     public func stopUploader() async {
-        let task = remote?.uploader.withLockedValue { task in
+        guard let remote else { return }
+        let task = remote.uploader.withLockedValue { task in
             defer { task = nil }
             return task
         }
         task?.cancel()
         await task?.value
+        _ = try? await runBackgroundRoundNow(remote)?.get()
     }
 
     private func uploadLoop(_ remote: RemoteBacking) async {
@@ -346,8 +349,8 @@ extension Volume {
     /// changed) while dirty data passes half the upload buffer (so before any write waits for
     /// room) or someone waits for the uploads; otherwise it works in the background (a quarter
     /// of the slots, chunks unchanged for `uploadDelay`, or holding a change no upload took
-    /// for `maximumUploadDelays` of it: a chunk written all the time still goes to the store),
-    /// leaving the disk and the processors to the writes.
+    /// for `maximumUploadDelays` of it: a chunk written all the time still goes to the store,
+    /// once per `maximumUploadDelays`), leaving the disk and the processors to the writes.
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, due: ChunkTable.UploadDue) {
         let settings = remote.settings
         guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .all) }
@@ -359,7 +362,7 @@ extension Volume {
     }
 
     /// How many upload delays a changed chunk waits at most for writes to it to pause.
-    static let maximumUploadDelays: UInt64 = 10
+    static let maximumUploadDelays: UInt64 = 60
 
     /// The objects the chunks' records name: where the volume's data is in the store (not the
     /// generations being replaced or settling, which a listing would show too).
@@ -377,8 +380,11 @@ extension Volume {
             || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= remote.settings.dirtyLimit / 2
     }
 
-    /// How long a background upload waits for others to share its durability round.
-    static let backgroundRoundDelay = TimeAmount.milliseconds(250)
+    /// How long a background upload waits for others to share its durability round: each round
+    /// syncs the whole cache file, whose writeback would otherwise take the disk and the
+    /// processors from the writes (a client's flush, such as a file system's commit every five
+    /// seconds, names them sooner).
+    static let backgroundRoundDelay = TimeAmount.seconds(5)
 
     /// Has a round name a stored upload: when the uploader catches up, the next round; in the
     /// background, a round run `backgroundRoundDelay` after the first upload that needs one, for
@@ -386,45 +392,69 @@ extension Volume {
     /// as well. Only when a round runs changes, not what it commits.
     private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
         guard !uploadsAreUrgent(remote) else { return flush(on: eventLoop).whenComplete { _ in } }
-        let due = remote.backgroundRoundDue.withLockedValue { due in
-            defer { due = true }
-            return due
-        }
-        guard !due else { return }
-        eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
+        guard remote.backgroundRound.withLockedValue({ $0 == nil }) else { return }
+        let scheduled = eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
             // Uploads stored from now on are due for the next round.
-            remote.backgroundRoundDue.withLockedValue { $0 = false }
+            remote.backgroundRound.withLockedValue { $0 = nil }
             return self.flush(on: eventLoop)
-        }.futureResult.whenFailure { [table] error in
+        }
+        let kept = remote.backgroundRound.withLockedValue { round in
+            guard round == nil else { return false }
+            round = scheduled
+            return true
+        }
+        // Another upload scheduled the round meanwhile.
+        guard kept else { return scheduled.cancel() }
+        scheduled.futureResult.whenFailure { [table] error in
+            guard let error = error as? EventLoopError, error != .cancelled else { return }
             // The round never ran (its event loop stopped): nothing will name what waits.
-            remote.backgroundRoundDue.withLockedValue { $0 = false }
-            if error is EventLoopError { table.failStoredUploads(error) }
+            remote.backgroundRound.withLockedValue { $0 = nil }
+            table.failStoredUploads(error)
         }
     }
 
-    /// Uploads one chunk, retrying with growing pauses until it succeeds or the uploader stops.
+    /// Runs now the background round that stored uploads wait for, if one is due; the round
+    /// it replaces is cancelled (a round run twice is harmless).
+    private func runBackgroundRoundNow(_ remote: RemoteBacking) -> EventLoopFuture<Void>? {
+        let due = remote.backgroundRound.withLockedValue { round in
+            defer { round = nil }
+            return round
+        }
+        guard let due else { return nil }
+        let round = flush(on: remote.group.next())
+        due.cancel()
+        return round
+    }
+
+    /// Uploads one chunk, retrying with growing pauses until its object is stored or the
+    /// uploader stops. The chunk stays in upload (no other upload of it begins) until the round
+    /// that names the object has committed or failed; the slot goes on meanwhile.
     private func upload(chunk index: Int, _ remote: RemoteBacking) async {
-        defer { table.endUpload(index) }
         var pause = TimeAmount.milliseconds(200)
         while !Task.isCancelled {
             do {
-                try await uploadOnce(chunk: index, remote)
+                let named = try await uploadOnce(chunk: index, remote)
                 Counter(label: "blockgate_uploads_total", dimensions: [("volume", name)]).increment()
+                guard let named else { break }
+                // A round that failed leaves the chunk dirty: a later upload stores it again.
+                named.whenComplete { [table] _ in table.endUpload(index) }
                 return
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled { break }
                 Counter(label: "blockgate_upload_failures_total", dimensions: [("volume", name)]).increment()
                 logger.warning("volume '\(name)': upload of chunk \(index) failed, retrying in \(pause): \(error)")
                 try? await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
                 pause = min(pause * 2, .seconds(10))
             }
         }
+        table.endUpload(index)
     }
 
     /// Completes the chunk from the object store, snapshots it with the chunk held, records the
-    /// new generation as begun, stores the snapshot as that generation, and waits for the
-    /// durability round that names it (and retires the generation it replaces).
-    private func uploadOnce(chunk index: Int, _ remote: RemoteBacking) async throws {
+    /// new generation as begun, and stores the snapshot as that generation. Returns the naming
+    /// of the object by a durability round (which retires the generation it replaces), or nil
+    /// when TRIM emptied the chunk and nothing was uploaded.
+    private func uploadOnce(chunk index: Int, _ remote: RemoteBacking) async throws -> EventLoopFuture<Void>? {
         let eventLoop = remote.group.next()
         let blocks = geometry.blocks(inChunk: index)
         try await fill(chunk: index, blocks: 0..<blocks, on: eventLoop).get()
@@ -439,9 +469,12 @@ extension Volume {
                     .map { (generation, $0) }
             },
             // The snapshot holds every change so far: the next one starts a new wait.
-            update: { _, state in state.pendingSince = 0 }
+            update: { _, state in
+                state.pendingSince = 0
+                state.lastSnapshot = NIODeadline.now().uptimeNanoseconds
+            }
         ).get()
-        guard let (snapshot, data) = taken else { return }
+        guard let (snapshot, data) = taken else { return nil }
         let generation = remote.nextGeneration()
         try await journal.submit(
             [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
@@ -456,7 +489,7 @@ extension Volume {
         let named = eventLoop.makePromise(of: Void.self)
         table.stored(index, generation: generation, snapshot: snapshot, named: named)
         requestRound(remote, on: eventLoop)
-        try await named.futureResult.get()
+        return named.futureResult
     }
 
     /// How often the uploader tries again the deletes that failed.
@@ -468,7 +501,9 @@ extension Volume {
     /// Has the uploader catch up (every slot, no `uploadDelay`) for the next second: someone
     /// waits for the uploads, and says so again while they wait.
     public func hurryUploads() {
-        remote?.hurriedUntil.withLockedValue { $0 = .now() + .seconds(1) }
+        guard let remote else { return }
+        remote.hurriedUntil.withLockedValue { $0 = .now() + .seconds(1) }
+        runBackgroundRoundNow(remote)?.whenComplete { _ in }
     }
 
     /// Waits until every dirty chunk is uploaded (hurrying the uploader meanwhile), every

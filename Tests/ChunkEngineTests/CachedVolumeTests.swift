@@ -222,12 +222,12 @@ import VolumeTestSupport
         await fixture.close()
     }
 
-    @Test func aChunkThatNeverRestsIsUploadedOnceItHasWaitedTenUploadDelays() async throws {
+    @Test func aChunkThatNeverRestsIsUploadedOnceItHasWaitedSixtyUploadDelays() async throws {
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
-            settings: RemoteSettings(uploadDelay: .milliseconds(300)))
+            settings: RemoteSettings(uploadDelay: .milliseconds(100)))
         fixture.volume.startUploader()
-        // Every chunk changes far more often than every 300 ms, for as long as the test waits:
+        // Every chunk changes far more often than every 100 ms, for as long as the test waits:
         // without a limit on the delay nothing would ever go to the store.
         var seed: UInt8 = 0
         let deadline = ContinuousClock.now + .seconds(30)
@@ -238,6 +238,50 @@ import VolumeTestSupport
             }
         }
         #expect(try await chunkObjects(fixture).isEmpty == false, "no chunk was uploaded while it kept changing")
+        await fixture.close()
+    }
+
+    @Test func inTheBackgroundAChunkUploadedLatelyWaitsSixtyUploadDelaysBeforeItGoesUpAgain() async throws {
+        let fixture = try await VolumeFixture(
+            size: 4 * 65536, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(uploadDelay: .seconds(1)))
+        try await fixture.write(0, pattern(4096, seed: 1))
+        fixture.volume.startUploader()
+        for _ in 0..<600 where try await chunkObjects(fixture).isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // A client's flush names the stored upload without waiting for the background round.
+        for _ in 0..<600 where fixture.volume.cacheUsage.dirtyChunks > 0 {
+            try await fixture.volume.flush(on: fixture.loop).get()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
+        // Two upload delays of rest would send a chunk never uploaded; this one waits.
+        try await fixture.write(0, pattern(4096, seed: 2))
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await chunkObjects(fixture).count == 1)
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 1)
+        // Someone waiting for the uploads lifts the limit.
+        try await fixture.volume.waitUntilUploaded()
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 4096) == pattern(4096, seed: 2))
+        await fixture.close()
+    }
+
+    @Test func stoppingTheUploaderNamesTheObjectsItStoredInTheBackground() async throws {
+        let fixture = try await VolumeFixture(size: 4 * 65536, chunkSize: 65536, kind: .cached)
+        try await fixture.write(65536, pattern(4096, seed: 3))
+        fixture.volume.startUploader()
+        for _ in 0..<600 where try await chunkObjects(fixture).isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // Its background round is seconds away: stopping runs it now.
+        await fixture.volume.stopUploader()
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
+        try await fixture.reopen()
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(65536, 4096) == pattern(4096, seed: 3))
         await fixture.close()
     }
 
