@@ -22,11 +22,16 @@ public struct RemoteSettings: Sendable, Equatable {
     public var uploadSettleTime: TimeAmount
     /// Bytes of whole chunks downloaded ahead of a sequential reader at most (0: none).
     public var readAhead: UInt64
+    /// How long an upload finished in the background waits for others to share its durability
+    /// round: each round syncs the whole cache file, whose writeback would otherwise take the
+    /// disk and the processors from the writes (a client's flush, such as a file system's commit
+    /// every five seconds, names them sooner).
+    public var backgroundRoundDelay: TimeAmount
 
     public init(
         uploadConcurrency: Int = 16, uploadDelay: TimeAmount = .zero, dirtyLimit: UInt64 = 256 << 20,
         backpressureTimeout: TimeAmount = .seconds(60), uploadSettleTime: TimeAmount = .seconds(120),
-        readAhead: UInt64 = 16 << 20
+        readAhead: UInt64 = 16 << 20, backgroundRoundDelay: TimeAmount = .seconds(5)
     ) {
         self.uploadConcurrency = uploadConcurrency
         self.uploadDelay = uploadDelay
@@ -34,6 +39,7 @@ public struct RemoteSettings: Sendable, Equatable {
         self.backpressureTimeout = backpressureTimeout
         self.uploadSettleTime = uploadSettleTime
         self.readAhead = readAhead
+        self.backgroundRoundDelay = backgroundRoundDelay
     }
 }
 
@@ -73,7 +79,7 @@ final class RemoteBacking: Sendable {
     /// Until when the uploader catches up because someone waits for the uploads.
     let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
     /// The durability round due for the uploads finished in the background lately (it runs
-    /// `backgroundRoundDelay` after the first of them), so that uploads in the background cost
+    /// `RemoteSettings.backgroundRoundDelay` after the first of them), so that uploads in the background cost
     /// one sync of the cache file every few seconds instead of one each; nil when none is due.
     let backgroundRound = NIOLockedValueBox<Scheduled<Void>?>(nil)
     let readAhead = NIOLockedValueBox(ReadAheadState())

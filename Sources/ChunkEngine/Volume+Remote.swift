@@ -380,20 +380,16 @@ extension Volume {
             || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= remote.settings.dirtyLimit / 2
     }
 
-    /// How long a background upload waits for others to share its durability round: each round
-    /// syncs the whole cache file, whose writeback would otherwise take the disk and the
-    /// processors from the writes (a client's flush, such as a file system's commit every five
-    /// seconds, names them sooner).
-    static let backgroundRoundDelay = TimeAmount.seconds(5)
-
     /// Has a round name a stored upload: when the uploader catches up, the next round; in the
-    /// background, a round run `backgroundRoundDelay` after the first upload that needs one, for
+    /// background, a round run `RemoteSettings.backgroundRoundDelay` after the first upload that
+    /// needs one, for
     /// all the uploads stored by then. Any round that runs first (a client's flush) names them
     /// as well. Only when a round runs changes, not what it commits.
     private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
         guard !uploadsAreUrgent(remote) else { return flush(on: eventLoop).whenComplete { _ in } }
         guard remote.backgroundRound.withLockedValue({ $0 == nil }) else { return }
-        let scheduled = eventLoop.flatScheduleTask(in: Self.backgroundRoundDelay) { () -> EventLoopFuture<Void> in
+        let scheduled = eventLoop.flatScheduleTask(in: remote.settings.backgroundRoundDelay) {
+            () -> EventLoopFuture<Void> in
             // Uploads stored from now on are due for the next round.
             remote.backgroundRound.withLockedValue { $0 = nil }
             return self.flush(on: eventLoop)

@@ -98,7 +98,9 @@ import VolumeTestSupport
     @Test(arguments: workloads)
     func flushedDataSurvivesPowerLoss(_ kind: Volume.Kind, _ seed: UInt64) async throws {
         let statesWanted = max(2, Self.budget / Self.workloads.count)
-        let settings = RemoteSettings(uploadConcurrency: 8, uploadSettleTime: .milliseconds(200))
+        // Background rounds come often, so that their commits meet the workload's operations.
+        let settings = RemoteSettings(
+            uploadConcurrency: 8, uploadSettleTime: .milliseconds(200), backgroundRoundDelay: .milliseconds(100))
         let (fixture, world) = try await VolumeFixture.exploring(
             size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: kind, settings: settings)
         world.objects?.failPuts(oneIn: 8, seed: seed)
