@@ -43,8 +43,8 @@ struct ChunkState {
     var pendingSince: UInt64 = 0
     /// Cached volumes: when an upload last took a snapshot of the chunk (uptime nanoseconds; 0:
     /// none since the volume was opened or the chunk left the cache), so that in the background
-    /// a chunk written again and again is uploaded once per `Volume.maximumUploadDelays`, not
-    /// each time it pauses.
+    /// a chunk written again and again is uploaded once per `Volume.maximumUploadDelays` upload
+    /// delays, not each time it pauses.
     var lastSnapshot: UInt64 = 0
 
     init(valid: BlockBitmap, journal: Journal, present: BlockBitmap? = nil, remoteGeneration: UInt64 = 0) {

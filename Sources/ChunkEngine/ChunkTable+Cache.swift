@@ -103,6 +103,12 @@ extension ChunkTable {
         lock.withLock { chunks[index]?.generation }
     }
 
+    /// Whether an upload of some chunk is under way (once the uploader has stopped: stored, and
+    /// waiting for the round that names it).
+    var hasUploadsUnderWay: Bool {
+        lock.withLock { dirtyChunks.contains { chunks[$0]?.uploading == true } }
+    }
+
     /// The upload of a chunk is over (done or failed).
     func endUpload(_ index: Int) {
         lock.withLock {

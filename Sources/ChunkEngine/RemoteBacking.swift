@@ -79,9 +79,9 @@ final class RemoteBacking: Sendable {
     /// Until when the uploader catches up because someone waits for the uploads.
     let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
     /// The durability round due for the uploads finished in the background lately (it runs
-    /// `RemoteSettings.backgroundRoundDelay` after the first of them), so that uploads in the background cost
-    /// one sync of the cache file every few seconds instead of one each; nil when none is due.
-    let backgroundRound = NIOLockedValueBox<Scheduled<Void>?>(nil)
+    /// `RemoteSettings.backgroundRoundDelay` after the first of them), so that uploads in the
+    /// background cost one sync of the cache file every few seconds instead of one each.
+    private let backgroundRound = NIOLockedValueBox(BackgroundRound())
     let readAhead = NIOLockedValueBox(ReadAheadState())
     /// Downloads under way (fills, including those whose readers were served and which are still
     /// writing), so that stopping waits for them.
@@ -99,6 +99,12 @@ final class RemoteBacking: Sendable {
         var nextSettled: NIODeadline?
         var committing = 0
         var unsettled: [ObjectID: NIODeadline] = [:]
+    }
+
+    /// The background round due, if any, and the id that tells it from a later one.
+    private struct BackgroundRound {
+        var lastID: UInt64 = 0
+        var due: (id: UInt64, round: Scheduled<Void>)?
     }
 
     /// One generation of one chunk.
@@ -124,6 +130,53 @@ final class RemoteBacking: Sendable {
         self.earlierUploadsSettled = .now() + settings.uploadSettleTime
         self.group = group
         self.logger = logger
+    }
+
+    /// Has `round` run on `eventLoop` after `backgroundRoundDelay`, unless a background round
+    /// is due already (it will name the uploads stored by then too); `neverRan` is told when the
+    /// event loop stopped before it ran.
+    func scheduleBackgroundRound(
+        on eventLoop: any EventLoop, _ round: @escaping @Sendable () -> EventLoopFuture<Void>,
+        neverRan: @escaping @Sendable (any Error) -> Void
+    ) {
+        let scheduled = backgroundRound.withLockedValue { state -> (id: UInt64, round: Scheduled<Void>)? in
+            guard state.due == nil else { return nil }
+            state.lastID += 1
+            let id = state.lastID
+            // The task waits out the delay: it cannot run while the lock is held.
+            let scheduled = eventLoop.flatScheduleTask(in: settings.backgroundRoundDelay) {
+                () -> EventLoopFuture<Void> in
+                // Uploads stored from now on are due for the next round.
+                self.clearBackgroundRound(id)
+                return round()
+            }
+            state.due = (id, scheduled)
+            return state.due
+        }
+        guard let scheduled else { return }
+        scheduled.round.futureResult.whenFailure { error in
+            guard let error = error as? EventLoopError, error != .cancelled else { return }
+            self.clearBackgroundRound(scheduled.id)
+            neverRan(error)
+        }
+    }
+
+    /// Cancels the background round due, if any: a round running now names what it would have.
+    /// Returns whether one was due.
+    @discardableResult
+    func cancelBackgroundRound() -> Bool {
+        let due = backgroundRound.withLockedValue { state in
+            defer { state.due = nil }
+            return state.due
+        }
+        due?.round.cancel()
+        return due != nil
+    }
+
+    private func clearBackgroundRound(_ id: UInt64) {
+        backgroundRound.withLockedValue { state in
+            if state.due?.id == id { state.due = nil }
+        }
     }
 
     /// Bytes of downloaded blocks kept in memory for readers (`LandedChunks`): twice the

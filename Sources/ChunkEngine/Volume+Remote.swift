@@ -282,8 +282,9 @@ extension Volume {
         }
     }
 
-    /// Stops the uploader, and has the objects it stored in the background named now rather
-    /// than when their round is due; dirty chunks stay dirty (and recorded so) for the next start.
+    /// Stops the uploader, and waits for the rounds that name the objects it stored (running the
+    /// one due in the background now); dirty chunks stay dirty (and recorded so) for the next
+    /// start.
     public func stopUploader() async {
         guard let remote else { return }
         let task = remote.uploader.withLockedValue { task in
@@ -292,7 +293,9 @@ extension Volume {
         }
         task?.cancel()
         await task?.value
-        _ = try? await runBackgroundRoundNow(remote)?.get()
+        remote.cancelBackgroundRound()
+        // Rounds run one at a time: this one ends after any under way, and names what they did not.
+        if table.hasUploadsUnderWay { _ = try? await flush(on: remote.group.next()).get() }
     }
 
     private func uploadLoop(_ remote: RemoteBacking) async {
@@ -382,44 +385,16 @@ extension Volume {
 
     /// Has a round name a stored upload: when the uploader catches up, the next round; in the
     /// background, a round run `RemoteSettings.backgroundRoundDelay` after the first upload that
-    /// needs one, for
-    /// all the uploads stored by then. Any round that runs first (a client's flush) names them
-    /// as well. Only when a round runs changes, not what it commits.
+    /// needs one, for all the uploads stored by then. Any round that runs first (a client's
+    /// flush) names them as well. Only when a round runs changes, not what it commits.
     private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
         guard !uploadsAreUrgent(remote) else { return flush(on: eventLoop).whenComplete { _ in } }
-        guard remote.backgroundRound.withLockedValue({ $0 == nil }) else { return }
-        let scheduled = eventLoop.flatScheduleTask(in: remote.settings.backgroundRoundDelay) {
-            () -> EventLoopFuture<Void> in
-            // Uploads stored from now on are due for the next round.
-            remote.backgroundRound.withLockedValue { $0 = nil }
-            return self.flush(on: eventLoop)
-        }
-        let kept = remote.backgroundRound.withLockedValue { round in
-            guard round == nil else { return false }
-            round = scheduled
-            return true
-        }
-        // Another upload scheduled the round meanwhile.
-        guard kept else { return scheduled.cancel() }
-        scheduled.futureResult.whenFailure { [table] error in
-            guard let error = error as? EventLoopError, error != .cancelled else { return }
-            // The round never ran (its event loop stopped): nothing will name what waits.
-            remote.backgroundRound.withLockedValue { $0 = nil }
+        remote.scheduleBackgroundRound(on: eventLoop) {
+            self.flush(on: eventLoop)
+        } neverRan: { [table] error in
+            // Nothing will name what waits.
             table.failStoredUploads(error)
         }
-    }
-
-    /// Runs now the background round that stored uploads wait for, if one is due; the round
-    /// it replaces is cancelled (a round run twice is harmless).
-    private func runBackgroundRoundNow(_ remote: RemoteBacking) -> EventLoopFuture<Void>? {
-        let due = remote.backgroundRound.withLockedValue { round in
-            defer { round = nil }
-            return round
-        }
-        guard let due else { return nil }
-        let round = flush(on: remote.group.next())
-        due.cancel()
-        return round
     }
 
     /// Uploads one chunk, retrying with growing pauses until its object is stored or the
@@ -432,7 +407,8 @@ extension Volume {
                 let named = try await uploadOnce(chunk: index, remote)
                 Counter(label: "blockgate_uploads_total", dimensions: [("volume", name)]).increment()
                 guard let named else { break }
-                // A round that failed leaves the chunk dirty: a later upload stores it again.
+                // The upload ends with the round, whatever its outcome: a chunk it did not make
+                // clean is uploaded again.
                 named.whenComplete { [table] _ in table.endUpload(index) }
                 return
             } catch {
@@ -499,7 +475,7 @@ extension Volume {
     public func hurryUploads() {
         guard let remote else { return }
         remote.hurriedUntil.withLockedValue { $0 = .now() + .seconds(1) }
-        runBackgroundRoundNow(remote)?.whenComplete { _ in }
+        if remote.cancelBackgroundRound() { flush(on: remote.group.next()).whenComplete { _ in } }
     }
 
     /// Waits until every dirty chunk is uploaded (hurrying the uploader meanwhile), every

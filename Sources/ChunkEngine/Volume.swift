@@ -460,6 +460,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         } else {
             // Announced before the capture, so that nothing it takes looks finished meanwhile.
             remote?.committing()
+            // This round names every upload stored so far: the background round due for them
+            // would sync the file again for nothing.
+            remote?.cancelBackgroundRound()
             let snapshot = table.flushSnapshot()
             if snapshot.isEmpty {
                 remote?.committed(volume: name, owes: false)

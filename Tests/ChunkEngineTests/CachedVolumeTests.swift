@@ -244,7 +244,7 @@ import VolumeTestSupport
     @Test func inTheBackgroundAChunkUploadedLatelyWaitsSixtyUploadDelaysBeforeItGoesUpAgain() async throws {
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
-            settings: RemoteSettings(uploadDelay: .seconds(1)))
+            settings: RemoteSettings(uploadDelay: .seconds(1), backgroundRoundDelay: .seconds(3600)))
         try await fixture.write(0, pattern(4096, seed: 1))
         fixture.volume.startUploader()
         for _ in 0..<600 where try await chunkObjects(fixture).isEmpty {
@@ -269,13 +269,15 @@ import VolumeTestSupport
     }
 
     @Test func stoppingTheUploaderNamesTheObjectsItStoredInTheBackground() async throws {
-        let fixture = try await VolumeFixture(size: 4 * 65536, chunkSize: 65536, kind: .cached)
+        let fixture = try await VolumeFixture(
+            size: 4 * 65536, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(backgroundRoundDelay: .seconds(3600)))
         try await fixture.write(65536, pattern(4096, seed: 3))
         fixture.volume.startUploader()
         for _ in 0..<600 where try await chunkObjects(fixture).isEmpty {
             try await Task.sleep(for: .milliseconds(50))
         }
-        // Its background round is seconds away: stopping runs it now.
+        // Its background round is an hour away: stopping runs it now.
         await fixture.volume.stopUploader()
         #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
         try await fixture.reopen()
