@@ -8,8 +8,14 @@ struct ChunkState {
     enum Journal {
         /// The database's record matches this state; a change must first be recorded as dirty.
         case clean
-        /// The dirty mark is being committed; these operations wait for it.
-        case marking([EventLoopPromise<Void>])
+        /// A durability round's commit records the chunk as clean. Until it lands the chunk is
+        /// neither evicted nor uploaded, and a change marks it dirty as if it were clean (the mark
+        /// is queued after that commit). A failed commit leaves it dirty.
+        case cleaning
+        /// The dirty mark is being committed; these operations wait for it. If it fails, the chunk
+        /// is clean again, unless `recordIsDirty` (the commit that would have recorded it clean
+        /// failed meanwhile, so the database still holds an earlier dirty mark).
+        case marking([EventLoopPromise<Void>], recordIsDirty: Bool)
         /// The database knows the chunk may differ from its record.
         case dirty
     }

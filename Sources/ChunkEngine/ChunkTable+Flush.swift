@@ -87,16 +87,29 @@ extension ChunkTable {
         }
     }
 
+    /// What a round's commit changed in memory before it landed, for `settle` to confirm or
+    /// undo.
+    struct RoundChanges {
+        /// Chunks the commit records as clean (left `.cleaning`).
+        fileprivate var cleaned: [Int] = []
+        /// Chunks whose state names the round's upload instead of the generation before it.
+        fileprivate var renamed: [(index: Int, previous: UInt64, generation: UInt64)] = []
+        /// A round that failed before its commit.
+        static let unchanged = RoundChanges()
+    }
+
     /// After the data sync: commits the captured records. A chunk untouched since the capture
-    /// becomes clean: on a thin volume always, on a cached one when the round names an upload
-    /// holding its data. The commit is queued under the lock, so that it lands before any dirty
-    /// mark a later change queues. Returns the commit and whether it left objects to delete.
+    /// is recorded clean: on a thin volume always, on a cached one when the round names an
+    /// upload holding its data; it is `.cleaning` until `settle` sees the commit land. The
+    /// commit is queued under the lock, so that it lands before any dirty mark a later change
+    /// queues. Returns the commit, whether it left objects to delete, and what `settle` needs.
     func commitFlush(_ snapshot: FlushSnapshot, on eventLoop: any EventLoop) -> (
-        committed: EventLoopFuture<Void>, retires: Bool
+        committed: EventLoopFuture<Void>, retires: Bool, changes: RoundChanges
     ) {
         lock.withLock {
             var changes: [ChunkChange] = []
             var retired: [(index: Int, generation: UInt64)] = []
+            var round = RoundChanges()
             for (index, captured) in snapshot.captured.sorted(by: { $0.key < $1.key }) {
                 let upload = snapshot.uploads[index]
                 var remoteGeneration = chunks[index]?.remoteGeneration ?? captured.remoteGeneration
@@ -104,14 +117,15 @@ extension ChunkTable {
                 if var state = chunks[index] {
                     if let upload {
                         if state.remoteGeneration > 0 { retired.append((index, state.remoteGeneration)) }
+                        round.renamed.append((index, state.remoteGeneration, upload.generation))
                         state.remoteGeneration = upload.generation
                         remoteGeneration = upload.generation
                     }
                     let unchangedSince = cached ? upload?.snapshot : captured.generation
                     if case .dirty = state.journal, state.generation == unchangedSince, !state.gate.isHeld {
                         clean = true
-                        state.journal = .clean
-                        dirtyChunks.remove(index)
+                        state.journal = .cleaning
+                        round.cleaned.append(index)
                     }
                     state.recordedGeneration = captured.generation
                     chunks[index] = state
@@ -144,14 +158,41 @@ extension ChunkTable {
             // Naming an upload also owes the uploads of the chunk begun before it (a crash or a
             // failure interrupted them).
             let owes = !retired.isEmpty || !deleted.isEmpty || !snapshot.uploads.isEmpty
-            return (journal.submit(changes, on: eventLoop), owes)
+            return (journal.submit(changes, on: eventLoop), owes, round)
         }
     }
 
-    /// Gives a failed round's retired objects and forgotten chunks back to the next round
-    /// (its uploads are tried again instead). Retiring an object twice is harmless.
-    func restore(_ snapshot: FlushSnapshot) {
+    /// Once a round's commit is over. Landed: its `.cleaning` chunks are clean. Failed (the
+    /// database kept what it held before): those chunks are dirty again, chunks name the
+    /// objects they named before the round (its uploads are tried again), and its retired
+    /// objects and forgotten chunks go back to the next round. Retiring an object twice is
+    /// harmless.
+    func settle(_ snapshot: FlushSnapshot, _ round: RoundChanges, committed: Bool) {
         lock.withLock {
+            guard !committed else {
+                for index in round.cleaned {
+                    guard case .cleaning = chunks[index]?.journal else { continue }
+                    chunks[index]!.journal = .clean
+                    dirtyChunks.remove(index)
+                }
+                return
+            }
+            for index in round.cleaned {
+                switch chunks[index]?.journal {
+                case .cleaning: chunks[index]!.journal = .dirty
+                case .marking(let waiters, _): chunks[index]!.journal = .marking(waiters, recordIsDirty: true)
+                default: break
+                }
+            }
+            for rename in round.renamed {
+                if chunks[rename.index]?.remoteGeneration == rename.generation {
+                    chunks[rename.index]!.remoteGeneration = rename.previous
+                } else if rename.previous > 0 {
+                    // Dropped meanwhile, as an orphan of the round's upload: the object the
+                    // failed commit would have retired is an orphan too.
+                    orphans.append((rename.index, rename.previous))
+                }
+            }
             orphans += snapshot.retired
             for index in snapshot.deleted where chunks[index] == nil { deletedChunks.insert(index) }
             // Their records may not hold what the failed commit carried.

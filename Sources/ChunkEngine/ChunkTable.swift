@@ -288,13 +288,13 @@ final class ChunkTable: @unchecked Sendable {
             for index in indexes {
                 switch chunks[index]!.journal {
                 case .dirty: break
-                case .marking(var waiters):
+                case .marking(var waiters, let recordIsDirty):
                     let promise = eventLoop.makePromise(of: Void.self)
                     waiters.append(promise)
-                    chunks[index]!.journal = .marking(waiters)
+                    chunks[index]!.journal = .marking(waiters, recordIsDirty: recordIsDirty)
                     waits.append(promise.futureResult)
-                case .clean:
-                    chunks[index]!.journal = .marking([])
+                case .clean, .cleaning:
+                    chunks[index]!.journal = .marking([], recordIsDirty: false)
                     dirtyChunks.insert(index)
                     toMark.append(index)
                 }
@@ -308,9 +308,11 @@ final class ChunkTable: @unchecked Sendable {
                 let waiters = self.lock.withLock {
                     var waiters: [EventLoopPromise<Void>] = []
                     for index in toMark {
-                        guard case .marking(let waiting) = self.chunks[index]?.journal else { continue }
+                        guard case .marking(let waiting, let recordIsDirty) = self.chunks[index]?.journal else {
+                            continue
+                        }
                         waiters += waiting
-                        if case .success = result {
+                        if (try? result.get()) != nil || recordIsDirty {
                             self.chunks[index]!.journal = .dirty
                         } else {
                             self.chunks[index]!.journal = .clean

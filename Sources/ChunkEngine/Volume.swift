@@ -451,7 +451,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// One durability round: capture the records to commit, fdatasync the file, commit them
     /// (naming uploaded objects and retiring replaced ones), then let the collector delete what
     /// the commit retired. Flushes and uploads that arrive meanwhile are served together by the
-    /// next round. A failed sync fences the volume.
+    /// next round. A failed sync fences the volume; a failed commit leaves its chunks dirty and
+    /// its uploads unnamed, for the next round.
     private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
         let round: EventLoopFuture<Void>
         if let fenced = fence.withLockedValue({ $0 }) {
@@ -469,15 +470,17 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 snapshot.settleUploads(.success(()))
                 round = eventLoop.makeSucceededVoidFuture()
             } else {
-                let committed = io.syncData(file, on: eventLoop).flatMapError { error in
+                let committed = io.syncData(file, on: eventLoop).flatMapError { [table] error in
                     self.fence(after: error, in: "fdatasync")
+                    table.settle(snapshot, .unchanged, committed: false)
                     return eventLoop.makeFailedFuture(error)
                 }.flatMap { [table] in
-                    let (committed, retires) = table.commitFlush(snapshot, on: eventLoop)
-                    return committed.map { retires }
+                    let (committed, retires, changes) = table.commitFlush(snapshot, on: eventLoop)
+                    return committed.always { result in
+                        table.settle(snapshot, changes, committed: (try? result.get()) != nil)
+                    }.map { retires }
                 }
-                committed.whenComplete { [table] result in
-                    if case .failure = result { table.restore(snapshot) }
+                committed.whenComplete { result in
                     self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
                     snapshot.settleUploads(result.map { _ in })
                 }

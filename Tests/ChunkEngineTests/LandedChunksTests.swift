@@ -130,11 +130,11 @@ import VolumeTestSupport
             _ = try? await read.value
             returned.withLockedValue { $0 = true }
         }
-        #expect(try await eventually(within: 10) { returned.withLockedValue { $0 } })
+        #expect(try await eventually(within: 60) { returned.withLockedValue { $0 } })
         // (Were it waiting for the write, releasing it lets the test end.)
         if !returned.withLockedValue({ $0 }) { held.release(failing: false) }
         #expect(try await read.value == expected(chunk, chunk))
-        #expect(try await eventually(within: 10) { held.heldWrites == 1 })
+        #expect(try await eventually(within: 60) { held.heldWrites == 1 })
         #expect(table.missingBlocks(ofChunk: 1, in: blocks) != nil)
         let changed = pattern(100, seed: 5)
         let write = Task { try await fixture.write(UInt64(chunk) + 4000, changed) }
@@ -152,16 +152,16 @@ import VolumeTestSupport
         // missing, and the next read downloads them again.
         held.hold()
         #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
-        #expect(try await eventually(within: 10) { held.heldWrites == 1 })
+        #expect(try await eventually(within: 60) { held.heldWrites == 1 })
         held.release(failing: true)
         // The fill is over when the chunk has no fill state any more.
-        #expect(try await eventually(within: 10) { table.lock.withLock { table.chunks[2]?.fillWaiters == nil } })
+        #expect(try await eventually(within: 60) { table.lock.withLock { table.chunks[2]?.fillWaiters == nil } })
         #expect(table.missingBlocks(ofChunk: 2, in: blocks) != nil)
         #expect(table.landed[2] == nil)
         let misses = fixture.volume.cacheCounts.misses
         #expect(try await fixture.read(UInt64(2 * chunk), chunk) == expected(2 * chunk, chunk))
         #expect(fixture.volume.cacheCounts.misses == misses + 1)
-        #expect(try await eventually(within: 10) { table.missingBlocks(ofChunk: 2, in: blocks) == nil })
+        #expect(try await eventually(within: 60) { table.missingBlocks(ofChunk: 2, in: blocks) == nil })
         await fixture.close()
     }
 }

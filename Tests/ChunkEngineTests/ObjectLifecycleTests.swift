@@ -102,7 +102,7 @@ import VolumeTestSupport
         let newest = pattern(65536, seed: 6)
         try await fixture.write(0, newest)
         fixture.volume.startUploader()
-        try await fixture.waitUntilUploaded(within: 30, settled: true)
+        try await fixture.waitUntilUploaded(within: 120, settled: true)
 
         let (records, _, _) = try await Volume.chunksInStore(
             uuid: fixture.record.uuid, geometry: fixture.volume.geometry, store: fixture.objects!)
@@ -137,7 +137,7 @@ import VolumeTestSupport
         late.loseAnswerOfFirstPut { _ in true }
         try await fixture.write(0, pattern(65536, seed: 10))
         fixture.volume.startUploader()
-        try await fixture.waitUntilUploaded(within: 30, settled: true)
+        try await fixture.waitUntilUploaded(within: 120, settled: true)
         #expect(late.landed == 0, "a delete came before the lost upload settled")
         let keys = try await objectKeys(fixture)
         #expect(keys.count == 1, "the store holds \(keys)")

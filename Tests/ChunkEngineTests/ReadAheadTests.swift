@@ -124,7 +124,7 @@ import VolumeTestSupport
         }
         #expect(fixture.volume.readAheadCounts.bytes == 0)
         // (A read returns once its blocks are downloaded; its fill writes them to the cache.)
-        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 6 * 4096 })
+        #expect(try await eventually(within: 60) { fixture.volume.cacheUsage.cachedBytes == 6 * 4096 })
         await fixture.close()
     }
 
@@ -193,7 +193,7 @@ import VolumeTestSupport
         // Cached: chunk 0 (the stream's first chunk, read before it was one) and chunk 9, whose
         // block the random read cached (a chunk partly cached is completed there); the other
         // chunks were read ahead and served from memory alone.
-        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 2 * 65536 })
+        #expect(try await eventually(within: 60) { fixture.volume.cacheUsage.cachedBytes == 2 * 65536 })
         #expect(fixture.volume.readAheadCounts.bytes == 15 * 65536 - 4096)
         #expect(fixture.volume.readAheadCounts.hits == 15)
         #expect(fixture.volume.table.landed.bytes == 0)
@@ -206,7 +206,7 @@ import VolumeTestSupport
         }
         let sameAgain = back == data
         #expect(sameAgain)
-        #expect(try await eventually(within: 10) { fixture.volume.cacheUsage.cachedBytes == 16 * 65536 })
+        #expect(try await eventually(within: 60) { fixture.volume.cacheUsage.cachedBytes == 16 * 65536 })
         await fixture.close()
     }
 
@@ -218,9 +218,9 @@ import VolumeTestSupport
         // Whole chunks read backwards (no stream): 15 of 16 chunks used, less than a window
         // (an eighth, 2 chunks) free.
         for chunk in (0..<15).reversed() { _ = try await fixture.read(UInt64(chunk * 65536), 65536) }
-        #expect(try await eventually(within: 10) { fixture.volume.streamsPastCache })
+        #expect(try await eventually(within: 60) { fixture.volume.streamsPastCache })
         cache.capacity = 64 * 65536
-        #expect(try await eventually(within: 10) { !fixture.volume.streamsPastCache })
+        #expect(try await eventually(within: 60) { !fixture.volume.streamsPastCache })
         await cache.stop()
         await fixture.close()
     }

@@ -23,6 +23,8 @@ public final class VolumeFixture: @unchecked Sendable {
     public let loop = MultiThreadedEventLoopGroup.singleton.next()
     /// The volume's file.
     public let path: String
+    /// The metadata database.
+    public let databasePath: String
     /// The data key of an encrypted volume.
     public let dataKey: DataKey?
 
@@ -36,7 +38,8 @@ public final class VolumeFixture: @unchecked Sendable {
     ) async throws {
         directory = NSTemporaryDirectory() + "blockgate-volume-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try MetadataStore(path: "\(directory)/meta.db")
+        databasePath = "\(directory)/meta.db"
+        store = try MetadataStore(path: databasePath)
         journal = MetadataJournal(store: store)
         io = wrap(try makeFileIO(backend, logger: Logger(label: "test")))
         pool = NIOThreadPool(numberOfThreads: 2)
@@ -80,7 +83,8 @@ public final class VolumeFixture: @unchecked Sendable {
         settings: RemoteSettings = RemoteSettings(), wrapStore: (any ObjectStore) -> any ObjectStore = { $0 }
     ) async throws {
         self.directory = directory
-        store = try MetadataStore(path: "\(directory)/\(database)")
+        databasePath = "\(directory)/\(database)"
+        store = try MetadataStore(path: databasePath)
         journal = MetadataJournal(store: store)
         io = try makeFileIO(.uring, logger: Logger(label: "test"))
         pool = NIOThreadPool(numberOfThreads: 2)
