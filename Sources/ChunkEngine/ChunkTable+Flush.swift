@@ -94,8 +94,6 @@ extension ChunkTable {
         fileprivate var cleaned: [Int] = []
         /// Chunks whose state names the round's upload instead of the generation before it.
         fileprivate var renamed: [(index: Int, previous: UInt64, generation: UInt64)] = []
-        /// A round that failed before its commit.
-        static let unchanged = RoundChanges()
     }
 
     /// After the data sync: commits the captured records. A chunk untouched since the capture
@@ -163,27 +161,22 @@ extension ChunkTable {
     }
 
     /// Once a round's commit is over. Landed: its `.cleaning` chunks are clean. Failed (the
-    /// database kept what it held before): those chunks are dirty again, chunks name the
-    /// objects they named before the round (its uploads are tried again), and its retired
-    /// objects and forgotten chunks go back to the next round. Retiring an object twice is
-    /// harmless.
-    func settle(_ snapshot: FlushSnapshot, _ round: RoundChanges, committed: Bool) {
+    /// database kept what it held before): those chunks are dirty again, and chunks name the
+    /// objects they named before the round (its uploads are made again).
+    func settle(_ round: RoundChanges, committed: Bool) {
         lock.withLock {
-            guard !committed else {
-                for index in round.cleaned {
-                    guard case .cleaning = chunks[index]?.journal else { continue }
-                    chunks[index]!.journal = .clean
-                    dirtyChunks.remove(index)
-                }
-                return
-            }
             for index in round.cleaned {
                 switch chunks[index]?.journal {
+                case .cleaning where committed:
+                    chunks[index]!.journal = .clean
+                    dirtyChunks.remove(index)
                 case .cleaning: chunks[index]!.journal = .dirty
-                case .marking(let waiters, _): chunks[index]!.journal = .marking(waiters, recordIsDirty: true)
+                case .marking(let waiters, _) where !committed:
+                    chunks[index]!.journal = .marking(waiters, recordIsDirty: true)
                 default: break
                 }
             }
+            guard !committed else { return }
             for rename in round.renamed {
                 if chunks[rename.index]?.remoteGeneration == rename.generation {
                     chunks[rename.index]!.remoteGeneration = rename.previous
@@ -193,6 +186,13 @@ extension ChunkTable {
                     orphans.append((rename.index, rename.previous))
                 }
             }
+        }
+    }
+
+    /// Gives a failed round's retired objects and forgotten chunks back to the next round
+    /// (its uploads are tried again instead). Retiring an object twice is harmless.
+    func restore(_ snapshot: FlushSnapshot) {
+        lock.withLock {
             orphans += snapshot.retired
             for index in snapshot.deleted where chunks[index] == nil { deletedChunks.insert(index) }
             // Their records may not hold what the failed commit carried.

@@ -470,17 +470,15 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 snapshot.settleUploads(.success(()))
                 round = eventLoop.makeSucceededVoidFuture()
             } else {
-                let committed = io.syncData(file, on: eventLoop).flatMapError { [table] error in
+                let committed = io.syncData(file, on: eventLoop).flatMapError { error in
                     self.fence(after: error, in: "fdatasync")
-                    table.settle(snapshot, .unchanged, committed: false)
                     return eventLoop.makeFailedFuture(error)
                 }.flatMap { [table] in
                     let (committed, retires, changes) = table.commitFlush(snapshot, on: eventLoop)
-                    return committed.always { result in
-                        table.settle(snapshot, changes, committed: (try? result.get()) != nil)
-                    }.map { retires }
+                    return committed.always { table.settle(changes, committed: (try? $0.get()) != nil) }.map { retires }
                 }
-                committed.whenComplete { result in
+                committed.whenComplete { [table] result in
+                    if case .failure = result { table.restore(snapshot) }
                     self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
                     snapshot.settleUploads(result.map { _ in })
                 }

@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import Metadata
 import NIOPosix
@@ -71,15 +70,7 @@ public final class CrashWorld: Sendable {
 
     /// Copies the database as of its last committed transaction, through a connection of its own.
     private static func copyDatabase(_ source: String, to target: String) throws {
-        var connection: OpaquePointer?
-        defer { sqlite3_close(connection) }
-        guard sqlite3_open_v2(source, &connection, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else {
-            throw MetadataError("cannot open \(source) to copy it")
-        }
-        sqlite3_busy_timeout(connection, 5000)
         let escaped = target.replacingOccurrences(of: "'", with: "''")
-        guard sqlite3_exec(connection, "VACUUM INTO '\(escaped)'", nil, nil, nil) == SQLITE_OK else {
-            throw MetadataError("cannot copy \(source): \(String(cString: sqlite3_errmsg(connection)))")
-        }
+        try executeOnSideConnection("VACUUM INTO '\(escaped)'", database: source)
     }
 }
