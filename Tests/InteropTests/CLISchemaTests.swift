@@ -75,7 +75,7 @@ import Testing
         try "data_dir: \(directory)\nlog_level: warning\nobjects:\n  key_file: \(directory)/first.key\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = DaemonProcess(directory: directory, arguments: ["--config", config])
-        try daemon.start()
+        try await daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         for step in Self.steps {
             let step = Step(
@@ -94,7 +94,7 @@ import Testing
             #expect(problems.isEmpty, "\(problems.joined(separator: "; "))")
         }
         #expect(Set(commands.keys).subtracting(Self.steps.map(\.schema)) == ["volume recover"])
-        daemon.kill9()
+        try await daemon.kill9()
     }
 }
 

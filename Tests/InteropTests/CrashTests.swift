@@ -13,19 +13,19 @@ import Testing
         let directory = NSTemporaryDirectory() + "blockgate-crash-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "warning"])
-        try daemon.start()
+        try await daemon.start()
         var ledger = DurabilityLedger(blocks: 2048)
         for round in 0..<rounds {
             let worker = ledger.writeDetached(daemon.uri)
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...900)))
-            daemon.kill9()
+            try await daemon.kill9()
             ledger = await worker.value
-            try daemon.start()
+            try await daemon.start()
             let (problems, versions, _) = try await ledger.verify(daemon.uri)
             #expect(problems.isEmpty, "round \(round): \(problems.prefix(5).joined(separator: "; "))")
             ledger.restart(serving: versions)
         }
-        daemon.kill9()
+        try await daemon.kill9()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

@@ -22,8 +22,10 @@ final class DaemonProcess: @unchecked Sendable {
     var adminSocketPath: String { directory + "/admin.sock" }
     var logPath: String { directory + "/daemon.log" }
 
-    /// Starts the daemon and waits for its NBD and admin sockets (the admin socket comes last).
-    func start() throws {
+    /// Starts the daemon and waits for its NBD and admin sockets (the admin socket comes last),
+    /// polling with a task sleep: a test must not block the few threads the tasks of the tests
+    /// beside it run on (a daemon starts slowly on a loaded machine).
+    func start() async throws {
         unlink(directory + "/nbd.sock")
         unlink(adminSocketPath)
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -32,12 +34,21 @@ final class DaemonProcess: @unchecked Sendable {
         process = try ChildProcess(
             executable: Tool.blockgate, arguments: ["serve", "--data-dir", directory, "--listen", ""] + arguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, output: log, errors: log)
-        for _ in 0..<600 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
-            usleep(50_000)
+        for _ in 0..<1200 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
+            guard process?.isRunning == true else {
+                throw ChildProcess.Failure("the daemon ended as it started; its log is \(logPath)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        guard access(adminSocketPath, F_OK) == 0 else {
+            throw ChildProcess.Failure("the daemon's sockets did not appear within 120 s; its log is \(logPath)")
         }
     }
 
-    deinit { kill9() }
+    deinit {
+        process?.signal(SIGKILL)
+        process?.wait()
+    }
 
     /// Sends SIGTERM (the daemon unblocks it, whatever mask it inherited).
     func terminate() { send(SIGTERM) }
@@ -47,17 +58,19 @@ final class DaemonProcess: @unchecked Sendable {
         process?.signal(signal)
     }
 
-    /// Waits for the daemon to end; its exit status.
-    func waitForExit() -> Int32 {
+    /// Waits for the daemon to end, on a thread of its own; its exit status.
+    func waitForExit() async throws -> Int32 {
         guard let process else { return -1 }
         self.process = nil
-        return process.wait()
+        return try await Blocking.run { process.wait() }
     }
 
-    func kill9() {
+    /// Kills the daemon with SIGKILL and waits for it to end (it may first finish a system call
+    /// that a loaded disk holds up, so the wait runs on a thread of its own).
+    func kill9() async throws {
         guard let process else { return }
-        process.signal(SIGKILL)
-        process.wait()
         self.process = nil
+        process.signal(SIGKILL)
+        _ = try await Blocking.run { process.wait() }
     }
 }

@@ -97,7 +97,7 @@ import Testing
         let notifications = try DatagramSocket(path: directory + "/notify.sock")
         let daemon = DaemonProcess(
             directory: directory, arguments: ["--config", config], environment: ["NOTIFY_SOCKET": notifications.path])
-        try daemon.start()
+        try await daemon.start()
         let ready = try await Blocking.run { try notifications.receive(timeoutSeconds: 30) }
         #expect(ready.contains("READY=1") && ready.contains("STATUS=serving"), "\(ready)")
         let info = try await Tool.run([Tool.blockgate, "volume", "list", "--admin-socket", daemon.adminSocketPath])
@@ -125,7 +125,7 @@ import Testing
         daemon.terminate()
         let stopping = try await Blocking.run { try notifications.receive(timeoutSeconds: 30) }
         #expect(stopping.contains("STOPPING=1"), "\(stopping)")
-        #expect(try await Blocking.run { daemon.waitForExit() } == 0)
+        #expect(try await daemon.waitForExit() == 0)
     }
 
     @Test func reloadAppliesWhatCanChangeLiveAndNamesWhatNeedsARestart() async throws {
@@ -139,7 +139,7 @@ import Testing
         }
         try write(cache: "64M")
         let daemon = DaemonProcess(directory: directory, arguments: ["--config", config])
-        try daemon.start()
+        try await daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         func capacity() async throws -> Int? {
             let status = try await Tool.run([Tool.blockgate, "cache", "status", "--json"] + admin)
@@ -169,7 +169,7 @@ import Testing
         let broken = try await Tool.run([Tool.blockgate, "reload"] + admin)
         #expect(broken.status == 2 && broken.errors.contains("blockgate.yaml:2"), "\(broken.errors)")
         #expect(try await capacity() == 12 << 20)
-        daemon.kill9()
+        try await daemon.kill9()
     }
 }
 

@@ -43,7 +43,7 @@ struct SoakTests {
         let daemon = DaemonProcess(
             directory: directory,
             arguments: ["--log-level", "error", "--object-store", "file://\(objects)", "--cache-size", "256M"])
-        try daemon.start()
+        try await daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         var export = "demo"
         if kind == "cached" {
@@ -84,13 +84,13 @@ struct SoakTests {
             let drain = try await Tool.run([Tool.blockgate, "volume", "flush", export, "--wait-upload"] + admin)
             #expect(drain.status == 0, "uploads resume once space returns: \(drain.errors)")
         }
-        daemon.kill9()
-        try daemon.start()
+        try await daemon.kill9()
+        try await daemon.start()
         let reopened = try await LibNBD.connect(daemon.uri(export: export))
         #expect(try await reopened.read(0, flushed.count) == flushed, "\(kind)")
         #expect(try await reopened.read(offset, 1 << 20) == [UInt8](repeating: 0x5A, count: 1 << 20), "\(kind)")
         try await reopened.shutdown()
-        daemon.kill9()
+        try await daemon.kill9()
     }
 }
 

@@ -13,7 +13,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "blockgate-tape-crash-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let daemon = DaemonProcess(directory: directory, arguments: ["--log-level", "warning"])
-        try daemon.start()
+        try await daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         func cli(_ arguments: String...) async throws -> String {
             let result = try await Tool.run([Tool.blockgate] + arguments + admin)
@@ -35,8 +35,8 @@ import Testing
             let status = try await cli("drive", "status", "0", "--json")
             if status.contains("\"attached\" : false") { break }
         }
-        daemon.kill9()
-        try daemon.start()
+        try await daemon.kill9()
+        try await daemon.start()
 
         // The open file: 64 KiB writes, a flush after every fourth, until the daemon dies (the
         // connection stays open, so nothing seals the file).
@@ -61,12 +61,12 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...300)))
-        daemon.kill9()
+        try await daemon.kill9()
         await writer.value
         let durable = flushed.load(ordering: .sequentiallyConsistent)
         #expect(durable > 0, "the writer flushed nothing before the kill")
 
-        try daemon.start()
+        try await daemon.start()
         let info =
             try JSONSerialization.jsonObject(
                 with: Data(try await cli("tape", "info", "CRASH0001", "--json").utf8)) as? [String: Any]
@@ -84,7 +84,7 @@ import Testing
         let expected = stride(from: 0, to: durable, by: piece).flatMap { bytes(piece, seed: $0 / piece) }
         #expect(back == expected, "the open file differs within its \(durable) flushed bytes")
         try await openReader.shutdown()
-        daemon.kill9()
+        try await daemon.kill9()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

@@ -31,7 +31,7 @@ import Testing
                 "AWS_ACCESS_KEY_ID": S3Peer.credentials.accessKeyID,
                 "AWS_SECRET_ACCESS_KEY": S3Peer.credentials.secretAccessKey,
             ])
-        try daemon.start()
+        try await daemon.start()
         let admin = ["--admin-socket", daemon.adminSocketPath]
         let create = try await Tool.run(
             [Tool.blockgate, "volume", "create", "cv", "--size", "8M", "--chunk-size", "64K", "--kind", "cached"]
@@ -54,9 +54,9 @@ import Testing
             }
             #expect(stored > 0, "round \(round): nothing reached the store within a minute (did the writer connect?)")
             try await Task.sleep(for: .milliseconds(Int.random(in: 500...1500)))
-            daemon.kill9()
+            try await daemon.kill9()
             ledger = await worker.value
-            try daemon.start()
+            try await daemon.start()
             let drain = try await Tool.run([Tool.blockgate, "volume", "flush", "cv", "--wait-upload"] + admin)
             #expect(drain.status == 0, "\(drain.errors)")
             let (problems, versions, data) = try await ledger.verify(uri)
@@ -78,7 +78,7 @@ import Testing
         #expect(json["pending_deletes"] as? Int == 0, "objects are still being deleted")
         try await peer.expectBucket(
             volumeUUID: json["uuid"] as? String ?? "?", holds: served, chunkSize: Self.chunkSize)
-        daemon.kill9()
+        try await daemon.kill9()
         try? FileManager.default.removeItem(atPath: directory)
         await peer.stop()
     }

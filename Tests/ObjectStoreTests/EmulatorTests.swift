@@ -51,7 +51,7 @@ import Testing
         let response = try await client.execute(
             HTTPClient.Request(
                 method: .GET, target: path, headers: HTTPHeaders(signed.map { ($0.name, $0.value) }), body: nil),
-            timeout: .seconds(10))
+            timeout: StoreFixture.requestTimeout)
         #expect(response.status == .ok, "\(response.status) \(String(buffer: response.body))")
         #expect(String(buffer: response.body) == "data")
         await client.shutdown()
@@ -75,7 +75,8 @@ import Testing
                 payloadHash: payloadHash, amzDate: SigV4Signer.amzDate(time(nil)))
             let headers = HTTPHeaders(signed.map { ($0.name, $0.value) })
             let response = try await client.execute(
-                HTTPClient.Request(method: .PUT, target: path, headers: headers, body: body), timeout: .seconds(10))
+                HTTPClient.Request(method: .PUT, target: path, headers: headers, body: body),
+                timeout: StoreFixture.requestTimeout)
             #expect(response.status == .badRequest, "\(path): \(response.status) \(String(buffer: response.body))")
         }
         let parent = URL(fileURLWithPath: fixture.directory).deletingLastPathComponent().path
@@ -104,7 +105,7 @@ import Testing
             return try await client.execute(
                 HTTPClient.Request(
                     method: .PUT, target: path, headers: HTTPHeaders(signed.map { ($0.name, $0.value) }), body: body),
-                timeout: .seconds(10))
+                timeout: StoreFixture.requestTimeout)
         }
         let damaged = try await put("/test-bucket/damaged", ByteBuffer(string: "the bytes the client checksummeD"))
         #expect(damaged.status == .badRequest)

@@ -24,6 +24,9 @@ final class StoreFixture: @unchecked Sendable {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
     static let credentials = SigV4Signer.Credentials(accessKeyID: "testkey", secretAccessKey: "test/secret+key")
+    /// How long a test's request may wait for its answer: long, because the whole suite runs at
+    /// once on two cores and a put waits for its fsync on a disk the other tests keep busy.
+    static let requestTimeout = TimeAmount.seconds(60)
     let store: any ObjectStore
     let directory: String
     let emulator: S3Emulator?
@@ -74,7 +77,7 @@ final class StoreFixture: @unchecked Sendable {
     {
         S3ObjectStore(
             configuration: .init(
-                host: "127.0.0.1", port: port, bucket: "test-bucket", credentials: credentials, timeout: .seconds(10),
+                host: "127.0.0.1", port: port, bucket: "test-bucket", credentials: credentials, timeout: requestTimeout,
                 retry: retry),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
     }
