@@ -175,8 +175,17 @@ declare -A drain=() coldread=() coldrandom=()
 # Cold cached volumes against s3backer (FUSE, 1 MiB blocks, a 256-block cache, path-style, its
 # own prefix in the same bucket) and against the store's own ceiling. Each cold read runs on a
 # fresh daemon that recovered the volume on an empty data directory (s3backer: a fresh mount).
-# Each side starts on a quiet disk: the gigabytes written before are synced first.
+# Each side starts on a quiet disk: the gigabytes written before are synced first. Each cold read
+# also starts with the emulator's objects out of the page cache, so that every reader reads them
+# from the disk (when the bench may drop the page cache: as root; otherwise what the page cache
+# holds for each reader is left to chance, and the report says so).
 sync
+page_cache_dropped=no
+[ -w /proc/sys/vm/drop_caches ] && page_cache_dropped=yes
+cold_start() {  # cold_start: a quiet disk, and no object in the page cache when the bench may drop it
+    sync
+    [ "$page_cache_dropped" = no ] || echo 3 > /proc/sys/vm/drop_caches
+}
 cached_daemon "$work/cold-1"
 "$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
 cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
@@ -187,6 +196,7 @@ drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
 stop_daemon
 cached_daemon "$work/cold-3"
 "$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
+cold_start
 read -r coldrandom[blockgate] _ < <(fio_timed randread 4k 32 --ioengine=nbd --uri="$(cold_uri cold-3)")
 stop_daemon
 
@@ -212,6 +222,7 @@ start=$(now)
 fio_pass write "${s3backer_target[@]}"
 s3backer_unmount
 drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+cold_start
 s3backer_mount
 read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
 s3backer_unmount
@@ -229,7 +240,7 @@ timed_read() {  # timed_read TARGET_ARGS...: MiB/s of one 1 MiB QD8 read of the 
     mib_per_s "$bytes" "$(seconds_since "$start")"
 }
 cold_read() {  # cold_read READER ROUND: MiB/s of one cold read of the whole size
-    sync
+    cold_start
     case "$1" in
     blockgate)
         cached_daemon "$work/cold-read-$2"
@@ -257,7 +268,8 @@ raw_get=$(median ${cold_reads[raw]})
 
 percent() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
 echo
-echo "cached volume, cold ($size, object-store emulator on loopback, 256M cache; s3backer 1M blocks, 256-block cache):"
+echo "cached volume, cold ($size, object-store emulator on loopback, 256M cache; s3backer 1M blocks, 256-block cache;" \
+    "page cache dropped before each cold read: $page_cache_dropped):"
 printf '  %-36s%22s%22s%12s%16s\n' "job" "blockgate" "s3backer" "ratio" "of raw store"
 printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "write 1M QD8, then drain to the store" \
     "${drain[blockgate]}" "${drain[s3backer]}" "$(ratio "${drain[blockgate]}" "${drain[s3backer]}")" \
