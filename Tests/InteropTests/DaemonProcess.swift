@@ -34,14 +34,15 @@ final class DaemonProcess: @unchecked Sendable {
         process = try ChildProcess(
             executable: Tool.blockgate, arguments: ["serve", "--data-dir", directory, "--listen", ""] + arguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, output: log, errors: log)
-        for _ in 0..<1200 where access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while access(directory + "/nbd.sock", F_OK) != 0 || access(adminSocketPath, F_OK) != 0 {
             guard process?.isRunning == true else {
                 throw ChildProcess.Failure("the daemon ended as it started; its log is \(logPath)")
             }
+            guard ContinuousClock.now < deadline else {
+                throw ChildProcess.Failure("the daemon's sockets did not appear within 120 s; its log is \(logPath)")
+            }
             try await Task.sleep(for: .milliseconds(100))
-        }
-        guard access(adminSocketPath, F_OK) == 0 else {
-            throw ChildProcess.Failure("the daemon's sockets did not appear within 120 s; its log is \(logPath)")
         }
     }
 
