@@ -89,6 +89,10 @@ extension ChunkTable {
         }
     }
 
+    /// When an operation that changed the volume's data was last done (uptime nanoseconds; 0:
+    /// none since it was opened).
+    var lastChange: UInt64 { lock.withLock { volumeLastChange } }
+
     /// Marks a chunk as being uploaded; false when it is gone, clean, or already uploading.
     func beginUpload(_ index: Int) -> Bool {
         lock.withLock {

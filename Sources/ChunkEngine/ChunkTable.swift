@@ -34,6 +34,9 @@ final class ChunkTable: @unchecked Sendable {
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`).
     var evictionsBegun: UInt64 = 0
+    /// When an operation that changed the volume's data was last done (uptime nanoseconds): in
+    /// the background the uploader waits for the whole volume to rest, not only a chunk.
+    var volumeLastChange: UInt64 = 0
 
     init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
         self.volumeID = volumeID
@@ -229,6 +232,7 @@ final class ChunkTable: @unchecked Sendable {
                         let generation = self.nextGeneration
                         if changing {
                             self.nextGeneration += 1
+                            self.volumeLastChange = now
                             // Downloads kept for readers are stale once the data changed.
                             self.landed.drop(index)
                         }

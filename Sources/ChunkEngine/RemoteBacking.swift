@@ -10,8 +10,8 @@ public struct RemoteSettings: Sendable, Equatable {
     /// Chunks uploaded at once per volume while uploads must catch up (past half the upload
     /// buffer, or while someone waits for the uploads); a quarter of them otherwise.
     public var uploadConcurrency: Int
-    /// How long a dirty chunk must go unchanged before it is uploaded, so that writes in quick
-    /// succession cost one upload; not waited for while uploads must catch up.
+    /// How long a volume must go unchanged before its dirty chunks are uploaded, so that writes in
+    /// quick succession cost one upload per chunk; not waited for while uploads must catch up.
     public var uploadDelay: TimeAmount
     /// Dirty data (in whole chunks) past which writes to clean chunks wait for uploads.
     public var dirtyLimit: UInt64

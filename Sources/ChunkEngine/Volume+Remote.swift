@@ -351,16 +351,21 @@ extension Volume {
     /// How fast the uploader goes now. It catches up (every slot, chunks however recently
     /// changed) while dirty data passes half the upload buffer (so before any write waits for
     /// room) or someone waits for the uploads; otherwise it works in the background (a quarter
-    /// of the slots, chunks unchanged for `uploadDelay`, or holding a change no upload took
-    /// for `maximumUploadDelays` of it: a chunk written all the time still goes to the store,
-    /// once per `maximumUploadDelays`), leaving the disk and the processors to the writes.
+    /// of the slots), leaving the disk and the processors to the writes: once nothing in the
+    /// volume has changed for `uploadDelay`, every dirty chunk; while the volume is being
+    /// written, only chunks holding a change no upload took for `maximumUploadDelays` of it (a
+    /// volume written all the time still goes to the store, a chunk once per
+    /// `maximumUploadDelays`). A chunk of a volume in use is likely written again, and its upload
+    /// would slow the writes it races.
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, due: ChunkTable.UploadDue) {
         let settings = remote.settings
         guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .all) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
         let before = { (age: UInt64) in now > age ? now - age : 0 }
-        let due = ChunkTable.UploadDue(changedBy: before(delay), pendingBy: before(delay * Self.maximumUploadDelays))
+        let rested = table.lastChange <= before(delay)
+        let due = ChunkTable.UploadDue(
+            changedBy: rested ? before(delay) : 0, pendingBy: before(delay * Self.maximumUploadDelays))
         return (max(1, settings.uploadConcurrency / 4), due)
     }
 

@@ -57,7 +57,7 @@ public struct GatewayConfig: Sendable, Equatable {
     public var uploadBuffer: UInt64 = 256 << 20
     /// Chunks each cached volume uploads at once while uploads must catch up; a quarter otherwise.
     public var uploadConcurrency = 16
-    /// How long a dirty chunk must go unchanged before it is uploaded.
+    /// How long a volume must go unchanged before its dirty chunks are uploaded.
     public var uploadDelayMilliseconds: Int64 = 500
     /// How long a write waits for the upload buffer before failing with ENOSPC.
     public var backpressureTimeoutSeconds: Int64 = 60

@@ -241,6 +241,34 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    @Test func inTheBackgroundARestingChunkWaitsUntilTheWholeVolumeRests() async throws {
+        let fixture = try await VolumeFixture(
+            size: 4 * 65536, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(uploadDelay: .seconds(1)))
+        try await fixture.write(0, pattern(4096, seed: 1))
+        fixture.volume.startUploader()
+        // Chunk 0 rests for four upload delays while chunk 1 keeps changing: neither goes up (60
+        // delays are a minute away).
+        var seed: UInt8 = 1
+        let busy = ContinuousClock.now + .seconds(4)
+        while ContinuousClock.now < busy {
+            seed &+= 1
+            try await fixture.write(65536, pattern(4096, seed: seed))
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await chunkObjects(fixture).isEmpty)
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 2)
+        // Once the volume rests, both go up without anyone waiting for them.
+        for _ in 0..<600 where fixture.volume.cacheUsage.dirtyChunks > 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(fixture.volume.cacheUsage.dirtyChunks == 0)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 4096) == pattern(4096, seed: 1))
+        #expect(try await fixture.read(65536, 4096) == pattern(4096, seed: seed))
+        await fixture.close()
+    }
+
     @Test func inTheBackgroundAChunkUploadedLatelyWaitsSixtyUploadDelaysBeforeItGoesUpAgain() async throws {
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
