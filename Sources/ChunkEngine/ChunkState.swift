@@ -41,11 +41,9 @@ struct ChunkState {
     var fillWaiters: [EventLoopPromise<Void>]?
     /// When the chunk was last used (uptime nanoseconds), for LRU eviction.
     var lastUse: UInt64 = 0
-    /// When an operation that changed its data was last done (uptime nanoseconds): the uploader
-    /// lets a chunk that is still being written settle before it uploads it.
-    var lastChange: UInt64 = 0
     /// Cached volumes: when the oldest change that no upload has taken was done (uptime
-    /// nanoseconds; 0: none), so that a chunk that never rests is still uploaded in time.
+    /// nanoseconds; 0: none since the volume was opened or the last snapshot), so that a chunk of
+    /// a volume that never rests is still uploaded in time.
     var pendingSince: UInt64 = 0
     /// Cached volumes: when an upload last took a snapshot of the chunk (uptime nanoseconds; 0:
     /// none since the volume was opened or the chunk left the cache), so that in the background

@@ -61,18 +61,18 @@ extension ChunkTable {
         }
     }
 
-    /// Which dirty chunks are due for upload (uptime nanoseconds): those nothing changed after
-    /// `changedBy`, and those holding a change no upload took that was done by `pendingBy`; but
-    /// not those an upload took a snapshot of after `pendingBy`.
+    /// Which dirty chunks are due for upload (uptime nanoseconds): every one once the volume has
+    /// `rested`, and otherwise those holding a change no upload took that was done by
+    /// `pendingBy` (or none since the volume was opened or an upload that did not make the chunk
+    /// clean); but not those an upload took a snapshot of after `pendingBy`.
     struct UploadDue {
-        var changedBy: UInt64
+        var rested: Bool
         var pendingBy: UInt64
         /// Every dirty chunk, however recently changed or uploaded.
-        static let all = UploadDue(changedBy: .max, pendingBy: .max)
+        static let all = UploadDue(rested: true, pendingBy: .max)
 
         fileprivate func includes(_ state: ChunkState) -> Bool {
-            state.lastSnapshot <= pendingBy
-                && (state.lastChange <= changedBy || (state.pendingSince != 0 && state.pendingSince <= pendingBy))
+            state.lastSnapshot <= pendingBy && (rested || state.pendingSince <= pendingBy)
         }
     }
 

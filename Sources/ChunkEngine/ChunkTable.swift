@@ -240,7 +240,6 @@ final class ChunkTable: @unchecked Sendable {
                             if case .success = result { update(index, &state) }
                             if changing {
                                 state.generation = generation
-                                state.lastChange = now
                                 if state.pendingSince == 0 { state.pendingSince = now }
                             }
                             state.lastUse = now

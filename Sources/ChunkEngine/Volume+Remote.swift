@@ -363,9 +363,8 @@ extension Volume {
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
         let before = { (age: UInt64) in now > age ? now - age : 0 }
-        let rested = table.lastChange <= before(delay)
         let due = ChunkTable.UploadDue(
-            changedBy: rested ? before(delay) : 0, pendingBy: before(delay * Self.maximumUploadDelays))
+            rested: table.lastChange <= before(delay), pendingBy: before(delay * Self.maximumUploadDelays))
         return (max(1, settings.uploadConcurrency / 4), due)
     }
 

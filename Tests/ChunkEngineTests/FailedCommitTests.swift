@@ -63,4 +63,34 @@ import VolumeTestSupport
         #expect(try await fixture.read(0, 4096) == pattern(4096, seed: 2))
         await fixture.close()
     }
+
+    @Test func aChunkWhoseRoundFailedGoesUpAgainWhileTheVolumeKeepsBeingWritten() async throws {
+        let fixture = try await VolumeFixture(
+            size: 4 * 65536, chunkSize: 65536, kind: .cached,
+            settings: RemoteSettings(uploadDelay: .milliseconds(100), backgroundRoundDelay: .seconds(3600)))
+        let prefix = Volume.objectPrefix(uuid: fixture.record.uuid)
+        func chunkZeroObjects() async throws -> Int {
+            try await fixture.objects!.list(prefix: prefix).filter { $0.key.contains("/chunks/0-") }.count
+        }
+        fixture.volume.startUploader()
+        try await fixture.write(0, pattern(4096, seed: 1))
+        try fixture.failCleanRecords()
+        for _ in 0..<600 where try await chunkZeroObjects() < 1 { try await Task.sleep(for: .milliseconds(50)) }
+        await #expect(throws: BlockDeviceError.self) { try await fixture.volume.flush(on: fixture.loop).get() }
+        try fixture.allowCleanRecords()
+        // Chunk 0 holds no change after its snapshot, and the volume never rests (chunk 1 keeps
+        // changing): it goes up again once its snapshot is sixty upload delays (6 s) old.
+        var seed: UInt8 = 1
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await chunkZeroObjects() < 2, ContinuousClock.now < deadline {
+            seed &+= 1
+            try await fixture.write(65536, pattern(4096, seed: seed))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await chunkZeroObjects() == 2, "the chunk whose round failed never went up again")
+        try await fixture.waitUntilUploaded(within: 120, settled: true)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 4096) == pattern(4096, seed: 1))
+        await fixture.close()
+    }
 }
