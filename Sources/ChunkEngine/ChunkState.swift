@@ -41,9 +41,10 @@ struct ChunkState {
     var fillWaiters: [EventLoopPromise<Void>]?
     /// When the chunk was last used (uptime nanoseconds), for LRU eviction.
     var lastUse: UInt64 = 0
-    /// Cached volumes: when the oldest change that no upload has taken was done (uptime
-    /// nanoseconds; 0: none since the volume was opened or the last snapshot), so that a chunk of
-    /// a volume that never rests is still uploaded in time.
+    /// Cached volumes: when the oldest change that no upload has taken was begun (uptime
+    /// nanoseconds), so that a chunk of a volume that never rests is still uploaded in time; 0:
+    /// none, or none since the volume was opened or since the last snapshot (a dirty chunk then
+    /// holds a change that a restart found or that an upload took without making it clean).
     var pendingSince: UInt64 = 0
     /// Cached volumes: when an upload last took a snapshot of the chunk (uptime nanoseconds; 0:
     /// none since the volume was opened or the chunk left the cache), so that in the background

@@ -286,9 +286,14 @@ final class ChunkTable: @unchecked Sendable {
     /// Makes sure the database records the chunks as dirty before their data changes.
     private func markDirty(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         var waits: [EventLoopFuture<Void>] = []
+        let now = NIODeadline.now().uptimeNanoseconds
         let toMark: [Int] = lock.withLock {
             var toMark: [Int] = []
+            // The change is under way from here: the volume is not resting, and a chunk dirty
+            // from here holds a change no upload took (the done change renews both).
+            volumeLastChange = now
             for index in indexes {
+                if chunks[index]!.pendingSince == 0 { chunks[index]!.pendingSince = now }
                 switch chunks[index]!.journal {
                 case .dirty: break
                 case .marking(var waiters, let recordIsDirty):
@@ -319,6 +324,7 @@ final class ChunkTable: @unchecked Sendable {
                             self.chunks[index]!.journal = .dirty
                         } else {
                             self.chunks[index]!.journal = .clean
+                            self.chunks[index]!.pendingSince = 0
                             self.dirtyChunks.remove(index)
                         }
                     }

@@ -368,7 +368,7 @@ extension Volume {
         return (max(1, settings.uploadConcurrency / 4), due)
     }
 
-    /// How many upload delays a changed chunk waits at most for writes to it to pause.
+    /// How many upload delays a changed chunk waits at most for the volume's writes to pause.
     static let maximumUploadDelays: UInt64 = 60
 
     /// The objects the chunks' records name: where the volume's data is in the store (not the

@@ -244,11 +244,11 @@ import VolumeTestSupport
     @Test func inTheBackgroundARestingChunkWaitsUntilTheWholeVolumeRests() async throws {
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
-            settings: RemoteSettings(uploadDelay: .seconds(1)))
+            settings: RemoteSettings(uploadDelay: .seconds(2)))
         try await fixture.write(0, pattern(4096, seed: 1))
         fixture.volume.startUploader()
-        // Chunk 0 rests for four upload delays while chunk 1 keeps changing: neither goes up (60
-        // delays are a minute away).
+        // Chunk 0 rests for two upload delays while chunk 1 keeps changing: neither goes up (60
+        // delays are two minutes away).
         var seed: UInt8 = 1
         let busy = ContinuousClock.now + .seconds(4)
         while ContinuousClock.now < busy {

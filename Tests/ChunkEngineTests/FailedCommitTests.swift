@@ -67,7 +67,7 @@ import VolumeTestSupport
     @Test func aChunkWhoseRoundFailedGoesUpAgainWhileTheVolumeKeepsBeingWritten() async throws {
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
-            settings: RemoteSettings(uploadDelay: .milliseconds(100), backgroundRoundDelay: .seconds(3600)))
+            settings: RemoteSettings(uploadDelay: .milliseconds(250), backgroundRoundDelay: .seconds(3600)))
         let prefix = Volume.objectPrefix(uuid: fixture.record.uuid)
         func chunkZeroObjects() async throws -> Int {
             try await fixture.objects!.list(prefix: prefix).filter { $0.key.contains("/chunks/0-") }.count
@@ -79,9 +79,9 @@ import VolumeTestSupport
         await #expect(throws: BlockDeviceError.self) { try await fixture.volume.flush(on: fixture.loop).get() }
         try fixture.allowCleanRecords()
         // Chunk 0 holds no change after its snapshot, and the volume never rests (chunk 1 keeps
-        // changing): it goes up again once its snapshot is sixty upload delays (6 s) old.
+        // changing): it goes up again once its snapshot is sixty upload delays (15 s) old.
         var seed: UInt8 = 1
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(90)
         while try await chunkZeroObjects() < 2, ContinuousClock.now < deadline {
             seed &+= 1
             try await fixture.write(65536, pattern(4096, seed: seed))
