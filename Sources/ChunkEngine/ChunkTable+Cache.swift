@@ -71,7 +71,7 @@ extension ChunkTable {
         /// Every dirty chunk, however recently changed or uploaded.
         static let all = UploadDue(rested: true, pendingBy: .max)
 
-        fileprivate func includes(_ state: ChunkState) -> Bool {
+        func includes(_ state: ChunkState) -> Bool {
             state.lastSnapshot <= pendingBy && (rested || state.pendingSince <= pendingBy)
         }
     }
@@ -89,9 +89,11 @@ extension ChunkTable {
         }
     }
 
-    /// When an operation that changed the volume's data was last done (uptime nanoseconds; 0:
-    /// none since it was opened).
-    var lastChange: UInt64 { lock.withLock { volumeLastChange } }
+    /// Whether no operation that changes the volume's data is under way, and none has begun or
+    /// ended after `time` (uptime nanoseconds).
+    func hasRested(since time: UInt64) -> Bool {
+        lock.withLock { changesUnderWay == 0 && volumeLastChange <= time }
+    }
 
     /// Marks a chunk as being uploaded; false when it is gone, clean, or already uploading.
     func beginUpload(_ index: Int) -> Bool {

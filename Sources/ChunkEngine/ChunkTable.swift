@@ -34,9 +34,11 @@ final class ChunkTable: @unchecked Sendable {
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`).
     var evictionsBegun: UInt64 = 0
-    /// When an operation that changed the volume's data was last done (uptime nanoseconds): in
-    /// the background the uploader waits for the whole volume to rest, not only a chunk.
+    /// When an operation that changes the volume's data last began or ended (uptime
+    /// nanoseconds), and how many are under way: in the background the uploader waits for the
+    /// whole volume to rest, not only a chunk.
     var volumeLastChange: UInt64 = 0
+    var changesUnderWay = 0
 
     init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
         self.volumeID = volumeID
@@ -219,20 +221,30 @@ final class ChunkTable: @unchecked Sendable {
         _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
         update: @escaping @Sendable (Int, inout ChunkState) -> Void = { _, _ in }
     ) -> EventLoopFuture<Value> {
-        acquire(indexes, from: 0, exclusive: exclusive, changing: changing, on: eventLoop)
+        if changing {
+            let now = NIODeadline.now().uptimeNanoseconds
+            lock.withLock {
+                changesUnderWay += 1
+                volumeLastChange = now
+            }
+        }
+        return acquire(indexes, from: 0, exclusive: exclusive, changing: changing, on: eventLoop)
             .flatMap { changing ? self.markDirty(indexes, on: eventLoop) : eventLoop.makeSucceededVoidFuture() }
             .flatMap { body() }
             .always { result in
                 let now = NIODeadline.now().uptimeNanoseconds
                 let granted = self.lock.withLock {
                     var granted: [EventLoopPromise<Void>] = []
+                    if changing {
+                        self.changesUnderWay -= 1
+                        self.volumeLastChange = now
+                    }
                     for index in indexes {
                         // Renewed when the change is done, so that a snapshot taken while it
                         // waited for the gate does not count it as included.
                         let generation = self.nextGeneration
                         if changing {
                             self.nextGeneration += 1
-                            self.volumeLastChange = now
                             // Downloads kept for readers are stale once the data changed.
                             self.landed.drop(index)
                         }
@@ -289,9 +301,7 @@ final class ChunkTable: @unchecked Sendable {
         let now = NIODeadline.now().uptimeNanoseconds
         let toMark: [Int] = lock.withLock {
             var toMark: [Int] = []
-            // The change is under way from here: the volume is not resting, and a chunk dirty
-            // from here holds a change no upload took (the done change renews both).
-            volumeLastChange = now
+            // A chunk dirty from here holds a change no upload took.
             for index in indexes {
                 if chunks[index]!.pendingSince == 0 { chunks[index]!.pendingSince = now }
                 switch chunks[index]!.journal {

@@ -364,7 +364,7 @@ extension Volume {
         let now = NIODeadline.now().uptimeNanoseconds
         let before = { (age: UInt64) in now > age ? now - age : 0 }
         let due = ChunkTable.UploadDue(
-            rested: table.lastChange <= before(delay), pendingBy: before(delay * Self.maximumUploadDelays))
+            rested: table.hasRested(since: before(delay)), pendingBy: before(delay * Self.maximumUploadDelays))
         return (max(1, settings.uploadConcurrency / 4), due)
     }
 

@@ -245,19 +245,30 @@ import VolumeTestSupport
         let fixture = try await VolumeFixture(
             size: 4 * 65536, chunkSize: 65536, kind: .cached,
             settings: RemoteSettings(uploadDelay: .seconds(2)))
+        var previousCall = ContinuousClock.now
         try await fixture.write(0, pattern(4096, seed: 1))
         fixture.volume.startUploader()
         // Chunk 0 rests for two upload delays while chunk 1 keeps changing: neither goes up (60
-        // delays are two minutes away).
+        // delays are two minutes away). A machine too starved to write within an upload delay
+        // lets the volume rest, and then the test cannot tell.
         var seed: UInt8 = 1
         let busy = ContinuousClock.now + .seconds(4)
+        var longestRest = Duration.zero
         while ContinuousClock.now < busy {
             seed &+= 1
+            let call = ContinuousClock.now
             try await fixture.write(65536, pattern(4096, seed: seed))
+            // The volume changed during the previous call and during this one: it rested less.
+            longestRest = max(longestRest, ContinuousClock.now - previousCall)
+            previousCall = call
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(try await chunkObjects(fixture).isEmpty)
-        #expect(fixture.volume.cacheUsage.dirtyChunks == 2)
+        let stored = try await chunkObjects(fixture)
+        let dirty = fixture.volume.cacheUsage.dirtyChunks
+        if max(longestRest, ContinuousClock.now - previousCall) < .seconds(2) {
+            #expect(stored.isEmpty)
+            #expect(dirty == 2)
+        }
         // Once the volume rests, both go up without anyone waiting for them.
         for _ in 0..<600 where fixture.volume.cacheUsage.dirtyChunks > 0 {
             try await Task.sleep(for: .milliseconds(50))
