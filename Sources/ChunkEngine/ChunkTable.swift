@@ -221,15 +221,17 @@ final class ChunkTable: @unchecked Sendable {
         _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
         update: @escaping @Sendable (Int, inout ChunkState) -> Void = { _, _ in }
     ) -> EventLoopFuture<Value> {
+        let began = changing ? NIODeadline.now().uptimeNanoseconds : 0
         if changing {
-            let now = NIODeadline.now().uptimeNanoseconds
             lock.withLock {
                 changesUnderWay += 1
-                volumeLastChange = now
+                volumeLastChange = began
             }
         }
         return acquire(indexes, from: 0, exclusive: exclusive, changing: changing, on: eventLoop)
-            .flatMap { changing ? self.markDirty(indexes, on: eventLoop) : eventLoop.makeSucceededVoidFuture() }
+            .flatMap {
+                changing ? self.markDirty(indexes, began: began, on: eventLoop) : eventLoop.makeSucceededVoidFuture()
+            }
             .flatMap { body() }
             .always { result in
                 let now = NIODeadline.now().uptimeNanoseconds
@@ -295,15 +297,14 @@ final class ChunkTable: @unchecked Sendable {
         }
     }
 
-    /// Makes sure the database records the chunks as dirty before their data changes.
-    private func markDirty(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Makes sure the database records the chunks as dirty before their data changes; the
+    /// change `began` then (uptime nanoseconds), and each chunk holds it from then on.
+    private func markDirty(_ indexes: [Int], began: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         var waits: [EventLoopFuture<Void>] = []
-        let now = NIODeadline.now().uptimeNanoseconds
         let toMark: [Int] = lock.withLock {
             var toMark: [Int] = []
-            // A chunk dirty from here holds a change no upload took.
             for index in indexes {
-                if chunks[index]!.pendingSince == 0 { chunks[index]!.pendingSince = now }
+                if chunks[index]!.pendingSince == 0 { chunks[index]!.pendingSince = began }
                 switch chunks[index]!.journal {
                 case .dirty: break
                 case .marking(var waiters, let recordIsDirty):
