@@ -7,7 +7,9 @@ import NIOCore
 /// many requests in flight and replies sent as they complete.
 ///
 /// Input is parsed from a small carry-over buffer; a write payload that has not fully arrived
-/// gets a buffer of its own, so that every payload byte is copied at most once.
+/// gets a buffer of its own, so that every payload byte is copied at most once. With a
+/// `PayloadReception` (a socket of its own, no TLS) the rest of such a payload is read straight
+/// into its buffer and not copied at all.
 final class NBDConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -27,6 +29,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         case header
         /// Collecting the payload of this write in its own buffer; `missing` bytes are still to come.
         case payload(NBDRequestHeader, ByteBuffer, missing: Int)
+        /// The payload of this write waits in the `PayloadReception` for the socket to read its
+        /// missing bytes into it.
+        case parked(NBDRequestHeader)
     }
 
     private let catalog: any NBDExportCatalog
@@ -49,10 +54,14 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private var session: NBDExportSession?
     private var metrics: RequestMetrics?
     private let tls: NBDServerTLS?
+    /// Where payloads wait for the socket to read into them; nil once TLS starts (the socket's
+    /// bytes are then not the payload's) or when the channel reads no socket.
+    private var reception: PayloadReception?
 
     init(
         catalog: any NBDExportCatalog, limits: NBDServerLimits, logger: Logger, requestLog: Bool,
-        registry: ConnectionRegistry, connectionID: UInt64, tls: NBDServerTLS? = nil
+        registry: ConnectionRegistry, connectionID: UInt64, tls: NBDServerTLS? = nil,
+        reception: PayloadReception? = nil
     ) {
         self.catalog = catalog
         self.limits = limits
@@ -62,6 +71,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         self.registry = registry
         self.connectionID = connectionID
         self.tls = tls
+        self.reception = reception
         self.phase = .negotiating(NegotiationStateMachine(catalog: catalog, tls: tls?.mode ?? .off, limits: limits))
     }
 
@@ -73,6 +83,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     /// in flight complete into the closing phase, which writes nothing.
     func handlerRemoved(context: ChannelHandlerContext) {
         phase = .closing
+        reception?.clear()
         self.context = nil
     }
 
@@ -86,6 +97,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         phase = .closing
         carry = nil
+        reception?.clear()
         finishIfIdle()
         context.fireChannelInactive()
     }
@@ -114,6 +126,26 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         var incoming = unwrapInboundIn(data)
         if case .closing = phase { return }
         if disconnectRequested { return }
+        if case .parked(let header) = input {
+            input = .header
+            switch reception?.reclaim() ?? .lost {
+            case .readInto:
+                // `incoming` is the payload, grown by this read (and holding nothing more).
+                guard incoming.writableBytes == 0 else {
+                    input = .parked(header)
+                    reception?.park(incoming)
+                    return
+                }
+                dispatch(header, payload: incoming)
+                return
+            case .untouched(let payload):
+                input = .payload(header, payload, missing: payload.writableBytes)
+            case .lost:
+                logger.error("closing connection: the socket read part of a write's payload and delivered none of it")
+                close()
+                return
+            }
+        }
         if case .payload(let header, var payload, let missing) = input {
             input = .header  // drops the second reference, so the payload grows in place
             if incoming.readableBytes < missing {
@@ -189,15 +221,20 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                     continue
                 }
                 // The payload gets a buffer of its own even when it has all arrived: a slice would
-                // keep the whole receive buffer (up to 1 MiB, shared with the requests around it)
+                // keep the whole receive buffer (up to 128 KiB, shared with the requests around it)
                 // alive until the write completes, so memory would follow how requests happen to
                 // share reads rather than the bytes in flight.
-                var payload = context.channel.allocator.buffer(capacity: Int(payloadLength))
+                var payload = ByteBuffer.payload(length: Int(payloadLength), allocator: context.channel.allocator)
                 var arrived = buffer.readSlice(length: min(buffer.readableBytes, Int(payloadLength)))!
                 payload.writeBuffer(&arrived)
                 let missing = Int(payloadLength) - payload.readableBytes
                 guard missing == 0 else {
-                    input = .payload(header, payload, missing: missing)
+                    if let reception {
+                        input = .parked(header)
+                        reception.park(payload)
+                    } else {
+                        input = .payload(header, payload, missing: missing)
+                    }
                     return
                 }
                 dispatch(header, payload: payload)
@@ -229,6 +266,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             do {
                 guard let tls else { preconditionFailure("STARTTLS is accepted only with TLS configured") }
                 try context.pipeline.syncOperations.addHandler(try tls.makeHandler(), position: .first)
+                reception = nil
             } catch {
                 logger.warning("closing connection: TLS could not start: \(error)")
                 close()

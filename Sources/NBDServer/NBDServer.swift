@@ -56,9 +56,6 @@ public final class NBDServer: Sendable {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(
-                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20)
-            )
-            .childChannelOption(
                 .writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 8 << 20, high: 64 << 20)
             )
             .childChannelInitializer { [catalog, limits, logger, requestLog, connections, tls, open] channel in
@@ -68,11 +65,13 @@ public final class NBDServer: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
+                    let reception = try PayloadReception.install(on: channel)
                     let handler = NBDConnectionHandler(
                         catalog: ExportAccessCatalog.forClient(
                             channel.remoteAddress, of: catalog, rules: limits.exportNetworks),
                         limits: limits, logger: logger, requestLog: requestLog,
-                        registry: connections, connectionID: connections.makeConnectionID(), tls: tls)
+                        registry: connections, connectionID: connections.makeConnectionID(), tls: tls,
+                        reception: reception)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

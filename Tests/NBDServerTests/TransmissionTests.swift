@@ -228,6 +228,34 @@ import Testing
         }
     }
 
+    /// A payload that arrives in pieces, some after a pause, is read into its own buffer up to
+    /// its last byte and no further: the request right behind it is parsed as one.
+    @Test func aWritePayloadArrivingInPiecesIsReadWholeAndNotPastItsEnd() async throws {
+        let device = MemoryDevice(size: 1 << 20)
+        try await withServer(device: device) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: false)
+            let length = 300_007
+            let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+            var stream = ByteBuffer()
+            request(.write, cookie: 1, offset: 4096, length: UInt64(length)).write(into: &stream, extended: false)
+            stream.writeBytes(data)
+            // A second write directly behind the first, and a read of both.
+            request(.write, cookie: 2, offset: 4096 + UInt64(length), length: 5).write(into: &stream, extended: false)
+            stream.writeBytes([1, 2, 3, 4, 5])
+            for piece in [28 + 1000, 150_000, 3, stream.readableBytes] {
+                try client.send(stream.readSlice(length: min(piece, stream.readableBytes))!)
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            #expect(try client.receiveReply().error == 0)
+            #expect(try client.receiveReply().error == 0)
+            try client.send(request(.read, cookie: 3, offset: 4096, length: UInt64(length + 5)))
+            let reply = try client.receiveReply()
+            #expect(reply.error == 0)
+            #expect(reply.data == data + [1, 2, 3, 4, 5])
+        }
+    }
+
     /// Replies larger than the socket can hold at once are all written before a DISC closes.
     @Test func disconnectWritesEveryReplyOwedBeforeClosing() async throws {
         let device = MemoryDevice(size: 64 << 20) { _ in .zero }

@@ -1,0 +1,142 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Lets the socket read the rest of a write payload straight into the payload's own buffer, so
+/// that its bytes are not read into a receive buffer and then copied (for a 1 MiB write, that
+/// copy costs about as much as everything else the server does for it).
+///
+/// The connection handler parks an incomplete payload here; the connection's receive allocator
+/// (`PayloadReceivingAllocator`) hands it out as the buffer of the next socket read, which comes
+/// back to the handler as that read's data. The payload is never referenced twice while the
+/// socket writes into it (a second reference would make the write copy the whole buffer).
+/// Invariant: the slot moves `empty → parked → handedOut → empty`, or to `lost` when a read
+/// handed the payload out and then delivered nothing (the bytes it held are gone; the handler
+/// ends the connection: no write of it was answered). Used from the connection's event loop.
+final class PayloadReception: Sendable {
+    private enum Slot {
+        case empty
+        case parked(ByteBuffer)
+        case handedOut
+        case lost
+    }
+
+    /// What became of a parked payload by the time the next data arrived.
+    enum Outcome {
+        /// The socket read into it: the data that arrived is the payload, grown.
+        case readInto
+        /// No read took it (the data came from elsewhere): here it is, to be appended to.
+        case untouched(ByteBuffer)
+        /// A read took it and delivered nothing.
+        case lost
+    }
+
+    private let slot = NIOLockedValueBox(Slot.empty)
+
+    /// Gives `channel` the receive allocator that reads into the payloads parked in a new
+    /// reception, and one read per wake-up; nil when the channel takes no options synchronously.
+    static func install(on channel: any Channel) throws -> PayloadReception? {
+        guard let options = channel.syncOptions else { return nil }
+        let reception = PayloadReception()
+        try options.setOption(.maxMessagesPerRead, value: 1)
+        try options.setOption(.recvAllocator, value: PayloadReceivingAllocator(reception: reception))
+        return reception
+    }
+
+    /// Parks `payload` (which must have room for exactly its missing bytes) for the next read.
+    func park(_ payload: ByteBuffer) {
+        slot.withLockedValue { $0 = .parked(payload) }
+    }
+
+    /// Whether a payload waits for the next read.
+    var hasParked: Bool {
+        slot.withLockedValue {
+            if case .parked = $0 { return true }
+            return false
+        }
+    }
+
+    /// The receive allocator takes the parked payload as the buffer of the next read, if any.
+    func handOut() -> ByteBuffer? {
+        slot.withLockedValue { slot in
+            switch slot {
+            case .parked(let payload):
+                slot = .handedOut
+                return payload
+            case .handedOut:
+                // The read it went to delivered nothing (NIO drops such a buffer).
+                slot = .lost
+                return nil
+            case .empty, .lost:
+                return nil
+            }
+        }
+    }
+
+    /// The handler, given data while a payload is parked, learns what became of it.
+    func reclaim() -> Outcome {
+        slot.withLockedValue { slot in
+            switch slot {
+            case .parked(let payload):
+                slot = .empty
+                return .untouched(payload)
+            case .handedOut:
+                slot = .empty
+                return .readInto
+            case .empty, .lost:
+                slot = .empty
+                return .lost
+            }
+        }
+    }
+
+    /// Drops a parked payload (the connection ends).
+    func clear() {
+        slot.withLockedValue { $0 = .empty }
+    }
+}
+
+extension ByteBuffer {
+    /// An empty buffer with room for exactly `length` bytes (not the power of two an allocation
+    /// rounds up to), so that a socket read into it takes no byte past a payload.
+    static func payload(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var whole = allocator.buffer(capacity: length)
+        whole.moveWriterIndex(forwardBy: length)
+        var bounded = whole.getSlice(at: whole.readerIndex, length: length)!
+        bounded.moveWriterIndex(to: bounded.readerIndex)
+        return bounded
+    }
+}
+
+/// The receive allocator of an NBD connection: the parked payload of `reception` when there is
+/// one, else a buffer sized to what arrives, up to `maximum` (small enough that a read holding a
+/// request header takes little of the payload behind it: the rest goes straight into the
+/// payload's buffer). The channel must read one message per wake-up (`maxMessagesPerRead` 1, as
+/// `PayloadReception.install` sets), so that NIO's buffer pool keeps no reference to a payload it
+/// reads into.
+struct PayloadReceivingAllocator: RecvByteBufferAllocator {
+    let reception: PayloadReception
+    private var sizes: AdaptiveRecvByteBufferAllocator
+
+    static let maximum = 128 << 10
+
+    init(reception: PayloadReception) {
+        self.reception = reception
+        self.sizes = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: Self.maximum)
+    }
+
+    func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
+        reception.handOut() ?? sizes.buffer(allocator: allocator)
+    }
+
+    /// No size while a payload is parked: NIO then asks `buffer(allocator:)` rather than reusing
+    /// a pooled buffer.
+    func nextBufferSize() -> Int? {
+        reception.hasParked ? nil : sizes.nextBufferSize()
+    }
+
+    /// Always "may grow", so that NIO never reuses its pooled buffer without asking for a size.
+    mutating func record(actualReadBytes: Int) -> Bool {
+        _ = sizes.record(actualReadBytes: actualReadBytes)
+        return true
+    }
+}

@@ -1,0 +1,68 @@
+import NIOCore
+import Testing
+
+@testable import NBDServer
+
+/// The hand-over of a parked write payload between the connection handler and the receive
+/// allocator (pure logic; the socket path is in TransmissionTests).
+@Suite struct PayloadReceptionTests {
+    private func parkedPayload(length: Int, filled: Int) -> ByteBuffer {
+        var payload = ByteBuffer.payload(length: length, allocator: ByteBufferAllocator())
+        payload.writeRepeatingByte(7, count: filled)
+        return payload
+    }
+
+    @Test func aPayloadBufferHasRoomForExactlyItsLength() {
+        let payload = ByteBuffer.payload(length: 300_000, allocator: ByteBufferAllocator())
+        #expect(payload.readableBytes == 0)
+        #expect(payload.writableBytes == 300_000)
+    }
+
+    @Test func theAllocatorHandsOutTheParkedPayloadAndThenItsOwnBuffers() {
+        let reception = PayloadReception()
+        var allocator = PayloadReceivingAllocator(reception: reception)
+        #expect(allocator.nextBufferSize() != nil)
+        reception.park(parkedPayload(length: 100_000, filled: 1000))
+        // No size while parked, so that NIO asks for the buffer rather than reusing its own.
+        #expect(allocator.nextBufferSize() == nil)
+        let handedOut = allocator.buffer(allocator: ByteBufferAllocator())
+        #expect(handedOut.readableBytes == 1000)
+        #expect(handedOut.writableBytes == 99_000)
+        let mayGrow = allocator.record(actualReadBytes: 99_000)
+        #expect(mayGrow)
+        guard case .readInto = reception.reclaim() else {
+            Issue.record("the read into the payload was not recognised")
+            return
+        }
+        let next = allocator.buffer(allocator: ByteBufferAllocator())
+        #expect(next.readableBytes == 0)
+        #expect(next.capacity <= PayloadReceivingAllocator.maximum)
+        #expect(allocator.nextBufferSize() != nil)
+    }
+
+    @Test func aPayloadNoReadTookComesBackToBeAppendedTo() {
+        let reception = PayloadReception()
+        reception.park(parkedPayload(length: 4096, filled: 10))
+        guard case .untouched(let payload) = reception.reclaim() else {
+            Issue.record("the untouched payload was not given back")
+            return
+        }
+        #expect(payload.readableBytes == 10)
+        #expect(payload.writableBytes == 4086)
+        #expect(!reception.hasParked)
+    }
+
+    @Test func aReadThatTookThePayloadAndDeliveredNothingLosesIt() {
+        let reception = PayloadReception()
+        let allocator = PayloadReceivingAllocator(reception: reception)
+        reception.park(parkedPayload(length: 4096, filled: 10))
+        _ = allocator.buffer(allocator: ByteBufferAllocator())
+        // The next read asks again without the first having delivered anything.
+        let fresh = allocator.buffer(allocator: ByteBufferAllocator())
+        #expect(fresh.readableBytes == 0)
+        guard case .lost = reception.reclaim() else {
+            Issue.record("a lost payload was not reported")
+            return
+        }
+    }
+}
