@@ -128,7 +128,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         if disconnectRequested { return }
         if case .parked(let header) = input {
             input = .header
-            switch reception?.reclaim() ?? .lost {
+            switch reception?.reclaim(incoming) ?? .lost {
             case .readInto:
                 // `incoming` is the payload, grown by this read (and holding nothing more).
                 guard incoming.writableBytes == 0 else {

@@ -25,12 +25,15 @@ import Testing
         reception.park(parkedPayload(length: 100_000, filled: 1000))
         // No size while parked, so that NIO asks for the buffer rather than reusing its own.
         #expect(allocator.nextBufferSize() == nil)
-        let handedOut = allocator.buffer(allocator: ByteBufferAllocator())
+        var handedOut = allocator.buffer(allocator: ByteBufferAllocator())
         #expect(handedOut.readableBytes == 1000)
         #expect(handedOut.writableBytes == 99_000)
+        // Still none until the read comes back.
+        #expect(allocator.nextBufferSize() == nil)
+        handedOut.writeRepeatingByte(8, count: 99_000)
         let mayGrow = allocator.record(actualReadBytes: 99_000)
         #expect(mayGrow)
-        guard case .readInto = reception.reclaim() else {
+        guard case .readInto = reception.reclaim(handedOut) else {
             Issue.record("the read into the payload was not recognised")
             return
         }
@@ -43,13 +46,13 @@ import Testing
     @Test func aPayloadNoReadTookComesBackToBeAppendedTo() {
         let reception = PayloadReception()
         reception.park(parkedPayload(length: 4096, filled: 10))
-        guard case .untouched(let payload) = reception.reclaim() else {
+        guard case .untouched(let payload) = reception.reclaim(ByteBuffer(bytes: [1])) else {
             Issue.record("the untouched payload was not given back")
             return
         }
         #expect(payload.readableBytes == 10)
         #expect(payload.writableBytes == 4086)
-        #expect(!reception.hasParked)
+        #expect(!reception.holdsPayload)
     }
 
     @Test func aReadThatTookThePayloadAndDeliveredNothingLosesIt() {
@@ -60,9 +63,22 @@ import Testing
         // The next read asks again without the first having delivered anything.
         let fresh = allocator.buffer(allocator: ByteBufferAllocator())
         #expect(fresh.readableBytes == 0)
-        guard case .lost = reception.reclaim() else {
+        guard case .lost = reception.reclaim(fresh) else {
             Issue.record("a lost payload was not reported")
             return
         }
+    }
+
+    @Test func dataThatIsNotTheMemoryHandedOutIsNeverTakenForThePayload() {
+        let reception = PayloadReception()
+        let allocator = PayloadReceivingAllocator(reception: reception)
+        reception.park(parkedPayload(length: 4096, filled: 10))
+        let handedOut = allocator.buffer(allocator: ByteBufferAllocator())
+        // Data read into some other buffer (as if NIO had reused one of its own).
+        guard case .lost = reception.reclaim(ByteBuffer(repeating: 0, count: 4086)) else {
+            Issue.record("other memory was taken for the payload")
+            return
+        }
+        #expect(handedOut.readableBytes == 10)
     }
 }
