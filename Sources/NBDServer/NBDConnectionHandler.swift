@@ -114,6 +114,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             return
         }
         disconnectRequested = true
+        // A write still arriving is never answered: its payload need not wait for the close.
+        reception?.clear()
         finishIfIdle()
     }
 
@@ -267,6 +269,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
                 guard let tls else { preconditionFailure("STARTTLS is accepted only with TLS configured") }
                 try context.pipeline.syncOperations.addHandler(try tls.makeHandler(), position: .first)
                 reception = nil
+                try PayloadReception.uninstall(from: context.channel)
             } catch {
                 logger.warning("closing connection: TLS could not start: \(error)")
                 close()
@@ -501,6 +504,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
 
     private func close() {
         phase = .closing
+        reception?.clear()
         context?.close(promise: nil)
     }
 

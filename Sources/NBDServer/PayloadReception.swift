@@ -9,10 +9,12 @@ import NIOCore
 /// (`PayloadReceivingAllocator`) hands it out as the buffer of the next socket read, which comes
 /// back to the handler as that read's data. The payload is never referenced twice while the
 /// socket writes into it (a second reference would make the write copy the whole buffer).
-/// Invariant: the slot moves `empty → parked → handedOut → empty`, or to `lost` when a read
-/// handed the payload out and then delivered nothing (the bytes it held are gone; the handler
-/// ends the connection: no write of it was answered). Data is taken for the payload only when it
-/// is the very memory handed out. Used from the connection's event loop.
+/// Invariant: a parked payload is handed out to one read (`parked → handedOut`); the read's data
+/// is taken for it only when it is the very memory handed out (`handedOut → empty`, then
+/// `parked` again while bytes are missing). When the read that took it delivered nothing, the
+/// slot becomes `lost`: the bytes it held are gone, and the handler ends the connection (no
+/// write of it was answered). A payload no read took goes back to the handler (`parked →
+/// empty`). Used from the connection's event loop.
 final class PayloadReception: Sendable {
     private enum Slot {
         case empty
@@ -28,7 +30,7 @@ final class PayloadReception: Sendable {
         case readInto
         /// No read took it (the data came from elsewhere): here it is, to be appended to.
         case untouched(ByteBuffer)
-        /// A read took it and delivered nothing (or the data is not its memory).
+        /// A read took it and delivered nothing, the data is not its memory, or none was parked.
         case lost
     }
 
@@ -42,6 +44,15 @@ final class PayloadReception: Sendable {
         try options.setOption(.maxMessagesPerRead, value: 1)
         try options.setOption(.recvAllocator, value: PayloadReceivingAllocator(reception: reception))
         return reception
+    }
+
+    /// Gives `channel` back NIO's way of reading (once TLS starts, the socket's bytes are not the
+    /// payloads'): up to four reads per wake-up, of up to 1 MiB each.
+    static func uninstall(from channel: any Channel) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(.maxMessagesPerRead, value: 4)
+        try options.setOption(
+            .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
     }
 
     /// Parks `payload` (which must have room for exactly its missing bytes) for the next read.
@@ -139,7 +150,8 @@ struct PayloadReceivingAllocator: RecvByteBufferAllocator {
 
     /// No size while the reception holds a payload: NIO then asks `buffer(allocator:)` (which
     /// hands the payload out, or finds that its read delivered nothing) rather than reusing a
-    /// pooled buffer.
+    /// pooled buffer. (Before the connection's first read NIO would reuse its pooled buffer
+    /// without a size; nothing can be parked before that read.)
     func nextBufferSize() -> Int? {
         reception.holdsPayload ? nil : sizes.nextBufferSize()
     }

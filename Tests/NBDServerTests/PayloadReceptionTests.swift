@@ -79,6 +79,40 @@ import Testing
             Issue.record("other memory was taken for the payload")
             return
         }
-        #expect(handedOut.readableBytes == 10)
+        withExtendedLifetime(handedOut) {}
+    }
+
+    /// Pins what the reception relies on in NIO's pool of receive buffers (capacity 1, as one
+    /// read per wake-up makes it): after the connection's first read, the next read goes into
+    /// the parked payload itself, written in place, and the pool keeps no reference to it.
+    @Test func nioReadsIntoTheParkedPayloadItselfAndKeepsNoReferenceToIt() {
+        let reception = PayloadReception()
+        var pool = NIOPooledRecvBufferAllocator(
+            capacity: 1, recvAllocator: PayloadReceivingAllocator(reception: reception))
+        let allocator = ByteBufferAllocator()
+        // The connection's first read (the client's flags) goes into a buffer of the pool's own.
+        _ = pool.buffer(allocator: allocator) { $0.writeBytes([0, 0, 0, 3]) }
+        pool.record(actualReadBytes: 4)
+        var payload = parkedPayload(length: 100_000, filled: 1000)
+        let address = payload.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        reception.park(payload)
+        payload = ByteBuffer()  // the handler keeps no reference
+        let (read, addressWritten) = pool.buffer(allocator: allocator) { buffer -> UInt in
+            // As the socket read does: a copy-on-write here would move the bytes.
+            buffer.writeRepeatingByte(8, count: 50_000)
+            return buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        }
+        pool.record(actualReadBytes: 50_000)
+        #expect(addressWritten == address, "the read went into other memory")
+        #expect(read.readableBytes == 51_000)
+        #expect(pool.count == 1)
+        guard case .readInto = reception.reclaim(read) else {
+            Issue.record("the read into the payload was not recognised")
+            return
+        }
+        // Once the payload is whole, reads go into the pool's buffers again.
+        let next = pool.buffer(allocator: allocator) { $0.writableBytes }
+        #expect(next.0.readableBytes == 0)
+        #expect(next.1 <= PayloadReceivingAllocator.maximum)
     }
 }
