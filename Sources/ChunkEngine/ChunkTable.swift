@@ -222,13 +222,7 @@ final class ChunkTable: @unchecked Sendable {
         update: @escaping @Sendable (Int, inout ChunkState) -> Void = { _, _ in }
     ) -> EventLoopFuture<Value> {
         let began = changing ? NIODeadline.now().uptimeNanoseconds : 0
-        if changing {
-            lock.withLock {
-                changesUnderWay += 1
-                volumeLastChange = began
-            }
-        }
-        return acquire(indexes, from: 0, exclusive: exclusive, changing: changing, on: eventLoop)
+        return acquire(indexes, from: 0, exclusive: exclusive, changeBegan: changing ? began : nil, on: eventLoop)
             .flatMap {
                 changing ? self.markDirty(indexes, began: began, on: eventLoop) : eventLoop.makeSucceededVoidFuture()
             }
@@ -252,10 +246,8 @@ final class ChunkTable: @unchecked Sendable {
                         }
                         let released = self.chunks.update(index) { state in
                             if case .success = result { update(index, &state) }
-                            if changing {
-                                state.generation = generation
-                                if state.pendingSince == 0 { state.pendingSince = now }
-                            }
+                            // Its pending time is the one `markDirty` set: when the change began.
+                            if changing { state.generation = generation }
                             state.lastUse = now
                             return state.gate.release(exclusive: exclusive)
                         }
@@ -269,11 +261,16 @@ final class ChunkTable: @unchecked Sendable {
             }
     }
 
-    /// Takes the gates of `indexes[position...]` in order, creating chunk states as needed.
+    /// Takes the gates of `indexes[position...]` in order, creating chunk states as needed. A
+    /// change that began at `changeBegan` counts as under way from the first lock on.
     private func acquire(
-        _ indexes: [Int], from position: Int, exclusive: Bool, changing: Bool, on eventLoop: any EventLoop
+        _ indexes: [Int], from position: Int, exclusive: Bool, changeBegan: UInt64? = nil, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let blocked: (Int, EventLoopFuture<Void>)? = lock.withLock {
+            if let changeBegan {
+                changesUnderWay += 1
+                volumeLastChange = changeBegan
+            }
             for current in position..<indexes.count {
                 let index = indexes[current]
                 if !chunks.contains(index) {
@@ -293,7 +290,7 @@ final class ChunkTable: @unchecked Sendable {
         }
         guard let (current, granted) = blocked else { return eventLoop.makeSucceededVoidFuture() }
         return granted.flatMap {
-            self.acquire(indexes, from: current + 1, exclusive: exclusive, changing: changing, on: eventLoop)
+            self.acquire(indexes, from: current + 1, exclusive: exclusive, on: eventLoop)
         }
     }
 

@@ -12,8 +12,8 @@ import NIOCore
 /// Invariant: a parked payload is handed out to one read (`parked → handedOut`); the read's data
 /// is taken for it only when it is the very memory handed out (`handedOut → empty`, then
 /// `parked` again while bytes are missing). When the read that took it delivered nothing, the
-/// slot becomes `lost`: the bytes it held are gone, and the handler ends the connection (no
-/// write of it was answered). A payload no read took goes back to the handler (`parked →
+/// slot empties: the bytes it held are gone, the next data is found not to be it, and the
+/// handler ends the connection (no write of it was answered). A payload no read took goes back to the handler (`parked →
 /// empty`). Used from the connection's event loop.
 final class PayloadReception: Sendable {
     private enum Slot {
@@ -21,7 +21,6 @@ final class PayloadReception: Sendable {
         case parked(ByteBuffer)
         /// Handed out to a read; the address of its memory, to know it when it comes back.
         case handedOut(UInt)
-        case lost
     }
 
     /// What became of a parked payload by the time the next data arrived.
@@ -65,7 +64,7 @@ final class PayloadReception: Sendable {
         slot.withLockedValue {
             switch $0 {
             case .parked, .handedOut: true
-            case .empty, .lost: false
+            case .empty: false
             }
         }
     }
@@ -79,9 +78,9 @@ final class PayloadReception: Sendable {
                 return payload
             case .handedOut:
                 // The read it went to delivered nothing (NIO drops such a buffer).
-                slot = .lost
+                slot = .empty
                 return nil
-            case .empty, .lost:
+            case .empty:
                 return nil
             }
         }
@@ -97,8 +96,7 @@ final class PayloadReception: Sendable {
             case .handedOut(let address):
                 slot = .empty
                 return data.address == address ? .readInto : .lost
-            case .empty, .lost:
-                slot = .empty
+            case .empty:
                 return .lost
             }
         }
@@ -112,7 +110,7 @@ final class PayloadReception: Sendable {
 
 extension ByteBuffer {
     /// Where the buffer's memory starts (its reader index may move; this does not).
-    fileprivate var address: UInt {
+    var address: UInt {
         withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
     }
 

@@ -94,13 +94,13 @@ import Testing
         _ = pool.buffer(allocator: allocator) { $0.writeBytes([0, 0, 0, 3]) }
         pool.record(actualReadBytes: 4)
         var payload = parkedPayload(length: 100_000, filled: 1000)
-        let address = payload.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let address = payload.address
         reception.park(payload)
         payload = ByteBuffer()  // the handler keeps no reference
         let (read, addressWritten) = pool.buffer(allocator: allocator) { buffer -> UInt in
             // As the socket read does: a copy-on-write here would move the bytes.
             buffer.writeRepeatingByte(8, count: 50_000)
-            return buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+            return buffer.address
         }
         pool.record(actualReadBytes: 50_000)
         #expect(addressWritten == address, "the read went into other memory")
