@@ -241,7 +241,7 @@ public final class Gateway: Sendable {
 
 /// An object store at `location`, with the configuration's credentials.
 /// - Throws: `GatewayError.invalid` for missing S3 credentials.
-func makeObjectStore(
+public func makeObjectStore(
     _ location: ObjectStoreLocation, config: GatewayConfig, group: any EventLoopGroup, pool: NIOThreadPool,
     logger: Logger, objectLock: Bool = false
 ) throws(GatewayError) -> any ObjectStore {
