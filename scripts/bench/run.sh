@@ -284,7 +284,7 @@ printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8 (med
     "$(percent "${coldread[blockgate]}" "$raw_get")"
 printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
-printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads unsigned; GET: median)\n' "raw store (objstore bench)" \
+printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads unsigned with their CRC32C; GET: median)\n' "raw store (objstore bench)" \
     "$raw_put" "$raw_get"
 echo "  cold sequential reads, round by round (MiB/s): blockgate${cold_reads[blockgate]};" \
     "s3backer${cold_reads[s3backer]}; raw GET${cold_reads[raw]}"
