@@ -7,7 +7,8 @@ import NIOPosix
 import ObjectStore
 import ObjectStoreEmulator
 
-/// `blockgate objstore …`: the S3 emulator, for tests and for setups without an S3 service.
+/// `blockgate objstore …`: the S3 emulator, for tests and for setups without an S3 service, and a
+/// measurement of any object store from this machine.
 struct ObjectStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "objstore",
@@ -113,13 +114,17 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             abstract: "Measure the PUT, GET and DELETE throughput of an object store from this machine.",
             discussion: """
                 Stores --objects objects of --size bytes under --prefix, --concurrency requests at a time, reads
-                them back (checking each) and deletes them, printing the MiB/s of each step: the ceiling a
-                cached volume's uploads and cold reads can reach here. --put, --get and --delete run only
-                those steps (to read objects an earlier run stored). S3 credentials come from
-                AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Example:
-                  blockgate objstore bench --object-store 's3://bench?endpoint=http://127.0.0.1:9000' --objects 256
+                them back (checking each) and deletes them, printing the MiB/s of the PUTs and GETs (the
+                ceiling a cached volume's uploads and cold reads can reach here) and the DELETEs per second.
+                --put, --get and --delete run only those steps (to read objects an earlier run stored); a run
+                that fails leaves what it stored. Each result is one line, "STEP N objects of SIZE, C at once:
+                R MiB/s in S s" (DELETE: "R per second"). Example:
+                  AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK blockgate objstore bench \\
+                    --object-store 's3://bucket?endpoint=http://127.0.0.1:9000' --objects 256
                 """)
         @Option(help: "The store: s3://BUCKET?endpoint=http://HOST:PORT, or file:///PATH.") var objectStore: String
+        @Option(help: "Access key id (else AWS_ACCESS_KEY_ID).") var accessKey: String?
+        @Option(help: "Secret access key (else AWS_SECRET_ACCESS_KEY).") var secretKey: String?
         @Option(help: "Key prefix of the objects (they are named PREFIX/0, PREFIX/1, ...).")
         var prefix = "blockgate-bench"
         @Option(help: "How many objects.") var objects = 256
@@ -129,6 +134,9 @@ struct ObjectStoreCommand: AsyncParsableCommand {
         @Flag(help: "Run the GET step.") var get = false
         @Flag(help: "Run the DELETE step.") var delete = false
 
+        /// The most bytes the requests in flight may hold (`--concurrency` × `--size`).
+        static let inFlightLimit: UInt64 = 4 << 30
+
         func run() async throws {
             let bytes = try ByteSize.parse(size)
             guard (1...1_000_000).contains(objects), (1...1024).contains(concurrency), (8...(1 << 30)).contains(bytes)
@@ -136,15 +144,31 @@ struct ObjectStoreCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--objects must be 1 to 1000000, --concurrency 1 to 1024 and --size 8 bytes to 1G")
             }
+            guard UInt64(concurrency) * bytes <= Self.inFlightLimit else {
+                throw ValidationError("--concurrency times --size must be at most 4G (the memory the requests hold)")
+            }
+            guard (try? ObjectKey("\(prefix)/0")) != nil else {
+                throw ValidationError("--prefix must be a key like blockgate-bench (printable ASCII, no empty segment)")
+            }
+            let location = try ObjectStoreLocation.parse(objectStore)
+            var config = GatewayConfig()
+            let environment = ProcessInfo.processInfo.environment
+            config.accessKey = accessKey ?? environment["AWS_ACCESS_KEY_ID"]
+            config.secretKey = secretKey ?? environment["AWS_SECRET_ACCESS_KEY"]
+            if case .s3 = location, config.accessKey == nil || config.secretKey == nil {
+                throw ValidationError(
+                    "give --access-key and --secret-key, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            }
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
             let pool = NIOThreadPool(numberOfThreads: 4)
             let store = try makeObjectStore(
-                try ObjectStoreLocation.parse(objectStore), config: GatewayConfig(),
-                group: MultiThreadedEventLoopGroup.singleton, pool: pool, logger: Logger(label: "blockgate-bench"))
+                location, config: config, group: MultiThreadedEventLoopGroup.singleton, pool: pool,
+                logger: Logger(label: "blockgate-bench"))
             pool.start()
             var failure: (any Error)?
             do {
                 try await measure(
-                    StoreThroughput(
+                    try StoreThroughput(
                         store: store, prefix: prefix, objects: objects, size: Int(bytes), concurrency: concurrency),
                     bytes: bytes)
             } catch let error as ObjectStoreError {
@@ -164,23 +188,26 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             if all || put { report("PUT", try await bench.put(), bytes: bytes) }
             if all || get { report("GET", try await bench.get(), bytes: bytes) }
             if all || delete {
-                let duration = try await bench.delete()
+                let seconds = Self.seconds(try await bench.delete())
+                let rate = String(format: "%.0f", Double(objects) / seconds)
                 print(
-                    "DELETE \(objects) objects, \(concurrency) at once: \(String(format: "%.0f", Double(objects) / Self.seconds(duration))) per second in \(String(format: "%.2f", Self.seconds(duration))) s"
+                    "DELETE \(objects) objects, \(concurrency) at once: \(rate) per second in \(Self.format(seconds)) s"
                 )
             }
         }
 
         /// Prints a step's rate: "PUT 256 objects of 1M, 16 at once: 812.3 MiB/s in 0.32 s".
         private func report(_ step: String, _ duration: Duration, bytes: UInt64) {
-            let rate = Double(objects) * Double(bytes) / 1_048_576 / Self.seconds(duration)
-            print(
-                "\(step) \(objects) objects of \(size), \(concurrency) at once: \(String(format: "%.1f", rate)) MiB/s in \(String(format: "%.2f", Self.seconds(duration))) s"
-            )
+            let seconds = Self.seconds(duration)
+            let rate = String(format: "%.1f", Double(objects) * Double(bytes) / 1_048_576 / seconds)
+            let what = "\(objects) objects of \(size), \(concurrency) at once"
+            print("\(step) \(what): \(rate) MiB/s in \(Self.format(seconds)) s")
         }
 
         private static func seconds(_ duration: Duration) -> Double {
             Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
+
+        private static func format(_ seconds: Double) -> String { String(format: "%.2f", seconds) }
     }
 }

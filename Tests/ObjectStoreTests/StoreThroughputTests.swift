@@ -8,7 +8,8 @@ import Testing
     @Test(arguments: Backend.allCases)
     func storesChecksAndDeletesEveryObject(_ backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
-        let bench = StoreThroughput(store: fixture.store, prefix: "bench/run", objects: 9, size: 70_001, concurrency: 4)
+        let bench = try StoreThroughput(
+            store: fixture.store, prefix: "bench/run", objects: 9, size: 70_001, concurrency: 4)
         _ = try await bench.put()
         let stored = try await fixture.store.list(prefix: "bench/run/")
         #expect(stored.map(\.key).sorted() == (0..<9).map { "bench/run/\($0)" }.sorted())
@@ -30,19 +31,41 @@ import Testing
     @Test(arguments: [Backend.file, .emulator])
     func aGetFailsOnAWrongObject(_ backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
-        let bench = StoreThroughput(store: fixture.store, prefix: "bench", objects: 6, size: 4096, concurrency: 3)
+        let bench = try StoreThroughput(store: fixture.store, prefix: "bench", objects: 6, size: 4096, concurrency: 3)
         _ = try await bench.put()
-        // Object 4 holding object 2's bytes, then a short object 3.
+        // Object 4 holding object 2's bytes, then a short object 4.
         try await fixture.store.put(try bench.key(4), data: try await fixture.store.get(try bench.key(2), range: nil))
-        await #expect(throws: ObjectStoreError(.invalidResponse, "bench/4 came back as 4096 bytes of other contents")) {
+        await #expect(throws: Self.wrong("bench/4", "4096 bytes numbered 2", "4096 bytes numbered 4")) {
             _ = try await bench.get()
         }
         try await fixture.store.put(try bench.key(4), data: ByteBuffer(integer: UInt64(4)))
-        await #expect(throws: ObjectStoreError(.invalidResponse, "bench/4 came back as 8 bytes of other contents")) {
+        await #expect(throws: Self.wrong("bench/4", "8 bytes numbered 4", "4096 bytes numbered 4")) {
             _ = try await bench.get()
         }
         try await fixture.store.delete(try bench.key(4))
         await #expect(throws: ObjectStoreError(.notFound, "no object bench/4")) { _ = try await bench.get() }
+        // Fewer objects than workers, the last one wrong: the error still ends the run.
+        let few = try StoreThroughput(store: fixture.store, prefix: "bench", objects: 3, size: 4096, concurrency: 8)
+        try await fixture.store.put(try few.key(2), data: ByteBuffer(integer: UInt64(7)))
+        await #expect(throws: Self.wrong("bench/2", "8 bytes numbered 7", "4096 bytes numbered 2")) {
+            _ = try await few.get()
+        }
         await fixture.close()
+    }
+
+    @Test func aPrefixThatMakesNoKeyIsRefused() async throws {
+        let fixture = try await StoreFixture(.file)
+        for prefix in ["", "kept/", "/abs", "a b"] {
+            #expect(throws: ObjectStoreError.self) {
+                try StoreThroughput(store: fixture.store, prefix: prefix, objects: 1, size: 8, concurrency: 1)
+            }
+        }
+        await fixture.close()
+    }
+
+    private static func wrong(_ key: String, _ found: String, _ expected: String) -> ObjectStoreError {
+        ObjectStoreError(
+            .invalidResponse, "\(key) is \(found), not \(expected): stored by another run? (give each its own --prefix)"
+        )
     }
 }
