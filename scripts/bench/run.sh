@@ -132,7 +132,7 @@ echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all
 printf '%-18s' "job"
 for server in "${servers[@]}"; do printf '%28s' "$server"; done
 printf '%12s%12s%14s\n' "vs nbdkit" "vs qemu-nbd" "cached/thin"
-declare -A cpu_per_io=()
+declare -A cpu_per_io=() round_figures=()
 for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
     declare -A iops=() bandwidth=() ticks=() ios=()
@@ -149,6 +149,7 @@ for job in "${jobs[@]}"; do
         done
     done
     for server in "${servers[@]}"; do
+        round_figures[$job $server]="${iops[$server]}"
         iops[$server]=$(median ${iops[$server]})
         bandwidth[$server]=$(median ${bandwidth[$server]})
         cpu_per_io[$job $server]=$(python3 -c "print(f'{1e6 * ${ticks[$server]} / $ticks_per_second / max(1, ${ios[$server]}):.1f}')")
@@ -163,6 +164,16 @@ for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
     printf '%-18s' "$rw $bs QD$depth"
     for server in "${servers[@]}"; do printf '%28s' "${cpu_per_io[$job $server]} us"; done
+    echo
+done
+# The spread beside each median: a ratio nearer 1.0 than the rounds' spread is not a difference.
+echo "IOPS round by round (in the order run):"
+for job in "${jobs[@]}"; do
+    read -r rw bs depth <<< "$job"
+    printf '%-18s' "$rw $bs QD$depth"
+    for server in "${servers[@]}"; do
+        printf '  %s%s;' "$server" "$(printf ' %.0f' ${round_figures[$job $server]})"
+    done
     echo
 done
 unset job_runtime
