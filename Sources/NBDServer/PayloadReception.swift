@@ -13,8 +13,8 @@ import NIOCore
 /// is taken for it only when it is the very memory handed out (`handedOut → empty`, then
 /// `parked` again while bytes are missing). When the read that took it delivered nothing, the
 /// slot empties: the bytes it held are gone, the next data is found not to be it, and the
-/// handler ends the connection (no write of it was answered). A payload no read took goes back to the handler (`parked →
-/// empty`). Used from the connection's event loop.
+/// handler ends the connection (no write of it was answered). A payload no read took goes back
+/// to the handler (`parked → empty`). Used from the connection's event loop.
 final class PayloadReception: Sendable {
     private enum Slot {
         case empty

@@ -147,9 +147,6 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             guard UInt64(concurrency) * bytes <= Self.inFlightLimit else {
                 throw ValidationError("--concurrency times --size must be at most 4G (the memory the requests hold)")
             }
-            guard (try? ObjectKey("\(prefix)/0")) != nil else {
-                throw ValidationError("--prefix must be a key like blockgate-bench (printable ASCII, no empty segment)")
-            }
             let location = try ObjectStoreLocation.parse(objectStore)
             var config = GatewayConfig()
             let environment = ProcessInfo.processInfo.environment
@@ -164,13 +161,16 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             let store = try makeObjectStore(
                 location, config: config, group: MultiThreadedEventLoopGroup.singleton, pool: pool,
                 logger: Logger(label: "blockgate-bench"))
+            guard
+                let bench = try? StoreThroughput(
+                    store: store, prefix: prefix, objects: objects, size: Int(bytes), concurrency: concurrency)
+            else {
+                throw ValidationError("--prefix must be a key like blockgate-bench (printable ASCII, no empty segment)")
+            }
             pool.start()
             var failure: (any Error)?
             do {
-                try await measure(
-                    try StoreThroughput(
-                        store: store, prefix: prefix, objects: objects, size: Int(bytes), concurrency: concurrency),
-                    bytes: bytes)
+                try await measure(bench, bytes: bytes)
             } catch let error as ObjectStoreError {
                 failure = GatewayError(.failed, "\(objectStore): \(error.message)")
             } catch {
