@@ -440,9 +440,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     private func finish(_ work: [EventLoopFuture<Void>], durable: Bool, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
-        let settled = EventLoopFuture.andAllSucceed(work, on: eventLoop).flatMapErrorThrowing {
-            throw self.deviceError($0)
-        }
+        // One piece of work (most writes) needs no combined future.
+        let all = work.count == 1 ? work[0].hop(to: eventLoop) : EventLoopFuture.andAllSucceed(work, on: eventLoop)
+        let settled = all.flatMapErrorThrowing { throw self.deviceError($0) }
         return durable ? settled.flatMap { self.flush(on: eventLoop) } : settled
     }
 

@@ -168,6 +168,35 @@ import Testing
         }
     }
 
+    /// Operations started on the loop within one tick are submitted together when the tick ends:
+    /// more of them than the ring's submission queue (256) and completion slots (4,096) hold
+    /// must still all complete, in full.
+    @Test(arguments: backends)
+    func operationsStartedInOneTickBeyondTheRingAllComplete(_ choice: FileIOBackendChoice) async throws {
+        let count = 6000
+        try await withIO(choice, fileLength: UInt64(count) * 4096) { io, file, loop in
+            let written = try await loop.submit {
+                (0..<count).map { index -> EventLoopFuture<Void> in
+                    var block = ByteBuffer()
+                    block.writeRepeatingByte(UInt8(truncatingIfNeeded: index * 3 + 1), count: 4096)
+                    return io.write(file, offset: UInt64(index) * 4096, data: block, dsync: false, on: loop)
+                }
+            }.get()
+            try await EventLoopFuture.andAllSucceed(written, on: loop).get()
+            let synced = try await loop.submit { io.syncData(file, on: loop) }.get()
+            try await synced.get()
+            var mismatches = 0
+            for index in 0..<count {
+                var block = [UInt8](repeating: 0, count: 4096)
+                let got = pread(file.descriptor, &block, 4096, off_t(index) * 4096)
+                if got != 4096 || block.contains(where: { $0 != UInt8(truncatingIfNeeded: index * 3 + 1) }) {
+                    mismatches += 1
+                }
+            }
+            #expect(mismatches == 0)
+        }
+    }
+
     @Test(arguments: backends)
     func failuresCarryTheErrno(_ choice: FileIOBackendChoice) async throws {
         try await withIO(choice, fileLength: 4096) { io, file, loop in

@@ -55,7 +55,7 @@ cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER [KEY_FILE]
 }
 stop_daemon() { kill "$daemon"; wait "$daemon" 2>/dev/null || true; }
 
-fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s" of a timed job
+fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_MiB_s client_core_share" of a timed job
     local rw="$1" bs="$2" depth="$3"; shift 3
     fio --name=bench "$@" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="$size" \
         --time_based --runtime="${job_runtime:-$runtime}" --ramp_time=2 --output-format=json --output="$work/fio.json"
@@ -63,7 +63,8 @@ fio_timed() {  # fio_timed RW BS DEPTH TARGET_ARGS... -> prints "iops bandwidth_
 import json, sys
 job = json.load(open(sys.argv[1]))["jobs"][0]
 side = job["write" if "write" in sys.argv[2] else "read"]
-print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f}')
+# fio's own processor time as a share of one core (it runs one thread per job).
+print(f'{side["iops"]:.0f} {side["bw"] / 1024:.1f} {(job["usr_cpu"] + job["sys_cpu"]) / 100:.2f}')
 PY
 }
 fio_pass() {  # fio_pass RW TARGET_ARGS...: one 1 MiB QD8 pass over the whole size (a write ends with an fsync)
@@ -132,24 +133,26 @@ echo "blockgate: a thin volume; cached: a cached volume whose cache holds it all
 printf '%-18s' "job"
 for server in "${servers[@]}"; do printf '%28s' "$server"; done
 printf '%12s%12s%14s\n' "vs nbdkit" "vs qemu-nbd" "cached/thin"
-declare -A cpu_per_io=() round_figures=()
+declare -A cpu_per_io=() round_figures=() client_share=()
 for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
-    declare -A iops=() bandwidth=() ticks=() ios=()
+    declare -A iops=() bandwidth=() ticks=() ios=() shares=()
     for round in $(seq 0 $((rounds - 1))); do
         for turn in $(seq 0 $((${#servers[@]} - 1))); do
             server=${servers[$(( (round + turn) % ${#servers[@]} ))]}
             quiet
             before=$(cpu_ticks "${server_pid[$server]}")
-            read -r round_iops round_bandwidth < <(fio_timed "$rw" "$bs" "$depth" --ioengine=nbd --uri="${uris[$server]}")
+            read -r round_iops round_bandwidth round_share < <(fio_timed "$rw" "$bs" "$depth" --ioengine=nbd --uri="${uris[$server]}")
             ticks[$server]=$(( ${ticks[$server]:-0} + $(cpu_ticks "${server_pid[$server]}") - before ))
             ios[$server]=$(python3 -c "print(${ios[$server]:-0} + $round_iops * ($job_runtime + 2))")
             iops[$server]="${iops[$server]:-} $round_iops"
             bandwidth[$server]="${bandwidth[$server]:-} $round_bandwidth"
+            shares[$server]="${shares[$server]:-} $round_share"
         done
     done
     for server in "${servers[@]}"; do
         round_figures[$job $server]="${iops[$server]}"
+        client_share[$job $server]=$(python3 -c 'import statistics, sys; print(f"{100 * statistics.median(map(float, sys.argv[1:])):.0f} %")' ${shares[$server]})
         iops[$server]=$(median ${iops[$server]})
         bandwidth[$server]=$(median ${bandwidth[$server]})
         cpu_per_io[$job $server]=$(python3 -c "print(f'{1e6 * ${ticks[$server]} / $ticks_per_second / max(1, ${ios[$server]}):.1f}')")
@@ -164,6 +167,15 @@ for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
     printf '%-18s' "$rw $bs QD$depth"
     for server in "${servers[@]}"; do printf '%28s' "${cpu_per_io[$job $server]} us"; done
+    echo
+done
+# The client's own load: fio drives each job from one thread, so near 100 % of a core the job
+# measures fio as much as the server, and no server can go much faster with this client.
+echo "fio (the client) processor time, share of one core (median of the rounds):"
+for job in "${jobs[@]}"; do
+    read -r rw bs depth <<< "$job"
+    printf '%-18s' "$rw $bs QD$depth"
+    for server in "${servers[@]}"; do printf '%28s' "${client_share[$job $server]}"; done
     echo
 done
 # The spread beside each median: a ratio nearer 1.0 than the rounds' spread is not a difference.
