@@ -36,6 +36,13 @@ now() { python3 -c 'import time; print(time.time())'; }
 seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
 mib_per_s() { python3 -c "print(f'{$1 / 1048576 / $2:.1f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+# rounds_ratio "A_ROUNDS" "B_ROUNDS": the ratio of the medians, marked * when the two sets of
+# rounds overlap (the slowest of one is no faster than the fastest of the other: no difference shown).
+rounds_ratio() {
+    python3 -c 'import statistics, sys
+a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+print(f"{statistics.median(a) / statistics.median(b):.2f}x" + ("*" if min(a) <= max(b) and min(b) <= max(a) else " "))' "$1" "$2"
+}
 bytes=$(python3 -c "import sys; u = {'K': 10, 'M': 20, 'G': 30, 'T': 40}; s = sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$size")
 
 # The object-store emulator on a free loopback port, for the cached volumes.
@@ -159,9 +166,11 @@ for job in "${jobs[@]}"; do
     done
     printf '%-18s' "$rw $bs QD$depth"
     for server in "${servers[@]}"; do printf '%28s' "${iops[$server]%.*} IOPS ${bandwidth[$server]} MiB/s"; done
-    printf '%12s%12s%14s\n' "$(ratio "${iops[blockgate]}" "${iops[nbdkit]}")" \
-        "$(ratio "${iops[blockgate]}" "${iops[qemu-nbd]}")" "$(ratio "${iops[cached]}" "${iops[blockgate]}")"
+    printf '%12s%12s%14s\n' "$(rounds_ratio "${round_figures[$job blockgate]}" "${round_figures[$job nbdkit]}")" \
+        "$(rounds_ratio "${round_figures[$job blockgate]}" "${round_figures[$job qemu-nbd]}")" \
+        "$(rounds_ratio "${round_figures[$job cached]}" "${round_figures[$job blockgate]}")"
 done
+echo "* the two servers' rounds overlap: the ratio shows no difference between them"
 echo "server processor time per I/O (microseconds):"
 for job in "${jobs[@]}"; do
     read -r rw bs depth <<< "$job"
