@@ -3,8 +3,8 @@
 # cached volume whose cache holds it all), nbdkit's file plugin and qemu-nbd, taking turns in
 # rounds in the same run, each on a quiet machine (no write-back or upload of an earlier job
 # under way), on files in the same directory: 4 KiB random read and write at queue depth 32,
-# 1 MiB sequential read and write; the median of the rounds, and each server's processor time
-# per I/O.
+# 1 MiB sequential read and write; the median of the rounds (a ratio marked * when two servers'
+# rounds overlap), each server's processor time per I/O, and fio's own share of a core.
 # Then cached volumes cold, in the object-store emulator on loopback, against Debian's s3backer
 # on the same emulator: write-then-drain, cold sequential read and cold 4 KiB random read; and the
 # emulator's own ceiling, measured by plain PUTs and GETs of blockgate's S3 client
