@@ -263,15 +263,26 @@ final class LoopRing {
             return
         }
         enqueue(operation)
+        scheduleSubmission()
+    }
+
+    /// Submits and reaps once the tick's work is done, or after `delay` (a retry of entries the
+    /// kernel did not take); nothing when a submission is already due.
+    private func scheduleSubmission(after delay: TimeAmount? = nil) {
         guard !submissionScheduled else { return }
         submissionScheduled = true
         let ring = NIOLoopBound(self, eventLoop: eventLoop)
-        eventLoop.execute {
+        let submission: @Sendable () -> Void = {
             let ring = ring.value
             ring.submissionScheduled = false
             guard !ring.closed else { return }
             ring.flushSubmissions()
             ring.reap()
+        }
+        if let delay {
+            eventLoop.scheduleTask(in: delay, submission)
+        } else {
+            eventLoop.execute(submission)
         }
     }
 
@@ -295,19 +306,20 @@ final class LoopRing {
             io_uring_cq_advance(&ring, UInt32(count))
             for (operation, result) in finished { complete(operation, result: result) }
         }
-        while !backlog.isEmpty, !freeSlots.isEmpty {
-            enqueue(backlog.removeFirst())
-        }
+        // Until an operation finds no room (the ring's queue full and the kernel taking none).
+        while !backlog.isEmpty, !freeSlots.isEmpty, enqueue(backlog.removeFirst()) {}
         flushSubmissions()
     }
 
     // MARK: - Submission
 
-    /// Puts an operation on the ring, or in the backlog when the ring is full.
-    private func enqueue(_ operation: Operation) {
+    /// Puts an operation on the ring, or in the backlog when the ring is full; whether it went
+    /// on the ring.
+    @discardableResult
+    private func enqueue(_ operation: Operation) -> Bool {
         guard let slot = freeSlots.popLast() else {
             backlog.append(operation)
-            return
+            return false
         }
         var sqe = io_uring_get_sqe(&ring)
         if sqe == nil {
@@ -317,12 +329,13 @@ final class LoopRing {
         guard let sqe else {
             freeSlots.append(slot)
             backlog.append(operation)
-            return
+            return false
         }
         prepare(sqe, operation)
         io_uring_sqe_set_data64(sqe, UInt64(slot))
         slots[slot] = operation
         unsubmitted += 1
+        return true
     }
 
     private func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation) {
@@ -343,15 +356,21 @@ final class LoopRing {
         }
     }
 
-    /// Hands prepared entries to the kernel.
+    /// Hands prepared entries to the kernel. Entries it did not take (it failed, or took fewer,
+    /// as when it cannot allocate a request) stay queued and are offered again shortly, so that
+    /// none waits for an unrelated operation to come by.
     private func flushSubmissions() {
         guard unsubmitted > 0 else { return }
         var result: CInt
         repeat {
             result = io_uring_submit(&ring)
         } while result == -EINTR
-        if result >= 0 { unsubmitted = 0 }
+        unsubmitted = Int(io_uring_sq_ready(&ring))
+        if unsubmitted > 0 { scheduleSubmission(after: Self.submissionRetry) }
     }
+
+    /// How long entries the kernel did not take wait before they are offered again.
+    private static let submissionRetry = TimeAmount.milliseconds(1)
 
     // MARK: - Completion
 
@@ -373,14 +392,14 @@ final class LoopRing {
                 return completion(.success(buffer))
             }
             operation.done += Int(result)
-            operation.done == operation.length ? completion(.success(buffer)) : enqueue(operation)
+            if operation.done == operation.length { completion(.success(buffer)) } else { enqueue(operation) }
         case .write(_, _, let promise):
             if let error { return promise.fail(error) }
             guard result > 0 else {
                 return promise.fail(LocalIOError(errno: EIO, operation: describe(operation)))
             }
             operation.done += Int(result)
-            operation.done == operation.length ? promise.succeed(()) : enqueue(operation)
+            if operation.done == operation.length { promise.succeed(()) } else { enqueue(operation) }
         case .syncData(let promise), .allocate(_, _, let promise):
             if let error { promise.fail(error) } else { promise.succeed(()) }
         }
