@@ -11,13 +11,14 @@ import NIOPosix
 /// which never waits for the disk): a cached read is one system call and no ring entry,
 /// completion or eventfd signal; the ring reads the rest, from where the page cache stopped. A
 /// larger read, and all other operations, go through the ring. The entries one event-loop tick
-/// prepares go to the kernel together, in one system call once the tick's work is done (a batch
-/// of 4 KiB writes read from one socket read costs one `io_uring_enter`, not one each: a quarter
-/// less of the loop's time per write); completions the kernel posts during that call are reaped
-/// right there, and later ones (from the kernel's own workers, which run buffered writes and
-/// large reads) are handed to the loop's thread at its next system call and signal the ring's
-/// eventfd, which the event loop watches like any socket; the loop then reaps them itself. No
-/// thread of ours but the loop's is involved, and no completion hops between threads.
+/// prepares go to the kernel together, in one system call once the tick's work is done (or
+/// earlier, whenever the submission queue fills): a batch of 4 KiB writes read from one socket
+/// read costs one `io_uring_enter`, not one each, a quarter less of the loop's time per write.
+/// Completions the kernel posts during that call are reaped right there, and later ones (from
+/// the kernel's own workers, which run buffered writes and large reads) are handed to the loop's
+/// thread at its next system call and signal the ring's eventfd, which the event loop watches
+/// like any socket; the loop then reaps them itself. No thread of ours but the loop's is
+/// involved, and no completion hops between threads.
 public final class UringFileIO: FileIO, Sendable {
     public let backendName = "io_uring"
     private let rings = NIOLockedValueBox([ObjectIdentifier: LoopRing.Handle]())
