@@ -185,15 +185,7 @@ import Testing
             try await EventLoopFuture.andAllSucceed(written, on: loop).get()
             let synced = try await loop.submit { io.syncData(file, on: loop) }.get()
             try await synced.get()
-            var mismatches = 0
-            for index in 0..<count {
-                var block = [UInt8](repeating: 0, count: 4096)
-                let got = pread(file.descriptor, &block, 4096, off_t(index) * 4096)
-                if got != 4096 || block.contains(where: { $0 != UInt8(truncatingIfNeeded: index * 3 + 1) }) {
-                    mismatches += 1
-                }
-            }
-            #expect(mismatches == 0)
+            #expect(blocksNotFilled(file, count: count) { UInt8(truncatingIfNeeded: $0 * 3 + 1) } == 0)
         }
     }
 
@@ -217,16 +209,18 @@ import Testing
             }
             loop.execute { write(0) }
             try await done.futureResult.get()
-            var mismatches = 0
-            for index in 0..<count {
-                var block = [UInt8](repeating: 0, count: 4096)
-                let got = pread(file.descriptor, &block, 4096, off_t(index) * 4096)
-                if got != 4096 || block.contains(where: { $0 != UInt8(truncatingIfNeeded: index * 5 + 2) }) {
-                    mismatches += 1
-                }
-            }
-            #expect(mismatches == 0)
+            #expect(blocksNotFilled(file, count: count) { UInt8(truncatingIfNeeded: $0 * 5 + 2) } == 0)
         }
+    }
+
+    /// How many of the file's first `count` 4 KiB blocks (read with pread) are not block `i`
+    /// filled with `fill(i)`.
+    private func blocksNotFilled(_ file: LocalFile, count: Int, _ fill: (Int) -> UInt8) -> Int {
+        (0..<count).filter { index in
+            var block = [UInt8](repeating: 0, count: 4096)
+            let got = pread(file.descriptor, &block, 4096, off_t(index) * 4096)
+            return got != 4096 || block.contains { $0 != fill(index) }
+        }.count
     }
 
     @Test(arguments: backends)

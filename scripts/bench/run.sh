@@ -159,7 +159,7 @@ for job in "${jobs[@]}"; do
     done
     for server in "${servers[@]}"; do
         round_figures[$job $server]="${iops[$server]}"
-        client_share[$job $server]=$(python3 -c 'import statistics, sys; print(f"{100 * statistics.median(map(float, sys.argv[1:])):.0f} %")' ${shares[$server]})
+        client_share[$job $server]=$(python3 -c 'import statistics, sys; print(f"{100 * statistics.median(map(float, sys.argv[1:])):.0f}")' ${shares[$server]})
         iops[$server]=$(median ${iops[$server]})
         bandwidth[$server]=$(median ${bandwidth[$server]})
         cpu_per_io[$job $server]=$(python3 -c "print(f'{1e6 * ${ticks[$server]} / $ticks_per_second / max(1, ${ios[$server]}):.1f}')")
@@ -171,22 +171,21 @@ for job in "${jobs[@]}"; do
         "$(rounds_ratio "${round_figures[$job cached]}" "${round_figures[$job blockgate]}")"
 done
 echo "* the two servers' rounds overlap: the ratio shows no difference between them"
+per_job_lines() {  # per_job_lines TABLE UNIT: a line per job, TABLE's figure for each server
+    local -n table="$1"
+    for job in "${jobs[@]}"; do
+        read -r rw bs depth <<< "$job"
+        printf '%-18s' "$rw $bs QD$depth"
+        for server in "${servers[@]}"; do printf '%28s' "${table[$job $server]} $2"; done
+        echo
+    done
+}
 echo "server processor time per I/O (microseconds):"
-for job in "${jobs[@]}"; do
-    read -r rw bs depth <<< "$job"
-    printf '%-18s' "$rw $bs QD$depth"
-    for server in "${servers[@]}"; do printf '%28s' "${cpu_per_io[$job $server]} us"; done
-    echo
-done
+per_job_lines cpu_per_io us
 # The client's own load: fio drives each job from one thread, so near 100 % of a core the job
 # measures fio as much as the server, and no server can go much faster with this client.
 echo "fio (the client) processor time, share of one core (median of the rounds):"
-for job in "${jobs[@]}"; do
-    read -r rw bs depth <<< "$job"
-    printf '%-18s' "$rw $bs QD$depth"
-    for server in "${servers[@]}"; do printf '%28s' "${client_share[$job $server]}"; done
-    echo
-done
+per_job_lines client_share %
 # The spread beside each median: a ratio nearer 1.0 than the rounds' spread is not a difference.
 echo "IOPS round by round (in the order run):"
 for job in "${jobs[@]}"; do
