@@ -12,6 +12,8 @@ extension ChunkTable {
         let valid: BlockBitmap
         let present: BlockBitmap
         let remoteGeneration: UInt64
+        /// Clean, captured only to record its blocks as present again (`unsyncedPresent`).
+        let presentOnly: Bool
     }
 
     /// An uploaded object that the next round names in the chunk's record.
@@ -73,11 +75,11 @@ extension ChunkTable {
             // retired object in the same commit.
             for orphan in orphans where chunks[orphan.index] != nil { indexes.insert(orphan.index) }
             var captured: [Int: Captured] = [:]
-            for index in indexes {
+            for index in indexes.union(unsyncedPresent) {
                 guard let state = chunks[index] else { continue }
                 captured[index] = Captured(
                     generation: state.generation, valid: state.valid, present: state.present,
-                    remoteGeneration: state.remoteGeneration)
+                    remoteGeneration: state.remoteGeneration, presentOnly: !indexes.contains(index))
             }
             defer {
                 orphans.removeAll()
@@ -94,6 +96,10 @@ extension ChunkTable {
         fileprivate var cleaned: [Int] = []
         /// Chunks whose state names the round's upload instead of the generation before it.
         fileprivate var renamed: [(index: Int, previous: UInt64, generation: UInt64)] = []
+        /// Chunks whose record the commit writes with their blocks present again.
+        fileprivate var presentAgain: [Int] = []
+        /// Chunks a naming round records with no block present (`unsyncedPresent` once it lands).
+        fileprivate var namedUnsynced: [Int] = []
     }
 
     /// After the data sync: commits the captured records. A chunk untouched since the capture
@@ -109,6 +115,26 @@ extension ChunkTable {
             var retired: [(index: Int, generation: UInt64)] = []
             var round = RoundChanges()
             for (index, captured) in snapshot.captured.sorted(by: { $0.key < $1.key }) {
+                if unsyncedPresent.contains(index) {
+                    round.presentAgain.append(index)
+                } else if captured.presentOnly {
+                    continue  // evicted or dropped during the sync: its own record holds it
+                }
+                if captured.presentOnly {
+                    // Still clean and untouched since the capture (a change would have marked it
+                    // dirty first): the sync covered its blocks.
+                    guard let state = chunks[index], case .clean = state.journal else {
+                        round.presentAgain.removeLast()  // a change came: the next round records it
+                        continue
+                    }
+                    changes.append(
+                        .store(
+                            volumeID: volumeID,
+                            record(
+                                index, valid: captured.valid, present: captured.present,
+                                remoteGeneration: state.remoteGeneration, dirty: false)))
+                    continue
+                }
                 let upload = snapshot.uploads[index]
                 var remoteGeneration = chunks[index]?.remoteGeneration ?? captured.remoteGeneration
                 var clean = false
@@ -160,11 +186,70 @@ extension ChunkTable {
         }
     }
 
+    /// What a naming round (`commitNames`) did.
+    enum Naming {
+        /// No upload waits to be named.
+        case nothing
+        /// A stored upload's chunk changed since its snapshot, or is in use: its record must
+        /// keep what the last sync covered, so a round that syncs names the uploads instead.
+        case needsSync
+        /// The commit, whether it left objects to delete, what `settle` needs, and the uploads
+        /// it names (to be told how it went).
+        case committed(EventLoopFuture<Void>, retires: Bool, changes: RoundChanges, uploads: [StoredUpload])
+    }
+
+    /// A naming round's commit, made without a data sync: when every stored upload's chunk is
+    /// unchanged since the upload's snapshot, records each clean, naming its upload, with no
+    /// block present and `unsynced` (its blocks in the file were never synced and may not
+    /// survive a power loss; the object holds them all). The next round that syncs records them
+    /// present again. Queued under the lock like `commitFlush`.
+    func commitNames(on eventLoop: any EventLoop) -> Naming {
+        lock.withLock {
+            guard !storedUploads.isEmpty else { return .nothing }
+            for (index, upload) in storedUploads {
+                guard let state = chunks[index], case .dirty = state.journal, state.generation == upload.snapshot,
+                    !state.gate.isHeld
+                else { return .needsSync }
+            }
+            var changes: [ChunkChange] = []
+            var retired: [ChunkChange] = []
+            var round = RoundChanges()
+            for (index, upload) in storedUploads.sorted(by: { $0.key < $1.key }) {
+                var state = chunks[index]!
+                if state.remoteGeneration > 0 {
+                    retired.append(
+                        .retire(volumeID: volumeID, index: Int64(index), generation: state.remoteGeneration))
+                }
+                round.renamed.append((index, state.remoteGeneration, upload.generation))
+                round.cleaned.append(index)
+                round.namedUnsynced.append(index)
+                state.remoteGeneration = upload.generation
+                state.journal = .cleaning
+                state.recordedGeneration = state.generation
+                chunks[index] = state
+                changes.append(
+                    .store(
+                        volumeID: volumeID,
+                        record(
+                            index, valid: state.valid, present: BlockBitmap(count: state.valid.count),
+                            remoteGeneration: upload.generation, dirty: false, unsynced: true)))
+            }
+            let uploads = Array(storedUploads.values)
+            storedUploads.removeAll()
+            return .committed(
+                journal.submit(changes + retired, on: eventLoop), retires: true, changes: round, uploads: uploads)
+        }
+    }
+
     /// Once a round's commit is over. Landed: its `.cleaning` chunks are clean. Failed (the
     /// database kept what it held before): those chunks are dirty again, and chunks name the
     /// objects they named before the round (its uploads are made again).
     func settle(_ round: RoundChanges, committed: Bool) {
         lock.withLock {
+            if committed {
+                for index in round.presentAgain { unsyncedPresent.remove(index) }
+                for index in round.namedUnsynced where chunks[index] != nil { unsyncedPresent.insert(index) }
+            }
             for index in round.cleaned {
                 switch chunks[index]?.journal {
                 case .cleaning where committed:
@@ -177,6 +262,8 @@ extension ChunkTable {
                 }
             }
             guard !committed else { return }
+            // Their records hold what they held before the naming round.
+            for index in round.namedUnsynced where chunks[index] != nil { chunks[index]!.recordedGeneration = 0 }
             for rename in round.renamed {
                 if chunks[rename.index]?.remoteGeneration == rename.generation {
                     chunks[rename.index]!.remoteGeneration = rename.previous
@@ -202,10 +289,11 @@ extension ChunkTable {
 
     /// The database record of a chunk in a given state.
     func record(
-        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, dirty: Bool
+        _ index: Int, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64, dirty: Bool,
+        unsynced: Bool = false
     ) -> ChunkRecord {
         ChunkRecord(
             index: Int64(index), valid: valid.bytes, dirty: dirty, present: cached ? present.bytes : [],
-            remoteGeneration: remoteGeneration)
+            remoteGeneration: remoteGeneration, unsynced: unsynced)
     }
 }

@@ -27,6 +27,10 @@ final class ChunkTable: @unchecked Sendable {
     var orphans: [(index: Int, generation: UInt64)] = []
     /// Uploads in the store that the next round names in their chunks' records.
     var storedUploads: [Int: StoredUpload] = [:]
+    /// Cached volumes: chunks whose record a naming round wrote (no block present, `unsynced`)
+    /// while the local file holds their blocks; the next round that syncs the file records those
+    /// blocks as present again (`flushSnapshot`), unless an eviction took them first.
+    var unsyncedPresent: Set<Int> = []
     /// Source of chunk generations; never repeats, so a re-created chunk never looks untouched.
     var nextGeneration: UInt64 = 1
     /// Cached volumes: downloaded blocks kept for the reads that want them.
@@ -358,6 +362,7 @@ final class ChunkTable: @unchecked Sendable {
         chunks[index] = nil
         landed.drop(index)
         dirtyChunks.remove(index)
+        unsyncedPresent.remove(index)
         deletedChunks.insert(index)
         if state.remoteGeneration > 0 { orphans.append((index, state.remoteGeneration)) }
     }

@@ -295,7 +295,7 @@ extension Volume {
         await task?.value
         remote.cancelBackgroundRound()
         // Rounds run one at a time: this one ends after any under way, and names what they did not.
-        if table.hasUploadsUnderWay { _ = try? await flush(on: remote.group.next()).get() }
+        if table.hasUploadsUnderWay { _ = try? await nameUploads(on: remote.group.next()).get() }
     }
 
     private func uploadLoop(_ remote: RemoteBacking) async {
@@ -392,9 +392,9 @@ extension Volume {
     /// needs one, for all the uploads stored by then. Any round that runs first (a client's
     /// flush) names them as well. Only when a round runs changes, not what it commits.
     private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
-        guard !uploadsAreUrgent(remote) else { return flush(on: eventLoop).whenComplete { _ in } }
+        guard !uploadsAreUrgent(remote) else { return nameUploads(on: eventLoop).whenComplete { _ in } }
         remote.scheduleBackgroundRound(on: eventLoop) {
-            self.flush(on: eventLoop)
+            self.nameUploads(on: eventLoop)
         } neverRan: { [table] error in
             // Nothing will name what waits.
             table.failStoredUploads(error)
@@ -479,7 +479,7 @@ extension Volume {
     public func hurryUploads() {
         guard let remote else { return }
         remote.hurriedUntil.withLockedValue { $0 = .now() + .seconds(1) }
-        if remote.cancelBackgroundRound() { flush(on: remote.group.next()).whenComplete { _ in } }
+        if remote.cancelBackgroundRound() { nameUploads(on: remote.group.next()).whenComplete { _ in } }
     }
 
     /// Waits until every dirty chunk is uploaded (hurrying the uploader meanwhile), every

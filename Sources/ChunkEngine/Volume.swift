@@ -53,10 +53,11 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// and FUA write fails with it until the volume is opened again (and recovered).
     private let fence = NIOLockedValueBox<BlockDeviceError?>(nil)
 
-    /// Whether a flush round runs, and who waits for the next one.
+    /// Whether a durability round runs, who waits for the next one, and whether that one syncs
+    /// the file (a flush waits for it) or only names uploads (`nameUploads`).
     private enum FlushState {
         case idle
-        case running(next: [EventLoopPromise<Void>])
+        case running(next: [EventLoopPromise<Void>], syncs: Bool)
     }
 
     /// Most extents one BLOCK_STATUS answer carries.
@@ -282,19 +283,31 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     }
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        round(syncing: true, on: eventLoop)
+    }
+
+    /// Has a round name the uploads stored so far, without syncing the file when it can
+    /// (`ChunkTable.commitNames`): a flush would write to the disk the blocks of chunks that,
+    /// once named, the cache may evict before they ever need to be there.
+    func nameUploads(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        round(syncing: false, on: eventLoop)
+    }
+
+    /// Runs a round now, or has the next one serve the caller (and sync if it asks).
+    private func round(syncing: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         let start = flushes.withLockedValue { state in
             switch state {
             case .idle:
-                state = .running(next: [])
+                state = .running(next: [], syncs: false)
                 return true
-            case .running(var next):
+            case .running(var next, let syncs):
                 next.append(promise)
-                state = .running(next: next)
+                state = .running(next: next, syncs: syncs || syncing)
                 return false
             }
         }
-        if start { runFlushRound(for: [promise], on: eventLoop) }
+        if start { runFlushRound(for: [promise], syncing: syncing, on: eventLoop) }
         return promise.futureResult
     }
 
@@ -450,14 +463,17 @@ public final class Volume: BlockDevice, @unchecked Sendable {
 
     /// One durability round: capture the records to commit, fdatasync the file, commit them
     /// (naming uploaded objects and retiring replaced ones), then let the collector delete what
-    /// the commit retired. Flushes and uploads that arrive meanwhile are served together by the
-    /// next round. A failed sync fences the volume; a failed commit leaves its chunks dirty and
-    /// its uploads unnamed, for the next round.
-    private func runFlushRound(for waiters: [EventLoopPromise<Void>], on eventLoop: any EventLoop) {
+    /// the commit retired. Unless `syncing`, a round that can name the stored uploads without a
+    /// sync does only that (`nameWithoutSync`). Flushes and uploads that arrive meanwhile are
+    /// served together by the next round. A failed sync fences the volume; a failed commit
+    /// leaves its chunks dirty and its uploads unnamed, for the next round.
+    private func runFlushRound(for waiters: [EventLoopPromise<Void>], syncing: Bool, on eventLoop: any EventLoop) {
         let round: EventLoopFuture<Void>
         if let fenced = fence.withLockedValue({ $0 }) {
             table.failStoredUploads(fenced)
             round = eventLoop.makeFailedFuture(fenced)
+        } else if !syncing, let named = nameWithoutSync(on: eventLoop) {
+            round = named
         } else {
             // Announced before the capture, so that nothing it takes looks finished meanwhile.
             remote?.committing()
@@ -491,15 +507,37 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             }
             let mapped = result.mapError { self.deviceError($0) as any Error }
             for waiter in waiters { waiter.completeWith(mapped) }
-            let next = self.flushes.withLockedValue { state -> [EventLoopPromise<Void>] in
-                guard case .running(let next) = state, !next.isEmpty else {
+            let (next, syncs) = self.flushes.withLockedValue { state -> ([EventLoopPromise<Void>], Bool) in
+                guard case .running(let next, let syncs) = state, !next.isEmpty else {
                     state = .idle
-                    return []
+                    return ([], false)
                 }
-                state = .running(next: [])
-                return next
+                state = .running(next: [], syncs: false)
+                return (next, syncs)
             }
-            if !next.isEmpty { self.runFlushRound(for: next, on: eventLoop) }
+            if !next.isEmpty { self.runFlushRound(for: next, syncing: syncs, on: eventLoop) }
+        }
+    }
+
+    /// A round that names the stored uploads without syncing the file; nil when one of them
+    /// needs a round that syncs (`ChunkTable.commitNames`).
+    private func nameWithoutSync(on eventLoop: any EventLoop) -> EventLoopFuture<Void>? {
+        remote?.committing()
+        switch table.commitNames(on: eventLoop) {
+        case .needsSync:
+            remote?.committed(volume: name, owes: false)
+            return nil
+        case .nothing:
+            remote?.committed(volume: name, owes: false)
+            return eventLoop.makeSucceededVoidFuture()
+        case .committed(let commit, let retires, let changes, let uploads):
+            remote?.cancelBackgroundRound()
+            let settled = commit.always { [table] in table.settle(changes, committed: (try? $0.get()) != nil) }
+            settled.whenComplete { result in
+                self.remote?.committed(volume: self.name, owes: retires && (try? result.get()) != nil)
+                for upload in uploads { upload.named.completeWith(result) }
+            }
+            return settled
         }
     }
 

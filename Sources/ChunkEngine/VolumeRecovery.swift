@@ -28,6 +28,9 @@ extension Volume {
     /// - cached: the record is what the last durability round's sync covered, so it is kept as it
     ///   is, and the blocks the file holds beyond its present ones (unflushed writes or downloads
     ///   a power loss may have torn) are punched out; the chunk stays dirty, to be uploaded again.
+    /// A cached chunk recorded clean but `unsynced` (a naming round recorded it without a sync)
+    /// has the blocks the file holds beyond its present ones punched out too, and is recorded
+    /// again without the mark.
     /// A cached volume then deletes the objects its database owes, and only those.
     /// - Throws: `LocalIOError` or `MetadataError`.
     public static func open(
@@ -46,6 +49,7 @@ extension Volume {
         var highestGeneration: UInt64 = 0
         var changes: [ChunkChange] = []
         var dirty: [ChunkRecord] = []
+        var unsynced: [ChunkRecord] = []
         try store.forEachChunk(volumeID: record.id) { chunk in
             let index = Int(chunk.index)
             highestGeneration = max(highestGeneration, chunk.remoteGeneration)
@@ -57,12 +61,28 @@ extension Volume {
                 let blocks = geometry.blocks(inChunk: index)
                 let valid = BlockBitmap(count: blocks, bytes: chunk.valid)
                 guard !valid.isEmpty || chunk.remoteGeneration > 0 else { return }
+                if cached, chunk.unsynced { unsynced.append(chunk) }
                 states.addAtRest(
                     index, valid: valid, present: BlockBitmap(count: blocks, bytes: chunk.present),
                     remoteGeneration: chunk.remoteGeneration)
             }
         }
-        var punched = 0  // chunks whose unsynced blocks were punched out
+        var punched = 0  // dirty chunks whose unsynced blocks were punched out
+        var unsyncedPunched = 0  // the same of chunks recorded clean but unsynced
+        for chunk in unsynced {
+            let index = Int(chunk.index)
+            let present = BlockBitmap(count: geometry.blocks(inChunk: index), bytes: chunk.present)
+            let written = try writtenBlocks(of: index, file: file, geometry: geometry)
+            if try punch(written, outside: present, ofChunk: index, file: file, geometry: geometry) {
+                unsyncedPunched += 1
+            }
+            changes.append(
+                .store(
+                    volumeID: record.id,
+                    ChunkRecord(
+                        index: chunk.index, valid: chunk.valid, dirty: false, present: chunk.present,
+                        remoteGeneration: chunk.remoteGeneration)))
+        }
         for chunk in dirty {
             let index = Int(chunk.index)
             let blocks = geometry.blocks(inChunk: index)
@@ -86,10 +106,17 @@ extension Volume {
                 valid: valid, journal: cached ? .dirty : .clean, present: present,
                 remoteGeneration: chunk.remoteGeneration)
         }
-        if !changes.isEmpty || punched > 0 {
-            logger.notice(
-                "volume '\(record.name)': recovered \(changes.count + punched) chunk(s) changed since their last commit"
-            )
+        if !changes.isEmpty || punched > 0 || unsyncedPunched > 0 {
+            let recovered = changes.count - unsynced.count + punched
+            if recovered > 0 {
+                logger.notice(
+                    "volume '\(record.name)': recovered \(recovered) chunk(s) changed since their last commit")
+            }
+            if unsyncedPunched > 0 {
+                logger.notice(
+                    "volume '\(record.name)': dropped from the cache the blocks of \(unsyncedPunched) chunk(s) that no sync covered (they are in the object store)"
+                )
+            }
             try file.syncData()
             try store.apply(changes)
         }

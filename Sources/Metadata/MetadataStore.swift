@@ -34,12 +34,15 @@ public final class MetadataStore: Sendable {
                 "INSERT INTO chunks (volume_id, idx, valid, dirty) VALUES (?, ?, x'', 1) "
                     + "ON CONFLICT (volume_id, idx) DO UPDATE SET dirty = 1"),
             upsertChunk: try connection.prepare(
-                "INSERT INTO chunks (volume_id, idx, valid, dirty, present, remote_generation) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO chunks (volume_id, idx, valid, dirty, present, remote_generation, unsynced) "
+                    + "VALUES (?, ?, ?, ?, ?, ?, ?) "
                     + "ON CONFLICT (volume_id, idx) DO UPDATE SET valid = excluded.valid, dirty = excluded.dirty, "
-                    + "present = excluded.present, remote_generation = excluded.remote_generation"),
+                    + "present = excluded.present, remote_generation = excluded.remote_generation, "
+                    + "unsynced = excluded.unsynced"),
             deleteChunk: try connection.prepare("DELETE FROM chunks WHERE volume_id = ? AND idx = ?"),
             chunksOfVolume: try connection.prepare(
-                "SELECT idx, valid, dirty, present, remote_generation FROM chunks WHERE volume_id = ? ORDER BY idx"),
+                "SELECT idx, valid, dirty, present, remote_generation, unsynced FROM chunks WHERE volume_id = ? "
+                    + "ORDER BY idx"),
             beginUpload: try connection.prepare(
                 "INSERT OR IGNORE INTO chunk_objects (volume_id, idx, generation, owed) VALUES (?, ?, ?, 0)"),
             raiseNextGeneration: try connection.prepare(
@@ -197,7 +200,7 @@ public final class MetadataStore: Sendable {
                 try body(
                     ChunkRecord(
                         index: row.integer(0), valid: row.blob(1), dirty: row.integer(2) != 0, present: row.blob(3),
-                        remoteGeneration: UInt64(row.integer(4))))
+                        remoteGeneration: UInt64(row.integer(4)), unsynced: row.integer(5) != 0))
             }
         }
     }
@@ -219,7 +222,7 @@ public final class MetadataStore: Sendable {
         case .store(let volumeID, let record):
             try statements.upsertChunk.bind([
                 .integer(volumeID), .integer(record.index), .blob(record.valid), .integer(record.dirty ? 1 : 0),
-                .blob(record.present), .integer(Int64(record.remoteGeneration)),
+                .blob(record.present), .integer(Int64(record.remoteGeneration)), .integer(record.unsynced ? 1 : 0),
             ]).run()
             guard record.remoteGeneration > 0 else { return }
             // The named generation is no longer an upload under way; uploads begun before it
@@ -310,13 +313,20 @@ public struct ChunkRecord: Sendable, Equatable {
     public let present: [UInt8]
     /// The uploaded generation that holds the chunk, 0 when none (cached volumes).
     public let remoteGeneration: UInt64
+    /// No sync covered the chunk's local blocks when the record was written (cached volumes):
+    /// the file may hold blocks of it beyond `present`, which opening the volume punches out.
+    public let unsynced: Bool
 
-    public init(index: Int64, valid: [UInt8], dirty: Bool, present: [UInt8] = [], remoteGeneration: UInt64 = 0) {
+    public init(
+        index: Int64, valid: [UInt8], dirty: Bool, present: [UInt8] = [], remoteGeneration: UInt64 = 0,
+        unsynced: Bool = false
+    ) {
         self.index = index
         self.valid = valid
         self.dirty = dirty
         self.present = present
         self.remoteGeneration = remoteGeneration
+        self.unsynced = unsynced
     }
 }
 

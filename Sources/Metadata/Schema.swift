@@ -72,6 +72,12 @@ enum Schema {
         ALTER TABLE tapes ADD COLUMN retain_until INTEGER;
         ALTER TABLE tapes ADD COLUMN storage_class TEXT NOT NULL DEFAULT '';
         """,
+        // Cached volumes: a chunk whose local blocks no sync covered when its row was written
+        // (a round that only named an upload): an unclean stop leaves blocks in the file that
+        // `present` does not count, which opening the volume punches out.
+        """
+        ALTER TABLE chunks ADD COLUMN unsynced INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// Brings the database up to the newest schema.

@@ -30,11 +30,13 @@ public final class FailingSyncFileIO: FileIOWrapper, @unchecked Sendable {
 
 /// A real object store that can be told to fail listings, or to fail PUTs after storing the
 /// object (as when the connection drops before the answer): the faults of a crash mid-upload.
-/// It can also damage what the next GETs return (a flipped bit on the way), and counts the GETs
-/// and the bytes they returned.
+/// It can also damage what the next GETs return (a flipped bit on the way), counts the GETs
+/// and the bytes they returned, and can hold PUTs back (a slow store) before they store anything.
 public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
     public let base: any ObjectStore
     private let state = NIOLockedValueBox((failLists: false, failPutsAfterStoring: false, storedThenFailed: 0))
+    /// While holding, each PUT waits for its continuation (true: go on; false: fail).
+    private let held = NIOLockedValueBox((holding: false, waiting: [CheckedContinuation<Bool, Never>]()))
     private let reads = NIOLockedValueBox((damaged: 0, gets: 0, bytes: 0))
 
     /// Flips a bit in the middle of what each of the next `count` GETs returns.
@@ -64,7 +66,30 @@ public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
 
     public func prepare() async throws { try await base.prepare() }
 
+    /// Holds every PUT from now on, until `release`.
+    public func holdPuts() { held.withLockedValue { $0.holding = true } }
+
+    /// PUTs waiting now.
+    public var heldPuts: Int { held.withLockedValue { $0.waiting.count } }
+
+    /// Lets the PUTs waiting now go on (or fail, unstored); with `holding`, later ones wait still.
+    public func release(failing: Bool = false, holding: Bool = false) {
+        let waiting = held.withLockedValue { held in
+            defer { held = (holding, []) }
+            return held.waiting
+        }
+        for put in waiting { put.resume(returning: !failing) }
+    }
+
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
+        let proceed = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let wait = held.withLockedValue { held in
+                if held.holding { held.waiting.append(continuation) }
+                return held.holding
+            }
+            if !wait { continuation.resume(returning: true) }
+        }
+        guard proceed else { throw ObjectStoreError(.unavailable, "PUT \(key): the store was stopped (injected)") }
         try await base.put(key, data: data)
         let fail = state.withLockedValue { state in
             if state.failPutsAfterStoring { state.storedThenFailed += 1 }
