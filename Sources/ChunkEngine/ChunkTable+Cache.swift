@@ -169,14 +169,12 @@ extension ChunkTable {
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)
             evictionsBegun += 1
-            // Blocks no sync covered stay marked until punched: the next open punches them if a
-            // crash comes first.
-            let unsynced = unsyncedPresent.remove(index) != nil
+            unsyncedPresent.remove(index)
             return .store(
                 volumeID: volumeID,
                 record(
                     index, valid: state.valid, present: chunks[index]!.present,
-                    remoteGeneration: state.remoteGeneration, dirty: false, unsynced: unsynced))
+                    remoteGeneration: state.remoteGeneration, dirty: false))
         }
     }
 

@@ -190,12 +190,14 @@ extension ChunkTable {
     enum Naming {
         /// No upload waits to be named.
         case nothing
-        /// A stored upload's chunk changed since its snapshot, or is in use: its record must
-        /// keep what the last sync covered, so a round that syncs names the uploads instead.
+        /// A stored upload's chunk changed since its snapshot, or is in use, or its record must
+        /// also stop naming an object of the chunk dropped before: a round that syncs names the
+        /// uploads instead (its record keeps what the last sync covered; the object is retired
+        /// in the same commit).
         case needsSync
-        /// The commit, whether it left objects to delete, what `settle` needs, and the uploads
-        /// it names (to be told how it went).
-        case committed(EventLoopFuture<Void>, retires: Bool, changes: RoundChanges, uploads: [StoredUpload])
+        /// The commit, what `settle` needs, and the uploads it names (to be told how it went);
+        /// it owes the objects the uploads replace.
+        case committed(EventLoopFuture<Void>, changes: RoundChanges, uploads: [StoredUpload])
     }
 
     /// A naming round's commit, made without a data sync: when every stored upload's chunk is
@@ -208,7 +210,7 @@ extension ChunkTable {
             guard !storedUploads.isEmpty else { return .nothing }
             for (index, upload) in storedUploads {
                 guard let state = chunks[index], case .dirty = state.journal, state.generation == upload.snapshot,
-                    !state.gate.isHeld
+                    !state.gate.isHeld, !orphans.contains(where: { $0.index == index })
                 else { return .needsSync }
             }
             var changes: [ChunkChange] = []
@@ -236,8 +238,7 @@ extension ChunkTable {
             }
             let uploads = Array(storedUploads.values)
             storedUploads.removeAll()
-            return .committed(
-                journal.submit(changes + retired, on: eventLoop), retires: true, changes: round, uploads: uploads)
+            return .committed(journal.submit(changes + retired, on: eventLoop), changes: round, uploads: uploads)
         }
     }
 

@@ -295,7 +295,7 @@ extension Volume {
         await task?.value
         remote.cancelBackgroundRound()
         // Rounds run one at a time: this one ends after any under way, and names what they did not.
-        if table.hasUploadsUnderWay { _ = try? await nameUploads(on: remote.group.next()).get() }
+        if table.hasUploadsUnderWay { _ = try? await flush(on: remote.group.next()).get() }
     }
 
     private func uploadLoop(_ remote: RemoteBacking) async {

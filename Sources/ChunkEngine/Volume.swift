@@ -523,6 +523,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// needs a round that syncs (`ChunkTable.commitNames`).
     private func nameWithoutSync(on eventLoop: any EventLoop) -> EventLoopFuture<Void>? {
         remote?.committing()
+        // Before the uploads are taken: one stored after them asks for a round of its own.
+        remote?.cancelBackgroundRound()
         switch table.commitNames(on: eventLoop) {
         case .needsSync:
             remote?.committed(volume: name, owes: false)
@@ -530,11 +532,10 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         case .nothing:
             remote?.committed(volume: name, owes: false)
             return eventLoop.makeSucceededVoidFuture()
-        case .committed(let commit, let retires, let changes, let uploads):
-            remote?.cancelBackgroundRound()
+        case .committed(let commit, let changes, let uploads):
             let settled = commit.always { [table] in table.settle(changes, committed: (try? $0.get()) != nil) }
             settled.whenComplete { result in
-                self.remote?.committed(volume: self.name, owes: retires && (try? result.get()) != nil)
+                self.remote?.committed(volume: self.name, owes: (try? result.get()) != nil)
                 for upload in uploads { upload.named.completeWith(result) }
             }
             return settled
