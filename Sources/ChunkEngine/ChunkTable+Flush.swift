@@ -115,18 +115,14 @@ extension ChunkTable {
             var retired: [(index: Int, generation: UInt64)] = []
             var round = RoundChanges()
             for (index, captured) in snapshot.captured.sorted(by: { $0.key < $1.key }) {
-                if unsyncedPresent.contains(index) {
-                    round.presentAgain.append(index)
-                } else if captured.presentOnly {
-                    continue  // evicted or dropped during the sync: its own record holds it
-                }
+                let unsynced = unsyncedPresent.contains(index)
                 if captured.presentOnly {
-                    // Still clean and untouched since the capture (a change would have marked it
-                    // dirty first): the sync covered its blocks.
-                    guard let state = chunks[index], case .clean = state.journal else {
-                        round.presentAgain.removeLast()  // a change came: the next round records it
-                        continue
-                    }
+                    // Recorded only if still clean and cached: then nothing changed it since the
+                    // capture (a change marks it dirty first) and the sync covered its blocks.
+                    // Evicted or dropped meanwhile, its own record holds it; changed, the next
+                    // round records it.
+                    guard unsynced, let state = chunks[index], case .clean = state.journal else { continue }
+                    round.presentAgain.append(index)
                     changes.append(
                         .store(
                             volumeID: volumeID,
@@ -135,6 +131,7 @@ extension ChunkTable {
                                 remoteGeneration: state.remoteGeneration, dirty: false)))
                     continue
                 }
+                if unsynced { round.presentAgain.append(index) }
                 let upload = snapshot.uploads[index]
                 var remoteGeneration = chunks[index]?.remoteGeneration ?? captured.remoteGeneration
                 var clean = false
