@@ -137,9 +137,7 @@ extension ChunkTable {
                 var clean = false
                 if var state = chunks[index] {
                     if let upload {
-                        if state.remoteGeneration > 0 { retired.append((index, state.remoteGeneration)) }
-                        round.renamed.append((index, state.remoteGeneration, upload.generation))
-                        state.remoteGeneration = upload.generation
+                        retired += rename(index, &state, to: upload, in: &round)
                         remoteGeneration = upload.generation
                     }
                     let unchangedSince = cached ? upload?.snapshot : captured.generation
@@ -211,18 +209,13 @@ extension ChunkTable {
                 else { return .needsSync }
             }
             var changes: [ChunkChange] = []
-            var retired: [ChunkChange] = []
+            var retired: [(index: Int, generation: UInt64)] = []
             var round = RoundChanges()
             for (index, upload) in storedUploads.sorted(by: { $0.key < $1.key }) {
                 var state = chunks[index]!
-                if state.remoteGeneration > 0 {
-                    retired.append(
-                        .retire(volumeID: volumeID, index: Int64(index), generation: state.remoteGeneration))
-                }
-                round.renamed.append((index, state.remoteGeneration, upload.generation))
+                retired += rename(index, &state, to: upload, in: &round)
                 round.cleaned.append(index)
                 round.namedUnsynced.append(index)
-                state.remoteGeneration = upload.generation
                 state.journal = .cleaning
                 state.recordedGeneration = state.generation
                 chunks[index] = state
@@ -235,8 +228,19 @@ extension ChunkTable {
             }
             let uploads = Array(storedUploads.values)
             storedUploads.removeAll()
-            return .committed(journal.submit(changes + retired, on: eventLoop), changes: round, uploads: uploads)
+            changes += retired.map { .retire(volumeID: volumeID, index: Int64($0.index), generation: $0.generation) }
+            return .committed(journal.submit(changes, on: eventLoop), changes: round, uploads: uploads)
         }
+    }
+
+    /// Has a chunk's state name a stored upload (noted in `round`, for `settle` to undo if the
+    /// commit fails); returns the generation it named before, which the commit retires. Lock held.
+    private func rename(_ index: Int, _ state: inout ChunkState, to upload: StoredUpload, in round: inout RoundChanges)
+        -> [(index: Int, generation: UInt64)]
+    {
+        round.renamed.append((index, state.remoteGeneration, upload.generation))
+        defer { state.remoteGeneration = upload.generation }
+        return state.remoteGeneration > 0 ? [(index, state.remoteGeneration)] : []
     }
 
     /// Once a round's commit is over. Landed: its `.cleaning` chunks are clean. Failed (the
