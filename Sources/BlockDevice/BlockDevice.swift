@@ -33,6 +33,16 @@ public protocol BlockDevice: AnyObject, Sendable {
     /// Describes allocation from `offset` on: extents in order, starting at `offset`, covering at
     /// least one byte and at most `length` bytes.
     func blockStatus(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<[BlockExtent]>
+    /// A read served without copying: its bytes as a region of a file to send as they are
+    /// (sendfile), when the device has them so, in memory now; nil otherwise (then `read`). A
+    /// region is sent at once, so it shows a concurrent write or trim as a read might; it owns
+    /// its descriptor, which the sender closes.
+    func readRegion(offset: UInt64, length: Int) -> FileRegion?
+}
+
+extension BlockDevice {
+    /// Most devices copy every read.
+    public func readRegion(offset: UInt64, length: Int) -> FileRegion? { nil }
 }
 
 /// What a device offers; a protocol front end derives what it advertises from this alone.

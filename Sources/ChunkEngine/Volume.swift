@@ -117,6 +117,20 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return readCached(offset: offset, length: length, attempt: 1, on: eventLoop)
     }
 
+    /// A large read of a thin volume that the file holds whole and the page cache holds now, as
+    /// a region of the file (`LocalFile.cachedRegion`). Not for a cached volume: an eviction may
+    /// punch the file before the region is sent, and a hole there does not read as zeros.
+    public func readRegion(offset: UInt64, length: Int) -> FileRegion? {
+        guard remote == nil, length >= Self.regionMinimum,
+            table.runs(offset: offset, length: UInt64(length)).allSatisfy({ $0.placement == .local })
+        else { return nil }
+        return file.cachedRegion(offset: offset, length: length)
+    }
+
+    /// Reads from this size up go to the socket as file regions when they can: below it, the
+    /// copy costs less than the region's descriptor and page-cache check.
+    static let regionMinimum = 128 << 10
+
     /// Reads blocks that are holes or in the local file. A cached volume's read made without gates
     /// passes the evictions begun when its runs were taken: if one began since, the file may have
     /// been punched under the read, which is then done again the long way (`readCached`).

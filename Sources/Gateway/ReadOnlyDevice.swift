@@ -27,6 +27,10 @@ final class ReadOnlyDevice: BlockDevice {
         device.read(offset: offset, length: length, on: eventLoop)
     }
 
+    func readRegion(offset: UInt64, length: Int) -> FileRegion? {
+        device.readRegion(offset: offset, length: length)
+    }
+
     func write(offset: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         refused(eventLoop)
     }

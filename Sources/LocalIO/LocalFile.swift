@@ -54,6 +54,22 @@ public final class LocalFile: Sendable {
         _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_RANDOM)
     }
 
+    /// A range of this file to hand to a socket without copying it (sendfile), when the page
+    /// cache holds every page of it now, so that sending it waits for no disk; nil otherwise, or
+    /// when the kernel cannot tell (before Linux 6.5). The region reads through a descriptor of
+    /// its own, which whoever sends it closes: it may outlive this file.
+    public func cachedRegion(offset: UInt64, length: Int) -> FileRegion? {
+        guard length > 0 else { return nil }
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (offset + UInt64(length) - 1) / page - offset / page + 1
+        guard blockgate_cached_pages(descriptor, Int64(offset), Int64(length)) == Int64(pages) else { return nil }
+        let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { return nil }
+        return FileRegion(
+            fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), readerIndex: Int(offset),
+            endIndex: Int(offset) + length)
+    }
+
     /// The alignment of memory, file offsets and lengths that direct I/O asks for (the largest
     /// logical block size a Linux filesystem has).
     public static let directAlignment = 4096

@@ -12,7 +12,7 @@ import NIOCore
 /// into its buffer and not copied at all.
 final class NBDConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundOut = IOData
 
     private enum Phase {
         /// Greeting sent; client flags and options are being exchanged.
@@ -90,7 +90,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         var greeting = context.channel.allocator.buffer(capacity: NBDGreeting.length)
         NBDGreeting.write(flags: [.fixedNewstyle, .noZeroes], into: &greeting)
-        context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(greeting)), promise: nil)
         context.fireChannelActive()
     }
 
@@ -256,15 +256,15 @@ final class NBDConnectionHandler: ChannelInboundHandler {
     private func perform(_ action: NegotiationStateMachine.Action) {
         switch action {
         case .send(let bytes):
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
         case .sendAndClose(let bytes):
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             close()
         case .close(let reason):
             logger.info("closing connection during negotiation: \(reason)")
             close()
         case .startTLS(let bytes):
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             do {
                 guard let tls else { preconditionFailure("STARTTLS is accepted only with TLS configured") }
                 try context.pipeline.syncOperations.addHandler(try tls.makeHandler(), position: .first)
@@ -281,7 +281,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             self.session = session
             metrics = RequestMetrics(export: session.name)
             registry.attach(connectionID, export: session.name, channel: context.channel)
-            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             logger.info(
                 "client attached to export '\(session.name)'",
                 metadata: [
@@ -321,6 +321,12 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         let fua = header.flags.contains(.fua)
         switch header.command {
         case .read:
+            if sendsFiles, let region = device.readRegion(offset: header.offset, length: length) {
+                send(transmission.encoder.readHeader(cookie: header.cookie, offset: header.offset, length: length))
+                send(region)
+                finishRequest(header, bytes: length, started: started, error: nil)
+                return
+            }
             device.read(offset: header.offset, length: length, on: loop).assumeIsolated().whenComplete { result in
                 var failure: NBDErrno?
                 switch result {
@@ -422,13 +428,29 @@ final class NBDConnectionHandler: ChannelInboundHandler {
 
     private func send(_ buffer: ByteBuffer) {
         guard case .transmitting = phase else { return }
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         scheduleFlush()
     }
 
+    /// Sends a file region (sendfile), closing its descriptor once it is written or dropped.
+    private func send(_ region: FileRegion) {
+        guard case .transmitting = phase else {
+            try? region.fileHandle.close()
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
+        context.write(wrapOutboundOut(.fileRegion(region)), promise: written)
+        scheduleFlush()
+    }
+
+    /// Whether the channel's writes reach the socket as they are (no TLS), so that a file region
+    /// can go to it without being read into memory.
+    private var sendsFiles: Bool { reception != nil }
+
     private func send(_ buffers: [ByteBuffer]) {
         guard case .transmitting = phase else { return }
-        for buffer in buffers { context.write(wrapOutboundOut(buffer), promise: nil) }
+        for buffer in buffers { context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil) }
         scheduleFlush()
     }
 
@@ -518,7 +540,8 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         phase = .closing
         let written = context.eventLoop.makePromise(of: Void.self)
         // Writes complete in order: this empty one completes after every reply before it.
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+        context.writeAndFlush(
+            wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: written)
         let loop = context.eventLoop.assumeIsolated()
         let timeout = loop.scheduleTask(in: Self.drainTimeout) {
             self.logger.warning(

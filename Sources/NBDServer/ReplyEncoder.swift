@@ -32,25 +32,31 @@ struct ReplyEncoder {
         return out
     }
 
+    /// What goes before the data of a successful READ reply whose `length` bytes are sent as one
+    /// piece right after it (a file region).
+    func readHeader(cookie: UInt64, offset: UInt64, length: Int) -> ByteBuffer {
+        guard options.usesChunks else {
+            var header = allocator.buffer(capacity: NBDWireSize.simpleReply)
+            NBDReply.writeSimple(cookie: cookie, error: .ok, into: &header)
+            return header
+        }
+        return dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true)
+    }
+
     /// The buffers of a successful READ reply, in order.
     /// - Parameter dontFragment: the client set DF: one data chunk, holes as explicit zeros.
     func read(cookie: UInt64, offset: UInt64, length: Int, result: ReadResult, dontFragment: Bool) -> [ByteBuffer] {
         if !options.usesChunks {
-            var header = allocator.buffer(capacity: NBDWireSize.simpleReply)
-            NBDReply.writeSimple(cookie: cookie, error: .ok, into: &header)
-            return [header] + flattened(result)
+            return [readHeader(cookie: cookie, offset: offset, length: length)] + flattened(result)
         }
         if length == 0 {
             return [noneChunk(cookie: cookie, offset: offset)]
         }
         switch result {
         case .data(let data):
-            return [
-                dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true), data,
-            ]
+            return [readHeader(cookie: cookie, offset: offset, length: length), data]
         case .segments(let segments) where dontFragment:
-            return [dataChunkHeader(cookie: cookie, at: offset, requestOffset: offset, length: length, done: true)]
-                + flattened(.segments(segments))
+            return [readHeader(cookie: cookie, offset: offset, length: length)] + flattened(.segments(segments))
         case .segments(let segments):
             var buffers: [ByteBuffer] = []
             buffers.reserveCapacity(segments.count * 2)

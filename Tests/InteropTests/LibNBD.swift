@@ -16,12 +16,14 @@ final class LibNBD: @unchecked Sendable {
         self.handle = handle
     }
 
-    /// Connects to an NBD URI, asking for base:allocation.
+    /// Connects to an NBD URI, asking for base:allocation; the URI may name local files (the
+    /// certificates of an nbds URI).
     static func connect(_ uri: String) async throws -> LibNBD {
         try await Blocking.run {
             guard let handle = nbd_create() else { throw Failure(description: "nbd_create failed") }
             let client = LibNBD(handle: handle)
             nbd_add_meta_context(handle, "base:allocation")
+            nbd_set_uri_allow_local_file(handle, true)
             try client.check(nbd_connect_uri(handle, uri))
             return client
         }

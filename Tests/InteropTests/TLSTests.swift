@@ -51,6 +51,19 @@ import Testing
         #expect(plain.status == 0 && plain.output.contains("without TLS"), "\(plain.errors)")
         let secure = try await nbdinfo("nbds://127.0.0.1:\(port)/demo?tls-certificates=\(pki.clientDirectory)")
         #expect(secure.status == 0 && secure.output.contains("with TLS"), "\(secure.errors)")
+        // A large read goes to a plain socket as a region of the volume's file (sendfile), and
+        // through TLS as bytes: both read back what was written.
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 9) }
+        let plainClient = try await LibNBD.connect("nbd://127.0.0.1:\(port)/demo")
+        try await plainClient.write(1 << 20, bytes)
+        let plainRead = try await plainClient.read(1 << 20, 1 << 20)
+        let secureClient = try await LibNBD.connect(
+            "nbds://127.0.0.1:\(port)/demo?tls-certificates=\(pki.clientDirectory)")
+        let secureRead = try await secureClient.read(1 << 20, 1 << 20)
+        #expect(plainRead == bytes)
+        #expect(secureRead == bytes)
+        try await plainClient.shutdown()
+        try await secureClient.shutdown()
         await fixture.stop()
     }
 

@@ -13,7 +13,7 @@ import Testing
     /// Starts a server with one export "disk": by default 1 MiB whose first READ of offset 0 is slowed.
     private func withServer(
         limits: NBDServerLimits = NBDServerLimits(),
-        device: MemoryDevice = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero },
+        device: any BlockDevice = MemoryDevice(size: 1 << 20) { offset in offset == 0 ? .milliseconds(200) : .zero },
         _ body: (String) async throws -> Void
     ) async throws {
         let server = NBDServer(
@@ -189,6 +189,35 @@ import Testing
             try client.send(ByteBuffer(repeating: 0xFF, count: 64))
             #expect(client.isClosedByServer())
         }
+    }
+
+    @Test(arguments: [false, true])
+    func readsServedAsFileRegionsArriveWholeAmongCopiedOnes(structured: Bool) async throws {
+        let bytes = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let device = try FileRegionDevice(bytes: bytes)
+        try await withServer(device: device) { path in
+            let client = try RawNBDClient(unixSocket: path)
+            try client.negotiate(export: "disk", structuredReplies: structured)
+            // Region, copied, region, copied: the replies must keep their framing in between.
+            let reads: [(offset: Int, length: Int)] = [(0, 1 << 20), (4096, 8192), (12288, 256 << 10), (1 << 20, 512)]
+            try client.send(
+                batch: reads.enumerated().map { cookie, read in
+                    request(.read, cookie: UInt64(cookie), offset: UInt64(read.offset), length: UInt64(read.length))
+                })
+            for _ in reads {
+                let reply = try client.receiveReply()
+                let read = reads[Int(reply.cookie)]
+                #expect(reply.error == 0)
+                let same = reply.data == Array(bytes[read.offset..<(read.offset + read.length)])
+                #expect(same, "read \(reply.cookie) (\(read.length) bytes) differs")
+                if structured { #expect(reply.chunkTypes == [1]) }
+            }
+        }
+        #expect(device.regionsGiven.count == 2)
+        // Each region's descriptor is closed once it is sent.
+        var open: Int { device.regionsGiven.filter { $0.fileHandle.isOpen }.count }
+        for _ in 0..<100 where open > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(open == 0)
     }
 
     @Test func aFloodOfLargeReadsIsAdmittedOnlyAsRepliesDrain() async throws {
