@@ -48,19 +48,19 @@ final class ChunkObjects: Sendable {
     /// Stores a chunk's bytes as `key`, generation `generation`; returns the object's size.
     func write(_ data: ByteBuffer, chunk index: Int, generation: UInt64, key: ObjectKey) async throws -> Int {
         let identity = ObjectIdentity.chunk(index: index, generation: generation)
-        let object = try codec.encode(data, as: identity)
-        try await store.put(key, data: object)
+        let object = try codec.encodePieces(data, as: identity)
+        try await store.put(key, pieces: object)
+        let size = object.reduce(0) { $0 + $1.readableBytes }
         let dimensions = [("volume", volume)]
         Counter(label: "blockgate_upload_logical_bytes_total", dimensions: dimensions).increment(by: data.readableBytes)
-        Counter(label: "blockgate_upload_stored_bytes_total", dimensions: dimensions).increment(
-            by: object.readableBytes)
+        Counter(label: "blockgate_upload_stored_bytes_total", dimensions: dimensions).increment(by: size)
         if codec.hasFrameTable,
             let table = try? codec.frameTable(
                 from: ObjectBytes(object), identity: identity, logicalLength: data.readableBytes)
         {
             tables.withLockedValue { $0.insert(table, for: identity) }
         }
-        return object.readableBytes
+        return size
     }
 
     /// The bytes of blocks `blocks` of chunk `index` as generation `generation` holds them,

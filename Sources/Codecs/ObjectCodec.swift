@@ -68,6 +68,50 @@ public struct ObjectCodec: Sendable {
 
     /// The object holding `data` as `identity`.
     public func encode(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> ByteBuffer {
+        let pieces = try encodePieces(data, as: identity)
+        guard pieces.count > 1 else { return pieces[0] }
+        var output = ByteBuffer()
+        output.reserveCapacity(pieces.reduce(0) { $0 + $1.readableBytes })
+        for piece in pieces { output.writeImmutableBuffer(piece) }
+        return output
+    }
+
+    /// The object holding `data` as `identity`, in pieces to send one after another: when frames
+    /// are stored as they are (neither compressed nor sealed), each frame is a slice of `data`
+    /// and nothing is copied; otherwise one piece.
+    public func encodePieces(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> [ByteBuffer] {
+        guard hasFrameTable || cipher != .off else { return rawPieces(data, as: identity) }
+        return [try encodeFrames(data, as: identity)]
+    }
+
+    /// Frames as they are with their CRCs: the header, then each frame's slice of `data` and its
+    /// CRC (slices of one buffer).
+    private func rawPieces(_ data: ByteBuffer, as identity: ObjectIdentity) -> [ByteBuffer] {
+        let length = data.readableBytes
+        let header = header(identity, length: length)
+        let sealing = Sealing(codec: self, bound: header.boundBytes, identity: identity)
+        let count = frameCount(logicalLength: length)
+        var checksums = ByteBuffer()
+        checksums.reserveCapacity(4 * count)
+        data.withUnsafeReadableBytes { bytes in
+            for frame in 0..<count {
+                let plain = UnsafeRawBufferPointer(
+                    rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
+                checksums.writeInteger(sealing.checksum(plain, frame: frame, encoding: .raw), endianness: .little)
+            }
+        }
+        var pieces = [ByteBuffer(bytes: header.encoded)]
+        pieces.reserveCapacity(1 + 2 * count)
+        for frame in 0..<count {
+            pieces.append(
+                data.getSlice(at: data.readerIndex + frame * frameSize, length: frameLength(frame, of: length))!)
+            pieces.append(checksums.getSlice(at: 4 * frame, length: 4)!)
+        }
+        return pieces
+    }
+
+    /// Frames compressed, sealed or both, in one buffer.
+    private func encodeFrames(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> ByteBuffer {
         let length = data.readableBytes
         let header = header(identity, length: length)
         let bound = header.boundBytes
@@ -326,13 +370,18 @@ public struct ObjectCodec: Sendable {
             return nonce
         }
 
+        /// The CRC that follows a frame stored without a cipher.
+        func checksum(_ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
+            frameCRC(frameTag(frame, encoding.rawValue), payload)
+        }
+
         func append(
             _ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding, to output: inout ByteBuffer
         ) throws {
             let tag = frameTag(frame, encoding.rawValue)
             guard let key else {
                 output.writeBytes(payload)
-                output.writeInteger(frameCRC(tag, payload), endianness: .little)
+                output.writeInteger(checksum(payload, frame: frame, encoding: encoding), endianness: .little)
                 return
             }
             output.writeBytes(

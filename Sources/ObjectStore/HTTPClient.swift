@@ -11,9 +11,10 @@ public final class HTTPClient: Sendable {
         public var method: HTTPMethod
         public var target: String
         public var headers: HTTPHeaders
-        public var body: ByteBuffer?
+        /// Sent one piece after another (none: no body).
+        public var body: [ByteBuffer]
 
-        public init(method: HTTPMethod, target: String, headers: HTTPHeaders = HTTPHeaders(), body: ByteBuffer? = nil) {
+        public init(method: HTTPMethod, target: String, headers: HTTPHeaders = HTTPHeaders(), body: [ByteBuffer] = []) {
             self.method = method
             self.target = target
             self.headers = headers
@@ -65,7 +66,7 @@ public final class HTTPClient: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target)
         head.headers = request.headers
         head.headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
-        head.headers.replaceOrAdd(name: "Content-Length", value: "\(request.body?.readableBytes ?? 0)")
+        head.headers.replaceOrAdd(name: "Content-Length", value: "\(request.body.reduce(0) { $0 + $1.readableBytes })")
         channel.writeAndFlush(PendingExchange(head: head, body: request.body, promise: promise), promise: nil)
         do {
             let response = try await promise.futureResult.get()
@@ -134,7 +135,7 @@ public final class HTTPClient: Sendable {
 /// A request on its way out with the promise of its response.
 private struct PendingExchange: Sendable {
     let head: HTTPRequestHead
-    let body: ByteBuffer?
+    let body: [ByteBuffer]
     let promise: EventLoopPromise<HTTPClient.Response>
 }
 
@@ -153,8 +154,8 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         pending = exchange.promise
         head = nil
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
-        if let payload = exchange.body, payload.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(payload))), promise: nil)
+        for piece in exchange.body where piece.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
     }

@@ -8,6 +8,9 @@ public protocol ObjectStore: Sendable {
     func prepare() async throws
     /// Stores an object whole, replacing any object of that key.
     func put(_ key: ObjectKey, data: ByteBuffer) async throws
+    /// Stores an object whole from pieces sent one after another, without joining them first
+    /// where the store can.
+    func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws
     /// Reads an object, or the bytes of `range` of it.
     /// - Throws: `ObjectStoreError` of kind `.notFound` when there is no such object.
     func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer
@@ -23,6 +26,15 @@ public protocol ObjectStore: Sendable {
 }
 
 extension ObjectStore {
+    /// A store that takes an object in one buffer has the pieces joined.
+    public func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws {
+        guard pieces.count != 1 else { return try await put(key, data: pieces[0]) }
+        var data = ByteBuffer()
+        data.reserveCapacity(pieces.reduce(0) { $0 + $1.readableBytes })
+        for piece in pieces { data.writeImmutableBuffer(piece) }
+        try await put(key, data: data)
+    }
+
     /// A store whose reads arrive whole hands them over as one piece.
     public func getPieces(_ key: ObjectKey, range: Range<UInt64>?) async throws -> [ByteBuffer] {
         [try await get(key, range: range)]

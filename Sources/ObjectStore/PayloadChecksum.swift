@@ -13,9 +13,11 @@ public enum PayloadChecksum {
     /// What x-amz-content-sha256 says of a payload vouched for by its checksum instead.
     public static let unsignedPayload = "UNSIGNED-PAYLOAD"
 
-    /// The header's value for a body: its CRC32C, big-endian, in base64.
-    public static func crc32cBase64(_ body: ByteBuffer) -> String {
-        let crc = body.withUnsafeReadableBytes { CRC32C.checksum($0) }.bigEndian
+    /// The header's value for a body sent in `pieces`: its CRC32C, big-endian, in base64.
+    public static func crc32cBase64(_ pieces: [ByteBuffer]) -> String {
+        let crc = pieces.reduce(UInt32(0)) { crc, piece in
+            piece.withUnsafeReadableBytes { CRC32C.checksum($0, continuing: crc) }
+        }.bigEndian
         return withUnsafeBytes(of: crc) { Data($0) }.base64EncodedString()
     }
 }

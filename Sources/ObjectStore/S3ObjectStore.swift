@@ -67,7 +67,11 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     }
 
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
-        _ = try await send(.PUT, key: key, body: data, checksummed: true, accept: [.ok])
+        try await put(key, pieces: [data])
+    }
+
+    public func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws {
+        _ = try await send(.PUT, key: key, body: pieces, checksummed: true, accept: [.ok])
     }
 
     public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
@@ -147,7 +151,7 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
                     + "<RetainUntilDate>\(Self.isoDate(retainUntil))</RetainUntilDate></Retention>")
             _ = try await send(
                 .PUT, key: key, query: [("retention", "")], headers: [("Content-MD5", Self.md5Base64(body))],
-                body: body,
+                body: [body],
                 accept: [.ok])
         }
     }
@@ -157,7 +161,7 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
             string: "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Days>\(days)</Days>"
                 + "<GlacierJobParameters><Tier>Standard</Tier></GlacierJobParameters></RestoreRequest>")
         let response = try await send(
-            .POST, key: key, query: [("restore", "")], headers: [("Content-MD5", Self.md5Base64(body))], body: body,
+            .POST, key: key, query: [("restore", "")], headers: [("Content-MD5", Self.md5Base64(body))], body: [body],
             accept: [.ok, .accepted, .conflict])
         // 200: already restored; 202: started; 409: a restore is already under way.
         return response.status == .ok ? .readable : .inProgress
@@ -189,15 +193,15 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     ///   - accept: statuses that count as an answer; anything else is an error.
     private func send(
         _ method: HTTPMethod, key: ObjectKey?, query: [(String, String)] = [], headers: [(String, String)] = [],
-        body: ByteBuffer? = nil, checksummed: Bool = false, accept: Set<HTTPResponseStatus>
+        body: [ByteBuffer] = [], checksummed: Bool = false, accept: Set<HTTPResponseStatus>
     ) async throws -> HTTPClient.Response {
         var headers = headers
         let payloadHash: String
-        if checksummed, let body {
+        if checksummed {
             payloadHash = PayloadChecksum.unsignedPayload
             headers.append((PayloadChecksum.header, PayloadChecksum.crc32cBase64(body)))
         } else {
-            payloadHash = body.map { SigV4Signer.sha256Hex($0) } ?? SigV4Signer.sha256Hex([])
+            payloadHash = SigV4Signer.sha256Hex(body.flatMap { $0.readableBytesView })
         }
         var path = "/" + SigV4Signer.uriEncode(configuration.bucket)
         if let key { path += "/" + SigV4Signer.uriEncode(key.rawValue, keepSlash: true) }

@@ -374,7 +374,7 @@ public final class S3Emulator: Sendable {
             return .error(.badRequest, "XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
         }
         if let checksum = headers.first(name: PayloadChecksum.header),
-            checksum != PayloadChecksum.crc32cBase64(request.body)
+            checksum != PayloadChecksum.crc32cBase64([request.body])
         {
             return .error(.badRequest, "BadDigest", "the body does not match \(PayloadChecksum.header)")
         }

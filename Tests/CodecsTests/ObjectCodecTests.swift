@@ -92,6 +92,27 @@ import Testing
         }
     }
 
+    @Test func framesStoredAsTheyAreGoOutAsSlicesOfTheDataNotCopies() throws {
+        let codec = try ObjectCodec(scope: "vol-a", frameSize: 16 << 10)
+        let pieces = try codec.encodePieces(Self.sample, as: Self.identity)
+        let frames = codec.frameCount(logicalLength: Self.sample.readableBytes)
+        // The header, then each frame and its CRC.
+        #expect(pieces.count == 1 + 2 * frames)
+        let base = Self.sample.withUnsafeReadableBytes { $0.baseAddress! }
+        for frame in 0..<frames {
+            let address = pieces[1 + 2 * frame].withUnsafeReadableBytes { $0.baseAddress! }
+            #expect(address == base + frame * (16 << 10), "frame \(frame) was copied")
+            #expect(pieces[2 + 2 * frame].readableBytes == 4)
+        }
+        var joined = ByteBuffer()
+        for piece in pieces { joined.writeImmutableBuffer(piece) }
+        #expect(try decodeWhole(codec, joined) == Self.sample)
+        // Compressed or sealed frames are new bytes: one piece.
+        for other in Self.codecs() where other.compression != .off || other.cipher != .off {
+            #expect(try other.encodePieces(Self.sample, as: Self.identity).count == 1)
+        }
+    }
+
     @Test(arguments: codecs())
     func aRangedReadFetchesOnlyItsFrames(codec: ObjectCodec) throws {
         let object = try codec.encode(Self.sample, as: Self.identity)
