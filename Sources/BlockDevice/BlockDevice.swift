@@ -34,9 +34,9 @@ public protocol BlockDevice: AnyObject, Sendable {
     /// least one byte and at most `length` bytes.
     func blockStatus(offset: UInt64, length: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<[BlockExtent]>
     /// A read served without copying: its bytes as a region of a file to send as they are
-    /// (sendfile), when the device has them so, in memory now; nil otherwise (then `read`). A
-    /// region is sent at once, so it shows a concurrent write or trim as a read might; it owns
-    /// its descriptor, which the sender closes.
+    /// (sendfile), when the device has them so, in memory now; nil otherwise (then `read`). The
+    /// file is read when the region is sent, so it shows a write or trim made before then, as a
+    /// read concurrent with them may; the sender sends it soon and closes its descriptor.
     func readRegion(offset: UInt64, length: Int) -> FileRegion?
 }
 

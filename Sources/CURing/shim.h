@@ -47,11 +47,14 @@ static inline int blockgate_o_direct(void) { return __O_DIRECT; }
 
 #include <stdint.h>
 
-// cachestat(2) (Linux 6.5; the same number on every architecture): how many pages of a range
-// the page cache holds now, or -1 when the kernel cannot say (older kernels: ENOSYS).
+// cachestat(2) (Linux 6.5): how many pages of a range the page cache holds now, or -1 with
+// errno set when the kernel cannot say (ENOSYS before 6.5, or EPERM under seccomp).
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
 static inline long long blockgate_cached_pages(int fd, long long offset, long long length) {
     struct { uint64_t off, len; } range = {(uint64_t)offset, (uint64_t)length};
     struct { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; } stat;
-    if (syscall(451, fd, &range, &stat, 0) != 0) return -1;
+    if (syscall(__NR_cachestat, fd, &range, &stat, 0) != 0) return -1;
     return (long long)stat.nr_cache;
 }

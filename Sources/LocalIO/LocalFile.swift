@@ -1,6 +1,7 @@
 import CURing
 import Glibc
 import NIOCore
+import Synchronization
 
 /// An open file on local disk, closed when the last reference goes; I/O in flight keeps a
 /// reference, so the descriptor outlives every request that uses it.
@@ -55,20 +56,25 @@ public final class LocalFile: Sendable {
     }
 
     /// A range of this file to hand to a socket without copying it (sendfile), when the page
-    /// cache holds every page of it now, so that sending it waits for no disk; nil otherwise, or
-    /// when the kernel cannot tell (before Linux 6.5). The region reads through a descriptor of
-    /// its own, which whoever sends it closes: it may outlive this file.
+    /// cache holds every page of it now, so that sending it soon waits for no disk; nil
+    /// otherwise, or when the kernel cannot tell (before Linux 6.5). The region reads through a
+    /// descriptor of its own, which whoever sends it closes: it may outlive this file.
     public func cachedRegion(offset: UInt64, length: Int) -> FileRegion? {
-        guard length > 0 else { return nil }
+        guard length > 0, !Self.cachestatRefused.load(ordering: .relaxed) else { return nil }
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let pages = (offset + UInt64(length) - 1) / page - offset / page + 1
-        guard blockgate_cached_pages(descriptor, Int64(offset), Int64(length)) == Int64(pages) else { return nil }
+        let cached = blockgate_cached_pages(descriptor, Int64(offset), Int64(length))
+        if cached < 0, errno == ENOSYS || errno == EPERM { Self.cachestatRefused.store(true, ordering: .relaxed) }
+        guard cached == Int64(pages) else { return nil }
         let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { return nil }
         return FileRegion(
             fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), readerIndex: Int(offset),
             endIndex: Int(offset) + length)
     }
+
+    /// The kernel refused cachestat (older than 6.5, or seccomp): no more calls are made.
+    private static let cachestatRefused = Atomic(false)
 
     /// The alignment of memory, file offsets and lengths that direct I/O asks for (the largest
     /// logical block size a Linux filesystem has).

@@ -321,7 +321,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         let fua = header.flags.contains(.fua)
         switch header.command {
         case .read:
-            if sendsFiles, let region = device.readRegion(offset: header.offset, length: length) {
+            if canSendRegion(of: length), let region = device.readRegion(offset: header.offset, length: length) {
                 send(transmission.encoder.readHeader(cookie: header.cookie, offset: header.offset, length: length))
                 send(region)
                 finishRequest(header, bytes: length, started: started, error: nil)
@@ -438,15 +438,33 @@ final class NBDConnectionHandler: ChannelInboundHandler {
             try? region.fileHandle.close()
             return
         }
+        regionsUnsent += 1
         let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.regionsUnsent -= 1
+            try? region.fileHandle.close()
+        }
         context.write(wrapOutboundOut(.fileRegion(region)), promise: written)
         scheduleFlush()
     }
 
-    /// Whether the channel's writes reach the socket as they are (no TLS), so that a file region
-    /// can go to it without being read into memory.
-    private var sendsFiles: Bool { reception != nil }
+    /// Whether a read of `length` bytes may be answered with a file region: the channel's
+    /// writes reach the socket as they are (no TLS), the connection holds few descriptors of
+    /// regions not yet sent (a client that stops reading pins them), and little waits to be
+    /// sent before it (its pages, in memory when it is chosen, are sent soon after, not once
+    /// the page cache may have let them go).
+    private func canSendRegion(of length: Int) -> Bool {
+        guard reception != nil, regionsUnsent < Self.maximumRegionsUnsent else { return false }
+        let waiting = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? .max
+        return waiting <= Self.maximumBytesBeforeRegion
+    }
+
+    /// File regions written to the channel and not yet sent.
+    private var regionsUnsent = 0
+    /// The most file regions one connection has unsent.
+    static let maximumRegionsUnsent = 16
+    /// The most bytes waiting to be sent in front of a new file region.
+    static let maximumBytesBeforeRegion = 8 << 20
 
     private func send(_ buffers: [ByteBuffer]) {
         guard case .transmitting = phase else { return }

@@ -23,7 +23,10 @@ import VolumeTestSupport
         try await fixture.write(10_000, data)
         // Never a region of the file, though it holds these blocks: an eviction could punch them
         // out before the region is sent.
-        #expect(fixture.volume.readRegion(offset: 65536, length: 131_072) == nil)
+        if let region = fixture.volume.readRegion(offset: 65536, length: 131_072) {
+            try region.fileHandle.close()
+            Issue.record("a cached volume's read was a region of its file")
+        }
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
         #expect(try await chunkObjects(fixture).count == 4)

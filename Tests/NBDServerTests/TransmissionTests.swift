@@ -220,6 +220,25 @@ import Testing
         #expect(open == 0)
     }
 
+    @Test func regionsLeftUnsentWhenTheClientGoesAwayAreClosed() async throws {
+        let device = try FileRegionDevice(bytes: [UInt8](repeating: 5, count: 32 << 20))
+        try await withServer(device: device) { path in
+            var client: RawNBDClient? = try RawNBDClient(unixSocket: path)
+            try client?.negotiate(export: "disk", structuredReplies: false)
+            // More replies than the socket holds, none of them read: regions wait, then the
+            // client is gone. Past 16 unsent regions a connection copies instead.
+            try client?.send(
+                batch: (0..<24).map { request(.read, cookie: UInt64($0), offset: UInt64($0) << 18, length: 1 << 18) })
+            for _ in 0..<100 where device.regionsGiven.count < 16 { try await Task.sleep(for: .milliseconds(10)) }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(device.regionsGiven.count == 16)
+            client = nil  // closes its socket
+        }
+        var open: Int { device.regionsGiven.filter { $0.fileHandle.isOpen }.count }
+        for _ in 0..<200 where open > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(open == 0)
+    }
+
     @Test func aFloodOfLargeReadsIsAdmittedOnlyAsRepliesDrain() async throws {
         let device = MemoryDevice(size: 32 << 20)
         try await withServer(device: device) { path in
