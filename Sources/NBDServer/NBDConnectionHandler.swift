@@ -321,7 +321,7 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         let fua = header.flags.contains(.fua)
         switch header.command {
         case .read:
-            if canSendRegion(of: length), let region = device.readRegion(offset: header.offset, length: length) {
+            if canSendRegion, let region = device.readRegion(offset: header.offset, length: length) {
                 send(transmission.encoder.readHeader(cookie: header.cookie, offset: header.offset, length: length))
                 send(region)
                 finishRequest(header, bytes: length, started: started, error: nil)
@@ -448,12 +448,12 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// Whether a read of `length` bytes may be answered with a file region: the channel's
-    /// writes reach the socket as they are (no TLS), the connection holds few descriptors of
-    /// regions not yet sent (a client that stops reading pins them), and little waits to be
-    /// sent before it (its pages, in memory when it is chosen, are sent soon after, not once
-    /// the page cache may have let them go).
-    private func canSendRegion(of length: Int) -> Bool {
+    /// Whether a read may be answered with a file region now: the channel's writes reach the
+    /// socket as they are (no TLS), the connection holds few descriptors of regions not yet
+    /// sent (a client that stops reading pins them), and little waits to be sent before it
+    /// (its pages, in memory when it is chosen, are sent soon after, not once the page cache
+    /// may have let them go).
+    private var canSendRegion: Bool {
         guard reception != nil, regionsUnsent < Self.maximumRegionsUnsent else { return false }
         let waiting = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? .max
         return waiting <= Self.maximumBytesBeforeRegion
