@@ -36,13 +36,26 @@ public protocol BlockDevice: AnyObject, Sendable {
     /// A read served without copying: its bytes as a region of a file to send as they are
     /// (sendfile), when the device has them so, in memory now; nil otherwise (then `read`). The
     /// file is read when the region is sent, so it shows a write or trim made before then, as a
-    /// read concurrent with them may; the sender sends it soon and closes its descriptor.
-    func readRegion(offset: UInt64, length: Int) -> FileRegion?
+    /// read concurrent with them may; the sender sends it soon, then closes its descriptor and
+    /// calls its `sent`.
+    func readRegion(offset: UInt64, length: Int) -> RegionRead?
 }
 
 extension BlockDevice {
     /// Most devices copy every read.
-    public func readRegion(offset: UInt64, length: Int) -> FileRegion? { nil }
+    public func readRegion(offset: UInt64, length: Int) -> RegionRead? { nil }
+}
+
+/// A read answered by a region of a file (`BlockDevice.readRegion`), and what the device needs
+/// to hear once the region has been sent or dropped (what it held for the send, it releases).
+public struct RegionRead: Sendable {
+    public let region: FileRegion
+    public let sent: @Sendable () -> Void
+
+    public init(region: FileRegion, sent: @escaping @Sendable () -> Void = {}) {
+        self.region = region
+        self.sent = sent
+    }
 }
 
 /// What a device offers; a protocol front end derives what it advertises from this alone.

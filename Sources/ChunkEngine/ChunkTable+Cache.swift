@@ -149,7 +149,7 @@ extension ChunkTable {
         lock.withLock {
             var candidates: [EvictionCandidate] = []
             chunks.forEachWithCachedBlocks { index, state in
-                guard isEvictable(state) else { return }
+                guard isEvictable(state), regionPins[index] == nil else { return }
                 candidates.append(
                     EvictionCandidate(
                         index: index, lastUse: state.lastUse,
@@ -164,7 +164,8 @@ extension ChunkTable {
     /// evicted now. `endEviction` releases it.
     func beginEviction(_ index: Int) -> ChunkChange? {
         lock.withLock {
-            guard let state = chunks[index], isEvictable(state), chunks[index]!.gate.tryAcquire(exclusive: true)
+            guard let state = chunks[index], isEvictable(state), regionPins[index] == nil,
+                chunks[index]!.gate.tryAcquire(exclusive: true)
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)

@@ -37,3 +37,34 @@ extension ChunkTable {
         lock.withLock { evictionsBegun != count }
     }
 }
+
+extension ChunkTable {
+    /// Pins the chunks of a range the local file holds whole (every block cached, none only in
+    /// the store, none invalid) against eviction, for a reply that sends the file's bytes as
+    /// they are when it goes out; nil when the file does not hold it. The chunks count as used.
+    /// An eviction is the one change that would spoil such a reply: it begins by forgetting the
+    /// chunk's cached blocks under this lock, so a pinned chunk was not being evicted, and none
+    /// begins until `unpin`.
+    func pinForRegion(offset: UInt64, length: UInt64, now: UInt64) -> Range<Int>? {
+        lock.withLock {
+            guard let runs = runsLocked(offset: offset, length: length, localOnly: true),
+                runs.allSatisfy({ $0.placement == .local })
+            else { return nil }
+            let indexes = geometry.chunks(touching: offset, length: length)
+            for index in indexes {
+                chunks.touch(index, at: now)
+                regionPins[index, default: 0] += 1
+            }
+            return indexes
+        }
+    }
+
+    /// Releases chunks pinned by `pinForRegion`.
+    func unpin(_ indexes: Range<Int>) {
+        lock.withLock {
+            for index in indexes {
+                if regionPins[index] == 1 { regionPins[index] = nil } else { regionPins[index]! -= 1 }
+            }
+        }
+    }
+}

@@ -38,6 +38,9 @@ final class ChunkTable: @unchecked Sendable {
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`).
     var evictionsBegun: UInt64 = 0
+    /// Cached volumes: chunks that replies being sent read straight from the local file, with
+    /// how many such replies each has (`pinForRegion`): none of them is evicted meanwhile.
+    var regionPins: [Int: Int] = [:]
     /// When an operation that changes the volume's data last began or ended (uptime
     /// nanoseconds), and how many are under way: in the background the uploader waits for the
     /// whole volume to rest, not only a chunk.

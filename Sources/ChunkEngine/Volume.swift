@@ -117,14 +117,26 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return readCached(offset: offset, length: length, attempt: 1, on: eventLoop)
     }
 
-    /// A large read of a thin volume that the file holds whole and the page cache holds now, as
-    /// a region of the file (`LocalFile.cachedRegion`). Not for a cached volume: an eviction may
-    /// punch the file before the region is sent, and a hole there does not read as zeros.
-    public func readRegion(offset: UInt64, length: Int) -> FileRegion? {
-        guard remote == nil, length >= Self.regionMinimum,
-            table.runs(offset: offset, length: UInt64(length)).allSatisfy({ $0.placement == .local })
-        else { return nil }
-        return file.cachedRegion(offset: offset, length: length)
+    /// A large read that the local file holds whole and the page cache holds now, as a region
+    /// of the file (`LocalFile.cachedRegion`). On a cached volume its chunks are pinned against
+    /// eviction until it is sent (`ChunkTable.pinForRegion`): a hole punched there meanwhile
+    /// would not read as zeros, but as blocks only the store has.
+    public func readRegion(offset: UInt64, length: Int) -> RegionRead? {
+        guard length >= Self.regionMinimum else { return nil }
+        guard let remote else {
+            guard table.runs(offset: offset, length: UInt64(length)).allSatisfy({ $0.placement == .local }) else {
+                return nil
+            }
+            return file.cachedRegion(offset: offset, length: length).map { RegionRead(region: $0) }
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        guard let pinned = table.pinForRegion(offset: offset, length: UInt64(length), now: now) else { return nil }
+        guard let region = file.cachedRegion(offset: offset, length: length) else {
+            table.unpin(pinned)
+            return nil
+        }
+        remote.hits.add(1, ordering: .relaxed)
+        return RegionRead(region: region) { [table] in table.unpin(pinned) }
     }
 
     /// Reads from this size up go to the socket as file regions when they can: below it, the

@@ -27,7 +27,7 @@ final class ReadOnlyDevice: BlockDevice {
         device.read(offset: offset, length: length, on: eventLoop)
     }
 
-    func readRegion(offset: UInt64, length: Int) -> FileRegion? {
+    func readRegion(offset: UInt64, length: Int) -> RegionRead? {
         device.readRegion(offset: offset, length: length)
     }
 

@@ -321,9 +321,9 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         let fua = header.flags.contains(.fua)
         switch header.command {
         case .read:
-            if canSendRegion, let region = device.readRegion(offset: header.offset, length: length) {
+            if canSendRegion, let read = device.readRegion(offset: header.offset, length: length) {
                 send(transmission.encoder.readHeader(cookie: header.cookie, offset: header.offset, length: length))
-                send(region)
+                send(read)
                 finishRequest(header, bytes: length, started: started, error: nil)
                 return
             }
@@ -432,19 +432,22 @@ final class NBDConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// Sends a file region (sendfile), closing its descriptor once it is written or dropped.
-    private func send(_ region: FileRegion) {
+    /// Sends a file region (sendfile); once it is written or dropped, closes its descriptor and
+    /// tells the device.
+    private func send(_ read: RegionRead) {
         guard case .transmitting = phase else {
-            try? region.fileHandle.close()
+            try? read.region.fileHandle.close()
+            read.sent()
             return
         }
         regionsUnsent += 1
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenComplete { _ in
             self.regionsUnsent -= 1
-            try? region.fileHandle.close()
+            try? read.region.fileHandle.close()
+            read.sent()
         }
-        context.write(wrapOutboundOut(.fileRegion(region)), promise: written)
+        context.write(wrapOutboundOut(.fileRegion(read.region)), promise: written)
         scheduleFlush()
     }
 

@@ -41,10 +41,11 @@ import VolumeTestSupport
         return true
     }()
 
-    /// Whether `region` is nil; closes it otherwise (an open handle must not be dropped).
-    private func isNone(_ region: FileRegion?) -> Bool {
-        guard let region else { return true }
-        try? region.fileHandle.close()
+    /// Whether `read` is nil; closes its region otherwise (an open handle must not be dropped).
+    static func isNone(_ read: RegionRead?) -> Bool {
+        guard let read else { return true }
+        try? read.region.fileHandle.close()
+        read.sent()
         return false
     }
 
@@ -53,7 +54,7 @@ import VolumeTestSupport
         let fixture = try await VolumeFixture(size: 1 << 22, backend: backend)
         let pattern = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) }
         try await fixture.write(1 << 20, pattern)
-        let region = try #require(fixture.volume.readRegion(offset: 1 << 20, length: 1 << 20))
+        let region = try #require(fixture.volume.readRegion(offset: 1 << 20, length: 1 << 20)).region
         var bytes = [UInt8](repeating: 0, count: 1 << 20)
         let count = try region.fileHandle.withUnsafeFileDescriptor { descriptor in
             bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 1 << 20, off_t(region.readerIndex)) }
@@ -63,15 +64,15 @@ import VolumeTestSupport
         let same = bytes == pattern
         #expect(same, "the region holds other bytes than were written")
         // Not with a hole in the range, nor for a small read (copied for less).
-        #expect(isNone(fixture.volume.readRegion(offset: 0, length: 1 << 20)))
-        #expect(isNone(fixture.volume.readRegion(offset: 1 << 20, length: 4096)))
+        #expect(Self.isNone(fixture.volume.readRegion(offset: 0, length: 1 << 20)))
+        #expect(Self.isNone(fixture.volume.readRegion(offset: 1 << 20, length: 4096)))
         // Nor once the page cache has let the pages go: sending them would wait for the disk.
         try await fixture.volume.flush(on: fixture.loop).get()
         let file = try LocalFile.open(path: fixture.path, length: 1 << 22)
         #expect(posix_fadvise(file.descriptor, 0, 0, POSIX_FADV_DONTNEED) == 0)
         // (tmpfs keeps its pages: then there is nothing to see.)
-        if isNone(file.cachedRegion(offset: 1 << 20, length: 1 << 20)) {
-            #expect(isNone(fixture.volume.readRegion(offset: 1 << 20, length: 1 << 20)))
+        if Self.isNone(file.cachedRegion(offset: 1 << 20, length: 1 << 20).map { RegionRead(region: $0) }) {
+            #expect(Self.isNone(fixture.volume.readRegion(offset: 1 << 20, length: 1 << 20)))
         }
         #expect(try await fixture.read(1 << 20, 1 << 20) == pattern)
         await fixture.close()

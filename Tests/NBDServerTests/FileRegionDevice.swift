@@ -5,13 +5,15 @@ import NIOCore
 
 /// A device whose reads of at least `regionMinimum` bytes are file regions of a temporary file
 /// holding `bytes` (the others are copied): for tests of how the server sends regions. It keeps
-/// every region it handed out, to check that the server closed each one's descriptor.
+/// every region it handed out, to check that the server closed each one's descriptor and said
+/// it was sent.
 final class FileRegionDevice: BlockDevice, Sendable {
     let size: UInt64
     let capabilities = BlockDeviceCapabilities()
     let path: String
     private let bytes: [UInt8]
     private let regions = NIOLockedValueBox<[FileRegion]>([])
+    private let sentCount = NIOLockedValueBox(0)
     static let regionMinimum = 64 << 10
 
     init(bytes: [UInt8]) throws {
@@ -27,8 +29,10 @@ final class FileRegionDevice: BlockDevice, Sendable {
 
     /// Regions handed out so far.
     var regionsGiven: [FileRegion] { regions.withLockedValue { $0 } }
+    /// Regions the server said it sent or dropped.
+    var regionsSent: Int { sentCount.withLockedValue { $0 } }
 
-    func readRegion(offset: UInt64, length: Int) -> FileRegion? {
+    func readRegion(offset: UInt64, length: Int) -> RegionRead? {
         guard length >= Self.regionMinimum else { return nil }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
@@ -36,7 +40,7 @@ final class FileRegionDevice: BlockDevice, Sendable {
             fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), readerIndex: Int(offset),
             endIndex: Int(offset) + length)
         regions.withLockedValue { $0.append(region) }
-        return region
+        return RegionRead(region: region) { [sentCount] in sentCount.withLockedValue { $0 += 1 } }
     }
 
     func read(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ReadResult> {

@@ -218,6 +218,7 @@ import Testing
         var open: Int { device.regionsGiven.filter { $0.fileHandle.isOpen }.count }
         for _ in 0..<100 where open > 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(open == 0)
+        #expect(device.regionsSent == 2)
     }
 
     @Test func regionsLeftUnsentWhenTheClientGoesAwayAreClosed() async throws {
@@ -237,6 +238,7 @@ import Testing
         var open: Int { device.regionsGiven.filter { $0.fileHandle.isOpen }.count }
         for _ in 0..<200 where open > 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(open == 0)
+        #expect(device.regionsSent == 16)
     }
 
     @Test func aFloodOfLargeReadsIsAdmittedOnlyAsRepliesDrain() async throws {
