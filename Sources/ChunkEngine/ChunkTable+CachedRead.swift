@@ -41,16 +41,19 @@ extension ChunkTable {
 extension ChunkTable {
     /// Pins the chunks of a range the local file holds whole (every block cached, none only in
     /// the store, none invalid) against eviction, for a reply that sends the file's bytes as
-    /// they are when it goes out; nil when the file does not hold it. The chunks count as used.
-    /// An eviction is the one change that would spoil such a reply: it begins by forgetting the
-    /// chunk's cached blocks under this lock, so a pinned chunk was not being evicted, and none
-    /// begins until `unpin`.
+    /// they are when it goes out; nil when the file does not hold it, or when pinning it would
+    /// take the volume past `maximumPinnedBytes` (a client that stops reading keeps its pins).
+    /// The chunks count as used. An eviction is the one change that would spoil such a reply:
+    /// it begins by forgetting the chunk's cached blocks under this lock, so a pinned chunk was
+    /// not being evicted, and none begins until `unpin`.
     func pinForRegion(offset: UInt64, length: UInt64, now: UInt64) -> Range<Int>? {
         lock.withLock {
-            guard let runs = runsLocked(offset: offset, length: length, localOnly: true),
+            let indexes = geometry.chunks(touching: offset, length: length)
+            let limit = max(2, Self.maximumPinnedBytes / geometry.chunkSize)
+            guard regionPins.count + indexes.count(where: { regionPins[$0] == nil }) <= limit,
+                let runs = runsLocked(offset: offset, length: length, localOnly: true),
                 runs.allSatisfy({ $0.placement == .local })
             else { return nil }
-            let indexes = geometry.chunks(touching: offset, length: length)
             for index in indexes {
                 chunks.touch(index, at: now)
                 regionPins[index, default: 0] += 1
@@ -58,6 +61,9 @@ extension ChunkTable {
             return indexes
         }
     }
+
+    /// The most bytes of chunks one volume pins for regions (two chunks at least).
+    static let maximumPinnedBytes = 64 << 20
 
     /// Releases chunks pinned by `pinForRegion`.
     func unpin(_ indexes: Range<Int>) {

@@ -135,6 +135,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             table.unpin(pinned)
             return nil
         }
+        // Seen by read-ahead like any read (a stream served from the cache reads on into chunks
+        // it has yet to download).
+        _ = readAhead(offset: offset, length: UInt64(length), on: remote.group.next())
         remote.hits.add(1, ordering: .relaxed)
         return RegionRead(region: region) { [table] in table.unpin(pinned) }
     }

@@ -26,6 +26,10 @@ import VolumeTestSupport
         fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
         try await fixture.volume.flush(on: fixture.loop).get()
+        // (An upload ends a little after its chunk is clean.)
+        for _ in 0..<100 where fixture.volume.evictionCandidates(limit: 10).count < 4 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let read = try #require(fixture.volume.readRegion(offset: 65536, length: 131_072))
         // Its two chunks stay while it is being sent; the others go.
         #expect(await fixture.volume.evict([0, 1, 2, 3]) == 2)
@@ -41,6 +45,26 @@ import VolumeTestSupport
         // Blocks only the store has are no region.
         #expect(ThinVolumeTests.isNone(fixture.volume.readRegion(offset: 0, length: 131_072)))
         #expect(try await fixture.read(0, 262_144) == data)
+        await fixture.close()
+    }
+
+    @Test(.enabled(if: ThinVolumeTests.kernelTellsCachedPages))
+    func aVolumePinsAtMostSixtyFourMebibytesForRegions() async throws {
+        // 32 MiB chunks: two of them are all a volume pins.
+        let fixture = try await VolumeFixture(size: 96 << 20, chunkSize: 32 << 20, kind: .cached)
+        for chunk in 0..<3 { try await fixture.write(UInt64(chunk) << 25, pattern(131_072, seed: UInt8(chunk))) }
+        let first = try #require(fixture.volume.readRegion(offset: 0, length: 131_072))
+        let second = try #require(fixture.volume.readRegion(offset: 32 << 20, length: 131_072))
+        #expect(ThinVolumeTests.isNone(fixture.volume.readRegion(offset: 64 << 20, length: 131_072)))
+        // Another region of a chunk already pinned counts it once.
+        let again = try #require(fixture.volume.readRegion(offset: 0, length: 131_072))
+        for read in [first, again] {
+            try read.region.fileHandle.close()
+            read.sent()
+        }
+        #expect(!ThinVolumeTests.isNone(fixture.volume.readRegion(offset: 64 << 20, length: 131_072)))
+        try second.region.fileHandle.close()
+        second.sent()
         await fixture.close()
     }
 

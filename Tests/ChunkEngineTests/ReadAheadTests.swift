@@ -94,6 +94,29 @@ import VolumeTestSupport
         await volume.waitForDownloads()
     }
 
+    @Test(.enabled(if: ThinVolumeTests.kernelTellsCachedPages))
+    func readsSentAsRegionsKeepTheirStreamReadingAhead() async throws {
+        let fixture = try await VolumeFixture(
+            size: 16 * 65536, chunkSize: 65536, kind: .cached, settings: RemoteSettings(readAhead: 4 * 65536))
+        try await fixture.write(0, pattern(16 * 65536, seed: 3))
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        try await fixture.volume.flush(on: fixture.loop).get()
+        for _ in 0..<100 where fixture.volume.evictionCandidates(limit: 16).count < 16 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // The first four chunks cached, the rest only in the store.
+        #expect(await fixture.volume.evict(Array(4..<16)) == 12)
+        for offset: UInt64 in [0, 131_072] {
+            let read = try #require(fixture.volume.readRegion(offset: offset, length: 131_072))
+            try read.region.fileHandle.close()
+            read.sent()
+        }
+        try await waitForReadAhead(fixture.volume)
+        #expect(fixture.volume.readAheadCounts.bytes > 0)
+        await fixture.close()
+    }
+
     @Test func aSequentialReaderFindsTheNextChunksCachedAndReadsThemRight() async throws {
         let (fixture, data) = try await evictedVolume(chunks: 16)
         var back: [UInt8] = []
