@@ -51,8 +51,7 @@ extension ChunkTable {
             let indexes = geometry.chunks(touching: offset, length: length)
             let limit = max(2, Self.maximumPinnedBytes / geometry.chunkSize)
             guard regionPins.count + indexes.count(where: { regionPins[$0] == nil }) <= limit,
-                let runs = runsLocked(offset: offset, length: length, localOnly: true),
-                runs.allSatisfy({ $0.placement == .local })
+                isLocalLocked(offset: offset, length: length)
             else { return nil }
             for index in indexes {
                 chunks.touch(index, at: now)

@@ -75,6 +75,17 @@ final class ChunkTable: @unchecked Sendable {
         lock.withLock { runsLocked(offset: offset, length: length, localOnly: false)! }
     }
 
+    /// Whether the local file holds every block of a range: each is cached or written here,
+    /// none is only in the object store or a hole.
+    func isLocal(offset: UInt64, length: UInt64) -> Bool {
+        lock.withLock { isLocalLocked(offset: offset, length: length) }
+    }
+
+    /// `isLocal`; call with `lock` held.
+    func isLocalLocked(offset: UInt64, length: UInt64) -> Bool {
+        runsLocked(offset: offset, length: length, localOnly: true)?.allSatisfy { $0.placement == .local } ?? false
+    }
+
     /// `runs`; call with `lock` held. With `localOnly`, nil when a run is only in the object store.
     func runsLocked(offset: UInt64, length: UInt64, localOnly: Bool) -> [(range: Range<UInt64>, placement: Placement)]?
     {

@@ -124,9 +124,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     public func readRegion(offset: UInt64, length: Int) -> RegionRead? {
         guard length >= Self.regionMinimum else { return nil }
         guard let remote else {
-            guard table.runs(offset: offset, length: UInt64(length)).allSatisfy({ $0.placement == .local }) else {
-                return nil
-            }
+            guard table.isLocal(offset: offset, length: UInt64(length)) else { return nil }
             return file.cachedRegion(offset: offset, length: length).map { RegionRead(region: $0) }
         }
         let now = NIODeadline.now().uptimeNanoseconds

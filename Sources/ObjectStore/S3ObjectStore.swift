@@ -201,7 +201,7 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
             payloadHash = PayloadChecksum.unsignedPayload
             headers.append((PayloadChecksum.header, PayloadChecksum.crc32cBase64(body)))
         } else {
-            payloadHash = SigV4Signer.sha256Hex(body.flatMap { $0.readableBytesView })
+            payloadHash = SigV4Signer.sha256Hex(pieces: body)
         }
         var path = "/" + SigV4Signer.uriEncode(configuration.bucket)
         if let key { path += "/" + SigV4Signer.uriEncode(key.rawValue, keepSlash: true) }

@@ -158,8 +158,13 @@ public struct SigV4Signer: Sendable {
 
     /// Hex SHA-256 of a buffer's readable bytes, hashed where they lie (a body is not copied).
     public static func sha256Hex(_ buffer: ByteBuffer) -> String {
+        sha256Hex(pieces: [buffer])
+    }
+
+    /// Hex SHA-256 of the readable bytes of buffers one after another, hashed where they lie.
+    public static func sha256Hex(pieces: [ByteBuffer]) -> String {
         var hasher = SHA256()
-        buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        for piece in pieces { piece.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
         return hex(hasher.finalize())
     }
 

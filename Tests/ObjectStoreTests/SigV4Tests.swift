@@ -162,5 +162,11 @@ import Testing
         #expect(
             SigV4Signer.sha256Hex(buffer) == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072")
         #expect(SigV4Signer.sha256Hex(ByteBuffer()) == Self.emptyHash)
+        #expect(
+            SigV4Signer.sha256Hex(pieces: [
+                ByteBuffer(string: "Welcome to "), ByteBuffer(), ByteBuffer(string: "Amazon S3."),
+            ])
+                == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072")
+        #expect(SigV4Signer.sha256Hex(pieces: []) == Self.emptyHash)
     }
 }
