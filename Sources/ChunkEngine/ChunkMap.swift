@@ -87,11 +87,45 @@ struct ChunkMap {
 
     /// Sets when a chunk was last used, in place: a chunk at rest stays in its compact form.
     mutating func touch(_ index: Int, at time: UInt64) {
-        if active[index] != nil {
-            active[index]!.lastUse = time
-        } else if warm[index] != nil {
-            warm[index]!.lastUse = time
+        if let position = active.index(forKey: index) {
+            active.values[position].lastUse = time
+        } else if let position = warm.index(forKey: index) {
+            warm.values[position].lastUse = time
         }
+    }
+
+    /// Whether the local file holds all of `blocks` of a chunk: each is valid and, in a cached
+    /// volume's chunk that has been uploaded, in the cache. False when the chunk is not allocated.
+    /// The check of most reads: a chunk at rest is read in its compact form, not woken.
+    @inline(__always)
+    func holdsLocally(_ index: Int, blocks: Range<Int>) -> Bool {
+        if let state = active[index] {
+            return Self.holdsLocally(
+                blocks, valid: state.valid, present: state.present,
+                remoteGeneration: cached ? state.remoteGeneration : 0)
+        }
+        let count = geometry.blocks(inChunk: index)
+        if !cached {
+            guard let valid = cold[index] else { return false }
+            return BlockBitmap(count: count, storage: valid).allSet(in: blocks)
+        }
+        if let chunk = warm[index] {
+            return Self.holdsLocally(
+                blocks, valid: BlockBitmap(count: count, storage: chunk.valid),
+                present: BlockBitmap(count: count, storage: chunk.present), remoteGeneration: chunk.remoteGeneration)
+        }
+        guard let chunk = stored[index] else { return false }
+        return Self.holdsLocally(
+            blocks, valid: BlockBitmap(count: count, storage: chunk.valid), present: BlockBitmap(count: count),
+            remoteGeneration: chunk.remoteGeneration)
+    }
+
+    /// Blocks are local when they are valid and either never uploaded (a thin volume's are not)
+    /// or in the cache.
+    private static func holdsLocally(
+        _ blocks: Range<Int>, valid: BlockBitmap, present: BlockBitmap, remoteGeneration: UInt64
+    ) -> Bool {
+        valid.allSet(in: blocks) && (remoteGeneration == 0 || present.allSet(in: blocks))
     }
 
     /// A chunk's whole state, or nil when it is not allocated.

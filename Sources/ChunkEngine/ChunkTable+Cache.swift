@@ -169,7 +169,7 @@ extension ChunkTable {
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)
-            evictionsBegun += 1
+            evictionsBegun.add(1, ordering: .sequentiallyConsistent)
             unsyncedPresent.remove(index)
             return .store(
                 volumeID: volumeID,

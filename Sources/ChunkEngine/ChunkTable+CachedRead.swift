@@ -23,7 +23,7 @@ extension ChunkTable {
             if let buffers = landedBytesLocked(offset: offset, length: length) {
                 read = .landed(buffers)
             } else if let runs = runsLocked(offset: offset, length: length, localOnly: true) {
-                read = .local(runs, evictionsBegun: evictionsBegun)
+                read = .local(runs, evictionsBegun: evictionsBegun.load(ordering: .sequentiallyConsistent))
             } else {
                 return nil
             }
@@ -34,7 +34,7 @@ extension ChunkTable {
 
     /// Whether an eviction began since the count was `count`.
     func evicted(since count: UInt64) -> Bool {
-        lock.withLock { evictionsBegun != count }
+        evictionsBegun.load(ordering: .sequentiallyConsistent) != count
     }
 }
 

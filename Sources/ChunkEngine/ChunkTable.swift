@@ -1,6 +1,7 @@
 import Metadata
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The chunk map of one volume behind a lock: bitmaps, per-chunk gates, the journal state of
 /// each chunk, and what the next flush must commit. Its storage is touched only under `lock`
@@ -36,8 +37,10 @@ final class ChunkTable: @unchecked Sendable {
     /// Cached volumes: downloaded blocks kept for the reads that want them.
     var landed = LandedChunks()
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
-    /// it before and after (see `cachedRead`).
-    var evictionsBegun: UInt64 = 0
+    /// it before and after (see `cachedRead`). Raised under `lock` before the eviction punches
+    /// the file; read without it (`evicted(since:)`): a read whose bytes a punch reached
+    /// completed after the punch, so its reader then loads the raised count.
+    let evictionsBegun = Atomic<UInt64>(0)
     /// Cached volumes: chunks that replies being sent read straight from the local file, with
     /// how many such replies each has (`pinForRegion`): none of them is evicted meanwhile.
     var regionPins: [Int: Int] = [:]
@@ -114,11 +117,7 @@ final class ChunkTable: @unchecked Sendable {
         let index = Int(offset / UInt64(geometry.chunkSize))
         let start = geometry.chunkStart(index)
         guard length > 0, end <= geometry.volumeSize, end - start <= UInt64(geometry.chunkSize),
-            let state = chunks[index]
-        else { return nil }
-        let blocks = ChunkGeometry.blocksTouching(Int(offset - start)..<Int(end - start))
-        guard state.valid.allSet(in: blocks),
-            !cached || state.remoteGeneration == 0 || state.present.allSet(in: blocks)
+            chunks.holdsLocally(index, blocks: ChunkGeometry.blocksTouching(Int(offset - start)..<Int(end - start)))
         else { return nil }
         return offset..<end
     }

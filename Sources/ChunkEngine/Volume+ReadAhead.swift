@@ -35,7 +35,9 @@ extension Volume {
         let touched = geometry.chunks(touching: offset, length: length)
         let (verdict, hits) = remote.readAhead.withLockedValue { state -> (SequentialReads.Verdict, Int) in
             var hits = 0
-            for index in touched where state.unread.removeValue(forKey: index) != nil { hits += 1 }
+            if !state.unread.isEmpty {
+                for index in touched where state.unread.removeValue(forKey: index) != nil { hits += 1 }
+            }
             state.hits += UInt64(hits)
             guard !state.stopped else { return (SequentialReads.Verdict(sequential: false, ahead: 0..<0), hits) }
             // One chunk ahead at least (when read-ahead is on), however small the cache.

@@ -151,7 +151,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         _ runs: [(range: Range<UInt64>, placement: ChunkTable.Placement)], offset: UInt64, length: Int,
         unlessEvictedSince evictionsBegun: UInt64? = nil, on eventLoop: any EventLoop
     ) -> EventLoopFuture<ReadResult> {
-        let dataRuns = runs.filter { $0.placement != .hole }.count
+        let dataRuns = runs.count(where: { $0.placement != .hole })
         if dataRuns == 0 {
             return eventLoop.makeSucceededFuture(.segments([.hole(length)]))
         }

@@ -47,6 +47,22 @@ import Testing
         for index in 0..<64 {
             #expect(matches(map[index]!, expected[index]!, cached: cached), "chunk \(index) read back differently")
         }
+        // The compact check of reads answers what the whole state would, and a touch sets the
+        // last use of every chunk that keeps one, without moving it out of its table.
+        for index in 0..<64 {
+            let state = map[index]!
+            for blocks in [0..<256, 3..<9, 40..<60, 255..<256] {
+                let local =
+                    state.valid.allSet(in: blocks) && (state.remoteGeneration == 0 || state.present.allSet(in: blocks))
+                #expect(map.holdsLocally(index, blocks: blocks) == local, "chunk \(index), blocks \(blocks)")
+            }
+            map.touch(index, at: 99_000 + UInt64(index))
+            #expect(map[index]!.isAtRest == state.isAtRest)
+            let keepsLastUse = !state.isAtRest || (cached && !state.present.isEmpty)
+            #expect((map[index]!.lastUse == 99_000 + UInt64(index)) == keepsLastUse, "chunk \(index)")
+            expected[index]!.lastUse = map[index]!.lastUse
+        }
+        #expect(!map.holdsLocally(64, blocks: 0..<1), "a chunk not in the map holds nothing")
         // Changing a chunk in place moves it between tables as it comes to rest or leaves it.
         _ = map[5]!.gate.release(exclusive: false)
         #expect(map[5]!.isAtRest == expected[5]!.isAtRest(afterRelease: true))
