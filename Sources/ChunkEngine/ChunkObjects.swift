@@ -49,14 +49,14 @@ final class ChunkObjects: Sendable {
     func write(_ data: ByteBuffer, chunk index: Int, generation: UInt64, key: ObjectKey) async throws -> Int {
         let identity = ObjectIdentity.chunk(index: index, generation: generation)
         let object = try codec.encodePieces(data, as: identity)
-        try await store.put(key, pieces: object)
-        let size = object.reduce(0) { $0 + $1.readableBytes }
+        try await store.put(key, pieces: object.pieces, crc32c: object.crc32c)
+        let size = object.size
         let dimensions = [("volume", volume)]
         Counter(label: "blockgate_upload_logical_bytes_total", dimensions: dimensions).increment(by: data.readableBytes)
         Counter(label: "blockgate_upload_stored_bytes_total", dimensions: dimensions).increment(by: size)
         if codec.hasFrameTable,
             let table = try? codec.frameTable(
-                from: ObjectBytes(object), identity: identity, logicalLength: data.readableBytes)
+                from: ObjectBytes(object.pieces), identity: identity, logicalLength: data.readableBytes)
         {
             tables.withLockedValue { $0.insert(table, for: identity) }
         }

@@ -68,7 +68,7 @@ public struct ObjectCodec: Sendable {
 
     /// The object holding `data` as `identity`.
     public func encode(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> ByteBuffer {
-        let pieces = try encodePieces(data, as: identity)
+        let pieces = try encodePieces(data, as: identity).pieces
         guard pieces.count > 1 else { return pieces[0] }
         var output = ByteBuffer()
         output.reserveCapacity(pieces.reduce(0) { $0 + $1.readableBytes })
@@ -79,25 +79,32 @@ public struct ObjectCodec: Sendable {
     /// The object holding `data` as `identity`, in pieces to send one after another: when frames
     /// are stored as they are (neither compressed nor sealed), each frame is a slice of `data`
     /// and nothing is copied; otherwise one piece.
-    public func encodePieces(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> [ByteBuffer] {
+    public func encodePieces(_ data: ByteBuffer, as identity: ObjectIdentity) throws -> EncodedObject {
         guard hasFrameTable || cipher != .off else { return rawPieces(data, as: identity) }
-        return [try encodeFrames(data, as: identity)]
+        return EncodedObject(pieces: [try encodeFrames(data, as: identity)], crc32c: nil)
     }
 
     /// Frames as they are with their CRCs: the header, then each frame's slice of `data` and its
-    /// CRC (slices of one buffer).
-    private func rawPieces(_ data: ByteBuffer, as identity: ObjectIdentity) -> [ByteBuffer] {
+    /// CRC (slices of one buffer). Each frame is read once: the CRC of its payload alone gives
+    /// both its own CRC and, with the rest, the whole object's (`CRC32C.combine`).
+    private func rawPieces(_ data: ByteBuffer, as identity: ObjectIdentity) -> EncodedObject {
         let length = data.readableBytes
         let header = header(identity, length: length)
         let sealing = Sealing(codec: self, bound: header.boundBytes, identity: identity)
         let count = frameCount(logicalLength: length)
         var checksums = ByteBuffer()
         checksums.reserveCapacity(4 * count)
+        var objectCRC = header.encoded.withUnsafeBytes { CRC32C.checksum($0) }
         data.withUnsafeReadableBytes { bytes in
             for frame in 0..<count {
                 let plain = UnsafeRawBufferPointer(
                     rebasing: bytes[(frame * frameSize)..<(frame * frameSize + frameLength(frame, of: length))])
-                checksums.writeInteger(sealing.checksum(plain, frame: frame, encoding: .raw), endianness: .little)
+                let payloadCRC = CRC32C.checksum(plain)
+                let frameCRC = sealing.checksum(
+                    payloadCRC: payloadCRC, length: plain.count, frame: frame, encoding: .raw)
+                checksums.writeInteger(frameCRC, endianness: .little)
+                objectCRC = CRC32C.combine(objectCRC, payloadCRC, secondLength: plain.count)
+                objectCRC = withUnsafeBytes(of: frameCRC.littleEndian) { CRC32C.checksum($0, continuing: objectCRC) }
             }
         }
         var pieces = [ByteBuffer(bytes: header.encoded)]
@@ -107,7 +114,7 @@ public struct ObjectCodec: Sendable {
                 data.getSlice(at: data.readerIndex + frame * frameSize, length: frameLength(frame, of: length))!)
             pieces.append(checksums.getSlice(at: 4 * frame, length: 4)!)
         }
-        return pieces
+        return EncodedObject(pieces: pieces, crc32c: objectCRC)
     }
 
     /// Frames compressed, sealed or both, in one buffer.
@@ -412,6 +419,14 @@ public struct ObjectCodec: Sendable {
                 do throws(ObjectFormatError) { try body(payload) } catch { failure = error }
             }
             if let failure { throw failure }
+        }
+
+        /// The CRC that follows a frame stored without a cipher, from the CRC of its payload alone.
+        func checksum(payloadCRC: UInt32, length: Int, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
+            let prefixCRC = frameTag(frame, encoding.rawValue).withUnsafeBytes {
+                CRC32C.checksum($0, continuing: boundCRC)
+            }
+            return CRC32C.combine(prefixCRC, payloadCRC, secondLength: length)
         }
 
         /// The CRC of a frame (no cipher): over the bound bytes, its tag and its payload.

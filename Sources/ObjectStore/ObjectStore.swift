@@ -9,8 +9,9 @@ public protocol ObjectStore: Sendable {
     /// Stores an object whole, replacing any object of that key.
     func put(_ key: ObjectKey, data: ByteBuffer) async throws
     /// Stores an object whole from pieces sent one after another, without joining them first
-    /// where the store can.
-    func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws
+    /// where the store can; `crc32c`, when the caller knows it, is their CRC32C (a store that
+    /// sends one with the object then needs not read the bytes for it).
+    func put(_ key: ObjectKey, pieces: [ByteBuffer], crc32c: UInt32?) async throws
     /// Reads an object, or the bytes of `range` of it.
     /// - Throws: `ObjectStoreError` of kind `.notFound` when there is no such object.
     func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer
@@ -27,7 +28,7 @@ public protocol ObjectStore: Sendable {
 
 extension ObjectStore {
     /// A store that takes an object in one buffer has the pieces joined.
-    public func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws {
+    public func put(_ key: ObjectKey, pieces: [ByteBuffer], crc32c: UInt32?) async throws {
         guard pieces.count != 1 else { return try await put(key, data: pieces[0]) }
         var data = ByteBuffer()
         data.reserveCapacity(pieces.reduce(0) { $0 + $1.readableBytes })

@@ -13,11 +13,18 @@ public enum PayloadChecksum {
     /// What x-amz-content-sha256 says of a payload vouched for by its checksum instead.
     public static let unsignedPayload = "UNSIGNED-PAYLOAD"
 
-    /// The header's value for a body sent in `pieces`: its CRC32C, big-endian, in base64.
-    public static func crc32cBase64(_ pieces: [ByteBuffer]) -> String {
-        let crc = pieces.reduce(UInt32(0)) { crc, piece in
+    /// The CRC32C of a body sent in `pieces`.
+    public static func crc32c(_ pieces: [ByteBuffer]) -> UInt32 {
+        pieces.reduce(UInt32(0)) { crc, piece in
             piece.withUnsafeReadableBytes { CRC32C.checksum($0, continuing: crc) }
-        }.bigEndian
-        return withUnsafeBytes(of: crc) { Data($0) }.base64EncodedString()
+        }
     }
+
+    /// The header's value for a body of CRC32C `crc`: big-endian, in base64.
+    public static func base64(_ crc: UInt32) -> String {
+        withUnsafeBytes(of: crc.bigEndian) { Data($0) }.base64EncodedString()
+    }
+
+    /// The header's value for a body sent in `pieces`.
+    public static func crc32cBase64(_ pieces: [ByteBuffer]) -> String { base64(crc32c(pieces)) }
 }

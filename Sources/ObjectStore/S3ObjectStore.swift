@@ -67,11 +67,12 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
     }
 
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
-        try await put(key, pieces: [data])
+        try await put(key, pieces: [data], crc32c: nil)
     }
 
-    public func put(_ key: ObjectKey, pieces: [ByteBuffer]) async throws {
-        _ = try await send(.PUT, key: key, body: pieces, checksummed: true, accept: [.ok])
+    public func put(_ key: ObjectKey, pieces: [ByteBuffer], crc32c: UInt32?) async throws {
+        _ = try await send(
+            .PUT, key: key, body: pieces, checksum: crc32c ?? PayloadChecksum.crc32c(pieces), accept: [.ok])
     }
 
     public func get(_ key: ObjectKey, range: Range<UInt64>?) async throws -> ByteBuffer {
@@ -188,18 +189,18 @@ public final class S3ObjectStore: ObjectStore, ObjectArchiving {
 
     /// Signs and sends a request, retrying transient failures.
     /// - Parameters:
-    ///   - checksummed: the body is vouched for by its CRC32C rather than by the signature
-    ///     (`PayloadChecksum`): object data, where hashing costs.
+    ///   - checksum: the body's CRC32C when it is vouched for by that rather than by the
+    ///     signature (`PayloadChecksum`): object data, where hashing costs.
     ///   - accept: statuses that count as an answer; anything else is an error.
     private func send(
         _ method: HTTPMethod, key: ObjectKey?, query: [(String, String)] = [], headers: [(String, String)] = [],
-        body: [ByteBuffer] = [], checksummed: Bool = false, accept: Set<HTTPResponseStatus>
+        body: [ByteBuffer] = [], checksum: UInt32? = nil, accept: Set<HTTPResponseStatus>
     ) async throws -> HTTPClient.Response {
         var headers = headers
         let payloadHash: String
-        if checksummed {
+        if let checksum {
             payloadHash = PayloadChecksum.unsignedPayload
-            headers.append((PayloadChecksum.header, PayloadChecksum.crc32cBase64(body)))
+            headers.append((PayloadChecksum.header, PayloadChecksum.base64(checksum)))
         } else {
             payloadHash = SigV4Signer.sha256Hex(pieces: body)
         }

@@ -94,7 +94,8 @@ import Testing
 
     @Test func framesStoredAsTheyAreGoOutAsSlicesOfTheDataNotCopies() throws {
         let codec = try ObjectCodec(scope: "vol-a", frameSize: 16 << 10)
-        let pieces = try codec.encodePieces(Self.sample, as: Self.identity)
+        let encoded = try codec.encodePieces(Self.sample, as: Self.identity)
+        let pieces = encoded.pieces
         let frames = codec.frameCount(logicalLength: Self.sample.readableBytes)
         // The header, then each frame and its CRC.
         #expect(pieces.count == 1 + 2 * frames)
@@ -107,9 +108,12 @@ import Testing
         var joined = ByteBuffer()
         for piece in pieces { joined.writeImmutableBuffer(piece) }
         #expect(try decodeWhole(codec, joined) == Self.sample)
+        // The object's CRC32C, given without a second pass over it, is that of its bytes.
+        #expect(encoded.crc32c == CRC32C.checksum(joined.readableBytesView))
+        #expect(encoded.size == joined.readableBytes)
         // Compressed or sealed frames are new bytes: one piece.
         for other in Self.codecs() where other.compression != .off || other.cipher != .off {
-            #expect(try other.encodePieces(Self.sample, as: Self.identity).count == 1)
+            #expect(try other.encodePieces(Self.sample, as: Self.identity).pieces.count == 1)
         }
     }
 

@@ -169,4 +169,17 @@ import Testing
                 == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072")
         #expect(SigV4Signer.sha256Hex(pieces: []) == Self.emptyHash)
     }
+
+    /// One signer signing on different days: the signing key it keeps from the last day it
+    /// signed on is never used for another (each day's published signature comes out again).
+    @Test func aSignerThatSignsOnAnotherDayUsesThatDaysKey() {
+        let signer = SigV4Signer(credentials: Self.s3.credentials, region: Self.s3.region, service: Self.s3.service)
+        let vector = Self.s3Vectors[0]
+        let published = { signer.signature(for: vector.request, amzDate: "20130524T000000Z") }
+        #expect(published() == vector.signature)
+        let nextDay = signer.signature(for: vector.request, amzDate: "20130525T000000Z")
+        #expect(nextDay != vector.signature)
+        #expect(published() == vector.signature)
+        #expect(signer.signature(for: vector.request, amzDate: "20130525T000000Z") == nextDay)
+    }
 }
