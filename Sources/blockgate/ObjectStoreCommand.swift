@@ -118,7 +118,8 @@ struct ObjectStoreCommand: AsyncParsableCommand {
                 ceiling a cached volume's uploads and cold reads can reach here) and the DELETEs per second.
                 --put, --get and --delete run only those steps (to read objects an earlier run stored); a run
                 that fails leaves what it stored. Each result is one line, "STEP N objects of SIZE, C at once:
-                R MiB/s in S s" (DELETE: "R per second"). Example:
+                R MiB/s in S s, P s of processor" (DELETE: "R per second"; P: this client's own processor
+                time in the step, which its share of the machine is). Example:
                   AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK blockgate objstore bench \\
                     --object-store 's3://bucket?endpoint=http://127.0.0.1:9000' --objects 256
                 """)
@@ -185,8 +186,14 @@ struct ObjectStoreCommand: AsyncParsableCommand {
         private func measure(_ bench: StoreThroughput, bytes: UInt64) async throws {
             let all = !put && !get && !delete
             try await bench.store.prepare()
-            if all || put { report("PUT", try await bench.put(), bytes: bytes) }
-            if all || get { report("GET", try await bench.get(), bytes: bytes) }
+            if all || put {
+                let before = Self.processorSeconds()
+                report("PUT", try await bench.put(), bytes: bytes, processor: Self.processorSeconds() - before)
+            }
+            if all || get {
+                let before = Self.processorSeconds()
+                report("GET", try await bench.get(), bytes: bytes, processor: Self.processorSeconds() - before)
+            }
             if all || delete {
                 let seconds = Self.seconds(try await bench.delete())
                 let rate = String(format: "%.0f", Double(objects) / seconds)
@@ -196,12 +203,22 @@ struct ObjectStoreCommand: AsyncParsableCommand {
             }
         }
 
-        /// Prints a step's rate: "PUT 256 objects of 1M, 16 at once: 812.3 MiB/s in 0.32 s".
-        private func report(_ step: String, _ duration: Duration, bytes: UInt64) {
+        /// Prints a step's rate: "PUT 256 objects of 1M, 16 at once: 812.3 MiB/s in 0.32 s, 0.21 s of
+        /// processor".
+        private func report(_ step: String, _ duration: Duration, bytes: UInt64, processor: Double) {
             let seconds = Self.seconds(duration)
             let rate = String(format: "%.1f", Double(objects) * Double(bytes) / 1_048_576 / seconds)
             let what = "\(objects) objects of \(size), \(concurrency) at once"
-            print("\(step) \(what): \(rate) MiB/s in \(Self.format(seconds)) s")
+            print(
+                "\(step) \(what): \(rate) MiB/s in \(Self.format(seconds)) s, \(Self.format(processor)) s of processor")
+        }
+
+        /// The processor time this process has taken so far (user and system, every thread).
+        private static func processorSeconds() -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            let time = { (value: timeval) in Double(value.tv_sec) + Double(value.tv_usec) / 1e6 }
+            return time(usage.ru_utime) + time(usage.ru_stime)
         }
 
         private static func seconds(_ duration: Duration) -> Double {

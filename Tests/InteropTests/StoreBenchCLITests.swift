@@ -14,7 +14,9 @@ import Testing
     /// A line of a step's result as `make bench` reads it.
     private static func isResult(_ line: Substring, _ step: String, of objects: String) -> Bool {
         line.wholeMatch(
-            of: try! Regex("\(step) \(objects), [0-9]+ at once: [0-9]+\\.[0-9] MiB/s in [0-9]+\\.[0-9]{2} s"))
+            of: try! Regex(
+                "\(step) \(objects), [0-9]+ at once: [0-9]+\\.[0-9] MiB/s in [0-9]+\\.[0-9]{2} s, [0-9]+\\.[0-9]{2} s of processor"
+            ))
             != nil
     }
 

@@ -50,6 +50,7 @@ export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$binary" objstore serve --dir "$work/objects" --listen "127.0.0.1:$port" 2> "$work/objstore.log" &
 pids+=($!)
+emulator=$!
 cached_daemon() {  # cached_daemon DATA_DIR [CACHE_SIZE UPLOAD_BUFFER [KEY_FILE]]: a daemon on the emulator, its pid in $daemon
     mkdir -p "$1"
     printf 'cache:\n  size: %s\n  upload_buffer: %s\n' "${2:-256M}" "${3:-256M}" > "$1.yaml"
@@ -98,6 +99,10 @@ rounds="${BENCH_ROUNDS:-3}"
 median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # cpu_ticks PID: its processor time so far
 ticks_per_second=$(getconf CLK_TCK)
+per_gib() { python3 -c "print(f'{$1 / $ticks_per_second / ($bytes / (1 << 30)):.2f}')"; }  # per_gib TICKS: seconds per GiB of the size
+pass_cpu_ticks() {  # pass_cpu_ticks: fio's processor time in the last pass, in ticks
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))["jobs"][0]; print(round((j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1000 * int(sys.argv[2])))' "$work/pass.json" "$ticks_per_second"
+}
 
 if section warm; then
 # blockgate: one thin volume, and a cached volume in a cache with room for all of it (an upload
@@ -233,10 +238,15 @@ cold_start() {  # cold_start: a quiet disk, and no object in the page cache when
 cached_daemon "$work/cold-1"
 "$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
 cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
+sync
+drain_ticks=("$(cpu_ticks "$daemon")" "$(cpu_ticks "$emulator")")
 fio_pass write --ioengine=nbd --uri="$(cold_uri cold-1)"
 start=$(pass_started)
 "$binary" volume flush cold --wait-upload --admin-socket "$work/cold-1/admin.sock" > /dev/null
 drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+# Processor seconds per GiB of the write and drain: the gateway's, the emulator's, fio's.
+drain_cpu=("$(per_gib "$(( $(cpu_ticks "$daemon") - drain_ticks[0] ))")"
+    "$(per_gib "$(( $(cpu_ticks "$emulator") - drain_ticks[1] ))")" "$(per_gib "$(pass_cpu_ticks)")")
 stop_daemon
 cached_daemon "$work/cold-3"
 "$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
@@ -276,13 +286,18 @@ s3backer_unmount
 # gateway's own S3 client, which pays what the gateway's transfers pay on the wire and nothing of
 # its object format, cache or NBD. A script's client ran out of processor first (a Python one
 # reached 1.3-1.6 GiB/s of GETs from memory where this one reached 2.3-3.0).
-raw_store() {  # raw_store --put|--get: MiB/s (the run fails if the result line is missing)
+raw_store() {  # raw_store --put|--get: MiB/s (the run fails if the result line is missing); the client's processor seconds in $work/raw.cpu
     "$binary" objstore bench \
         --object-store "s3://bench?endpoint=http://127.0.0.1:$port" --prefix raw --objects "$((bytes >> 20))" \
-        --size 1M --concurrency 16 "$1" |
-        awk '{ for (i = 2; i <= NF; i++) if ($i == "MiB/s") { print $(i - 1); found = 1 } } END { exit !found }'
+        --size 1M --concurrency 16 "$1" > "$work/raw.out"
+    awk '$NF == "processor" && $(NF - 1) == "of" { print $(NF - 3) }' "$work/raw.out" > "$work/raw.cpu"
+    awk '{ for (i = 2; i <= NF; i++) if ($i == "MiB/s") { print $(i - 1); found = 1 } } END { exit !found }' "$work/raw.out"
 }
+sync
+raw_ticks=$(cpu_ticks "$emulator")
 raw_put=$(raw_store --put)
+raw_put_cpu=("$(python3 -c "print(f'{$(cat "$work/raw.cpu") / ($bytes / (1 << 30)):.2f}')")"
+    "$(per_gib "$(( $(cpu_ticks "$emulator") - raw_ticks ))")")
 
 # Cold sequential reads in rounds, blockgate, s3backer and the plain client taking turns (each
 # round starting with the next), each on a quiet disk; the figures are the medians.
@@ -332,6 +347,8 @@ printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
 printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads unsigned with their CRC32C; GET: median)\n' "raw store (objstore bench)" \
     "$raw_put" "$raw_get"
+echo "  processor seconds per GiB ($(nproc) processors): write + drain: gateway ${drain_cpu[0]}, emulator ${drain_cpu[1]}," \
+    "fio ${drain_cpu[2]}; raw PUT: client ${raw_put_cpu[0]}, emulator ${raw_put_cpu[1]}"
 echo "  cold sequential reads, round by round (MiB/s): blockgate${cold_reads[blockgate]};" \
     "s3backer${cold_reads[s3backer]}; raw GET${cold_reads[raw]}"
 
