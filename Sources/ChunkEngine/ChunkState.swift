@@ -72,11 +72,18 @@ struct ChunkState {
 struct ChunkGate {
     private var writers = 0
     private var exclusive = false
+    /// The one shared holder has had the gate to itself since it took it: set when a shared
+    /// holder takes it with no other holder, cleared when a second one joins.
+    private var alone = false
     /// Few wait at once; an empty array allocates nothing.
     private var waiting: [(exclusive: Bool, promise: EventLoopPromise<Void>)] = []
 
     /// Nobody holds or waits for the gate.
     var isIdle: Bool { writers == 0 && !exclusive && waiting.isEmpty }
+
+    /// Whether the gate's one shared holder has held it alone from the moment it took it: no
+    /// other operation on the chunk overlapped its own.
+    var isHeldAlone: Bool { writers == 1 && alone }
 
     /// Someone holds the gate.
     var isHeld: Bool { writers > 0 || exclusive }
@@ -89,6 +96,7 @@ struct ChunkGate {
             exclusive = true
         } else {
             writers += 1
+            alone = writers == 1
         }
         return true
     }
@@ -109,6 +117,7 @@ struct ChunkGate {
             } else {
                 guard !exclusive else { break }
                 writers += 1
+                alone = writers == 1
             }
             waiting.removeFirst()
             granted.append(next.promise)

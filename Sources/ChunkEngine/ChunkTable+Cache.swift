@@ -68,24 +68,34 @@ extension ChunkTable {
     struct UploadDue {
         var rested: Bool
         var pendingBy: UInt64
+        /// Chunks holding a change no upload took that was done by then go before any other.
+        var overdueBy: UInt64 = 0
         /// Every dirty chunk, however recently changed or uploaded.
         static let all = UploadDue(rested: true, pendingBy: .max)
 
         func includes(_ state: ChunkState) -> Bool {
             state.lastSnapshot <= pendingBy && (rested || state.pendingSince <= pendingBy)
         }
+
+        /// Where a due chunk goes in the uploads' order: overdue first, then those whose bytes a
+        /// write left in memory (their uploads read no file, and the memory goes with them),
+        /// then the rest.
+        func rank(_ state: ChunkState, written: Bool) -> Int {
+            if state.pendingSince != 0, state.pendingSince <= overdueBy { return 0 }
+            return written ? 1 : 2
+        }
     }
 
-    /// Dirty chunks that no upload handles yet and that are `due`, oldest-touched first, at most
-    /// `limit`.
+    /// Dirty chunks that no upload handles yet and that are `due`, in `UploadDue.rank` order and
+    /// oldest-touched first within it, at most `limit`.
     func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
-            dirtyChunks.compactMap { index -> (Int, UInt64)? in
+            dirtyChunks.compactMap { index -> (index: Int, rank: Int, lastUse: UInt64)? in
                 guard let state = chunks[index], case .dirty = state.journal, !state.uploading, due.includes(state)
                 else { return nil }
-                return (index, state.lastUse)
+                return (index, due.rank(state, written: written.holds(index)), state.lastUse)
             }
-            .sorted { $0.1 < $1.1 }.prefix(limit).map(\.0)
+            .sorted { ($0.rank, $0.lastUse) < ($1.rank, $1.lastUse) }.prefix(limit).map(\.index)
         }
     }
 
@@ -169,6 +179,7 @@ extension ChunkTable {
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)
+            written.drop(index)
             evictionsBegun.add(1, ordering: .sequentiallyConsistent)
             unsyncedPresent.remove(index)
             return .store(

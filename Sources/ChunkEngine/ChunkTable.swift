@@ -36,6 +36,8 @@ final class ChunkTable: @unchecked Sendable {
     var nextGeneration: UInt64 = 1
     /// Cached volumes: downloaded blocks kept for the reads that want them.
     var landed = LandedChunks()
+    /// Cached volumes: whole chunks just written, kept for their uploads.
+    var written = WrittenChunks()
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`). Raised under `lock` before the eviction punches
     /// the file; read without it (`evicted(since:)`): a read whose bytes a punch reached
@@ -233,9 +235,11 @@ final class ChunkTable: @unchecked Sendable {
     ///     than shared (reads, writes).
     ///   - changing: the operation changes data: the chunks are created if absent, are marked
     ///     dirty in the database before `body` runs, and get a new generation when it is done.
+    ///   - keeping: the bytes a change writes over whole chunks, kept for their uploads when it
+    ///     succeeds having held a chunk alone.
     func with<Value: Sendable>(
-        _ indexes: [Int], exclusive: Bool, changing: Bool = true, on eventLoop: any EventLoop,
-        _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
+        _ indexes: [Int], exclusive: Bool, changing: Bool = true, keeping: KeptWrite? = nil,
+        on eventLoop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
         update: @escaping @Sendable (Int, inout ChunkState) -> Void = { _, _ in }
     ) -> EventLoopFuture<Value> {
         let began = changing ? NIODeadline.now().uptimeNanoseconds : 0
@@ -258,15 +262,21 @@ final class ChunkTable: @unchecked Sendable {
                         let generation = self.nextGeneration
                         if changing {
                             self.nextGeneration += 1
-                            // Downloads kept for readers are stale once the data changed.
+                            // Bytes kept for readers or uploads are stale once the data changed.
                             self.landed.drop(index)
+                            self.written.drop(index)
                         }
+                        var alone = false
                         let released = self.chunks.update(index) { state in
                             if case .success = result { update(index, &state) }
                             // Its pending time is the one `markDirty` set: when the change began.
                             if changing { state.generation = generation }
                             state.lastUse = now
+                            alone = !exclusive && state.gate.isHeldAlone
                             return state.gate.release(exclusive: exclusive)
+                        }
+                        if case .success = result, changing, alone, let keeping, let data = keeping.chunks[index] {
+                            self.written.keep(data, generation: generation, forChunk: index, limit: keeping.limit)
                         }
                         guard let released else { continue }
                         granted += released
@@ -366,6 +376,13 @@ final class ChunkTable: @unchecked Sendable {
         }
     }
 
+    /// What a write of whole chunks leaves for their uploads (`WrittenChunks`): each chunk's
+    /// bytes, and the most bytes the table keeps so.
+    struct KeptWrite: Sendable {
+        let chunks: [Int: ByteBuffer]
+        let limit: Int
+    }
+
     /// Forgets a chunk that holds no valid block and that nobody is using. Lock held.
     func dropIfEmpty(_ index: Int) {
         guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle, !state.uploading,
@@ -374,6 +391,7 @@ final class ChunkTable: @unchecked Sendable {
         if case .marking = state.journal { return }
         chunks[index] = nil
         landed.drop(index)
+        written.drop(index)
         dirtyChunks.remove(index)
         unsyncedPresent.remove(index)
         deletedChunks.insert(index)

@@ -74,6 +74,8 @@ final class RemoteBacking: Sendable {
     let hits = Atomic<UInt64>(0)
     /// Reads that downloaded something.
     let misses = Atomic<UInt64>(0)
+    /// Uploads that sent the bytes a write left in memory rather than reading the local file.
+    let uploadsFromMemory = Atomic<UInt64>(0)
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.

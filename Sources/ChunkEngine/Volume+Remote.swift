@@ -34,17 +34,17 @@ extension Volume {
     /// Runs a change whose partial edge blocks are first downloaded; checks, with the chunks held,
     /// that no eviction took them since, and starts over if one did.
     func changeWithEdges(
-        _ indexes: [Int], edges: [Edge], exclusive: Bool, attempt: Int = 1, on eventLoop: any EventLoop,
-        _ body: @escaping @Sendable () -> EventLoopFuture<Void>,
+        _ indexes: [Int], edges: [Edge], exclusive: Bool, keeping: ChunkTable.KeptWrite? = nil, attempt: Int = 1,
+        on eventLoop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<Void>,
         update: @escaping @Sendable (Int, inout ChunkState) -> Void
     ) -> EventLoopFuture<Void> {
         guard remote != nil, !edges.isEmpty else {
-            return table.with(indexes, exclusive: exclusive, on: eventLoop, body, update: update)
+            return table.with(indexes, exclusive: exclusive, keeping: keeping, on: eventLoop, body, update: update)
         }
         let fetched = edges.map { fill(chunk: $0.chunk, blocks: $0.blocks, on: eventLoop) }
         return EventLoopFuture.andAllSucceed(fetched, on: eventLoop).flatMap {
             // Failing (rather than succeeding without `body`) keeps `update` from running.
-            self.table.with(indexes, exclusive: exclusive, on: eventLoop) {
+            self.table.with(indexes, exclusive: exclusive, keeping: keeping, on: eventLoop) {
                 let complete = edges.allSatisfy { self.table.missingBlocks(ofChunk: $0.chunk, in: $0.blocks) == nil }
                 return complete ? body() : eventLoop.makeFailedFuture(EdgeEvicted())
             } update: { index, state in
@@ -57,7 +57,9 @@ extension Volume {
                     BlockDeviceError(.io, "volume '\(self.name)': edge blocks keep being evicted"))
             }
             return self.changeWithEdges(
-                indexes, edges: edges, exclusive: exclusive, attempt: attempt + 1, on: eventLoop, body, update: update)
+                indexes, edges: edges, exclusive: exclusive, keeping: keeping, attempt: attempt + 1, on: eventLoop,
+                body,
+                update: update)
         }
     }
 
@@ -359,12 +361,16 @@ extension Volume {
     /// would slow the writes it races.
     private func uploadPace(_ remote: RemoteBacking) -> (slots: Int, due: ChunkTable.UploadDue) {
         let settings = remote.settings
-        guard !uploadsAreUrgent(remote) else { return (settings.uploadConcurrency, .all) }
         let delay = UInt64(max(0, settings.uploadDelay.nanoseconds))
         let now = NIODeadline.now().uptimeNanoseconds
         let before = { (age: UInt64) in now > age ? now - age : 0 }
+        // However the uploads are ordered, none waits much longer than it would in the background.
+        let overdueBy = before(delay * Self.maximumUploadDelays)
+        guard !uploadsAreUrgent(remote) else {
+            return (settings.uploadConcurrency, .init(rested: true, pendingBy: .max, overdueBy: overdueBy))
+        }
         let due = ChunkTable.UploadDue(
-            rested: table.hasRested(since: before(delay)), pendingBy: before(delay * Self.maximumUploadDelays))
+            rested: table.hasRested(since: before(delay)), pendingBy: overdueBy, overdueBy: overdueBy)
         return (max(1, settings.uploadConcurrency / 4), due)
     }
 
@@ -441,6 +447,13 @@ extension Volume {
                 // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
                 guard !self.table.bitmap(ofChunk: index).isEmpty else { return eventLoop.makeSucceededFuture(nil) }
                 let generation = self.table.generation(ofChunk: index) ?? 0
+                // The bytes its last write left, when that write had it alone; else the file's.
+                if let written = self.table.takeWritten(ofChunk: index, generation: generation) {
+                    remote.uploadsFromMemory.add(1, ordering: .relaxed)
+                    Counter(label: "blockgate_uploads_from_memory_total", dimensions: [("volume", self.name)])
+                        .increment()
+                    return eventLoop.makeSucceededFuture((generation, written))
+                }
                 return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
                     .map { (generation, $0) }
             },
@@ -541,6 +554,10 @@ extension Volume {
         guard let remote else { return (0, 0) }
         return (remote.hits.load(ordering: .relaxed), remote.misses.load(ordering: .relaxed))
     }
+
+    /// Uploads that sent what a write of the whole chunk left in memory (`WrittenChunks`), not
+    /// the local file's bytes.
+    public var uploadsFromMemory: UInt64 { remote?.uploadsFromMemory.load(ordering: .relaxed) ?? 0 }
 
     /// Evicts every chunk (after `waitUntilUploaded`, all are clean), waiting for chunks that are
     /// briefly in use.

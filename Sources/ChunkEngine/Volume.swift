@@ -286,8 +286,9 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         // A thin volume's recovery finds a FUA write's blocks in the file; a cached volume's
         // trusts only committed records, so there FUA is a flush after the write.
         let dsync = fua && remote == nil
+        let keeping = keptWrite(offset: offset, data: data, indexes: indexes)
         let written = admit(indexes, on: eventLoop).flatMap {
-            self.changeWithEdges(indexes, edges: edges, exclusive: false, on: eventLoop) {
+            self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {
                 [io = self.io, file = self.file] in
                 guard dsync else { return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop) }
                 if let fenced = self.fence.withLockedValue({ $0 }) { return eventLoop.makeFailedFuture(fenced) }
@@ -307,6 +308,23 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             }
         }
         return finish([written], durable: fua && !dsync, on: eventLoop)
+    }
+
+    /// A cached volume's write over whole chunks leaves their bytes (slices of `data`) for their
+    /// uploads, which then need not read the file (`WrittenChunks`): as much as every upload slot
+    /// can take and as much again.
+    private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
+        guard let remote else { return nil }
+        let length = UInt64(data.readableBytes)
+        var chunks: [Int: ByteBuffer] = [:]
+        for index in indexes {
+            let start = geometry.chunkStart(index)
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+            guard slice == 0..<geometry.blocks(inChunk: index) * ChunkGeometry.blockSize else { continue }
+            chunks[index] = data.getSlice(at: data.readerIndex + Int(start - offset), length: slice.count)
+        }
+        guard !chunks.isEmpty else { return nil }
+        return ChunkTable.KeptWrite(chunks: chunks, limit: 2 * remote.settings.uploadConcurrency * geometry.chunkSize)
     }
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -68,6 +68,57 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// A write of whole chunks leaves their bytes for the uploads, which send them without
+    /// reading the file; a write of part of a chunk leaves nothing. What the store gets is what
+    /// was written either way.
+    @Test func uploadsOfChunksWrittenWholeSendWhatTheWriteLeft() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        // Chunks 1 and 2 whole (in one write), chunk 4 in part.
+        let whole = pattern(131_072, seed: 11)
+        try await fixture.write(65536, whole)
+        let part = pattern(4096, seed: 12)
+        try await fixture.write(4 * 65536 + 8192, part)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        #expect(fixture.volume.uploadsFromMemory == 2)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(65536, 131_072) == whole)
+        #expect(try await fixture.read(4 * 65536 + 8192, 4096) == part)
+        // Written whole again and changed after: the upload goes by the file, not the older bytes.
+        try await fixture.write(65536, pattern(65536, seed: 13))
+        var changed = pattern(65536, seed: 13)
+        changed.replaceSubrange(100..<200, with: pattern(100, seed: 14))
+        try await fixture.write(65536 + 100, Array(changed[100..<200]))
+        try await fixture.volume.waitUntilUploaded()
+        #expect(fixture.volume.uploadsFromMemory == 2)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(65536, 65536) == changed)
+        await fixture.close()
+    }
+
+    /// A whole-chunk write that another write of the chunk overlapped leaves nothing for the
+    /// upload (which bytes the file ended with is not the write's to say): the store gets what the
+    /// cache holds, whichever write landed last.
+    @Test func aWholeChunkWriteOverlappedByAnotherLeavesNothingForTheUpload() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        var buffer = ByteBuffer()
+        buffer.writeBytes(pattern(65536, seed: 21))
+        var small = ByteBuffer()
+        small.writeBytes(pattern(4096, seed: 22))
+        // Both in flight at once: the second joins the gate the first holds.
+        let first = fixture.volume.write(offset: 0, data: buffer, fua: false, on: fixture.loop)
+        let second = fixture.volume.write(offset: 8192, data: small, fua: false, on: fixture.loop)
+        try await first.get()
+        try await second.get()
+        let cached = try await fixture.read(0, 65536)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        #expect(fixture.volume.uploadsFromMemory == 0)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 65536) == cached)
+        await fixture.close()
+    }
+
     @Test func uploadedChunksAreReadBackAfterEviction() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
         let data = pattern(200_000, seed: 3)

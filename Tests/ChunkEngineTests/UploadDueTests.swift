@@ -42,4 +42,19 @@ import Testing
         #expect(!ChunkTable.UploadDue(rested: true, pendingBy: 1_000).includes(rewritten))
         #expect(ChunkTable.UploadDue.all.includes(rewritten))
     }
+
+    /// The uploads' order: a change waiting since `overdueBy` first, kept in memory or not; then
+    /// chunks whose bytes a write left in memory; then the rest.
+    @Test func overdueChangesGoFirstThenChunksWrittenWhole() {
+        let due = ChunkTable.UploadDue(rested: true, pendingBy: .max, overdueBy: 1_000)
+        let overdue = dirtyChunk(pendingSince: 500, lastSnapshot: 0)
+        let recent = dirtyChunk(pendingSince: 2_000, lastSnapshot: 0)
+        let foundAtStart = dirtyChunk(pendingSince: 0, lastSnapshot: 0)
+        #expect(due.rank(overdue, written: false) == 0 && due.rank(overdue, written: true) == 0)
+        #expect(due.rank(recent, written: true) == 1)
+        #expect(due.rank(recent, written: false) == 2)
+        #expect(due.rank(foundAtStart, written: false) == 2)
+        // Nothing is overdue by default.
+        #expect(ChunkTable.UploadDue.all.rank(overdue, written: false) == 2)
+    }
 }
