@@ -90,12 +90,17 @@ extension ChunkTable {
     /// oldest-touched first within it, at most `limit`.
     func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
-            dirtyChunks.compactMap { index -> (index: Int, rank: Int, lastUse: UInt64)? in
+            let candidates = dirtyChunks.compactMap { index -> (index: Int, rank: Int, lastUse: UInt64)? in
                 guard let state = chunks[index], case .dirty = state.journal, !state.uploading, due.includes(state)
                 else { return nil }
                 return (index, due.rank(state, written: written.holds(index)), state.lastUse)
             }
-            .sorted { ($0.rank, $0.lastUse) < ($1.rank, $1.lastUse) }.prefix(limit).map(\.index)
+            let before = { (a: (index: Int, rank: Int, lastUse: UInt64), b: (index: Int, rank: Int, lastUse: UInt64)) in
+                (a.rank, a.lastUse) < (b.rank, b.lastUse)
+            }
+            // A slot that finished asks for one: the first, without sorting them all.
+            guard limit != 1 else { return candidates.min(by: before).map { [$0.index] } ?? [] }
+            return candidates.sorted(by: before).prefix(limit).map(\.index)
         }
     }
 

@@ -59,9 +59,11 @@ public struct SigV4Signer: Sendable {
 
     /// The Authorization header value for `request` at `amzDate` ("YYYYMMDDTHHMMSSZ").
     public func authorization(for request: Request, amzDate: String) -> String {
-        let signedHeaders = Self.signedHeaders(request.headers)
+        let headers = Self.canonicalHeaders(request.headers)
+        let signedHeaders = headers.map(\.name).joined(separator: ";")
+        let signature = signature(canonicalRequest: canonicalRequest(request, headers: headers), amzDate: amzDate)
         return "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope(amzDate)), "
-            + "SignedHeaders=\(signedHeaders), Signature=\(signature(for: request, amzDate: amzDate))"
+            + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
     }
 
     /// The headers a request to `host` (HOST:PORT) is sent with: x-amz-date,
@@ -82,20 +84,28 @@ public struct SigV4Signer: Sendable {
 
     /// The hex signature of `request`.
     public func signature(for request: Request, amzDate: String) -> String {
+        signature(canonicalRequest: canonicalRequest(request), amzDate: amzDate)
+    }
+
+    private func signature(canonicalRequest: String, amzDate: String) -> String {
         let key = signingKey(date: String(amzDate.prefix(8)))
-        let toSign = stringToSign(canonicalRequest: canonicalRequest(request), amzDate: amzDate)
+        let toSign = stringToSign(canonicalRequest: canonicalRequest, amzDate: amzDate)
         return Self.hex(HMAC<SHA256>.authenticationCode(for: Array(toSign.utf8), using: key))
     }
 
     /// The canonical request: method, path, sorted encoded query, sorted trimmed headers, the
     /// signed header names and the payload hash, one per line.
     public func canonicalRequest(_ request: Request) -> String {
+        canonicalRequest(request, headers: Self.canonicalHeaders(request.headers))
+    }
+
+    /// `canonicalRequest` with the request's canonical headers already made.
+    private func canonicalRequest(_ request: Request, headers: [(name: String, value: String)]) -> String {
         let encoded: [(name: String, value: String)] = request.query.map {
             (Self.uriEncode($0.name), Self.uriEncode($0.value))
         }
         let sorted = encoded.sorted { $0.name == $1.name ? $0.value < $1.value : $0.name < $1.name }
         let query: String = sorted.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
-        let headers = Self.canonicalHeaders(request.headers)
         let headerLines: String = headers.map { "\($0.name):\($0.value)\n" }.joined()
         let signedNames: String = headers.map(\.name).joined(separator: ";")
         let path = request.encodedPath.isEmpty ? "/" : request.encodedPath
@@ -134,33 +144,41 @@ public struct SigV4Signer: Sendable {
     static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
         var merged: [String: [String]] = [:]
         for header in headers {
-            let value = header.value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-            merged[header.name.lowercased(), default: []].append(value)
+            merged[header.name.lowercased(), default: []].append(trimmed(header.value))
         }
         return merged.keys.sorted().map { ($0, merged[$0]!.joined(separator: ",")) }
     }
 
-    static func signedHeaders(_ headers: [(name: String, value: String)]) -> String {
-        canonicalHeaders(headers).map(\.name).joined(separator: ";")
+    /// A header value trimmed, its inner runs of spaces collapsed (most need nothing done).
+    private static func trimmed(_ value: String) -> String {
+        let space = UInt8(ascii: " ")
+        var previous = space
+        var clean = value.utf8.last != space
+        for byte in value.utf8 where clean {
+            clean = !(byte == space && previous == space)
+            previous = byte
+        }
+        return clean ? value : value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
     }
 
     /// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, everything else as
     /// uppercase %XX of its UTF-8 bytes; "/" kept only when `keepSlash`.
     public static func uriEncode(_ text: String, keepSlash: Bool = false) -> String {
-        var encoded = ""
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
                 UInt8(ascii: "~"):
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+                encoded.append(byte)
             case UInt8(ascii: "/") where keepSlash:
-                encoded.append("/")
+                encoded.append(byte)
             default:
-                encoded += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                encoded += [UInt8(ascii: "%"), upperDigits[Int(byte >> 4)], upperDigits[Int(byte & 0xF)]]
             }
         }
-        return encoded
+        return String(decoding: encoded, as: UTF8.self)
     }
 
     /// Hex SHA-256 of bytes.
@@ -181,8 +199,17 @@ public struct SigV4Signer: Sendable {
     }
 
     static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in bytes {
+            text.append(lowerDigits[Int(byte >> 4)])
+            text.append(lowerDigits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
+
+    private static let lowerDigits = Array("0123456789abcdef".utf8)
+    private static let upperDigits = Array("0123456789ABCDEF".utf8)
 
     /// The x-amz-date of a moment: "YYYYMMDDTHHMMSSZ" in UTC.
     public static func amzDate(_ time: time_t) -> String {

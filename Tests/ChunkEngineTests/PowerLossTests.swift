@@ -212,15 +212,24 @@ import VolumeTestSupport
         var step = 0
         var nextRead = 0
         var readAhead: UInt64 = 0
+        var uploadsFromMemory: UInt64 = 0
         while cuts.isEmpty || cuts.count + states.captured < statesWanted {
             step += 1
             let block = Int(random.next() % UInt64(blocks - 4))
             switch random.next() % 16 {
             case 0...5:
-                // Mostly block-aligned, sometimes a few sectors inside a block.
+                // Mostly block-aligned, sometimes a few sectors inside a block, sometimes a whole
+                // chunk (whose bytes a cached volume keeps for the upload).
                 let unaligned = random.next() % 4 == 0
-                let offset = block * 4096 + (unaligned ? Int(random.next() % 7) * 512 : 0)
-                let length = unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
+                let whole = !unaligned && random.next() % 6 == 0
+                let offset =
+                    whole
+                    ? block * 4096 / Self.chunkSize * Self.chunkSize
+                    : block * 4096 + (unaligned ? Int(random.next() % 7) * 512 : 0)
+                let length =
+                    whole
+                    ? Self.chunkSize
+                    : unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
                 let byte = UInt8(truncatingIfNeeded: random.next() | 1)
                 let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 / 512) &+ byte }
                 let fua = random.next() % 10 == 0
@@ -277,6 +286,7 @@ import VolumeTestSupport
             await fixture.volume.stopUploader()
             cuts.append(try world.powerLoss.powerLoss(path: fixture.path, using: &random))
             readAhead += fixture.volume.readAheadCounts.bytes
+            uploadsFromMemory += fixture.volume.uploadsFromMemory
             try await fixture.reopen()
             try world.powerLoss.settle(path: fixture.path)
             let read = try await fixture.read(0, Self.size)
@@ -304,10 +314,11 @@ import VolumeTestSupport
         let total = cuts.count + tally.checked
         let failedPuts = world.objects?.failedPuts ?? 0
         readAhead += fixture.volume.readAheadCounts.bytes
+        uploadsFromMemory += fixture.volume.uploadsFromMemory
         print(
             "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(total) crash states: "
                 + "\(cuts.count) power cut(s) of the running volume (\(cutPages) unsynced pages); "
-                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(problems.count) violations"
+                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(uploadsFromMemory) uploads from memory; \(problems.count) violations"
         )
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()
