@@ -77,11 +77,13 @@ extension ChunkTable {
             state.lastSnapshot <= pendingBy && (rested || state.pendingSince <= pendingBy)
         }
 
-        /// Where a due chunk goes in the uploads' order: overdue first, then those whose bytes a
-        /// write left in memory (their uploads read no file, and the memory goes with them),
-        /// then the rest.
+        /// Where a due chunk goes in the uploads' order: overdue first (a change waiting since
+        /// `overdueBy`, or, with none since the volume was opened or an upload that did not make
+        /// the chunk clean, a snapshot that old), then those whose bytes a write left in memory
+        /// (their uploads read no file, and the memory goes with them), then the rest.
         func rank(_ state: ChunkState, written: Bool) -> Int {
-            if state.pendingSince != 0, state.pendingSince <= overdueBy { return 0 }
+            let waitingSince = state.pendingSince != 0 ? state.pendingSince : state.lastSnapshot
+            if waitingSince <= overdueBy { return 0 }
             return written ? 1 : 2
         }
     }

@@ -235,8 +235,8 @@ final class ChunkTable: @unchecked Sendable {
     ///     than shared (reads, writes).
     ///   - changing: the operation changes data: the chunks are created if absent, are marked
     ///     dirty in the database before `body` runs, and get a new generation when it is done.
-    ///   - keeping: the bytes a change writes over whole chunks, kept for their uploads when it
-    ///     succeeds having held a chunk alone.
+    ///   - keeping: the bytes a change writes over a whole chunk, kept for its upload when it
+    ///     succeeds having held the chunk alone.
     func with<Value: Sendable>(
         _ indexes: [Int], exclusive: Bool, changing: Bool = true, keeping: KeptWrite? = nil,
         on eventLoop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<Value>,
@@ -275,8 +275,9 @@ final class ChunkTable: @unchecked Sendable {
                             alone = !exclusive && state.gate.isHeldAlone
                             return state.gate.release(exclusive: exclusive)
                         }
-                        if case .success = result, changing, alone, let keeping, let data = keeping.chunks[index] {
-                            self.written.keep(data, generation: generation, forChunk: index, limit: keeping.limit)
+                        if case .success = result, changing, alone, let keeping, keeping.chunk == index {
+                            self.written.keep(
+                                keeping.data, generation: generation, forChunk: index, limit: keeping.limit)
                         }
                         guard let released else { continue }
                         granted += released
@@ -376,10 +377,11 @@ final class ChunkTable: @unchecked Sendable {
         }
     }
 
-    /// What a write of whole chunks leaves for their uploads (`WrittenChunks`): each chunk's
+    /// What a write of a whole chunk leaves for its upload (`WrittenChunks`): the chunk, its
     /// bytes, and the most bytes the table keeps so.
     struct KeptWrite: Sendable {
-        let chunks: [Int: ByteBuffer]
+        let chunk: Int
+        let data: ByteBuffer
         let limit: Int
     }
 

@@ -182,7 +182,7 @@ extension Volume {
                                 slice, at: chunkStart + UInt64(part.lowerBound * blockSize), on: eventLoop))
                     }
                 }
-                return EventLoopFuture.andAllSucceed(writes, on: eventLoop).always { result in
+                return EventLoopFuture.allDone(writes, on: eventLoop).always { result in
                     if landing { self.table.settleLanded(inChunk: index, written: (try? result.get()) != nil) }
                 }
             } update: { _, state in
@@ -600,7 +600,7 @@ extension Volume {
                     file, mode: .punchHole, offset: geometry.chunkStart(index),
                     length: UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize), on: eventLoop)
             }
-            try await EventLoopFuture.andAllSucceed(punches, on: eventLoop).get()
+            try await EventLoopFuture.allDone(punches, on: eventLoop).get()
             for (index, _) in taken { evictedUnread(chunk: index) }
         } catch {
             logger.error("volume '\(name)': eviction of \(taken.count) chunk(s) failed: \(error)")

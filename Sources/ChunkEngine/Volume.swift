@@ -310,22 +310,21 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         return finish([written], durable: fua && !dsync, on: eventLoop)
     }
 
-    /// A cached volume's write over whole chunks leaves their bytes (slices of `data`) for their
-    /// uploads, which then need not read the file (`WrittenChunks`): as much as every upload slot
-    /// can take and as much again.
+    /// A cached volume's write of one whole chunk, no more, leaves its bytes for the upload,
+    /// which then need not read the file (`WrittenChunks`). (A slice of a larger write would hold
+    /// all of it in memory until its own upload.) The volume keeps as many as its upload slots
+    /// take and as many again, within `maximumKeptWrites` bytes (two chunks at least).
     private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
-        guard let remote else { return nil }
-        let length = UInt64(data.readableBytes)
-        var chunks: [Int: ByteBuffer] = [:]
-        for index in indexes {
-            let start = geometry.chunkStart(index)
-            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
-            guard slice == 0..<geometry.blocks(inChunk: index) * ChunkGeometry.blockSize else { continue }
-            chunks[index] = data.getSlice(at: data.readerIndex + Int(start - offset), length: slice.count)
-        }
-        guard !chunks.isEmpty else { return nil }
-        return ChunkTable.KeptWrite(chunks: chunks, limit: 2 * remote.settings.uploadConcurrency * geometry.chunkSize)
+        guard let remote, indexes.count == 1, offset == geometry.chunkStart(indexes[0]),
+            data.readableBytes == geometry.blocks(inChunk: indexes[0]) * ChunkGeometry.blockSize
+        else { return nil }
+        let slots = 2 * remote.settings.uploadConcurrency * geometry.chunkSize
+        let limit = max(2 * geometry.chunkSize, min(slots, Self.maximumKeptWrites))
+        return ChunkTable.KeptWrite(chunk: indexes[0], data: data, limit: limit)
     }
+
+    /// The most bytes of whole-chunk writes one volume keeps for their uploads.
+    static let maximumKeptWrites = 64 << 20
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         round(syncing: true, on: eventLoop)
@@ -433,7 +432,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                         file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
                         length: UInt64(run.count) * blockSize, on: eventLoop)
                 }
-                return EventLoopFuture.andAllSucceed(punches, on: eventLoop)
+                return EventLoopFuture.allDone(punches, on: eventLoop)
             } update: { _, state in
                 let plan = TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
                 plan.apply(to: &state)
@@ -476,7 +475,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                             offset: chunkStart + UInt64(covered.lowerBound * blockSize),
                             length: UInt64(covered.count * blockSize), on: eventLoop))
                 }
-                return EventLoopFuture.andAllSucceed(work, on: eventLoop)
+                return EventLoopFuture.allDone(work, on: eventLoop)
             } update: { _, state in
                 if keepAllocated {
                     state.valid.set(touched)

@@ -68,14 +68,17 @@ import VolumeTestSupport
         await fixture.close()
     }
 
-    /// A write of whole chunks leaves their bytes for the uploads, which send them without
-    /// reading the file; a write of part of a chunk leaves nothing. What the store gets is what
-    /// was written either way.
+    /// A write of one whole chunk leaves its bytes for the upload, which sends them without
+    /// reading the file; a write of part of a chunk, or of more than one, leaves nothing. What
+    /// the store gets is what was written either way.
     @Test func uploadsOfChunksWrittenWholeSendWhatTheWriteLeft() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
-        // Chunks 1 and 2 whole (in one write), chunk 4 in part.
+        // Chunks 1 and 2 whole, one write each; chunks 5 and 6 in one write; chunk 4 in part.
         let whole = pattern(131_072, seed: 11)
-        try await fixture.write(65536, whole)
+        try await fixture.write(65536, Array(whole[..<65536]))
+        try await fixture.write(2 * 65536, Array(whole[65536...]))
+        let two = pattern(131_072, seed: 15)
+        try await fixture.write(5 * 65536, two)
         let part = pattern(4096, seed: 12)
         try await fixture.write(4 * 65536 + 8192, part)
         fixture.volume.startUploader()
@@ -83,6 +86,7 @@ import VolumeTestSupport
         #expect(fixture.volume.uploadsFromMemory == 2)
         try await fixture.volume.dropCache()
         #expect(try await fixture.read(65536, 131_072) == whole)
+        #expect(try await fixture.read(5 * 65536, 131_072) == two)
         #expect(try await fixture.read(4 * 65536 + 8192, 4096) == part)
         // Written whole again and changed after: the upload goes by the file, not the older bytes.
         try await fixture.write(65536, pattern(65536, seed: 13))

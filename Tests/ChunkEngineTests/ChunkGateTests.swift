@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -50,5 +51,25 @@ import Testing
         let alone = gate.release(exclusive: true)
         #expect(alone.count == 1 && gate.isHeldAlone)
         for promise in alone { promise.succeed(()) }
+    }
+}
+
+/// `allDone` waits for every future before it fails: a gate released at the first failure
+/// would let the next holder's write race a punch still running.
+@Suite struct AllDoneTests {
+    struct Failure: Error {}
+
+    @Test func aFailureIsReportedOnlyOnceEveryFutureIsDone() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let slow = loop.makePromise(of: Void.self)
+        let done = EventLoopFuture.allDone([loop.makeFailedFuture(Failure()), slow.futureResult], on: loop)
+        let finished = NIOLockedValueBox(false)
+        done.whenComplete { _ in finished.withLockedValue { $0 = true } }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!finished.withLockedValue { $0 }, "it failed before every future was done")
+        slow.succeed(())
+        await #expect(throws: Failure.self) { try await done.get() }
+        try await EventLoopFuture.allDone([loop.makeSucceededVoidFuture()], on: loop).get()
+        try await EventLoopFuture.allDone([], on: loop).get()
     }
 }

@@ -49,12 +49,15 @@ import Testing
         let due = ChunkTable.UploadDue(rested: true, pendingBy: .max, overdueBy: 1_000)
         let overdue = dirtyChunk(pendingSince: 500, lastSnapshot: 0)
         let recent = dirtyChunk(pendingSince: 2_000, lastSnapshot: 0)
-        let foundAtStart = dirtyChunk(pendingSince: 0, lastSnapshot: 0)
         #expect(due.rank(overdue, written: false) == 0 && due.rank(overdue, written: true) == 0)
         #expect(due.rank(recent, written: true) == 1)
         #expect(due.rank(recent, written: false) == 2)
-        #expect(due.rank(foundAtStart, written: false) == 2)
-        // Nothing is overdue by default.
+        // A chunk found dirty at start, or whose upload did not make it clean, waits since its
+        // snapshot: never behind chunks written since for long.
+        #expect(due.rank(dirtyChunk(pendingSince: 0, lastSnapshot: 0), written: false) == 0)
+        #expect(due.rank(dirtyChunk(pendingSince: 0, lastSnapshot: 900), written: false) == 0)
+        #expect(due.rank(dirtyChunk(pendingSince: 0, lastSnapshot: 1_500), written: false) == 2)
+        // Nothing else is overdue by default.
         #expect(ChunkTable.UploadDue.all.rank(overdue, written: false) == 2)
     }
 }
