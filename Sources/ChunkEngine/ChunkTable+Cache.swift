@@ -68,7 +68,7 @@ extension ChunkTable {
     struct UploadDue {
         var rested: Bool
         var pendingBy: UInt64
-        /// Chunks holding a change no upload took that was done by then go before any other.
+        /// Chunks waiting since then (`rank`) go before any other.
         var overdueBy: UInt64 = 0
         /// Every dirty chunk, however recently changed or uploaded.
         static let all = UploadDue(rested: true, pendingBy: .max)

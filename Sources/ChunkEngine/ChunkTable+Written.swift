@@ -10,7 +10,7 @@ struct WrittenChunks {
     private var entries: [Int: (generation: UInt64, data: ByteBuffer)] = [:]
     /// Chunks with an entry, oldest first.
     private var order: [Int] = []
-    private(set) var bytes = 0
+    private var bytes = 0
 
     /// Keeps what a write left a chunk holding at `generation`, then drops the oldest entries
     /// past `limit` bytes.
@@ -48,7 +48,4 @@ extension ChunkTable {
             return written.data(ofChunk: index, generation: generation)
         }
     }
-
-    /// Bytes of whole chunks kept from writes.
-    var writtenBytes: Int { lock.withLock { written.bytes } }
 }
