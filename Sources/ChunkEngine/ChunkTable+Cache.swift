@@ -92,14 +92,13 @@ extension ChunkTable {
     /// oldest-touched first within it, at most `limit`.
     func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
-            let candidates = dirtyChunks.compactMap { index -> (index: Int, rank: Int, lastUse: UInt64)? in
+            typealias Candidate = (index: Int, rank: Int, lastUse: UInt64)
+            let candidates = dirtyChunks.compactMap { index -> Candidate? in
                 guard let state = chunks[index], case .dirty = state.journal, !state.uploading, due.includes(state)
                 else { return nil }
                 return (index, due.rank(state, written: written.holds(index)), state.lastUse)
             }
-            let before = { (a: (index: Int, rank: Int, lastUse: UInt64), b: (index: Int, rank: Int, lastUse: UInt64)) in
-                (a.rank, a.lastUse) < (b.rank, b.lastUse)
-            }
+            let before = { (a: Candidate, b: Candidate) in (a.rank, a.lastUse) < (b.rank, b.lastUse) }
             // A slot that finished asks for one: the first, without sorting them all.
             guard limit != 1 else { return candidates.min(by: before).map { [$0.index] } ?? [] }
             return candidates.sorted(by: before).prefix(limit).map(\.index)
@@ -166,7 +165,7 @@ extension ChunkTable {
         lock.withLock {
             var candidates: [EvictionCandidate] = []
             chunks.forEachWithCachedBlocks { index, state in
-                guard isEvictable(state), regionPins[index] == nil else { return }
+                guard isEvictable(index, state) else { return }
                 candidates.append(
                     EvictionCandidate(
                         index: index, lastUse: state.lastUse,
@@ -181,7 +180,7 @@ extension ChunkTable {
     /// evicted now. `endEviction` releases it.
     func beginEviction(_ index: Int) -> ChunkChange? {
         lock.withLock {
-            guard let state = chunks[index], isEvictable(state), regionPins[index] == nil,
+            guard let state = chunks[index], isEvictable(index, state),
                 chunks[index]!.gate.tryAcquire(exclusive: true)
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
@@ -203,8 +202,10 @@ extension ChunkTable {
         for promise in granted { promise.succeed(()) }
     }
 
-    private func isEvictable(_ state: ChunkState) -> Bool {
-        guard case .clean = state.journal else { return false }
+    /// Whether a chunk may be evicted: clean, uploaded, idle, cached, and read by no region
+    /// being sent (`pinForRegion`). Lock held.
+    private func isEvictable(_ index: Int, _ state: ChunkState) -> Bool {
+        guard case .clean = state.journal, regionPins[index] == nil else { return false }
         return state.remoteGeneration > 0 && !state.uploading && state.fillWaiters == nil && state.gate.isIdle
             && !state.present.isEmpty
     }
