@@ -30,6 +30,11 @@ public final class FileObjectStore: ObjectStore {
     }
 
     public func put(_ key: ObjectKey, data: ByteBuffer) async throws {
+        try await put(key, pieces: [data], crc32c: nil)
+    }
+
+    /// Writes the pieces one after another into the temporary file: they are never joined.
+    public func put(_ key: ObjectKey, pieces: [ByteBuffer], crc32c: UInt32?) async throws {
         try await pool.runIfActive {
             let path = self.path(key)
             let directory = (path as NSString).deletingLastPathComponent
@@ -38,15 +43,7 @@ public final class FileObjectStore: ObjectStore {
             let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw Self.failure("create \(temporary)") }
             do {
-                try data.withUnsafeReadableBytes { bytes in
-                    var written = 0
-                    while written < bytes.count {
-                        let result = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
-                        if result < 0 && errno == EINTR { continue }
-                        guard result > 0 else { throw Self.failure("write \(temporary)") }
-                        written += result
-                    }
-                }
+                try Self.writeAll(pieces, to: descriptor, path: temporary)
                 guard fsync(descriptor) == 0 else { throw Self.failure("fsync \(temporary)") }
                 // Clean once synced, so dropped at once; only advice, so a refusal changes nothing.
                 _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED)
@@ -61,6 +58,42 @@ public final class FileObjectStore: ObjectStore {
                 throw Self.failure("rename \(temporary)")
             }
             try Self.syncDirectory(directory)
+        }
+    }
+
+    /// The most pieces one writev takes (Linux's IOV_MAX).
+    private static let maximumIOVecs = 1024
+
+    /// Writes the pieces one after another at the descriptor's position, as many in one call as
+    /// it takes (writev), through short writes and EINTR.
+    private static func writeAll(_ pieces: [ByteBuffer], to descriptor: Int32, path: String) throws {
+        var iovecs: [iovec] = []
+        iovecs.reserveCapacity(pieces.count)
+        // Keeps the pieces' storage alive and unmoved while their addresses are in use.
+        try withExtendedLifetime(pieces) {
+            for piece in pieces where piece.readableBytes > 0 {
+                piece.withUnsafeReadableBytes { bytes in
+                    iovecs.append(
+                        iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+                }
+            }
+            var first = 0
+            while first < iovecs.count {
+                let count = Int32(min(iovecs.count - first, Self.maximumIOVecs))
+                let result = iovecs[first...].withUnsafeBufferPointer { writev(descriptor, $0.baseAddress, count) }
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { throw failure("write \(path)") }
+                // Skips the pieces written whole, then the written part of the next.
+                var left = result
+                while first < iovecs.count, left >= iovecs[first].iov_len {
+                    left -= iovecs[first].iov_len
+                    first += 1
+                }
+                if left > 0 {
+                    iovecs[first].iov_base += left
+                    iovecs[first].iov_len -= left
+                }
+            }
         }
     }
 

@@ -61,10 +61,14 @@ public final class S3Emulator: Sendable {
 
     // MARK: - Requests
 
-    /// A whole request as received.
+    /// A whole request as received: its body in the pieces it arrived in, never joined (an
+    /// object's bytes go to its file as they are).
     struct Request: Sendable {
         var head: HTTPRequestHead
-        var body: ByteBuffer
+        var body: [ByteBuffer]
+
+        /// The body as text (an XML document).
+        var text: String { body.reduce(into: "") { $0 += String(buffer: $1) } }
     }
 
     /// A whole response to send: its body in memory, or a range of an object's file, sent
@@ -193,7 +197,7 @@ public final class S3Emulator: Sendable {
                     from: source, to: key, in: bucket, attributes: next, current: current, store: store)
             }
             if current.locked(at: now) { return Self.locked(key) }
-            try await store.put(key, data: request.body)
+            try await store.put(key, pieces: request.body, crc32c: nil)
             attributes.set(bucket, key.rawValue, next)
             return Response(status: .ok)
         case .POST where query.contains { $0.0 == "restore" }:
@@ -325,7 +329,7 @@ public final class S3Emulator: Sendable {
             return .error(.badRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration")
         }
         guard try await store(bucket).head(key) != nil else { return .error(.notFound, "NoSuchKey", "no key \(key)") }
-        let document = String(buffer: request.body)
+        let document = request.text
         guard document.contains("<Mode>COMPLIANCE</Mode>"),
             let start = document.range(of: "<RetainUntilDate>"),
             let end = document.range(of: "</RetainUntilDate>"),
@@ -370,11 +374,11 @@ public final class S3Emulator: Sendable {
         guard let amzDate = headers.first(name: "x-amz-date"),
             let payloadHash = headers.first(name: "x-amz-content-sha256")
         else { return .error(.badRequest, "InvalidRequest", "x-amz-date and x-amz-content-sha256 are required") }
-        if payloadHash != PayloadChecksum.unsignedPayload, payloadHash != SigV4Signer.sha256Hex(request.body) {
+        if payloadHash != PayloadChecksum.unsignedPayload, payloadHash != SigV4Signer.sha256Hex(pieces: request.body) {
             return .error(.badRequest, "XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
         }
         if let checksum = headers.first(name: PayloadChecksum.header),
-            checksum != PayloadChecksum.crc32cBase64([request.body])
+            checksum != PayloadChecksum.crc32cBase64(request.body)
         {
             return .error(.badRequest, "BadDigest", "the body does not match \(PayloadChecksum.header)")
         }
@@ -449,14 +453,16 @@ struct SigV4Authorization {
     }
 }
 
-/// One emulator connection: collects each request whole, answers it, in order.
+/// One emulator connection: collects each request whole (its body in the pieces it arrived in,
+/// not copied), answers it, in order.
 private final class EmulatorHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let emulator: S3Emulator
     private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
+    private var body: [ByteBuffer] = []
+    private var bodyBytes = 0
 
     init(emulator: S3Emulator) {
         self.emulator = emulator
@@ -466,13 +472,15 @@ private final class EmulatorHTTPHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
             head = requestHead
-            body.clear()
-        case .body(var chunk):
-            guard body.readableBytes + chunk.readableBytes <= S3Emulator.maximumBody else {
+            body = []
+            bodyBytes = 0
+        case .body(let chunk):
+            bodyBytes += chunk.readableBytes
+            guard bodyBytes <= S3Emulator.maximumBody else {
                 context.close(promise: nil)
                 return
             }
-            body.writeBuffer(&chunk)
+            body.append(chunk)
         case .end:
             guard let head else { return }
             self.head = nil

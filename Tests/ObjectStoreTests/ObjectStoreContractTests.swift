@@ -39,6 +39,23 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func anObjectPutInPiecesHoldsThemOneAfterAnother(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        // More pieces than one writev takes (the file store's 1,024), empty ones among them, and
+        // one larger than a connection's read (the emulator receives it in several).
+        var pieces = (0..<1_500).map { index in
+            ByteBuffer(bytes: (0..<(index * 7 % 300)).map { UInt8(truncatingIfNeeded: $0 &+ index) })
+        }
+        pieces.insert(ByteBuffer(bytes: (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 >> 3) }), at: 700)
+        let bytes = pieces.flatMap { Array($0.readableBytesView) }
+        try await fixture.store.put(try key("vol/chunks/3-1"), pieces: pieces, crc32c: PayloadChecksum.crc32c(pieces))
+        let stored = try await fixture.store.get(try key("vol/chunks/3-1"), range: nil)
+        #expect(stored.readableBytes == bytes.count)
+        #expect(Array(stored.readableBytesView) == bytes)
+        await fixture.close()
+    }
+
+    @Test(arguments: Backend.allCases)
     func piecesHoldTheBytesAGetReturns(_ backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
         // Larger than one read of a connection, so that a response arrives in several pieces.
