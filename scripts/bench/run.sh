@@ -97,6 +97,7 @@ print("%.1f" % (mib / j["job_runtime"] * 1000))' "$work/pass.json"
 section() { [[ " ${BENCH_SECTIONS:-warm cold formats memory} " == *" $1 "* ]]; }  # section NAME: whether it runs
 rounds="${BENCH_ROUNDS:-3}"
 median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
+median2() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.2f}")' "$@"; }  # median2: to two decimals
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # cpu_ticks PID: its processor time so far
 ticks_per_second=$(getconf CLK_TCK)
 per_gib() { python3 -c "print(f'{$1 / $ticks_per_second / ($bytes / (1 << 30)):.2f}')"; }  # per_gib TICKS: seconds per GiB of the size
@@ -235,19 +236,58 @@ cold_start() {  # cold_start: a quiet disk, and no object in the page cache when
     sync
     [ "$page_cache_dropped" = no ] || echo 3 > /proc/sys/vm/drop_caches
 }
-cached_daemon "$work/cold-1"
-"$binary" volume create cold --size "$size" --kind cached --admin-socket "$work/cold-1/admin.sock" > /dev/null
+# The ceiling: plain PUTs and GETs of as many bytes as 1 MiB objects, 16 at a time (as many as a
+# volume uploads at once by default, cache.upload_concurrency), by `blockgate objstore bench`: the
+# gateway's own S3 client, which pays what the gateway's transfers pay on the wire and nothing of
+# its object format, cache or NBD. A script's client ran out of processor first (a Python one
+# reached 1.3-1.6 GiB/s of GETs from memory where this one reached 2.3-3.0).
+raw_store() {  # raw_store --put|--get PREFIX: MiB/s (the run fails if the result line is missing); the client's processor seconds in $work/raw.cpu
+    "$binary" objstore bench \
+        --object-store "s3://bench?endpoint=http://127.0.0.1:$port" --prefix "$2" --objects "$((bytes >> 20))" \
+        --size 1M --concurrency 16 "$1" > "$work/raw.out"
+    awk '$NF == "processor" && $(NF - 1) == "of" { print $(NF - 3) }' "$work/raw.out" > "$work/raw.cpu"
+    awk '{ for (i = 2; i <= NF; i++) if ($i == "MiB/s") { print $(i - 1); found = 1 } } END { exit !found }' "$work/raw.out"
+}
+# Write + drain and raw PUTs take turns in rounds (each round starting with the next), so that
+# both meet the emulator and the disk in the same state (a PUT costs the emulator more the more
+# files its filesystem has created and deleted); the figures are the medians. Each drain writes a
+# fresh cached volume on a fresh daemon; the first round's volume is the one read cold below.
+drain_round() {  # drain_round ROUND: appends MiB/s to drain_rounds, processor seconds per GiB to drain_cpu_rounds
+    local volume=cold ticks start
+    [ "$1" = 0 ] || volume="drain$1"
+    cached_daemon "$work/drain-$1"
+    "$binary" volume create "$volume" --size "$size" --kind cached --admin-socket "$work/drain-$1/admin.sock" > /dev/null
+    sync
+    ticks=("$(cpu_ticks "$daemon")" "$(cpu_ticks "$emulator")")
+    fio_pass write --ioengine=nbd --uri="nbd+unix:///$volume?socket=$work/drain-$1/nbd.sock"
+    start=$(pass_started)
+    "$binary" volume flush "$volume" --wait-upload --admin-socket "$work/drain-$1/admin.sock" > /dev/null
+    drain_rounds+=" $(mib_per_s "$bytes" "$(seconds_since "$start")")"
+    # Processor seconds per GiB of the write and drain: the gateway's, the emulator's, fio's.
+    drain_cpu_rounds[0]+=" $(per_gib "$(( $(cpu_ticks "$daemon") - ticks[0] ))")"
+    drain_cpu_rounds[1]+=" $(per_gib "$(( $(cpu_ticks "$emulator") - ticks[1] ))")"
+    drain_cpu_rounds[2]+=" $(per_gib "$(pass_cpu_ticks)")"
+    stop_daemon
+}
+raw_put_round() {  # raw_put_round ROUND: appends MiB/s to raw_put_rounds, processor seconds per GiB to raw_put_cpu_rounds
+    local ticks
+    sync
+    ticks=$(cpu_ticks "$emulator")
+    raw_put_rounds+=" $(raw_store --put "raw$1")"
+    raw_put_cpu_rounds[0]+=" $(python3 -c "print(f'{$(cat "$work/raw.cpu") / ($bytes / (1 << 30)):.2f}')")"
+    raw_put_cpu_rounds[1]+=" $(per_gib "$(( $(cpu_ticks "$emulator") - ticks ))")"
+}
+drain_rounds=""
+raw_put_rounds=""
+drain_cpu_rounds=("" "" "")
+raw_put_cpu_rounds=("" "")
+for round in $(seq 0 $((rounds - 1))); do
+    if (( round % 2 == 0 )); then drain_round "$round"; raw_put_round "$round"
+    else raw_put_round "$round"; drain_round "$round"; fi
+done
+drain[blockgate]=$(median $drain_rounds)
+raw_put=$(median $raw_put_rounds)
 cold_uri() { echo "nbd+unix:///cold?socket=$work/$1/nbd.sock"; }
-sync
-drain_ticks=("$(cpu_ticks "$daemon")" "$(cpu_ticks "$emulator")")
-fio_pass write --ioengine=nbd --uri="$(cold_uri cold-1)"
-start=$(pass_started)
-"$binary" volume flush cold --wait-upload --admin-socket "$work/cold-1/admin.sock" > /dev/null
-drain[blockgate]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
-# Processor seconds per GiB of the write and drain: the gateway's, the emulator's, fio's.
-drain_cpu=("$(per_gib "$(( $(cpu_ticks "$daemon") - drain_ticks[0] ))")"
-    "$(per_gib "$(( $(cpu_ticks "$emulator") - drain_ticks[1] ))")" "$(per_gib "$(pass_cpu_ticks)")")
-stop_daemon
 cached_daemon "$work/cold-3"
 "$binary" volume recover cold --admin-socket "$work/cold-3/admin.sock" > /dev/null
 cold_start
@@ -281,24 +321,6 @@ s3backer_mount
 read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
 s3backer_unmount
 
-# The ceiling: plain PUTs and GETs of as many bytes as 1 MiB objects, 16 at a time (as many as a
-# volume uploads at once by default, cache.upload_concurrency), by `blockgate objstore bench`: the
-# gateway's own S3 client, which pays what the gateway's transfers pay on the wire and nothing of
-# its object format, cache or NBD. A script's client ran out of processor first (a Python one
-# reached 1.3-1.6 GiB/s of GETs from memory where this one reached 2.3-3.0).
-raw_store() {  # raw_store --put|--get: MiB/s (the run fails if the result line is missing); the client's processor seconds in $work/raw.cpu
-    "$binary" objstore bench \
-        --object-store "s3://bench?endpoint=http://127.0.0.1:$port" --prefix raw --objects "$((bytes >> 20))" \
-        --size 1M --concurrency 16 "$1" > "$work/raw.out"
-    awk '$NF == "processor" && $(NF - 1) == "of" { print $(NF - 3) }' "$work/raw.out" > "$work/raw.cpu"
-    awk '{ for (i = 2; i <= NF; i++) if ($i == "MiB/s") { print $(i - 1); found = 1 } } END { exit !found }' "$work/raw.out"
-}
-sync
-raw_ticks=$(cpu_ticks "$emulator")
-raw_put=$(raw_store --put)
-raw_put_cpu=("$(python3 -c "print(f'{$(cat "$work/raw.cpu") / ($bytes / (1 << 30)):.2f}')")"
-    "$(per_gib "$(( $(cpu_ticks "$emulator") - raw_ticks ))")")
-
 # Cold sequential reads in rounds, blockgate, s3backer and the plain client taking turns (each
 # round starting with the next), each on a quiet disk; the figures are the medians.
 timed_read() {  # timed_read TARGET_ARGS...: MiB/s of one 1 MiB QD8 read of the whole size
@@ -317,7 +339,7 @@ cold_read() {  # cold_read READER ROUND: MiB/s of one cold read of the whole siz
         s3backer_mount
         timed_read "${s3backer_target[@]}"
         s3backer_unmount ;;
-    raw) raw_store --get ;;
+    raw) raw_store --get raw0 ;;
     esac
 }
 readers=(blockgate s3backer raw)
@@ -337,7 +359,7 @@ echo
 echo "cached volume, cold ($size, object-store emulator on loopback, 256M cache; s3backer 1M blocks, 256-block cache;" \
     "page cache dropped before each cold read: $page_cache_dropped):"
 printf '  %-36s%22s%22s%12s%16s\n' "job" "blockgate" "s3backer" "ratio" "of raw store"
-printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "write 1M QD8, then drain to the store" \
+printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "write 1M QD8, then drain (median)" \
     "${drain[blockgate]}" "${drain[s3backer]}" "$(ratio "${drain[blockgate]}" "${drain[s3backer]}")" \
     "$(percent "${drain[blockgate]}" "$raw_put")"
 printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8 (median)" \
@@ -345,10 +367,12 @@ printf '  %-36s%16s MiB/s%16s MiB/s%12s%16s\n' "cold sequential read 1M QD8 (med
     "$(percent "${coldread[blockgate]}" "$raw_get")"
 printf '  %-36s%17s IOPS%17s IOPS%12s\n' "cold random read 4k QD32" \
     "${coldrandom[blockgate]}" "${coldrandom[s3backer]}" "$(ratio "${coldrandom[blockgate]}" "${coldrandom[s3backer]}")"
-printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads unsigned with their CRC32C; GET: median)\n' "raw store (objstore bench)" \
+printf '  %-36s%16s MiB/s PUT %s MiB/s GET (1M objects, 16 at once, payloads unsigned with their CRC32C; medians)\n' "raw store (objstore bench)" \
     "$raw_put" "$raw_get"
-echo "  processor seconds per GiB ($(nproc) processors): write + drain: gateway ${drain_cpu[0]}, emulator ${drain_cpu[1]}," \
-    "fio ${drain_cpu[2]}; raw PUT: client ${raw_put_cpu[0]}, emulator ${raw_put_cpu[1]}"
+echo "  processor seconds per GiB ($(nproc) processors, medians): write + drain: gateway $(median2 ${drain_cpu_rounds[0]})," \
+    "emulator $(median2 ${drain_cpu_rounds[1]}), fio $(median2 ${drain_cpu_rounds[2]});" \
+    "raw PUT: client $(median2 ${raw_put_cpu_rounds[0]}), emulator $(median2 ${raw_put_cpu_rounds[1]})"
+echo "  write + drain and raw PUT, round by round (MiB/s): blockgate$drain_rounds; raw PUT$raw_put_rounds"
 echo "  cold sequential reads, round by round (MiB/s): blockgate${cold_reads[blockgate]};" \
     "s3backer${cold_reads[s3backer]}; raw GET${cold_reads[raw]}"
 
