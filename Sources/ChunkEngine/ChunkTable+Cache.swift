@@ -7,10 +7,11 @@ extension ChunkTable {
     // MARK: - Filling from the object store
 
     /// The valid blocks of `blocks` that are only in the object store, as runs, with the
-    /// generation holding them; nil when none are missing.
+    /// generation holding them; nil when none are missing (a deferred chunk misses none: its
+    /// data is in memory, and the store holds an older one).
     func missingBlocks(ofChunk index: Int, in blocks: Range<Int>) -> (generation: UInt64, runs: [Range<Int>])? {
         lock.withLock {
-            guard let state = chunks[index], state.remoteGeneration > 0 else { return nil }
+            guard let state = chunks[index], state.remoteGeneration > 0, !written.isDeferred(index) else { return nil }
             var runs: [Range<Int>] = []
             for (run, isValid) in state.valid.runs(in: blocks) where isValid {
                 runs += state.present.runs(in: run).filter { !$0.1 }.map(\.0)
@@ -88,13 +89,15 @@ extension ChunkTable {
         }
     }
 
-    /// Dirty chunks that no upload handles yet and that are `due`, in `UploadDue.rank` order and
-    /// oldest-touched first within it, at most `limit`.
+    /// Dirty chunks that no upload handles yet and that are `due` (or deferred, whose memory goes
+    /// with their upload), in `UploadDue.rank` order and oldest-touched first within it, at most
+    /// `limit`.
     func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
             typealias Candidate = (index: Int, rank: Int, lastUse: UInt64)
             let candidates = dirtyChunks.compactMap { index -> Candidate? in
-                guard let state = chunks[index], case .dirty = state.journal, !state.uploading, due.includes(state)
+                guard let state = chunks[index], case .dirty = state.journal, !state.uploading,
+                    due.includes(state) || written.isDeferred(index)
                 else { return nil }
                 return (index, due.rank(state, written: written.holds(index)), state.lastUse)
             }
@@ -185,7 +188,7 @@ extension ChunkTable {
             else { return nil }
             chunks[index]!.present = BlockBitmap(count: state.valid.count)
             landed.drop(index)
-            written.drop(index)
+            written.dropKept(index)
             evictionsBegun.add(1, ordering: .sequentiallyConsistent)
             unsyncedPresent.remove(index)
             return .store(

@@ -11,16 +11,20 @@ enum CachedRead {
 
 extension ChunkTable {
     /// A read of a cached volume without its chunks' gates, when nothing of the range is only in
-    /// the object store, or downloaded blocks hold it (nil otherwise): in one look under the lock,
-    /// its bytes from downloaded blocks if it can, or its runs and the evictions begun so far;
-    /// the chunks count as used.
+    /// the object store, or deferred or downloaded blocks hold it (nil otherwise): in one look
+    /// under the lock, its bytes from memory if it can, or its runs and the evictions begun so
+    /// far; the chunks count as used. A range reaching into a deferred chunk is served from
+    /// memory or not at all (the file holds nothing of that chunk).
     /// No gate is needed: writes share gates with reads anyway, and the one change that could
     /// spoil a read of the local file, an eviction punching it out, is caught by comparing the
     /// eviction count after the read (the read is then done again the long way).
     func cachedRead(offset: UInt64, length: UInt64, now: UInt64) -> CachedRead? {
         lock.withLock {
             let read: CachedRead
-            if let buffers = landedBytesLocked(offset: offset, length: length) {
+            if let deferred = deferredBytesLocked(offset: offset, length: length) {
+                guard let buffers = deferred else { return nil }
+                read = .landed(buffers)
+            } else if let buffers = landedBytesLocked(offset: offset, length: length) {
                 read = .landed(buffers)
             } else if let runs = runsLocked(offset: offset, length: length, localOnly: true) {
                 read = .local(runs, evictionsBegun: evictionsBegun.load(ordering: .sequentiallyConsistent))
@@ -30,6 +34,21 @@ extension ChunkTable {
             for index in geometry.chunks(touching: offset, length: length) { chunks.touch(index, at: now) }
             return read
         }
+    }
+
+    /// For a range reaching into a deferred chunk (`WrittenChunks`), its bytes from memory, or
+    /// nil inside when it also reaches into a chunk not deferred (it is then read chunk by
+    /// chunk); nil when it reaches into none.
+    private func deferredBytesLocked(offset: UInt64, length: UInt64) -> [ByteBuffer]?? {
+        let indexes = geometry.chunks(touching: offset, length: length)
+        guard written.deferredBytes > 0, indexes.contains(where: { written.isDeferred($0) }) else { return nil }
+        var buffers: [ByteBuffer] = []
+        for index in indexes {
+            guard let data = written.deferred(index) else { return .some(nil) }
+            let slice = geometry.slice(ofChunk: index, offset: offset, length: length)
+            buffers.append(data.getSlice(at: data.readerIndex + slice.lowerBound, length: slice.count)!)
+        }
+        return buffers
     }
 
     /// Whether an eviction began since the count was `count`.
@@ -51,6 +70,7 @@ extension ChunkTable {
             let indexes = geometry.chunks(touching: offset, length: length)
             let limit = max(2, Self.maximumPinnedBytes / geometry.chunkSize)
             guard regionPins.count + indexes.count(where: { regionPins[$0] == nil }) <= limit,
+                written.deferredBytes == 0 || !indexes.contains(where: { written.isDeferred($0) }),
                 isLocalLocked(offset: offset, length: length)
             else { return nil }
             for index in indexes {

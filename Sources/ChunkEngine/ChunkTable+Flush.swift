@@ -59,7 +59,10 @@ extension ChunkTable {
         for named in stored { named.fail(error) }
     }
 
-    /// Captures the round's records; call before the data sync.
+    /// Captures the round's records; call before the data sync, after the round materialized the
+    /// deferred chunks (`pauseDeferring`), so that none is captured. Writes may be deferred again
+    /// from here: this round records such a chunk as it stood before (its file untouched since),
+    /// and names no upload of its data.
     func flushSnapshot() -> FlushSnapshot {
         lock.withLock {
             var indexes = Set(storedUploads.keys)
@@ -84,6 +87,7 @@ extension ChunkTable {
             defer {
                 orphans.removeAll()
                 storedUploads.removeAll()
+                deferringPaused = false
             }
             return FlushSnapshot(captured: captured, deleted: deletedChunks, uploads: storedUploads, retired: orphans)
         }
@@ -257,6 +261,8 @@ extension ChunkTable {
                 case .cleaning where committed:
                     chunks[index]!.journal = .clean
                     dirtyChunks.remove(index)
+                    // Unchanged since the snapshot its upload took: the store holds its data.
+                    written.dropDeferred(index)
                 case .cleaning: chunks[index]!.journal = .dirty
                 case .marking(let waiters, _) where !committed:
                     chunks[index]!.journal = .marking(waiters, recordIsDirty: true)

@@ -1,51 +1,180 @@
 import NIOCore
 
-/// Whole chunks a cached volume was just written, kept in memory for their uploads: an upload
-/// of a chunk still at the generation such a write left it at sends these bytes rather than
-/// reading them back from the local file. Only a write that held the chunk's gate alone from
-/// start to end leaves its bytes (with other writes in flight, which bytes the file ended with
-/// is not known); at most `limit` bytes, oldest dropped first; an entry goes when its chunk
-/// changes again, is uploaded, evicted or forgotten.
+/// Whole chunks a cached volume was just written, in memory, each in one of two ways:
+///
+/// - kept: the local file holds the bytes too; an upload of the chunk still at the generation
+///   the write left it at sends these rather than reading them back. Only a write that held the
+///   chunk's gate alone from start to end leaves them (with other writes in flight, which bytes
+///   the file ended with is not known); at most `limit` bytes, oldest dropped first; the entry
+///   goes when its chunk changes again, is uploaded, evicted or forgotten.
+/// - deferred: the bytes are the chunk's data, and the local file holds nothing of it (a write of
+///   the whole chunk into a chunk the cache did not hold, whose write into the file is put off:
+///   `ChunkTable.deferWrite`). Reads and uploads take them from here. A deferred entry never goes
+///   without its data going somewhere: into the file (`ChunkTable.materialize`, before a
+///   durability round captures the chunk, or before any other change of it), or into the store
+///   (the round that names its upload makes the chunk clean, and its blocks are then read from
+///   the store). A write the store takes before any flush asks for it never touches the disk.
 struct WrittenChunks {
-    private var entries: [Int: (generation: UInt64, data: ByteBuffer)] = [:]
-    /// Chunks with an entry, oldest first.
+    private enum Entry {
+        case kept(generation: UInt64, data: ByteBuffer)
+        case deferred(ByteBuffer)
+    }
+
+    private var entries: [Int: Entry] = [:]
+    /// Chunks with a kept entry, oldest first.
     private var order: [Int] = []
-    private var bytes = 0
+    private var keptBytes = 0
+    /// Bytes of deferred entries: data the local file lacks.
+    private(set) var deferredBytes = 0
 
-    /// Keeps what a write left a chunk holding at `generation`, then drops the oldest entries
-    /// past `limit` bytes.
+    /// Keeps what a write left a chunk holding at `generation`, then drops the oldest kept
+    /// entries past `limit` bytes. A deferred entry is not replaced (no change but a deferred
+    /// write runs on a deferred chunk before it is materialized).
     mutating func keep(_ data: ByteBuffer, generation: UInt64, forChunk index: Int, limit: Int) {
-        drop(index)
-        entries[index] = (generation, data)
+        guard !isDeferred(index) else { return }
+        dropKept(index)
+        entries[index] = .kept(generation: generation, data: data)
         order.append(index)
-        bytes += data.readableBytes
-        while bytes > limit, let oldest = order.first { drop(oldest) }
+        keptBytes += data.readableBytes
+        while keptBytes > limit, let oldest = order.first { dropKept(oldest) }
     }
 
-    /// Forgets a chunk's entry.
-    mutating func drop(_ index: Int) {
-        guard let entry = entries.removeValue(forKey: index) else { return }
+    /// Holds a chunk's whole data as deferred, replacing any entry of it.
+    mutating func setDeferred(_ data: ByteBuffer, forChunk index: Int) {
+        dropDeferred(index)
+        dropKept(index)
+        entries[index] = .deferred(data)
+        deferredBytes += data.readableBytes
+    }
+
+    /// Forgets a chunk's kept entry (a deferred one stays).
+    mutating func dropKept(_ index: Int) {
+        guard case .kept(_, let data) = entries[index] else { return }
+        entries[index] = nil
         order.removeAll { $0 == index }
-        bytes -= entry.data.readableBytes
+        keptBytes -= data.readableBytes
     }
 
-    /// Whether a chunk has an entry.
+    /// Forgets a chunk's deferred entry: call only once its data is in the file or in the store.
+    mutating func dropDeferred(_ index: Int) {
+        guard case .deferred(let data) = entries[index] else { return }
+        entries[index] = nil
+        deferredBytes -= data.readableBytes
+    }
+
+    /// Whether a chunk has an entry of either kind.
     func holds(_ index: Int) -> Bool { entries[index] != nil }
 
-    /// A chunk's bytes when its entry is of `generation`.
+    /// Whether a chunk's data is deferred: here, and not in the local file.
+    func isDeferred(_ index: Int) -> Bool {
+        if case .deferred = entries[index] { return true }
+        return false
+    }
+
+    /// A deferred chunk's data.
+    func deferred(_ index: Int) -> ByteBuffer? {
+        guard case .deferred(let data) = entries[index] else { return nil }
+        return data
+    }
+
+    /// The deferred chunks.
+    var deferredChunks: [Int] {
+        deferredBytes == 0 ? [] : entries.compactMap { if case .deferred = $0.value { $0.key } else { nil } }
+    }
+
+    /// A chunk's kept bytes when its entry is of `generation`.
     func data(ofChunk index: Int, generation: UInt64) -> ByteBuffer? {
-        guard let entry = entries[index], entry.generation == generation else { return nil }
-        return entry.data
+        guard case .kept(let kept, let data) = entries[index], kept == generation else { return nil }
+        return data
     }
 }
 
 extension ChunkTable {
-    /// The bytes a write left a chunk holding, taken (the entry goes) when the chunk is still at
-    /// `generation`; nil otherwise. Called by an upload holding the chunk alone.
+    /// The bytes of a chunk an upload sends when they are in memory: a deferred chunk's data
+    /// (which stays until its upload is named), or the bytes a write left when the chunk is still
+    /// at `generation` (taken: the entry goes). Nil otherwise. Called by an upload holding the
+    /// chunk alone.
     func takeWritten(ofChunk index: Int, generation: UInt64) -> ByteBuffer? {
         lock.withLock {
-            defer { written.drop(index) }
+            if let deferred = written.deferred(index) { return deferred }
+            defer { written.dropKept(index) }
             return written.data(ofChunk: index, generation: generation)
+        }
+    }
+
+    /// Whether a whole-chunk write of `bytes` may be deferred now (`deferWrite` decides, with the
+    /// chunk held alone): the chunk is deferred already, or the local file holds none of it and
+    /// the deferred bytes stay within `limit`.
+    func mayDefer(_ index: Int, bytes: Int, limit: Int) -> Bool {
+        lock.withLock { canDeferLocked(index, bytes: bytes, limit: limit) }
+    }
+
+    /// Makes a whole-chunk write's bytes the chunk's data without writing them into the file,
+    /// with its gate held alone, when `mayDefer` allows it and no durability round is
+    /// materializing deferred chunks (`pauseDeferring`), or the chunk is deferred already;
+    /// returns whether it did.
+    func deferWrite(_ data: ByteBuffer, inChunk index: Int, limit: Int) -> Bool {
+        lock.withLock {
+            guard
+                written.isDeferred(index)
+                    || (!deferringPaused && canDeferLocked(index, bytes: data.readableBytes, limit: limit))
+            else { return false }
+            written.setDeferred(data, forChunk: index)
+            return true
+        }
+    }
+
+    /// `mayDefer`; lock held. The file holds nothing of the chunk: no block present (and a chunk
+    /// never uploaded holds its valid blocks in the file, so it has none), no download filling
+    /// it, no reply sending it.
+    private func canDeferLocked(_ index: Int, bytes: Int, limit: Int) -> Bool {
+        if written.isDeferred(index) { return true }
+        guard written.deferredBytes + bytes <= limit else { return false }
+        guard let state = chunks[index] else { return true }
+        return state.present.isEmpty && (state.remoteGeneration > 0 || state.valid.isEmpty)
+            && state.fillWaiters == nil && regionPins[index] == nil && !unsyncedPresent.contains(index)
+    }
+
+    /// Those of `indexes` whose data is deferred.
+    func deferredChunks(among indexes: [Int]) -> [Int] {
+        lock.withLock { written.deferredBytes == 0 ? [] : indexes.filter { written.isDeferred($0) } }
+    }
+
+    /// Starts a durability round's materialization: no write is deferred from now until the
+    /// round captures its records (`flushSnapshot`, or `resumeDeferring` when it fails first);
+    /// returns the chunks deferred now, which the round writes into the file before its capture.
+    func pauseDeferring() -> [Int] {
+        lock.withLock {
+            deferringPaused = true
+            return written.deferredChunks
+        }
+    }
+
+    /// Lets writes be deferred again after a round that failed before its capture.
+    func resumeDeferring() {
+        lock.withLock { deferringPaused = false }
+    }
+
+    /// Writes a deferred chunk's data into the local file with `write`, holding the chunk alone;
+    /// once written, its blocks are present, and the bytes stay as a kept entry (within
+    /// `keptLimit`) for an upload. Does nothing if the chunk is no longer deferred. The chunk's
+    /// record is written again by the next round that syncs.
+    func materialize(
+        _ index: Int, keptLimit: Int, on eventLoop: any EventLoop,
+        write: @escaping @Sendable (ByteBuffer) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Void> {
+        with([index], exclusive: true, changing: false, on: eventLoop) {
+            guard let data = self.lock.withLock({ self.written.deferred(index) }) else {
+                return eventLoop.makeSucceededVoidFuture()
+            }
+            return write(data)
+        } update: { index, state in
+            // Under the lock; the gate was held alone throughout, so the entry is the one written.
+            guard let data = self.written.deferred(index) else { return }
+            self.written.dropDeferred(index)
+            self.written.keep(data, generation: state.generation, forChunk: index, limit: keptLimit)
+            state.present = state.valid
+            state.recordedGeneration = 0
         }
     }
 }

@@ -36,8 +36,11 @@ final class ChunkTable: @unchecked Sendable {
     var nextGeneration: UInt64 = 1
     /// Cached volumes: downloaded blocks kept for the reads that want them.
     var landed = LandedChunks()
-    /// Cached volumes: whole chunks just written, kept for their uploads.
+    /// Cached volumes: whole chunks just written, kept for their uploads or deferred.
     var written = WrittenChunks()
+    /// Cached volumes: a durability round is writing deferred chunks into the file before it
+    /// captures its records: no write is deferred meanwhile (`pauseDeferring`).
+    var deferringPaused = false
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`). Raised under `lock` before the eviction punches
     /// the file; read without it (`evicted(since:)`): a read whose bytes a punch reached
@@ -262,9 +265,11 @@ final class ChunkTable: @unchecked Sendable {
                         let generation = self.nextGeneration
                         if changing {
                             self.nextGeneration += 1
-                            // Bytes kept for readers or uploads are stale once the data changed.
+                            // Bytes kept for readers or uploads are stale once the data changed
+                            // (a deferred chunk's data stays: no change runs on it but a write
+                            // that defers it anew).
                             self.landed.drop(index)
-                            self.written.drop(index)
+                            self.written.dropKept(index)
                         }
                         var alone = false
                         let released = self.chunks.update(index) { state in
@@ -385,6 +390,13 @@ final class ChunkTable: @unchecked Sendable {
         let limit: Int
     }
 
+    /// The most bytes of whole-chunk writes a volume keeps for their uploads, and as many that it
+    /// defers: as many as its upload slots take and as many again, within 64 MiB (two chunks at
+    /// least).
+    static func keptLimit(chunkSize: Int, uploadConcurrency: Int) -> Int {
+        max(2 * chunkSize, min(2 * uploadConcurrency * chunkSize, 64 << 20))
+    }
+
     /// Forgets a chunk that holds no valid block and that nobody is using. Lock held.
     func dropIfEmpty(_ index: Int) {
         guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle, !state.uploading,
@@ -393,7 +405,7 @@ final class ChunkTable: @unchecked Sendable {
         if case .marking = state.journal { return }
         chunks[index] = nil
         landed.drop(index)
-        written.drop(index)
+        written.dropKept(index)
         dirtyChunks.remove(index)
         unsyncedPresent.remove(index)
         deletedChunks.insert(index)

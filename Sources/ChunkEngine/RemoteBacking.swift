@@ -76,6 +76,8 @@ final class RemoteBacking: Sendable {
     let misses = Atomic<UInt64>(0)
     /// Uploads that sent the bytes a write left in memory rather than reading the local file.
     let uploadsFromMemory = Atomic<UInt64>(0)
+    /// Writes of whole chunks deferred: left in memory, not written into the local file.
+    let deferredWrites = Atomic<UInt64>(0)
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.

@@ -102,7 +102,8 @@ extension Volume {
 
     /// Whether sequential streams go past the cache: the cache manager says it has no room for
     /// another window, so their chunks, read once, would only push out chunks in use (they are
-    /// served from memory instead, `FillGoal.memoryOnly`).
+    /// served from memory instead, `FillGoal.memoryOnly`); and so would chunks written whole
+    /// (their writes are deferred, and may never reach the file: `WrittenChunks`).
     public func streamPastCache(_ past: Bool) {
         remote?.readAhead.withLockedValue { $0.pastCache = past }
     }

@@ -3,6 +3,7 @@ import Codecs
 import LocalIO
 import Metadata
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import ObjectStore
 
@@ -65,6 +66,50 @@ extension Volume {
 
     /// An edge block left the cache between its download and the change: start over.
     private struct EdgeEvicted: Error {}
+
+    /// Runs a change that must find none of its chunks deferred (`refuseDeferred`): when one is,
+    /// writes the deferred chunks into the file (`materialize`) and runs the change again. A
+    /// chunk written into the file is not deferred again before it is uploaded and evicted.
+    func changeOutsideMemory(
+        _ indexes: [Int], attempt: Int = 1, on eventLoop: any EventLoop,
+        _ change: @escaping @Sendable () -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Void> {
+        change().flatMapError { error in
+            guard let deferred = error as? ChunksDeferred else { return eventLoop.makeFailedFuture(error) }
+            guard attempt < Self.cacheRetries else {
+                return eventLoop.makeFailedFuture(
+                    BlockDeviceError(.io, "volume '\(self.name)': chunks \(deferred.indexes) keep being deferred"))
+            }
+            return self.materialize(deferred.indexes, on: eventLoop).flatMap {
+                self.changeOutsideMemory(indexes, attempt: attempt + 1, on: eventLoop, change)
+            }
+        }
+    }
+
+    /// Fails a change's body, run with its chunks held, when one of them is deferred: the file
+    /// holds nothing of such a chunk, so a change there would leave it half old.
+    func refuseDeferred(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void>? {
+        guard remote != nil else { return nil }
+        let deferred = table.deferredChunks(among: indexes)
+        return deferred.isEmpty ? nil : eventLoop.makeFailedFuture(ChunksDeferred(indexes: deferred))
+    }
+
+    /// Writes deferred chunks into the local file (`ChunkTable.materialize`).
+    func materialize(_ indexes: [Int], on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let keptLimit = ChunkTable.keptLimit(
+            chunkSize: geometry.chunkSize, uploadConcurrency: remote?.settings.uploadConcurrency ?? 1)
+        let writes = indexes.map { index in
+            table.materialize(index, keptLimit: keptLimit, on: eventLoop) { [io, file, geometry] data in
+                io.write(file, offset: geometry.chunkStart(index), data: data, dsync: false, on: eventLoop)
+            }
+        }
+        return EventLoopFuture.andAllSucceed(writes, on: eventLoop)
+    }
+
+    /// A change found chunks deferred: they are written into the file, and it starts over.
+    private struct ChunksDeferred: Error {
+        let indexes: [Int]
+    }
 
     // MARK: - Downloading
 
@@ -153,8 +198,13 @@ extension Volume {
             }
         }
         let filled = EventLoopFuture.whenAllSucceed(downloads, on: eventLoop).flatMap { pieces in
-            self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
-                // Only blocks still missing: a write may have landed while the download ran.
+            // The blocks the fill writes into the file, which are then present (no others: a
+            // block a write landed in meanwhile is present already, and one of a chunk deferred
+            // meanwhile must stay not present).
+            let writing = NIOLockedValueBox<[Range<Int>]>([])
+            return self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
+                // Only blocks still missing: a write may have landed while the download ran (or
+                // deferred the chunk, which then misses none).
                 let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
                 let landing = stillMissing == pieces.map(\.0)
                 if landing {
@@ -174,6 +224,7 @@ extension Volume {
                 for (run, data) in pieces {
                     for missing in stillMissing where missing.overlaps(run) {
                         let part = max(missing.lowerBound, run.lowerBound)..<min(missing.upperBound, run.upperBound)
+                        writing.withLockedValue { $0.append(part) }
                         let slice = data.getSlice(
                             at: data.readerIndex + (part.lowerBound - run.lowerBound) * blockSize,
                             length: part.count * blockSize)!
@@ -186,8 +237,8 @@ extension Volume {
                     if landing { self.table.settleLanded(inChunk: index, written: (try? result.get()) != nil) }
                 }
             } update: { _, state in
-                guard state.remoteGeneration == generation, !memoryOnly else { return }
-                for (run, _) in pieces { state.present.set(run) }
+                guard state.remoteGeneration == generation else { return }
+                for run in writing.withLockedValue({ $0 }) { state.present.set(run) }
             }
         }.always { _ in
             self.table.endFill(ofChunk: index)
@@ -393,12 +444,13 @@ extension Volume {
             || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= remote.settings.dirtyLimit / 2
     }
 
-    /// Has a round name a stored upload: when the uploader catches up, the next round; in the
-    /// background, a round run `RemoteSettings.backgroundRoundDelay` after the first upload that
-    /// needs one, for all the uploads stored by then. Any round that runs first (a client's
-    /// flush) names them as well. Only when a round runs changes, not what it commits.
-    private func requestRound(_ remote: RemoteBacking, on eventLoop: any EventLoop) {
-        guard !uploadsAreUrgent(remote) else { return nameUploads(on: eventLoop).whenComplete { _ in } }
+    /// Has a round name a stored upload: when the uploader catches up, or the upload holds a
+    /// deferred chunk's data (whose memory the naming frees), the next round; in the background,
+    /// a round run `RemoteSettings.backgroundRoundDelay` after the first upload that needs one,
+    /// for all the uploads stored by then. Any round that runs first (a client's flush) names
+    /// them as well. Only when a round runs changes, not what it commits.
+    private func requestRound(_ remote: RemoteBacking, deferred: Bool, on eventLoop: any EventLoop) {
+        guard !uploadsAreUrgent(remote) && !deferred else { return nameUploads(on: eventLoop).whenComplete { _ in } }
         remote.scheduleBackgroundRound(on: eventLoop) {
             self.nameUploads(on: eventLoop)
         } neverRan: { [table] error in
@@ -477,7 +529,7 @@ extension Volume {
         }
         let named = eventLoop.makePromise(of: Void.self)
         table.stored(index, generation: generation, snapshot: snapshot, named: named)
-        requestRound(remote, on: eventLoop)
+        requestRound(remote, deferred: !table.deferredChunks(among: [index]).isEmpty, on: eventLoop)
         return named.futureResult
     }
 
@@ -558,6 +610,9 @@ extension Volume {
     /// Uploads that sent what a write of the whole chunk left in memory (`WrittenChunks`), not
     /// the local file's bytes.
     public var uploadsFromMemory: UInt64 { remote?.uploadsFromMemory.load(ordering: .relaxed) ?? 0 }
+
+    /// Writes of whole chunks deferred (`WrittenChunks`): left in memory, not written into the file.
+    public var deferredWrites: UInt64 { remote?.deferredWrites.load(ordering: .relaxed) ?? 0 }
 
     /// Evicts every chunk (after `waitUntilUploaded`, all are clean), waiting for chunks that are
     /// briefly in use.

@@ -287,44 +287,79 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         // trusts only committed records, so there FUA is a flush after the write.
         let dsync = fua && remote == nil
         let keeping = keptWrite(offset: offset, data: data, indexes: indexes)
+        if let keeping, streamsPastCache, table.mayDefer(keeping.chunk, bytes: data.readableBytes, limit: keeping.limit)
+        {
+            return finish([deferredWrite(keeping, on: eventLoop)], durable: fua, on: eventLoop)
+        }
         let written = admit(indexes, on: eventLoop).flatMap {
-            self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {
-                [io = self.io, file = self.file] in
-                guard dsync else { return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop) }
-                if let fenced = self.fence.withLockedValue({ $0 }) { return eventLoop.makeFailedFuture(fenced) }
-                return io.write(file, offset: offset, data: data, dsync: true, on: eventLoop).flatMapError { error in
-                    // Space that could not be allocated is no lost write-back; anything else may be.
-                    if (error as? LocalIOError)?.isNoSpace != true { self.fence(after: error, in: "a FUA write") }
-                    return eventLoop.makeFailedFuture(error)
-                }
-            } update: { index, state in
-                let blocks = ChunkGeometry.blocksTouching(
-                    geometry.slice(ofChunk: index, offset: offset, length: length))
-                state.valid.set(blocks)
-                state.present.set(blocks)
-                if !state.partialTrims.isEmpty {
-                    state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+            self.changeOutsideMemory(indexes, on: eventLoop) {
+                self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {
+                    [io = self.io, file = self.file] in
+                    if let refused = self.refuseDeferred(indexes, on: eventLoop) { return refused }
+                    guard dsync else {
+                        return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
+                    }
+                    if let fenced = self.fence.withLockedValue({ $0 }) { return eventLoop.makeFailedFuture(fenced) }
+                    return io.write(file, offset: offset, data: data, dsync: true, on: eventLoop).flatMapError {
+                        error in
+                        // Space that could not be allocated is no lost write-back; anything else may be.
+                        if (error as? LocalIOError)?.isNoSpace != true { self.fence(after: error, in: "a FUA write") }
+                        return eventLoop.makeFailedFuture(error)
+                    }
+                } update: { index, state in
+                    let blocks = ChunkGeometry.blocksTouching(
+                        geometry.slice(ofChunk: index, offset: offset, length: length))
+                    state.valid.set(blocks)
+                    state.present.set(blocks)
+                    if !state.partialTrims.isEmpty {
+                        state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+                    }
                 }
             }
         }
         return finish([written], durable: fua && !dsync, on: eventLoop)
     }
 
+    /// A cached volume's write of one whole chunk that the local file holds nothing of, into a
+    /// full cache (where streams go past it: the chunk would only push out chunks in use):
+    /// deferred (`WrittenChunks`) when the table still allows it with the chunk held alone, its
+    /// bytes then the chunk's data in memory until its upload is named (it then goes around the
+    /// cache, to the store alone) or something needs them in the file; written into the file
+    /// otherwise.
+    private func deferredWrite(_ keeping: ChunkTable.KeptWrite, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let index = keeping.chunk
+        let deferred = NIOLockedValueBox(false)
+        return admit([index], on: eventLoop).flatMap {
+            self.table.with([index], exclusive: true, on: eventLoop) { [io = self.io, file = self.file] in
+                guard self.table.deferWrite(keeping.data, inChunk: index, limit: keeping.limit) else {
+                    return io.write(
+                        file, offset: self.geometry.chunkStart(index), data: keeping.data, dsync: false, on: eventLoop)
+                }
+                deferred.withLockedValue { $0 = true }
+                self.remote?.deferredWrites.add(1, ordering: .relaxed)
+                Counter(label: "blockgate_deferred_writes_total", dimensions: [("volume", self.name)]).increment()
+                return eventLoop.makeSucceededVoidFuture()
+            } update: { _, state in
+                state.valid.set(0..<state.valid.count)
+                // A deferred chunk's blocks are not in the file: present stays empty.
+                if !deferred.withLockedValue({ $0 }) { state.present = state.valid }
+                state.partialTrims = [:]
+            }
+        }
+    }
+
     /// A cached volume's write of one whole chunk, no more, leaves its bytes for the upload,
-    /// which then need not read the file (`WrittenChunks`). (A slice of a larger write would hold
-    /// all of it in memory until its own upload.) The volume keeps as many as its upload slots
-    /// take and as many again, within `maximumKeptWrites` bytes (two chunks at least).
+    /// which then need not read the file (`WrittenChunks`), or defers its write into the file.
+    /// (A slice of a larger write would hold all of it in memory until its own upload.) Within
+    /// `ChunkTable.keptLimit` bytes of each.
     private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
         guard let remote, indexes.count == 1, offset == geometry.chunkStart(indexes[0]),
             data.readableBytes == geometry.blocks(inChunk: indexes[0]) * ChunkGeometry.blockSize
         else { return nil }
-        let slots = 2 * remote.settings.uploadConcurrency * geometry.chunkSize
-        let limit = max(2 * geometry.chunkSize, min(slots, Self.maximumKeptWrites))
+        let limit = ChunkTable.keptLimit(
+            chunkSize: geometry.chunkSize, uploadConcurrency: remote.settings.uploadConcurrency)
         return ChunkTable.KeptWrite(chunk: indexes[0], data: data, limit: limit)
     }
-
-    /// The most bytes of whole-chunk writes one volume keeps for their uploads.
-    static let maximumKeptWrites = 64 << 20
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         round(syncing: true, on: eventLoop)
@@ -423,20 +458,23 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         let chunkStart = geometry.chunkStart(index)
         let blockSize = UInt64(ChunkGeometry.blockSize)
         return admit([index], on: eventLoop).flatMap {
-            self.table.with([index], exclusive: true, on: eventLoop) {
-                [table = self.table, io = self.io, file = self.file] in
-                let plan = table.trimPlan(ofChunk: index, bytes: bytes)
-                let runs = plan.emptiesChunk ? [0..<table.geometry.blocks(inChunk: index)] : plan.invalidatedRuns
-                let punches = runs.map { run in
-                    io.allocate(
-                        file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
-                        length: UInt64(run.count) * blockSize, on: eventLoop)
+            self.changeOutsideMemory([index], on: eventLoop) {
+                self.table.with([index], exclusive: true, on: eventLoop) {
+                    [table = self.table, io = self.io, file = self.file] in
+                    if let refused = self.refuseDeferred([index], on: eventLoop) { return refused }
+                    let plan = table.trimPlan(ofChunk: index, bytes: bytes)
+                    let runs = plan.emptiesChunk ? [0..<table.geometry.blocks(inChunk: index)] : plan.invalidatedRuns
+                    let punches = runs.map { run in
+                        io.allocate(
+                            file, mode: .punchHole, offset: chunkStart + UInt64(run.lowerBound) * blockSize,
+                            length: UInt64(run.count) * blockSize, on: eventLoop)
+                    }
+                    return EventLoopFuture.allDone(punches, on: eventLoop)
+                } update: { _, state in
+                    let plan = TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
+                    plan.apply(to: &state)
+                    for run in plan.invalidatedRuns { state.present.clear(run) }
                 }
-                return EventLoopFuture.allDone(punches, on: eventLoop)
-            } update: { _, state in
-                let plan = TrimPlan(valid: state.valid, partialTrims: state.partialTrims, bytes: bytes)
-                plan.apply(to: &state)
-                for run in plan.invalidatedRuns { state.present.clear(run) }
             }
         }
     }
@@ -460,35 +498,39 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         if covered.isEmpty && partialBytes.isEmpty { return eventLoop.makeSucceededVoidFuture() }
         let edges = remote == nil ? [] : partialBlocks.map { Edge(chunk: index, blocks: $0) }
         return admit([index], on: eventLoop).flatMap {
-            self.changeWithEdges([index], edges: edges, exclusive: true, on: eventLoop) {
-                [io = self.io, file = self.file] in
-                var work = partialBytes.map { range -> EventLoopFuture<Void> in
-                    var zeros = ByteBuffer()
-                    zeros.writeRepeatingByte(0, count: range.count)
-                    return io.write(
-                        file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false, on: eventLoop)
-                }
-                if !covered.isEmpty {
-                    work.append(
-                        io.allocate(
-                            file, mode: keepAllocated ? .zeroRange : .punchHole,
-                            offset: chunkStart + UInt64(covered.lowerBound * blockSize),
-                            length: UInt64(covered.count * blockSize), on: eventLoop))
-                }
-                return EventLoopFuture.allDone(work, on: eventLoop)
-            } update: { _, state in
-                if keepAllocated {
-                    state.valid.set(touched)
-                    state.present.set(touched)
-                } else {
-                    state.valid.clear(covered)
-                    state.present.clear(covered)
-                    for blocks in partialBlocks {
-                        state.valid.set(blocks)
-                        state.present.set(blocks)
+            self.changeOutsideMemory([index], on: eventLoop) {
+                self.changeWithEdges([index], edges: edges, exclusive: true, on: eventLoop) {
+                    [io = self.io, file = self.file] in
+                    if let refused = self.refuseDeferred([index], on: eventLoop) { return refused }
+                    var work = partialBytes.map { range -> EventLoopFuture<Void> in
+                        var zeros = ByteBuffer()
+                        zeros.writeRepeatingByte(0, count: range.count)
+                        return io.write(
+                            file, offset: chunkStart + UInt64(range.lowerBound), data: zeros, dsync: false,
+                            on: eventLoop)
                     }
+                    if !covered.isEmpty {
+                        work.append(
+                            io.allocate(
+                                file, mode: keepAllocated ? .zeroRange : .punchHole,
+                                offset: chunkStart + UInt64(covered.lowerBound * blockSize),
+                                length: UInt64(covered.count * blockSize), on: eventLoop))
+                    }
+                    return EventLoopFuture.allDone(work, on: eventLoop)
+                } update: { _, state in
+                    if keepAllocated {
+                        state.valid.set(touched)
+                        state.present.set(touched)
+                    } else {
+                        state.valid.clear(covered)
+                        state.present.clear(covered)
+                        for blocks in partialBlocks {
+                            state.valid.set(blocks)
+                            state.present.set(blocks)
+                        }
+                    }
+                    state.partialTrims = state.partialTrims.filter { !touched.contains($0.key) }
                 }
-                state.partialTrims = state.partialTrims.filter { !touched.contains($0.key) }
             }
         }
     }
@@ -519,31 +561,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         } else if !syncing, let named = nameWithoutSync(on: eventLoop) {
             round = named
         } else {
-            // Announced before the capture, so that nothing it takes looks finished meanwhile.
-            remote?.committing()
-            // This round names every upload stored so far: the background round due for them
-            // would sync the file again for nothing.
-            remote?.cancelBackgroundRound()
-            let snapshot = table.flushSnapshot()
-            if snapshot.isEmpty {
-                remote?.committed(volume: name, owes: false)
-                snapshot.settleUploads(.success(()))
-                round = eventLoop.makeSucceededVoidFuture()
-            } else {
-                let committed = io.syncData(file, on: eventLoop).flatMapError { error in
-                    self.fence(after: error, in: "fdatasync")
-                    return eventLoop.makeFailedFuture(error)
-                }.flatMap { [table] in
-                    let (committed, retires, changes) = table.commitFlush(snapshot, on: eventLoop)
-                    return committed.always { table.settle(changes, committed: (try? $0.get()) != nil) }.map { retires }
-                }
-                committed.whenComplete { [table] result in
-                    if case .failure = result { table.restore(snapshot) }
-                    self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
-                    snapshot.settleUploads(result.map { _ in })
-                }
-                round = committed.map { _ in }
-            }
+            round = materializeDeferred(on: eventLoop).flatMap { self.syncAndCommit(on: eventLoop) }
         }
         round.whenComplete { result in
             if case .failure(let error) = result, self.fenced == nil {
@@ -561,6 +579,46 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             }
             if !next.isEmpty { self.runFlushRound(for: next, syncing: syncs, on: eventLoop) }
         }
+    }
+
+    /// Before a round that syncs captures its records: writes the deferred chunks into the file,
+    /// deferring none until the capture (`ChunkTable.pauseDeferring`), so that the sync covers
+    /// every write acknowledged so far.
+    private func materializeDeferred(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard remote != nil else { return eventLoop.makeSucceededVoidFuture() }
+        let deferred = table.pauseDeferring()
+        return materialize(deferred, on: eventLoop).flatMapErrorThrowing { [table] error in
+            table.resumeDeferring()
+            throw error
+        }
+    }
+
+    /// A round's capture, sync and commit.
+    private func syncAndCommit(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        // Announced before the capture, so that nothing it takes looks finished meanwhile.
+        remote?.committing()
+        // This round names every upload stored so far: the background round due for them
+        // would sync the file again for nothing.
+        remote?.cancelBackgroundRound()
+        let snapshot = table.flushSnapshot()
+        if snapshot.isEmpty {
+            remote?.committed(volume: name, owes: false)
+            snapshot.settleUploads(.success(()))
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        let committed = io.syncData(file, on: eventLoop).flatMapError { error in
+            self.fence(after: error, in: "fdatasync")
+            return eventLoop.makeFailedFuture(error)
+        }.flatMap { [table] in
+            let (committed, retires, changes) = table.commitFlush(snapshot, on: eventLoop)
+            return committed.always { table.settle(changes, committed: (try? $0.get()) != nil) }.map { retires }
+        }
+        committed.whenComplete { [table] result in
+            if case .failure = result { table.restore(snapshot) }
+            self.remote?.committed(volume: self.name, owes: (try? result.get()) ?? false)
+            snapshot.settleUploads(result.map { _ in })
+        }
+        return committed.map { _ in }
     }
 
     /// A round that names the stored uploads without syncing the file; nil when one of them

@@ -88,11 +88,14 @@ import VolumeTestSupport
         #expect(try await fixture.read(65536, 131_072) == whole)
         #expect(try await fixture.read(5 * 65536, 131_072) == two)
         #expect(try await fixture.read(4 * 65536 + 8192, 4096) == part)
-        // Written whole again and changed after: the upload goes by the file, not the older bytes.
+        // Written whole again and changed after (the uploader stopped, so that it cannot take the
+        // chunk in between): the upload goes by the file, not the older bytes.
+        await fixture.volume.stopUploader()
         try await fixture.write(65536, pattern(65536, seed: 13))
         var changed = pattern(65536, seed: 13)
         changed.replaceSubrange(100..<200, with: pattern(100, seed: 14))
         try await fixture.write(65536 + 100, Array(changed[100..<200]))
+        fixture.volume.startUploader()
         try await fixture.volume.waitUntilUploaded()
         #expect(fixture.volume.uploadsFromMemory == 2)
         try await fixture.volume.dropCache()
@@ -120,6 +123,79 @@ import VolumeTestSupport
         #expect(fixture.volume.uploadsFromMemory == 0)
         try await fixture.volume.dropCache()
         #expect(try await fixture.read(0, 65536) == cached)
+        await fixture.close()
+    }
+
+    /// A write of a whole chunk the cache holds nothing of, into a full cache, is deferred: the
+    /// file never gets it when its upload is named first, and its reads and its upload take it
+    /// from memory. Into a cache with room, it is written there (and stays cached).
+    @Test func aWholeChunkWriteIntoAnUncachedChunkGoesToTheStoreWithoutTouchingTheFile() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        try await fixture.write(0, pattern(65536, seed: 30))
+        #expect(fixture.volume.deferredWrites == 0)
+        #expect(try fixture.volume.diskUsage() == 65536)
+        fixture.volume.streamPastCache(true)  // what the cache manager says of a full cache
+        let data = pattern(65536, seed: 31)
+        try await fixture.write(65536, data)
+        #expect(fixture.volume.deferredWrites == 1)
+        #expect(try fixture.volume.diskUsage() == 65536)
+        #expect(try await fixture.read(65536, 65536) == data)
+        // A read across the deferred chunk and the next (a hole) is served chunk by chunk.
+        #expect(
+            try await fixture.read(65536 + 4096, 65536) == Array(data[4096...]) + [UInt8](repeating: 0, count: 4096))
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        #expect(fixture.volume.uploadsFromMemory == 2)
+        #expect(try fixture.volume.diskUsage() == 65536)
+        #expect(fixture.volume.cacheUsage.cachedBytes == 65536)
+        let misses = fixture.volume.cacheCounts.misses
+        #expect(try await fixture.read(65536, 65536) == data)
+        #expect(fixture.volume.cacheCounts.misses > misses, "the chunk was read back from the store")
+        await fixture.close()
+    }
+
+    /// A flush writes deferred chunks into the file before it syncs: a restart finds them there.
+    @Test func aFlushWritesDeferredChunksIntoTheFile() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)
+        let data = pattern(2 * 65536, seed: 32)
+        try await fixture.write(0, Array(data[..<65536]))
+        try await fixture.write(65536, Array(data[65536...]), fua: true)
+        #expect(fixture.volume.deferredWrites == 2)
+        #expect(try fixture.volume.diskUsage() >= 2 * 65536)
+        try await fixture.reopen()
+        #expect(try await fixture.read(0, 2 * 65536) == data)
+        await fixture.close()
+    }
+
+    /// Any other change of a deferred chunk first writes it into the file, then applies itself.
+    @Test func changesOfADeferredChunkApplyToItsWholeData() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)
+        var expected = pattern(3 * 65536, seed: 33)
+        for chunk in 0..<3 {
+            try await fixture.write(UInt64(chunk * 65536), Array(expected[(chunk * 65536)..<((chunk + 1) * 65536)]))
+        }
+        #expect(fixture.volume.deferredWrites == 3)
+        let part = pattern(5000, seed: 34)
+        try await fixture.write(1000, part)
+        expected.replaceSubrange(1000..<6000, with: part)
+        try await fixture.volume.trim(offset: 65536 + 8192, length: 16384, fua: false, on: fixture.loop).get()
+        let trimmed = try await fixture.read(65536 + 8192, 16384)
+        #expect(
+            trimmed == [UInt8](repeating: 0, count: 16384)
+                || trimmed == Array(expected[(65536 + 8192)..<(65536 + 24576)]))
+        expected.replaceSubrange((65536 + 8192)..<(65536 + 24576), with: trimmed)
+        try await fixture.volume.writeZeroes(offset: 2 * 65536 + 100, length: 300, options: [], on: fixture.loop).get()
+        expected.replaceSubrange((2 * 65536 + 100)..<(2 * 65536 + 400), with: [UInt8](repeating: 0, count: 300))
+        #expect(try await fixture.read(0, 3 * 65536) == expected)
+        try await fixture.volume.flush(on: fixture.loop).get()
+        try await fixture.reopen()
+        #expect(try await fixture.read(0, 3 * 65536) == expected)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 3 * 65536) == expected)
         await fixture.close()
     }
 

@@ -213,15 +213,17 @@ import VolumeTestSupport
         var nextRead = 0
         var readAhead: UInt64 = 0
         var uploadsFromMemory: UInt64 = 0
+        var deferredWrites: UInt64 = 0
         while cuts.isEmpty || cuts.count + states.captured < statesWanted {
             step += 1
             let block = Int(random.next() % UInt64(blocks - 4))
             switch random.next() % 16 {
             case 0...5:
-                // Mostly block-aligned, sometimes a few sectors inside a block, sometimes a whole
-                // chunk (whose bytes a cached volume keeps for the upload).
+                // Mostly block-aligned, sometimes a few sectors inside a block, often a whole
+                // chunk (whose bytes a cached volume keeps for the upload, or, when the cache
+                // holds nothing of the chunk, defers writing into the file).
                 let unaligned = random.next() % 4 == 0
-                let whole = !unaligned && random.next() % 6 == 0
+                let whole = !unaligned && random.next() % 3 == 0
                 let offset =
                     whole
                     ? block * 4096 / Self.chunkSize * Self.chunkSize
@@ -287,6 +289,7 @@ import VolumeTestSupport
             cuts.append(try world.powerLoss.powerLoss(path: fixture.path, using: &random))
             readAhead += fixture.volume.readAheadCounts.bytes
             uploadsFromMemory += fixture.volume.uploadsFromMemory
+            deferredWrites += fixture.volume.deferredWrites
             try await fixture.reopen()
             try world.powerLoss.settle(path: fixture.path)
             let read = try await fixture.read(0, Self.size)
@@ -315,10 +318,11 @@ import VolumeTestSupport
         let failedPuts = world.objects?.failedPuts ?? 0
         readAhead += fixture.volume.readAheadCounts.bytes
         uploadsFromMemory += fixture.volume.uploadsFromMemory
+        deferredWrites += fixture.volume.deferredWrites
         print(
             "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(total) crash states: "
                 + "\(cuts.count) power cut(s) of the running volume (\(cutPages) unsynced pages); "
-                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(uploadsFromMemory) uploads from memory; \(problems.count) violations"
+                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(uploadsFromMemory) uploads from memory; \(deferredWrites) writes deferred; \(problems.count) violations"
         )
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()
