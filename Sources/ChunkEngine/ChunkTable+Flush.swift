@@ -60,9 +60,10 @@ extension ChunkTable {
     }
 
     /// Captures the round's records; call before the data sync, after the round materialized the
-    /// deferred chunks (`pauseDeferring`), so that none is captured. Writes may be deferred again
-    /// from here: this round records such a chunk as it stood before (its file untouched since),
-    /// and names no upload of its data.
+    /// deferred chunks (`pauseDeferring`): a chunk still deferred is captured with no block
+    /// present, and named by the upload that holds its data. Writes may be deferred again from
+    /// here: this round records such a chunk as it stood before (its file untouched since), and
+    /// names no upload of its data.
     func flushSnapshot() -> FlushSnapshot {
         lock.withLock {
             var indexes = Set(storedUploads.keys)
@@ -254,7 +255,10 @@ extension ChunkTable {
         lock.withLock {
             if committed {
                 for index in round.presentAgain { unsyncedPresent.remove(index) }
-                for index in round.namedUnsynced where chunks[index] != nil { unsyncedPresent.insert(index) }
+                // (A chunk with no block in the file, deferred when it was named, has none to record.)
+                for index in round.namedUnsynced where chunks[index]?.present.isEmpty == false {
+                    unsyncedPresent.insert(index)
+                }
             }
             for index in round.cleaned {
                 switch chunks[index]?.journal {

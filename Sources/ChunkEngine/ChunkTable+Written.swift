@@ -132,7 +132,7 @@ extension ChunkTable {
         guard written.deferredBytes + bytes <= limit else { return false }
         guard let state = chunks[index] else { return true }
         return state.present.isEmpty && (state.remoteGeneration > 0 || state.valid.isEmpty)
-            && state.fillWaiters == nil && regionPins[index] == nil && !unsyncedPresent.contains(index)
+            && state.fillWaiters == nil && regionPins[index] == nil
     }
 
     /// Those of `indexes` whose data is deferred.
@@ -142,11 +142,13 @@ extension ChunkTable {
 
     /// Starts a durability round's materialization: no write is deferred from now until the
     /// round captures its records (`flushSnapshot`, or `resumeDeferring` when it fails first);
-    /// returns the chunks deferred now, which the round writes into the file before its capture.
+    /// returns the chunks deferred now that the round writes into the file before its capture:
+    /// all but those whose stored upload holds their data as it is, which the round names
+    /// instead (their records then claim no block present, and the object holds them whole).
     func pauseDeferring() -> [Int] {
         lock.withLock {
             deferringPaused = true
-            return written.deferredChunks
+            return written.deferredChunks.filter { storedUploads[$0]?.snapshot != chunks[$0]?.generation }
         }
     }
 

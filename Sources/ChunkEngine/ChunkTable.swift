@@ -367,6 +367,9 @@ final class ChunkTable: @unchecked Sendable {
                             self.chunks[index]!.journal = .clean
                             self.chunks[index]!.pendingSince = 0
                             self.dirtyChunks.remove(index)
+                            // Clean again, the chunk is as its record and object hold it (its
+                            // change never ran): a deferred copy of it is not needed.
+                            self.written.dropDeferred(index)
                         }
                     }
                     return waiters

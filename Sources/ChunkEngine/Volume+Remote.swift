@@ -203,9 +203,15 @@ extension Volume {
             // meanwhile must stay not present).
             let writing = NIOLockedValueBox<[Range<Int>]>([])
             return self.table.with([index], exclusive: true, changing: false, on: eventLoop) {
+                () -> EventLoopFuture<Void> in
                 // Only blocks still missing: a write may have landed while the download ran (or
-                // deferred the chunk, which then misses none).
-                let stillMissing = self.table.missingBlocks(ofChunk: index, in: blocks)?.runs ?? []
+                // deferred the chunk, which then misses none). Missing from a newer generation
+                // (the chunk was deferred, uploaded and named meanwhile), the download is stale.
+                let missing = self.table.missingBlocks(ofChunk: index, in: blocks)
+                if let missing, missing.generation != generation {
+                    return eventLoop.makeFailedFuture(GenerationReplaced())
+                }
+                let stillMissing = missing?.runs ?? []
                 let landing = stillMissing == pieces.map(\.0)
                 if landing {
                     let lost = self.table.land(

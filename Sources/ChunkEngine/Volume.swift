@@ -582,13 +582,16 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     }
 
     /// Before a round that syncs captures its records: writes the deferred chunks into the file,
-    /// deferring none until the capture (`ChunkTable.pauseDeferring`), so that the sync covers
-    /// every write acknowledged so far.
+    /// deferring none until the capture (`ChunkTable.pauseDeferring`), so that the sync (or an
+    /// upload the round names) covers every write acknowledged so far. When that fails, the
+    /// uploads waiting to be named are failed too (they are made again, and ask for rounds of
+    /// their own).
     private func materializeDeferred(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         guard remote != nil else { return eventLoop.makeSucceededVoidFuture() }
         let deferred = table.pauseDeferring()
         return materialize(deferred, on: eventLoop).flatMapErrorThrowing { [table] error in
             table.resumeDeferring()
+            table.failStoredUploads(error)
             throw error
         }
     }
