@@ -8,8 +8,8 @@ import NIOCore
 ///   the file ended with is not known); at most `limit` bytes, oldest dropped first; the entry
 ///   goes when its chunk changes again, is uploaded, evicted or forgotten.
 /// - deferred: the bytes are the chunk's data, and the local file holds nothing of it (a write of
-///   the whole chunk into a chunk the cache did not hold, whose write into the file is put off:
-///   `ChunkTable.deferWrite`). Reads and uploads take them from here. A deferred entry never goes
+///   the whole chunk, past a full cache, into a chunk the cache did not hold, whose write into
+///   the file is put off: `ChunkTable.deferWrite`). Reads and uploads take them from here. A deferred entry never goes
 ///   without its data going somewhere: into the file (`ChunkTable.materialize`, before a
 ///   durability round captures the chunk, or before any other change of it), or into the store
 ///   (the round that names its upload makes the chunk clean, and its blocks are then read from
