@@ -41,7 +41,7 @@ extension ChunkTable {
     /// chunk); nil when it reaches into none.
     private func deferredBytesLocked(offset: UInt64, length: UInt64) -> [ByteBuffer]?? {
         let indexes = geometry.chunks(touching: offset, length: length)
-        guard written.deferredBytes > 0, indexes.contains(where: { written.isDeferred($0) }) else { return nil }
+        guard written.defersAny(of: indexes) else { return nil }
         var buffers: [ByteBuffer] = []
         for index in indexes {
             guard let data = written.deferred(index) else { return .some(nil) }
@@ -70,7 +70,7 @@ extension ChunkTable {
             let indexes = geometry.chunks(touching: offset, length: length)
             let limit = max(2, Self.maximumPinnedBytes / geometry.chunkSize)
             guard regionPins.count + indexes.count(where: { regionPins[$0] == nil }) <= limit,
-                written.deferredBytes == 0 || !indexes.contains(where: { written.isDeferred($0) }),
+                !written.defersAny(of: indexes),
                 isLocalLocked(offset: offset, length: length)
             else { return nil }
             for index in indexes {

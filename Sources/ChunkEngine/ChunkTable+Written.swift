@@ -71,6 +71,11 @@ struct WrittenChunks {
         return false
     }
 
+    /// Whether any of `indexes` is deferred (at once when none is).
+    func defersAny(of indexes: some Sequence<Int>) -> Bool {
+        deferredBytes > 0 && indexes.contains { isDeferred($0) }
+    }
+
     /// A deferred chunk's data.
     func deferred(_ index: Int) -> ByteBuffer? {
         guard case .deferred(let data) = entries[index] else { return nil }
@@ -137,7 +142,7 @@ extension ChunkTable {
 
     /// Those of `indexes` whose data is deferred.
     func deferredChunks(among indexes: [Int]) -> [Int] {
-        lock.withLock { written.deferredBytes == 0 ? [] : indexes.filter { written.isDeferred($0) } }
+        lock.withLock { written.defersAny(of: indexes) ? indexes.filter { written.isDeferred($0) } : [] }
     }
 
     /// Starts a durability round's materialization: no write is deferred from now until the
