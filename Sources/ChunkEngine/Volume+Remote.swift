@@ -555,13 +555,21 @@ extension Volume {
 
     /// Waits until every dirty chunk is uploaded (hurrying the uploader meanwhile), every
     /// forgotten chunk recorded, and every replaced object deleted (but for those that wait for
-    /// their uploads to settle).
-    public func waitUntilUploaded() async throws {
+    /// their uploads to settle), or until `limit` passed. Returns whether all that is done. It
+    /// looks every `uploadWaitInterval`, so that who waits learns of the end within as long.
+    @discardableResult
+    public func waitUntilUploaded(within limit: Duration? = nil) async throws -> Bool {
+        let deadline = limit.map { ContinuousClock.now + $0 }
         while table.cacheUsage().dirtyChunks > 0 || table.hasUnrecordedDrops || pendingDeletes > 0 {
+            if let deadline, ContinuousClock.now >= deadline { return false }
             hurryUploads()
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: Self.uploadWaitInterval)
         }
+        return true
     }
+
+    /// How often `waitUntilUploaded` looks whether the uploads are done.
+    static let uploadWaitInterval = Duration.milliseconds(5)
 
     // MARK: - Evicting
 

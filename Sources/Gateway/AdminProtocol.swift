@@ -58,12 +58,15 @@ public struct AdminRequest: Codable, Sendable, Equatable {
     public var keyFile: String?
     /// Where a tape goes (`tape.move`, `tape.eject`): "slot N" or "station".
     public var location: String?
+    /// How many seconds `volume.flush` waits at most, after the flush, for a cached volume's
+    /// uploads to end (it answers as soon as they have).
+    public var uploadWait: Double?
 
     public init(
         op: Operation, name: String? = nil, size: UInt64? = nil, chunkSize: UInt64? = nil, kind: String? = nil,
         force: Bool? = nil, barcode: String? = nil, drive: String? = nil, count: Int? = nil, worm: Bool? = nil,
         pool: String? = nil, shelf: Bool? = nil, compression: String? = nil, encryption: String? = nil,
-        keyFile: String? = nil, location: String? = nil
+        keyFile: String? = nil, location: String? = nil, uploadWait: Double? = nil
     ) {
         self.op = op
         self.name = name
@@ -81,12 +84,14 @@ public struct AdminRequest: Codable, Sendable, Equatable {
         self.encryption = encryption
         self.keyFile = keyFile
         self.location = location
+        self.uploadWait = uploadWait
     }
 
     enum CodingKeys: String, CodingKey {
         case op, name, size, force, kind, barcode, drive, count, worm, pool, shelf, compression, encryption, location
         case chunkSize = "chunk_size"
         case keyFile = "key_file"
+        case uploadWait = "upload_wait"
     }
 }
 
@@ -149,7 +154,8 @@ extension VolumeManager {
                 try await delete(name: try name(request), force: request.force ?? false)
                 return AdminResponse()
             case .volumeFlush:
-                return AdminResponse(volume: try await flush(name: try name(request)))
+                return AdminResponse(
+                    volume: try await flush(name: try name(request), uploadWait: try uploadWait(request)))
             case .volumeRecover:
                 return AdminResponse(volume: try await recover(name: try name(request)))
             case .cacheStatus:
@@ -192,5 +198,14 @@ extension VolumeManager {
     private func name(_ request: AdminRequest) throws(GatewayError) -> String {
         guard let name = request.name else { throw GatewayError(.invalid, "\(request.op.rawValue) needs a name") }
         return name
+    }
+
+    /// How long a flush waits for the uploads (nil: not at all); at most an hour a request.
+    private func uploadWait(_ request: AdminRequest) throws(GatewayError) -> Duration? {
+        guard let seconds = request.uploadWait else { return nil }
+        guard seconds.isFinite, (0...3600).contains(seconds) else {
+            throw GatewayError(.invalid, "upload_wait must be between 0 and 3600 seconds, not \(seconds)")
+        }
+        return .milliseconds(Int64(seconds * 1000))
     }
 }

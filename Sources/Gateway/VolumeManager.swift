@@ -319,11 +319,13 @@ public final class VolumeManager: NBDExportCatalog, Sendable {
     }
 
     /// Makes every completed write of a volume durable (locally), and has a cached volume's
-    /// uploader catch up for a second (`volume flush --wait-upload` flushes again as it waits).
-    public func flush(name: String) async throws(GatewayError) -> VolumeInfo {
+    /// uploader catch up for a second; with `uploadWait`, waits as long at most for the uploads
+    /// to end (`volume flush --wait-upload` asks again and again, showing progress between).
+    public func flush(name: String, uploadWait: Duration? = nil) async throws(GatewayError) -> VolumeInfo {
         let open = try lookup(name)
         do {
             try await open.volume.flush(on: remote.group.next()).get()
+            if let uploadWait { try await open.volume.waitUntilUploaded(within: uploadWait) }
         } catch {
             throw GatewayError(.failed, "flush of volume '\(name)' failed: \(error)")
         }

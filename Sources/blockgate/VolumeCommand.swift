@@ -178,9 +178,9 @@ struct VolumeCommand: ParsableCommand {
                 let bar = ProgressBar(title: "uploading \(name)", total: first, quiet: admin.json)
                 while let dirty = volume.dirtyBytes, dirty > 0 || volume.pendingDeletes ?? 0 > 0 {
                     bar.update(done: first - min(dirty, first))
-                    usleep(200_000)
-                    // Each look is a flush, which also keeps the uploader catching up.
-                    volume = try admin.send(AdminRequest(op: .volumeFlush, name: name)).volume!
+                    // Each look is a flush, which also keeps the uploader catching up; the daemon
+                    // answers when the uploads end, or after a moment for the progress bar.
+                    volume = try admin.send(AdminRequest(op: .volumeFlush, name: name, uploadWait: 0.2)).volume!
                 }
                 bar.finish()
             }

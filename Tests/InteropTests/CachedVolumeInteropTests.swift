@@ -46,4 +46,28 @@ import Testing
         await fresh.stop()
         await peer.stop()
     }
+
+    /// `volume.flush` with `upload_wait` answers once the uploads have ended (within the wait):
+    /// one request after a write finds nothing left to upload. A wait out of range is refused.
+    @Test func aFlushWaitsForTheUploadsWhenAsked() async throws {
+        let peer = try await S3Peer(.emulator)
+        let fixture = try await GatewayFixture(objectStore: peer.url())
+        try await fixture.gateway.manager.create(name: "waited", size: 16 << 20, chunkSize: 1 << 20, kind: .cached)
+        let source = fixture.directory + "/source.img"
+        try await Tool.run(["dd", "if=/dev/urandom", "of=\(source)", "bs=1M", "count=8"])
+        #expect(try await Tool.run(["nbdcopy", source, fixture.uri("waited")]).status == 0)
+        let client = AdminClient(socketPath: fixture.adminSocketPath)
+        let answer = try await Blocking.run {
+            try client.send(AdminRequest(op: .volumeFlush, name: "waited", uploadWait: 120))
+        }
+        #expect(answer.error == nil)
+        #expect(answer.volume?.dirtyBytes == 0, "the answer came when every chunk was uploaded")
+        #expect(answer.volume?.objects == 8)
+        let refused = try await Blocking.run {
+            try client.send(AdminRequest(op: .volumeFlush, name: "waited", uploadWait: -1))
+        }
+        #expect(refused.error?.message.contains("upload_wait") == true, "\(String(describing: refused.error))")
+        await fixture.stop()
+        await peer.stop()
+    }
 }
