@@ -37,6 +37,10 @@ struct ChunkState {
     var remoteGeneration: UInt64 = 0
     /// Cached volumes: an upload of the chunk is under way.
     var uploading = false
+    /// The database holds no record of the chunk, nor will once the rounds under way commit:
+    /// an operation that found it absent made it (a read of a hole), and no change has marked
+    /// it dirty since. Forgetting it then leaves no record to delete.
+    var unrecorded = false
     /// Cached volumes: a download into the chunk is under way; these wait for it.
     var fillWaiters: [EventLoopPromise<Void>]?
     /// When the chunk was last used (uptime nanoseconds), for LRU eviction.
@@ -61,7 +65,7 @@ struct ChunkState {
 
     /// Nobody uses the chunk and its record holds it: it can be kept small (see `ChunkMap`).
     var isAtRest: Bool {
-        guard case .clean = journal else { return false }
+        guard case .clean = journal, !unrecorded else { return false }
         return gate.isIdle && !uploading && fillWaiters == nil && partialTrims.isEmpty
     }
 }

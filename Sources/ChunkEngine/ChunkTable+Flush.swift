@@ -293,7 +293,10 @@ extension ChunkTable {
     func restore(_ snapshot: FlushSnapshot) {
         lock.withLock {
             orphans += snapshot.retired
-            for index in snapshot.deleted where chunks[index] == nil { deletedChunks.insert(index) }
+            for index in snapshot.deleted {
+                // A chunk made again meanwhile still has the record the commit would have deleted.
+                if chunks[index] == nil { deletedChunks.insert(index) } else { chunks[index]!.unrecorded = false }
+            }
             // Their records may not hold what the failed commit carried.
             for index in snapshot.captured.keys where chunks[index] != nil { chunks[index]!.recordedGeneration = 0 }
         }

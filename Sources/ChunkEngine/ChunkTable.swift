@@ -307,9 +307,10 @@ final class ChunkTable: @unchecked Sendable {
             for current in position..<indexes.count {
                 let index = indexes[current]
                 if !chunks.contains(index) {
-                    chunks[index] = ChunkState(
-                        valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
-                    deletedChunks.remove(index)
+                    var state = ChunkState(valid: BlockBitmap(count: geometry.blocks(inChunk: index)), journal: .clean)
+                    // A chunk forgotten since the last round may still have a record to delete.
+                    state.unrecorded = deletedChunks.remove(index) == nil
+                    chunks[index] = state
                 }
                 let waiting = chunks.update(index) { state -> EventLoopPromise<Void>? in
                     guard !state.gate.tryAcquire(exclusive: exclusive) else { return nil }
@@ -344,6 +345,7 @@ final class ChunkTable: @unchecked Sendable {
                     waits.append(promise.futureResult)
                 case .clean, .cleaning:
                     chunks[index]!.journal = .marking([], recordIsDirty: false)
+                    chunks[index]!.unrecorded = false
                     dirtyChunks.insert(index)
                     toMark.append(index)
                 }
@@ -400,7 +402,8 @@ final class ChunkTable: @unchecked Sendable {
         max(2 * chunkSize, min(2 * uploadConcurrency * chunkSize, 64 << 20))
     }
 
-    /// Forgets a chunk that holds no valid block and that nobody is using. Lock held.
+    /// Forgets a chunk that holds no valid block and that nobody is using; the next round deletes
+    /// its record, if it has one. Lock held.
     func dropIfEmpty(_ index: Int) {
         guard let state = chunks[index], state.valid.isEmpty, state.gate.isIdle, !state.uploading,
             state.fillWaiters == nil
@@ -411,7 +414,7 @@ final class ChunkTable: @unchecked Sendable {
         written.dropKept(index)
         dirtyChunks.remove(index)
         unsyncedPresent.remove(index)
-        deletedChunks.insert(index)
+        if !state.unrecorded { deletedChunks.insert(index) }
         if state.remoteGeneration > 0 { orphans.append((index, state.remoteGeneration)) }
     }
 }

@@ -1,11 +1,12 @@
 import BlockDevice
-import ChunkEngine
 import Foundation
 import Logging
 import NIOCore
 import ObjectStore
 import Testing
 import VolumeTestSupport
+
+@testable import ChunkEngine
 
 /// Cached volumes against the embedded object store: uploads, eviction and download, merging
 /// of partial chunks, backpressure, recovery.
@@ -198,6 +199,29 @@ import VolumeTestSupport
         try await fixture.volume.waitUntilUploaded()
         try await fixture.volume.dropCache()
         #expect(try await fixture.read(0, 3 * 65536) == expected)
+        await fixture.close()
+    }
+
+    /// A read that takes the gates of a chunk it finds absent (a hole beside a deferred chunk)
+    /// forgets it again owing the database nothing: no durability round is due for it (one would
+    /// write the deferred chunk into the file). A chunk with a record, trimmed empty, still owes
+    /// the deletion of its record.
+    @Test func aReadOfAHoleLeavesNoRecordToDelete() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)
+        let data = pattern(65536, seed: 40)
+        try await fixture.write(0, data)
+        #expect(fixture.volume.deferredWrites == 1)
+        #expect(try await fixture.read(4096, 65536) == Array(data[4096...]) + [UInt8](repeating: 0, count: 4096))
+        #expect(!fixture.volume.table.hasUnrecordedDrops)
+        try await fixture.write(3 * 65536 + 512, pattern(4096, seed: 41))
+        try await fixture.volume.flush(on: fixture.loop).get()
+        try await fixture.volume.trim(offset: 3 * 65536, length: 65536, fua: false, on: fixture.loop).get()
+        #expect(fixture.volume.table.hasUnrecordedDrops)
+        try await fixture.volume.flush(on: fixture.loop).get()
+        #expect(!fixture.volume.table.hasUnrecordedDrops)
+        try await fixture.reopen()
+        #expect(try await fixture.read(0, 4 * 65536) == data + [UInt8](repeating: 0, count: 3 * 65536))
         await fixture.close()
     }
 
