@@ -222,13 +222,13 @@ import VolumeTestSupport
             case 0...5:
                 // Mostly block-aligned, sometimes a few sectors inside a block, often a whole
                 // chunk (whose bytes a cached volume keeps for the upload, or, when the cache
-                // holds nothing of the chunk, defers writing into the file), often a piece of a
-                // sequential stream, crossing chunks now and then (whose pieces a cached volume
+                // holds nothing of the chunk, defers writing into the file), often a quarter of
+                // a chunk that continues a sequential stream (whose pieces a cached volume
                 // gathers in memory from the start of a chunk the cache holds nothing of).
                 let unaligned = random.next() % 4 == 0
                 let whole = !unaligned && random.next() % 3 == 0
                 let streamed = !unaligned && !whole && random.next() % 4 != 0
-                let piece = Self.chunkSize / 16 * 5
+                let piece = Self.chunkSize / 4
                 let offset =
                     whole
                     ? block * 4096 / Self.chunkSize * Self.chunkSize
@@ -241,13 +241,12 @@ import VolumeTestSupport
                     : streamed
                         ? piece : unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
                 if streamed { nextWrite = offset + length }
-                let entered = (offset + length - 1) / Self.chunkSize * Self.chunkSize
-                if streamed, entered >= offset, random.next() % 2 == 0 {
+                if streamed, offset % Self.chunkSize == 0, random.next() % 2 == 0 {
                     // A stream entering a chunk often finds it empty (a file written into space
                     // freed before).
-                    states.update { $0.write(entered, [UInt8](repeating: 0, count: Self.chunkSize)) }
+                    states.update { $0.write(offset, [UInt8](repeating: 0, count: Self.chunkSize)) }
                     try await fixture.volume.trim(
-                        offset: UInt64(entered), length: UInt64(Self.chunkSize), fua: false, on: loop
+                        offset: UInt64(offset), length: UInt64(Self.chunkSize), fua: false, on: loop
                     ).get()
                 }
                 let byte = UInt8(truncatingIfNeeded: random.next() | 1)
