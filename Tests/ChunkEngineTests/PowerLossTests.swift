@@ -211,6 +211,7 @@ import VolumeTestSupport
         let blocks = Self.size / 4096
         var step = 0
         var nextRead = 0
+        var nextWrite = 0
         var readAhead: UInt64 = 0
         var uploadsFromMemory: UInt64 = 0
         var deferredWrites: UInt64 = 0
@@ -221,17 +222,33 @@ import VolumeTestSupport
             case 0...5:
                 // Mostly block-aligned, sometimes a few sectors inside a block, often a whole
                 // chunk (whose bytes a cached volume keeps for the upload, or, when the cache
-                // holds nothing of the chunk, defers writing into the file).
+                // holds nothing of the chunk, defers writing into the file), often a piece of a
+                // sequential stream, crossing chunks now and then (as a kernel's writes do).
                 let unaligned = random.next() % 4 == 0
                 let whole = !unaligned && random.next() % 3 == 0
+                let streamed = !unaligned && !whole && random.next() % 4 != 0
+                let piece = Self.chunkSize / 16 * 5
                 let offset =
                     whole
                     ? block * 4096 / Self.chunkSize * Self.chunkSize
-                    : block * 4096 + (unaligned ? Int(random.next() % 7) * 512 : 0)
+                    : streamed
+                        ? (nextWrite + piece <= Self.size ? nextWrite : block * 4096 / Self.chunkSize * Self.chunkSize)
+                        : block * 4096 + (unaligned ? Int(random.next() % 7) * 512 : 0)
                 let length =
                     whole
                     ? Self.chunkSize
-                    : unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
+                    : streamed
+                        ? piece : unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
+                if streamed { nextWrite = offset + length }
+                let entered = (offset + length - 1) / Self.chunkSize * Self.chunkSize
+                if streamed, entered >= offset, random.next() % 2 == 0 {
+                    // A stream entering a chunk often finds it empty (a file written into space
+                    // freed before).
+                    states.update { $0.write(entered, [UInt8](repeating: 0, count: Self.chunkSize)) }
+                    try await fixture.volume.trim(
+                        offset: UInt64(entered), length: UInt64(Self.chunkSize), fua: false, on: loop
+                    ).get()
+                }
                 let byte = UInt8(truncatingIfNeeded: random.next() | 1)
                 let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 / 512) &+ byte }
                 let fua = random.next() % 10 == 0

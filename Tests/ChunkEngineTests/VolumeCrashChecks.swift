@@ -59,13 +59,40 @@ extension CrashStates where Model == SectorModel {
         guard kind == .cached else { return problems }
         problems += try await missingObjects(fixture)
         guard problems.isEmpty, checkingUploads else { return problems }
+        let before = try records(fixture)
         fixture.volume.startUploader()
         try await fixture.waitUntilUploaded(within: 60, settled: true)
         try await fixture.volume.dropCache()
-        if try await fixture.read(0, size) != read {
-            problems.append("the store the uploader converged to reads differently from the cache")
+        let fromStore = try await fixture.read(0, size)
+        if fromStore != read {
+            let after = try records(fixture)
+            let chunkSize = Int(fixture.record.chunkSize)
+            let differing = stride(from: 0, to: size, by: chunkSize).filter {
+                fromStore[$0..<($0 + chunkSize)] != read[$0..<($0 + chunkSize)]
+            }.map { start in
+                let index = start / chunkSize
+                let at = (start..<(start + chunkSize)).first { fromStore[$0] != read[$0] }!
+                return "chunk \(index) at byte \(at - start) (cache \(read[at]), store \(fromStore[at]); "
+                    + "record before \(describe(before[index])), after \(describe(after[index])))"
+            }
+            problems.append(
+                "the store the uploader converged to reads differently from the cache: "
+                    + differing.joined(separator: "; "))
         }
         return problems + (try await unnamedObjects(fixture))
+    }
+
+    /// The volume's chunk records by index.
+    private static func records(_ fixture: VolumeFixture) throws -> [Int: ChunkRecord] {
+        Dictionary(
+            uniqueKeysWithValues: try fixture.store.chunks(volumeID: fixture.record.id).map { (Int($0.index), $0) })
+    }
+
+    private static func describe(_ record: ChunkRecord?) -> String {
+        guard let record else { return "none" }
+        let count = { (bytes: [UInt8]) in bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
+        return "\(count(record.valid)) valid, \(count(record.present)) present, generation "
+            + "\(record.remoteGeneration)\(record.dirty ? ", dirty" : "")\(record.unsynced ? ", unsynced" : "")"
     }
 
     /// The PUTs a state's crash left in flight and not done, which may yet land.
