@@ -88,6 +88,7 @@ extension CrashStates where Model == SectorModel {
             uniqueKeysWithValues: try fixture.store.chunks(volumeID: fixture.record.id).map { (Int($0.index), $0) })
     }
 
+    /// A chunk record in a few words, for a report.
     private static func describe(_ record: ChunkRecord?) -> String {
         guard let record else { return "none" }
         let count = { (bytes: [UInt8]) in bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
