@@ -76,6 +76,11 @@ struct WrittenChunks {
         deferredBytes > 0 && indexes.contains { isDeferred($0) }
     }
 
+    /// Those of `indexes` that are deferred, in one pass (at once when none is).
+    func deferred(among indexes: [Int]) -> [Int] {
+        deferredBytes == 0 ? [] : indexes.filter { isDeferred($0) }
+    }
+
     /// A deferred chunk's data.
     func deferred(_ index: Int) -> ByteBuffer? {
         guard case .deferred(let data) = entries[index] else { return nil }
@@ -142,7 +147,7 @@ extension ChunkTable {
 
     /// Those of `indexes` whose data is deferred.
     func deferredChunks(among indexes: [Int]) -> [Int] {
-        lock.withLock { written.defersAny(of: indexes) ? indexes.filter { written.isDeferred($0) } : [] }
+        lock.withLock { written.deferred(among: indexes) }
     }
 
     /// Starts a durability round's materialization: no write is deferred from now until the

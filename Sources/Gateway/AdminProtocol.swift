@@ -206,6 +206,6 @@ extension VolumeManager {
         guard seconds.isFinite, (0...3600).contains(seconds) else {
             throw GatewayError(.invalid, "upload_wait must be between 0 and 3600 seconds, not \(seconds)")
         }
-        return .milliseconds(Int64(seconds * 1000))
+        return .seconds(seconds)
     }
 }
