@@ -228,18 +228,20 @@ import VolumeTestSupport
                 let whole = !unaligned && random.next() % 3 == 0
                 let streamed = !unaligned && !whole && random.next() % 4 != 0
                 let piece = Self.chunkSize / 16 * 5
-                let offset =
-                    whole
-                    ? block * 4096 / Self.chunkSize * Self.chunkSize
-                    : streamed
-                        ? (nextWrite + piece <= Self.size ? nextWrite : block * 4096 / Self.chunkSize * Self.chunkSize)
-                        : block * 4096 + (unaligned ? Int(random.next() % 7) * 512 : 0)
-                let length =
-                    whole
-                    ? Self.chunkSize
-                    : streamed
-                        ? piece : unaligned ? 512 * (1 + Int(random.next() % 6)) : 4096 * (1 + Int(random.next() % 3))
-                if streamed { nextWrite = offset + length }
+                let chunkStart = block * 4096 / Self.chunkSize * Self.chunkSize
+                let offset: Int
+                let length: Int
+                if whole {
+                    (offset, length) = (chunkStart, Self.chunkSize)
+                } else if streamed {
+                    (offset, length) = (nextWrite + piece <= Self.size ? nextWrite : chunkStart, piece)
+                    nextWrite = offset + length
+                } else if unaligned {
+                    offset = block * 4096 + Int(random.next() % 7) * 512
+                    length = 512 * (1 + Int(random.next() % 6))
+                } else {
+                    (offset, length) = (block * 4096, 4096 * (1 + Int(random.next() % 3)))
+                }
                 let entered = (offset + length - 1) / Self.chunkSize * Self.chunkSize
                 if streamed, entered >= offset, random.next() % 2 == 0 {
                     // A stream entering a chunk often finds it empty (a file written into space
