@@ -503,7 +503,8 @@ extension Volume {
             [index], exclusive: true, changing: false, on: eventLoop,
             { () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
                 // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
-                guard !self.table.bitmap(ofChunk: index).isEmpty else { return eventLoop.makeSucceededFuture(nil) }
+                let valid = self.table.bitmap(ofChunk: index)
+                guard !valid.isEmpty else { return eventLoop.makeSucceededFuture(nil) }
                 let generation = self.table.generation(ofChunk: index) ?? 0
                 // The bytes its last write left, when that write had it alone; else the file's.
                 if let written = self.table.takeWritten(ofChunk: index, generation: generation) {
@@ -512,8 +513,12 @@ extension Volume {
                         .increment()
                     return eventLoop.makeSucceededFuture((generation, written))
                 }
+                // Blocks no write made valid are stored as zeros, whatever the file holds there.
+                let invalid = valid.runs(in: 0..<blocks).filter { !$0.1 }.map {
+                    ($0.0.lowerBound * ChunkGeometry.blockSize)..<($0.0.upperBound * ChunkGeometry.blockSize)
+                }
                 return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
-                    .map { (generation, $0) }
+                    .map { (generation, Self.zeroing(invalid, of: $0)) }
             },
             // The snapshot holds every change so far: the next one starts a new wait.
             update: { _, state in

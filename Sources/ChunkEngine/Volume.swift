@@ -168,8 +168,16 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             case .failure(let error): promise.fail(self.deviceError(error))
             }
         }
-        if dataRuns == runs.count || runs.count > Self.maximumReadSegments {
+        if dataRuns == runs.count {
             io.read(file, offset: offset, length: length, on: eventLoop) { answer($0.map { .data($0) }) }
+        } else if runs.count > Self.maximumReadSegments {
+            // One read, its holes zeroed: the file need not hold zeros there.
+            let holes = runs.filter { $0.placement == .hole }.map {
+                Int($0.range.lowerBound - offset)..<Int($0.range.upperBound - offset)
+            }
+            io.read(file, offset: offset, length: length, on: eventLoop) {
+                answer($0.map { .data(Self.zeroing(holes, of: $0)) })
+            }
         } else {
             let pieces = runs.map { run -> EventLoopFuture<ReadSegment> in
                 let runLength = Int(run.range.upperBound - run.range.lowerBound)
@@ -651,6 +659,18 @@ public final class Volume: BlockDevice, @unchecked Sendable {
 
     func readFile(offset: UInt64, length: Int, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
         io.read(file, offset: offset, length: length, on: eventLoop).flatMapErrorThrowing { throw self.deviceError($0) }
+    }
+
+    /// `buffer` with the bytes of `ranges` zeroed. Where the file holds no block's data (a hole
+    /// of the chunk map), it holds zeros only as long as the punch that made the hole survived:
+    /// a punch a power cut undid, with nothing that recorded the block since, leaves old bytes
+    /// there, which a read of several blocks in one piece must not return.
+    static func zeroing(_ ranges: [Range<Int>], of buffer: ByteBuffer) -> ByteBuffer {
+        var buffer = buffer
+        for range in ranges where !range.isEmpty {
+            buffer.setRepeatingByte(0, count: range.count, at: buffer.readerIndex + range.lowerBound)
+        }
+        return buffer
     }
 
     /// The chunk engine's boundary: every failure leaves as a `BlockDeviceError`.

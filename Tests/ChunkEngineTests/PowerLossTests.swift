@@ -117,6 +117,44 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// A chunk trimmed in places after a flush, uploaded and named without a sync, then evicted:
+    /// neither the trim's punches nor the eviction's were synced, and a power cut loses them
+    /// both. The trimmed blocks must read as zeros after it, as the store holds them, not as
+    /// what the flush left in the file; and the chunk's next upload must store them as zeros.
+    @Test func anEvictedChunkNamedWithoutASyncLosesNoTrimToAPowerCut() async throws {
+        let (fixture, world) = try await VolumeFixture.exploring(
+            size: UInt64(Self.size), chunkSize: Self.chunkSize, kind: .cached)
+        var expected = [UInt8](repeating: 0x5A, count: Self.chunkSize)
+        try await fixture.write(0, expected)
+        try await fixture.volume.flush(on: fixture.loop).get()
+        // Every other block trimmed: more runs than one read of the file takes apart.
+        for block in stride(from: 0, to: Self.chunkSize / 4096, by: 2) {
+            try await fixture.volume.trim(offset: UInt64(block * 4096), length: 4096, fua: false, on: fixture.loop)
+                .get()
+            expected.replaceSubrange((block * 4096)..<((block + 1) * 4096), with: [UInt8](repeating: 0, count: 4096))
+        }
+        try await fixture.uploadAll()
+        try await fixture.volume.dropCache()
+        #expect(fixture.volume.cacheUsage.cachedBytes == 0)
+        var random = SplitMix(seed: 6)
+        let outcome = try world.powerLoss.powerLoss(path: fixture.path, using: &random, choice: .loseAll)
+        #expect(outcome.lost > 0)
+        try await fixture.reopen()
+        _ = try await fixture.read(0, Self.chunkSize)  // downloads the chunk's valid blocks
+        await fixture.volume.waitForDownloads()
+        let same =
+            try await fixture.read(0, 2 * Self.chunkSize) == expected + [UInt8](repeating: 0, count: Self.chunkSize)
+        #expect(same, "a trimmed block read as the data a lost punch left in the file")
+        let block = [UInt8](repeating: 0xC3, count: 4096)
+        try await fixture.write(4096, block)  // the chunk is uploaded again, from the file
+        expected.replaceSubrange(4096..<8192, with: block)
+        try await fixture.uploadAll()
+        let recovered = try await CrashStates<SectorModel>.readAfterStoreOnlyRecover(
+            directory: fixture.directory, record: fixture.record)
+        #expect(recovered.prefix(Self.chunkSize).elementsEqual(expected), "a trimmed block was stored as old data")
+        await fixture.close()
+    }
+
     /// A flush after uploads were named without a sync records their blocks as cached again:
     /// after a power cut they are read from the file, not downloaded.
     @Test func aFlushAfterNamingKeepsTheNamedChunksCached() async throws {

@@ -130,16 +130,21 @@ extension CrashStates where Model == SectorModel {
     private static func storeOnlyRecoverProblems(directory: String, record: VolumeRecord, model: SectorModel)
         async throws -> [String]
     {
+        let read = try await readAfterStoreOnlyRecover(directory: directory, record: record)
+        return model.violations(read, fromStore: true).map { "store-only recover: \($0)" }
+    }
+
+    /// The whole volume as a store-only recover of the objects under `directory` reads it.
+    static func readAfterStoreOnlyRecover(directory: String, record: VolumeRecord) async throws -> [UInt8] {
         let objects = FileObjectStore(root: "\(directory)/objects", pool: NIOThreadPool.singleton)
         let geometry = ChunkGeometry(volumeSize: record.size, chunkSize: Int(record.chunkSize))
         let (chunks, next, _) = try await Volume.chunksInStore(uuid: record.uuid, geometry: geometry, store: objects)
         _ = try MetadataStore(path: "\(directory)/recovered.db").createVolume(
             name: record.name, kind: record.kind, size: record.size, chunkSize: record.chunkSize, createdAt: 0,
             uuid: record.uuid, chunks: chunks, nextGeneration: next)
-        let read = try await VolumeFixture.opening(
+        return try await VolumeFixture.opening(
             existing: directory, database: "recovered.db", file: "recovered.img"
         ) { try await $0.read(0, Int(record.size)) }
-        return model.violations(read, fromStore: true).map { "store-only recover: \($0)" }
     }
 
     private static func missingObjects(_ fixture: VolumeFixture) async throws -> [String] {

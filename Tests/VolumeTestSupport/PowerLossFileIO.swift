@@ -157,6 +157,8 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         case random
         /// Every operation kept, the last one of each page torn: its odd sectors only.
         case tearLast
+        /// Every operation that may be lost lost.
+        case loseAll
     }
 
     /// Replaces the file at `path` (closed by its users, or about to be reopened) with a state
@@ -203,7 +205,11 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
             // A later operation lands only with every earlier one; a dsync write always lands.
             let mustKeep = (items.lastIndex { $0.durable }).map { $0 + 1 } ?? 0
             let kept =
-                choice == .tearLast ? items.count : mustKeep + Int(random.next() % UInt64(items.count - mustKeep + 1))
+                switch choice {
+                case .tearLast: items.count
+                case .loseAll: mustKeep
+                case .random: mustKeep + Int(random.next() % UInt64(items.count - mustKeep + 1))
+                }
             if kept == 0 {
                 outcome.lost += 1
                 continue
