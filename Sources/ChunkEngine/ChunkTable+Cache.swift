@@ -89,15 +89,15 @@ extension ChunkTable {
         }
     }
 
-    /// Dirty chunks that no upload handles yet and that are `due` (or deferred, whose memory goes
-    /// with their upload), in `UploadDue.rank` order and oldest-touched first within it, at most
-    /// `limit`.
+    /// Dirty chunks that no upload handles yet and that are `due` (or deferred and written whole,
+    /// whose memory goes with their upload; one still being gathered waits for its pieces), in
+    /// `UploadDue.rank` order and oldest-touched first within it, at most `limit`.
     func uploadCandidates(limit: Int, due: UploadDue = .all) -> [Int] {
         lock.withLock {
             typealias Candidate = (index: Int, rank: Int, lastUse: UInt64)
             let candidates = dirtyChunks.compactMap { index -> Candidate? in
                 guard let state = chunks[index], case .dirty = state.journal, !state.uploading,
-                    due.includes(state) || written.isDeferred(index)
+                    due.includes(state) || (written.isDeferred(index) && state.valid.isFull)
                 else { return nil }
                 return (index, due.rank(state, written: written.holds(index)), state.lastUse)
             }

@@ -7,9 +7,11 @@ import NIOCore
 ///   chunk's gate alone from start to end leaves them (with other writes in flight, which bytes
 ///   the file ended with is not known); at most `limit` bytes, oldest dropped first; the entry
 ///   goes when its chunk changes again, is uploaded, evicted or forgotten.
-/// - deferred: the bytes are the chunk's data, and the local file holds nothing of it (a write of
-///   the whole chunk, past a full cache, into a chunk the cache did not hold, whose write into
-///   the file is put off: `ChunkTable.deferWrite`). Reads and uploads take them from here. A deferred entry never goes
+/// - deferred: the bytes are the chunk's data, and the local file holds nothing of it (writes
+///   past a full cache into a chunk the cache did not hold, whose write into the file is put
+///   off: `ChunkTable.deferWrite`; the whole chunk in one write, or in pieces gathered into a
+///   chunk-sized buffer whose blocks no piece wrote yet are zeros, as they read). Reads and
+///   uploads take them from here. A deferred entry never goes
 ///   without its data going somewhere: into the file (`ChunkTable.materialize`, before a
 ///   durability round captures the chunk, or before any other change of it), or into the store
 ///   (the round that names its upload makes the chunk clean, and its blocks are then read from
@@ -45,6 +47,24 @@ struct WrittenChunks {
         dropKept(index)
         entries[index] = .deferred(data)
         deferredBytes += data.readableBytes
+    }
+
+    /// Writes a piece of a chunk's data at `position` (bytes into the chunk) into its deferred
+    /// entry, made first if there is none: `chunkBytes` of zeros (the chunk held no valid block).
+    mutating func writeDeferred(_ piece: ByteBuffer, at position: Int, forChunk index: Int, chunkBytes: Int) {
+        var data: ByteBuffer
+        if case .deferred(let existing) = entries[index] {
+            // Out of the table first, so that the buffer is not shared and changes in place.
+            entries[index] = nil
+            data = existing
+        } else {
+            dropKept(index)
+            data = ByteBufferAllocator().buffer(capacity: chunkBytes)
+            data.writeRepeatingByte(0, count: chunkBytes)
+            deferredBytes += chunkBytes
+        }
+        data.setBuffer(piece, at: data.readerIndex + position)
+        entries[index] = .deferred(data)
     }
 
     /// Forgets a chunk's kept entry (a deferred one stays).
@@ -112,36 +132,64 @@ extension ChunkTable {
         }
     }
 
-    /// Whether a whole-chunk write of `bytes` may be deferred now (`deferWrite` decides, with the
-    /// chunk held alone): the chunk is deferred already, or the local file holds none of it and
-    /// the deferred bytes stay within `limit`.
-    func mayDefer(_ index: Int, bytes: Int, limit: Int) -> Bool {
-        lock.withLock { canDeferLocked(index, bytes: bytes, limit: limit) }
-    }
-
-    /// Makes a whole-chunk write's bytes the chunk's data without writing them into the file,
-    /// with its gate held alone, when `mayDefer` allows it and no durability round is
-    /// materializing deferred chunks (`pauseDeferring`), or the chunk is deferred already;
-    /// returns whether it did.
-    func deferWrite(_ data: ByteBuffer, inChunk index: Int, limit: Int) -> Bool {
+    /// Whether a write of `bytes` (of the chunk) should try to be deferred (`deferWrite` decides,
+    /// with the chunk held alone): the chunk is deferred already, or another write is on its way
+    /// to defer it, or, while streams go past a full cache (`pastCache`), the write could start
+    /// deferring it. When it should, the write counts as on its way until `endDeferral`.
+    func mayDefer(_ index: Int, bytes: Range<Int>, pastCache: Bool, limit: Int) -> Bool {
         lock.withLock {
             guard
-                written.isDeferred(index)
-                    || (!deferringPaused && canDeferLocked(index, bytes: data.readableBytes, limit: limit))
+                written.isDeferred(index) || deferralsUnderWay[index] != nil
+                    || (pastCache && canStartDeferringLocked(index, bytes: bytes, limit: limit))
             else { return false }
-            written.setDeferred(data, forChunk: index)
+            deferralsUnderWay[index, default: 0] += 1
             return true
         }
     }
 
-    /// `mayDefer`; lock held. The file holds nothing of the chunk: no block present (and a chunk
-    /// never uploaded holds its valid blocks in the file, so it has none), no download filling
-    /// it, no reply sending it.
-    private func canDeferLocked(_ index: Int, bytes: Int, limit: Int) -> Bool {
-        if written.isDeferred(index) { return true }
-        guard written.deferredBytes + bytes <= limit else { return false }
+    /// A write `mayDefer` let on its way is deferred, or not.
+    func endDeferral(_ index: Int) {
+        lock.withLock {
+            if deferralsUnderWay[index] == 1 { deferralsUnderWay[index] = nil } else { deferralsUnderWay[index]! -= 1 }
+        }
+    }
+
+    /// Makes a write's bytes the chunk's data without writing them into the file, with its gate
+    /// held alone: into its deferred entry when it has one; else, when the write may start
+    /// deferring the chunk (see `mayDefer`) and no durability round is materializing deferred
+    /// chunks (`pauseDeferring`), into a new one. Returns whether it did.
+    func deferWrite(_ data: ByteBuffer, inChunk index: Int, at bytes: Range<Int>, pastCache: Bool, limit: Int)
+        -> Bool
+    {
+        lock.withLock {
+            let chunkBytes = geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+            if !written.isDeferred(index) {
+                guard pastCache, !deferringPaused, canStartDeferringLocked(index, bytes: bytes, limit: limit) else {
+                    return false
+                }
+            }
+            if bytes.count == chunkBytes {
+                written.setDeferred(data, forChunk: index)
+            } else {
+                written.writeDeferred(data, at: bytes.lowerBound, forChunk: index, chunkBytes: chunkBytes)
+            }
+            return true
+        }
+    }
+
+    /// Whether a write of `bytes` of a chunk not deferred may start deferring it; lock held. The
+    /// write covers the whole chunk, or begins at its start (as a stream enters it; a random
+    /// write of a piece would hold a chunk's memory for a few bytes); the file holds nothing of
+    /// the chunk: no block present (and a chunk never uploaded holds its valid blocks in the
+    /// file, so it has none), no download filling it, no reply sending it; a write of part of it
+    /// also needs it to hold no valid block (the rest of the chunk is then zeros); and the
+    /// chunk's bytes fit within `limit`.
+    private func canStartDeferringLocked(_ index: Int, bytes: Range<Int>, limit: Int) -> Bool {
+        let chunkBytes = geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+        let whole = bytes.count == chunkBytes
+        guard whole || bytes.lowerBound == 0, written.deferredBytes + chunkBytes <= limit else { return false }
         guard let state = chunks[index] else { return true }
-        return state.present.isEmpty && (state.remoteGeneration > 0 || state.valid.isEmpty)
+        return state.present.isEmpty && (state.valid.isEmpty || (whole && state.remoteGeneration > 0))
             && state.fillWaiters == nil && regionPins[index] == nil
     }
 

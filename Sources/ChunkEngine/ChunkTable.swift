@@ -41,6 +41,9 @@ final class ChunkTable: @unchecked Sendable {
     /// Cached volumes: a durability round is writing deferred chunks into the file before it
     /// captures its records: no write is deferred meanwhile (`pauseDeferring`).
     var deferringPaused = false
+    /// Cached volumes: writes on their way to be deferred (`mayDefer` let them), by chunk, so that
+    /// the pieces that follow the one beginning a chunk take the same way, in the order sent.
+    var deferralsUnderWay: [Int: Int] = [:]
     /// Cached volumes: evictions begun so far; a read of the cache that holds no gate compares
     /// it before and after (see `cachedRead`). Raised under `lock` before the eviction punches
     /// the file; read without it (`evicted(since:)`): a read whose bytes a punch reached

@@ -289,17 +289,37 @@ public final class Volume: BlockDevice, @unchecked Sendable {
             return writeZeroes(offset: offset, length: length, options: fua ? [.fua] : [], on: eventLoop)
         }
         let indexes = Array(geometry.chunks(touching: offset, length: length))
-        let geometry = self.geometry
-        let edges = partialBlocks(offset: offset, length: length)
         // A thin volume's recovery finds a FUA write's blocks in the file; a cached volume's
         // trusts only committed records, so there FUA is a flush after the write.
         let dsync = fua && remote == nil
-        let keeping = keptWrite(offset: offset, data: data, indexes: indexes)
-        if let keeping, streamsPastCache, table.mayDefer(keeping.chunk, bytes: data.readableBytes, limit: keeping.limit)
-        {
-            return finish([deferredWrite(keeping, on: eventLoop)], durable: fua, on: eventLoop)
+        if let remote, indexes.count == 1 {
+            let bytes = geometry.slice(ofChunk: indexes[0], offset: offset, length: length)
+            let limit = ChunkTable.keptLimit(
+                chunkSize: geometry.chunkSize, uploadConcurrency: remote.settings.uploadConcurrency)
+            if table.mayDefer(indexes[0], bytes: bytes, pastCache: streamsPastCache, limit: limit) {
+                let written = deferredWrite(data, chunk: indexes[0], bytes: bytes, limit: limit, on: eventLoop)
+                    .always { [table] _ in table.endDeferral(indexes[0]) }
+                    .flatMapError { error in
+                        guard error is NotDeferred else { return eventLoop.makeFailedFuture(error) }
+                        return self.writeIntoFile(offset: offset, data: data, indexes: indexes, on: eventLoop)
+                    }
+                return finish([written], durable: fua, on: eventLoop)
+            }
         }
-        let written = admit(indexes, on: eventLoop).flatMap {
+        let written = writeIntoFile(offset: offset, data: data, indexes: indexes, dsync: dsync, on: eventLoop)
+        return finish([written], durable: fua && !dsync, on: eventLoop)
+    }
+
+    /// A write into the local file (with `dsync`, durable when done), its partial edge blocks
+    /// first downloaded.
+    private func writeIntoFile(
+        offset: UInt64, data: ByteBuffer, indexes: [Int], dsync: Bool = false, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
+        let length = UInt64(data.readableBytes)
+        let geometry = self.geometry
+        let edges = partialBlocks(offset: offset, length: length)
+        let keeping = keptWrite(offset: offset, data: data, indexes: indexes)
+        return admit(indexes, on: eventLoop).flatMap {
             self.changeOutsideMemory(indexes, on: eventLoop) {
                 self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {
                     [io = self.io, file = self.file] in
@@ -325,41 +345,45 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 }
             }
         }
-        return finish([written], durable: fua && !dsync, on: eventLoop)
     }
 
-    /// A cached volume's write of one whole chunk that the local file holds nothing of, into a
-    /// full cache (where streams go past it: the chunk would only push out chunks in use):
-    /// deferred (`WrittenChunks`) when the table still allows it with the chunk held alone, its
-    /// bytes then the chunk's data in memory until its upload is named (it then goes around the
-    /// cache, to the store alone) or something needs them in the file; written into the file
-    /// otherwise.
-    private func deferredWrite(_ keeping: ChunkTable.KeptWrite, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let index = keeping.chunk
-        let deferred = NIOLockedValueBox(false)
-        return admit([index], on: eventLoop).flatMap {
-            self.table.with([index], exclusive: true, on: eventLoop) { [io = self.io, file = self.file] in
-                guard self.table.deferWrite(keeping.data, inChunk: index, limit: keeping.limit) else {
-                    return io.write(
-                        file, offset: self.geometry.chunkStart(index), data: keeping.data, dsync: false, on: eventLoop)
-                }
-                deferred.withLockedValue { $0 = true }
+    /// A cached volume's write within one chunk that the local file holds nothing of, into a
+    /// full cache (where streams go past it: the chunk would only push out chunks in use), or
+    /// into a chunk deferred already: deferred (`WrittenChunks`) when the table allows it with
+    /// the chunk held alone, its bytes then the chunk's data in memory until its upload is named
+    /// (it then goes around the cache, to the store alone) or something needs them in the file.
+    /// Fails with `NotDeferred` otherwise, having changed nothing, for the write to go into the
+    /// file.
+    private func deferredWrite(
+        _ data: ByteBuffer, chunk index: Int, bytes: Range<Int>, limit: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
+        admit([index], on: eventLoop).flatMap {
+            self.table.with([index], exclusive: true, on: eventLoop) {
+                guard
+                    self.table.deferWrite(
+                        data, inChunk: index, at: bytes, pastCache: self.streamsPastCache, limit: limit)
+                else { return eventLoop.makeFailedFuture(NotDeferred()) }
                 self.remote?.deferredWrites.add(1, ordering: .relaxed)
                 Counter(label: "blockgate_deferred_writes_total", dimensions: [("volume", self.name)]).increment()
                 return eventLoop.makeSucceededVoidFuture()
             } update: { _, state in
-                state.valid.set(0..<state.valid.count)
                 // A deferred chunk's blocks are not in the file: present stays empty.
-                if !deferred.withLockedValue({ $0 }) { state.present = state.valid }
-                state.partialTrims = [:]
+                let blocks = ChunkGeometry.blocksTouching(bytes)
+                state.valid.set(blocks)
+                if !state.partialTrims.isEmpty {
+                    state.partialTrims = state.partialTrims.filter { !blocks.contains($0.key) }
+                }
             }
         }
     }
 
-    /// A cached volume's write of one whole chunk, no more, leaves its bytes for the upload,
-    /// which then need not read the file (`WrittenChunks`), or defers its write into the file.
-    /// (A slice of a larger write would hold all of it in memory until its own upload.) Within
-    /// `ChunkTable.keptLimit` bytes of each.
+    /// A write the table would not defer after all: it goes into the file instead.
+    private struct NotDeferred: Error {}
+
+    /// A cached volume's write of one whole chunk, no more, into the file leaves its bytes for
+    /// the upload, which then need not read the file (`WrittenChunks`). (A slice of a larger
+    /// write would hold all of it in memory until its own upload.) Within `ChunkTable.keptLimit`
+    /// bytes.
     private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
         guard let remote, indexes.count == 1, offset == geometry.chunkStart(indexes[0]),
             data.readableBytes == geometry.blocks(inChunk: indexes[0]) * ChunkGeometry.blockSize

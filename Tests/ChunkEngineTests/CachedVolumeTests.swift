@@ -153,6 +153,54 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// Writes of pieces of a chunk the cache holds nothing of, into a full cache, beginning at its
+    /// start, are gathered in memory: the file gets none of them, reads see the pieces written
+    /// (and zeros where none was yet), and the chunk goes to the store once whole, as one
+    /// object. A piece that does not begin a chunk it would be the first of goes into the file.
+    @Test func piecesOfAnUncachedChunkAreGatheredInMemory() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)  // what the cache manager says of a full cache
+        let data = pattern(65536, seed: 35)
+        let nothingDue = ChunkTable.UploadDue(rested: false, pendingBy: 0)
+        try await fixture.write(0, Array(data[..<16384]))
+        try await fixture.write(16384, Array(data[16384..<30000]))
+        #expect(fixture.volume.deferredWrites == 2)
+        #expect(try fixture.volume.diskUsage() == 0)
+        #expect(try await fixture.read(8192, 32768) == Array(data[8192..<30000]) + [UInt8](repeating: 0, count: 10960))
+        #expect(fixture.volume.table.uploadCandidates(limit: 4, due: nothingDue).isEmpty, "not whole yet")
+        try await fixture.write(30000, Array(data[30000...]))
+        #expect(fixture.volume.deferredWrites == 3)
+        #expect(try fixture.volume.diskUsage() == 0)
+        #expect(try await fixture.read(0, 65536) == data)
+        #expect(fixture.volume.table.uploadCandidates(limit: 4, due: nothingDue) == [0], "whole: due at once")
+        let elsewhere = pattern(4096, seed: 36)
+        try await fixture.write(65536 + 8192, elsewhere)
+        #expect(fixture.volume.deferredWrites == 3)
+        #expect(try fixture.volume.diskUsage() == 4096)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        #expect(fixture.volume.uploadsFromMemory >= 1)
+        #expect(try fixture.volume.diskUsage() == 4096, "the gathered chunk went to the store alone")
+        #expect(try await chunkObjects(fixture).count == 2)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 65536 + 12288) == data + [UInt8](repeating: 0, count: 8192) + elsewhere)
+        await fixture.close()
+    }
+
+    /// A flush writes a chunk still being gathered into the file: a restart finds its pieces, and
+    /// zeros where none was written.
+    @Test func aFlushWritesAChunkBeingGatheredIntoTheFile() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)
+        let data = pattern(20000, seed: 37)
+        try await fixture.write(3 * 65536, Array(data[..<12288]))
+        try await fixture.write(3 * 65536 + 12288, Array(data[12288...]), fua: true)
+        #expect(fixture.volume.deferredWrites == 2)
+        try await fixture.reopen()
+        #expect(try await fixture.read(3 * 65536, 65536) == data + [UInt8](repeating: 0, count: 65536 - 20000))
+        await fixture.close()
+    }
+
     /// A flush writes deferred chunks into the file before it syncs: a restart finds them there.
     @Test func aFlushWritesDeferredChunksIntoTheFile() async throws {
         let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
