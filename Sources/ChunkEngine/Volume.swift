@@ -292,33 +292,61 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         // A thin volume's recovery finds a FUA write's blocks in the file; a cached volume's
         // trusts only committed records, so there FUA is a flush after the write.
         let dsync = fua && remote == nil
-        if let remote, indexes.count == 1 {
-            let bytes = geometry.slice(ofChunk: indexes[0], offset: offset, length: length)
+        if let remote {
             let limit = ChunkTable.keptLimit(
                 chunkSize: geometry.chunkSize, uploadConcurrency: remote.settings.uploadConcurrency)
-            if table.mayDefer(indexes[0], bytes: bytes, pastCache: streamsPastCache, limit: limit) {
-                let written = deferredWrite(data, chunk: indexes[0], bytes: bytes, limit: limit, on: eventLoop)
-                    .always { [table] _ in table.endDeferral(indexes[0]) }
-                    .flatMapError { error in
-                        guard error is NotDeferred else { return eventLoop.makeFailedFuture(error) }
-                        return self.writeIntoFile(offset: offset, data: data, indexes: indexes, on: eventLoop)
-                    }
-                return finish([written], durable: fua, on: eventLoop)
+            let pastCache = streamsPastCache
+            let slices = indexes.map { geometry.slice(ofChunk: $0, offset: offset, length: length) }
+            let deferring = zip(indexes, slices).map {
+                table.mayDefer($0, bytes: $1, pastCache: pastCache, limit: limit)
+            }
+            if deferring.contains(true) {
+                let pieces = indexes.indices.map {
+                    writePiece(
+                        of: data, at: offset, chunk: indexes[$0], bytes: slices[$0], deferring: deferring[$0],
+                        whole: indexes.count == 1, limit: limit, on: eventLoop)
+                }
+                return finish(pieces, durable: fua, on: eventLoop)
             }
         }
         let written = writeIntoFile(offset: offset, data: data, indexes: indexes, dsync: dsync, on: eventLoop)
         return finish([written], durable: fua && !dsync, on: eventLoop)
     }
 
+    /// A cached volume's write, chunk by chunk, when some of its chunks may be deferred (a
+    /// sequential stream's writes cross chunks, a kernel's most often): the piece of `data` in
+    /// `chunk` (`bytes` of it) is deferred when it can be, or written into the file. `whole`: the
+    /// piece is all of the write (else a piece that covers its chunk is deferred as a copy, which
+    /// does not hold the rest of the write in memory, and none is kept for its upload).
+    private func writePiece(
+        of data: ByteBuffer, at offset: UInt64, chunk index: Int, bytes: Range<Int>, deferring: Bool, whole: Bool,
+        limit: Int, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
+        let start = geometry.chunkStart(index) + UInt64(bytes.lowerBound)
+        let piece = whole ? data : data.getSlice(at: data.readerIndex + Int(start - offset), length: bytes.count)!
+        guard deferring else {
+            return writeIntoFile(offset: start, data: piece, indexes: [index], keeping: whole, on: eventLoop)
+        }
+        let covering = bytes.count == geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+        let deferred = whole || !covering ? piece : ByteBuffer(bytes: piece.readableBytesView)
+        return deferredWrite(deferred, chunk: index, bytes: bytes, limit: limit, on: eventLoop)
+            .always { [table] _ in table.endDeferral(index) }
+            .flatMapError { error in
+                guard error is NotDeferred else { return eventLoop.makeFailedFuture(error) }
+                return self.writeIntoFile(offset: start, data: piece, indexes: [index], keeping: whole, on: eventLoop)
+            }
+    }
+
     /// A write into the local file (with `dsync`, durable when done), its partial edge blocks
-    /// first downloaded.
+    /// first downloaded; with `keeping`, a write of one whole chunk leaves its bytes for the upload.
     private func writeIntoFile(
-        offset: UInt64, data: ByteBuffer, indexes: [Int], dsync: Bool = false, on eventLoop: any EventLoop
+        offset: UInt64, data: ByteBuffer, indexes: [Int], dsync: Bool = false, keeping keep: Bool = true,
+        on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let length = UInt64(data.readableBytes)
         let geometry = self.geometry
         let edges = partialBlocks(offset: offset, length: length)
-        let keeping = keptWrite(offset: offset, data: data, indexes: indexes)
+        let keeping = keep ? keptWrite(offset: offset, data: data, indexes: indexes) : nil
         return admit(indexes, on: eventLoop).flatMap {
             self.changeOutsideMemory(indexes, on: eventLoop) {
                 self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {

@@ -187,6 +187,28 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// A stream of writes that cross chunks (as a kernel sends them: 1.25 chunks each) is
+    /// gathered chunk by chunk: the file gets none of it; the chunks go to the store, the last
+    /// one (not whole) once the uploader's pace reaches it.
+    @Test func writesAcrossChunksAreGatheredChunkByChunk() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        fixture.volume.streamPastCache(true)
+        let data = pattern(5 * 81920, seed: 38)
+        for start in stride(from: 0, to: data.count, by: 81920) {
+            try await fixture.write(UInt64(start), Array(data[start..<(start + 81920)]))
+        }
+        #expect(fixture.volume.deferredWrites == 10, "7 chunks, in 10 pieces")
+        #expect(try fixture.volume.diskUsage() == 0)
+        #expect(try await fixture.read(0, data.count) == data)
+        fixture.volume.startUploader()
+        try await fixture.volume.waitUntilUploaded()
+        #expect(try fixture.volume.diskUsage() == 0, "every chunk went to the store alone")
+        #expect(try await chunkObjects(fixture).count == 7)
+        try await fixture.volume.dropCache()
+        #expect(try await fixture.read(0, 7 * 65536) == data + [UInt8](repeating: 0, count: 7 * 65536 - data.count))
+        await fixture.close()
+    }
+
     /// A flush writes a chunk still being gathered into the file: a restart finds its pieces, and
     /// zeros where none was written.
     @Test func aFlushWritesAChunkBeingGatheredIntoTheFile() async throws {
