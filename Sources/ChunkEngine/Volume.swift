@@ -380,8 +380,8 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// into a chunk deferred already: deferred (`WrittenChunks`) when the table allows it with
     /// the chunk held alone, its bytes then the chunk's data in memory until its upload is named
     /// (it then goes around the cache, to the store alone) or something needs them in the file.
-    /// Fails with `NotDeferred` otherwise, having changed nothing, for the write to go into the
-    /// file.
+    /// Fails with `NotDeferred` otherwise, having changed no data (the chunk was marked dirty),
+    /// for the write to go into the file.
     private func deferredWrite(
         _ data: ByteBuffer, chunk index: Int, bytes: Range<Int>, limit: Int, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
