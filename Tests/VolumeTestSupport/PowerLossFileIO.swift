@@ -157,7 +157,8 @@ public final class PowerLossFileIO: FileIO, @unchecked Sendable {
         case random
         /// Every operation kept, the last one of each page torn: its odd sectors only.
         case tearLast
-        /// Every operation that may be lost lost.
+        /// Every operation a power loss may lose lost: of each page, only a dsync write and those
+        /// before it stay.
         case loseAll
     }
 
