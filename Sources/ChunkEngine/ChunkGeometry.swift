@@ -39,6 +39,9 @@ public struct ChunkGeometry: Sendable, Equatable {
         return Int(min(remaining, UInt64(chunkSize))) / Self.blockSize
     }
 
+    /// Bytes in chunk `index`: its blocks' (fewer in a partial last chunk).
+    public func bytes(inChunk index: Int) -> Int { blocks(inChunk: index) * Self.blockSize }
+
     /// The chunk indexes a byte range touches.
     public func chunks(touching offset: UInt64, length: UInt64) -> Range<Int> {
         guard length > 0 else { return 0..<0 }

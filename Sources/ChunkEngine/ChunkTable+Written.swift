@@ -162,7 +162,7 @@ extension ChunkTable {
         -> Bool
     {
         lock.withLock {
-            let chunkBytes = geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+            let chunkBytes = geometry.bytes(inChunk: index)
             if !written.isDeferred(index) {
                 guard pastCache, !deferringPaused, canStartDeferringLocked(index, bytes: bytes, limit: limit) else {
                     return false
@@ -185,7 +185,7 @@ extension ChunkTable {
     /// also needs it to hold no valid block (the rest of the chunk is then zeros); and the
     /// chunk's bytes fit within `limit`.
     private func canStartDeferringLocked(_ index: Int, bytes: Range<Int>, limit: Int) -> Bool {
-        let chunkBytes = geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+        let chunkBytes = geometry.bytes(inChunk: index)
         let whole = bytes.count == chunkBytes
         guard whole || bytes.lowerBound == 0, written.deferredBytes + chunkBytes <= limit else { return false }
         guard let state = chunks[index] else { return true }

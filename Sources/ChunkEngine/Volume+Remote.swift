@@ -604,7 +604,7 @@ extension Volume {
             guard let (index, generation) = RemoteBacking.parseChunkKey(object.key, uuid: remote.uuid),
                 table.remoteGeneration(ofChunk: index) == generation
             else { continue }
-            logical += UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize)
+            logical += UInt64(geometry.bytes(inChunk: index))
             stored += object.size
         }
         return (logical, stored)
@@ -672,7 +672,7 @@ extension Volume {
             let punches = taken.map { index, _ in
                 io.allocate(
                     file, mode: .punchHole, offset: geometry.chunkStart(index),
-                    length: UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize), on: eventLoop)
+                    length: UInt64(geometry.bytes(inChunk: index)), on: eventLoop)
             }
             try await EventLoopFuture.allDone(punches, on: eventLoop).get()
             for (index, _) in taken { evictedUnread(chunk: index) }

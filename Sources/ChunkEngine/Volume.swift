@@ -327,7 +327,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
         guard deferring else {
             return writeIntoFile(offset: start, data: piece, indexes: [index], keeping: whole, on: eventLoop)
         }
-        let covering = bytes.count == geometry.blocks(inChunk: index) * ChunkGeometry.blockSize
+        let covering = bytes.count == geometry.bytes(inChunk: index)
         let deferred = whole || !covering ? piece : ByteBuffer(bytes: piece.readableBytesView)
         return deferredWrite(deferred, chunk: index, bytes: bytes, limit: limit, on: eventLoop)
             .always { [table] _ in table.endDeferral(index) }
@@ -414,7 +414,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     /// bytes.
     private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
         guard let remote, indexes.count == 1, offset == geometry.chunkStart(indexes[0]),
-            data.readableBytes == geometry.blocks(inChunk: indexes[0]) * ChunkGeometry.blockSize
+            data.readableBytes == geometry.bytes(inChunk: indexes[0])
         else { return nil }
         let limit = ChunkTable.keptLimit(
             chunkSize: geometry.chunkSize, uploadConcurrency: remote.settings.uploadConcurrency)

@@ -275,7 +275,7 @@ extension Volume {
     /// The blocks of a chunk that hold allocated data in the file.
     private static func writtenBlocks(of index: Int, file: LocalFile, geometry: ChunkGeometry) throws -> BlockBitmap {
         let start = geometry.chunkStart(index)
-        let end = start + UInt64(geometry.blocks(inChunk: index) * ChunkGeometry.blockSize)
+        let end = start + UInt64(geometry.bytes(inChunk: index))
         var bitmap = BlockBitmap(count: geometry.blocks(inChunk: index))
         for range in try file.dataRanges(in: start..<end) {
             bitmap.set(ChunkGeometry.blocksTouching(Int(range.lowerBound - start)..<Int(range.upperBound - start)))
