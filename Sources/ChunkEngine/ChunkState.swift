@@ -37,6 +37,10 @@ struct ChunkState {
     var remoteGeneration: UInt64 = 0
     /// Cached volumes: an upload of the chunk is under way.
     var uploading = false
+    /// Cached volumes: the object generation that the commit marking the chunk dirty also
+    /// recorded as begun (0: none), for the chunk's next upload to take: that upload then needs
+    /// no commit of its own before its PUT, which a large sync of the volume file would hold up.
+    var begunUpload: UInt64 = 0
     /// The database holds no record of the chunk, nor will once the rounds under way commit:
     /// an operation that found it absent made it (a read of a hole), and no change has marked
     /// it dirty since. Forgetting it then leaves no record to delete.

@@ -123,6 +123,16 @@ extension ChunkTable {
         }
     }
 
+    /// Takes the upload generation the chunk's dirty mark began (`ChunkState.begunUpload`), if
+    /// it holds one: the upload about to store the chunk uses it, and no other will.
+    func takeBegunUpload(ofChunk index: Int) -> UInt64? {
+        lock.withLock {
+            guard let begun = chunks[index]?.begunUpload, begun > 0 else { return nil }
+            chunks[index]!.begunUpload = 0
+            return begun
+        }
+    }
+
     /// The generation of a chunk's data now (read under its exclusive gate, it names the snapshot).
     func generation(ofChunk index: Int) -> UInt64? {
         lock.withLock { chunks[index]?.generation }

@@ -17,6 +17,9 @@ final class ChunkTable: @unchecked Sendable {
     /// in the local file, and only an upload makes a chunk clean.
     let cached: Bool
     let journal: MetadataJournal
+    /// Cached volumes with an object store: where the generations that dirty marks begin come
+    /// from (`ChunkState.begunUpload`).
+    let uploadGenerations: (@Sendable () -> UInt64)?
     let lock = NIOLock()
     var chunks: ChunkMap
     /// Chunks whose journal state is not clean: what a flush and the uploader look at.
@@ -58,11 +61,15 @@ final class ChunkTable: @unchecked Sendable {
     var volumeLastChange: UInt64 = 0
     var changesUnderWay = 0
 
-    init(volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool, chunks: ChunkMap) {
+    init(
+        volumeID: Int64, geometry: ChunkGeometry, journal: MetadataJournal, cached: Bool,
+        uploadGenerations: (@Sendable () -> UInt64)? = nil, chunks: ChunkMap
+    ) {
         self.volumeID = volumeID
         self.geometry = geometry
         self.journal = journal
         self.cached = cached
+        self.uploadGenerations = uploadGenerations
         self.chunks = chunks
         chunks.forEachActive { index, state in
             if case .dirty = state.journal { dirtyChunks.insert(index) }
@@ -332,7 +339,8 @@ final class ChunkTable: @unchecked Sendable {
     }
 
     /// Makes sure the database records the chunks as dirty before their data changes; the
-    /// change `began` then (uptime nanoseconds), and each chunk holds it from then on.
+    /// change `began` then (uptime nanoseconds), and each chunk holds it from then on. On a
+    /// cached volume the same commit begins a generation for each chunk's next upload.
     private func markDirty(_ indexes: [Int], began: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         var waits: [EventLoopFuture<Void>] = []
         let toMark: [Int] = lock.withLock {
@@ -356,17 +364,27 @@ final class ChunkTable: @unchecked Sendable {
             return toMark
         }
         if !toMark.isEmpty {
-            let changes = toMark.map { ChunkChange.markDirty(volumeID: volumeID, index: Int64($0)) }
+            let begun = toMark.map { _ in uploadGenerations?() ?? 0 }
+            var changes: [ChunkChange] = []
+            for (index, generation) in zip(toMark, begun) {
+                changes.append(.markDirty(volumeID: volumeID, index: Int64(index)))
+                if generation > 0 {
+                    changes.append(.beginUpload(volumeID: volumeID, index: Int64(index), generation: generation))
+                }
+            }
             let committed = journal.submit(changes, on: eventLoop)
             committed.whenComplete { result in
                 let waiters = self.lock.withLock {
                     var waiters: [EventLoopPromise<Void>] = []
-                    for index in toMark {
+                    for (index, generation) in zip(toMark, begun) {
                         guard case .marking(let waiting, let recordIsDirty) = self.chunks[index]?.journal else {
                             continue
                         }
                         waiters += waiting
-                        if (try? result.get()) != nil || recordIsDirty {
+                        if (try? result.get()) != nil {
+                            self.chunks[index]!.journal = .dirty
+                            self.chunks[index]!.begunUpload = generation
+                        } else if recordIsDirty {
                             self.chunks[index]!.journal = .dirty
                         } else {
                             self.chunks[index]!.journal = .clean

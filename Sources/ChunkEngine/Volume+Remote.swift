@@ -490,10 +490,11 @@ extension Volume {
         table.endUpload(index)
     }
 
-    /// Completes the chunk from the object store, snapshots it with the chunk held, records the
-    /// new generation as begun, and stores the snapshot as that generation. Returns the naming
-    /// of the object by a durability round (which retires the generation it replaces), or nil
-    /// when TRIM emptied the chunk and nothing was uploaded.
+    /// Completes the chunk from the object store, snapshots it with the chunk held, and stores
+    /// the snapshot as a new generation: the one the chunk's dirty mark began, or else one it
+    /// records as begun first. Returns the naming of the object by a durability round (which
+    /// retires the generation it replaces), or nil when TRIM emptied the chunk and nothing was
+    /// uploaded.
     private func uploadOnce(chunk index: Int, _ remote: RemoteBacking) async throws -> EventLoopFuture<Void>? {
         let eventLoop = remote.group.next()
         let blocks = geometry.blocks(inChunk: index)
@@ -501,24 +502,25 @@ extension Volume {
         let start = geometry.chunkStart(index)
         let taken = try await table.with(
             [index], exclusive: true, changing: false, on: eventLoop,
-            { () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
+            { () -> EventLoopFuture<(UInt64, ByteBuffer, UInt64?)?> in
                 // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
                 let valid = self.table.bitmap(ofChunk: index)
                 guard !valid.isEmpty else { return eventLoop.makeSucceededFuture(nil) }
                 let generation = self.table.generation(ofChunk: index) ?? 0
+                let begun = self.table.takeBegunUpload(ofChunk: index)
                 // The bytes its last write left, when that write had it alone; else the file's.
                 if let written = self.table.takeWritten(ofChunk: index, generation: generation) {
                     remote.uploadsFromMemory.add(1, ordering: .relaxed)
                     Counter(label: "blockgate_uploads_from_memory_total", dimensions: [("volume", self.name)])
                         .increment()
-                    return eventLoop.makeSucceededFuture((generation, written))
+                    return eventLoop.makeSucceededFuture((generation, written, begun))
                 }
                 // Blocks no write made valid are stored as zeros, whatever the file holds there.
                 let invalid = valid.runs(in: 0..<blocks).filter { !$0.1 }.map {
                     ($0.0.lowerBound * ChunkGeometry.blockSize)..<($0.0.upperBound * ChunkGeometry.blockSize)
                 }
                 return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
-                    .map { (generation, Self.zeroing(invalid, of: $0)) }
+                    .map { (generation, Self.zeroing(invalid, of: $0), begun) }
             },
             // The snapshot holds every change so far: the next one starts a new wait.
             update: { _, state in
@@ -526,11 +528,16 @@ extension Volume {
                 state.lastSnapshot = NIODeadline.now().uptimeNanoseconds
             }
         ).get()
-        guard let (snapshot, data) = taken else { return nil }
-        let generation = remote.nextGeneration()
-        try await journal.submit(
-            [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
-        ).get()
+        guard let (snapshot, data, begun) = taken else { return nil }
+        let generation: UInt64
+        if let begun {
+            generation = begun
+        } else {
+            generation = remote.nextGeneration()
+            try await journal.submit(
+                [.beginUpload(volumeID: table.volumeID, index: Int64(index), generation: generation)], on: eventLoop
+            ).get()
+        }
         do {
             _ = try await remote.objects.write(
                 data, chunk: index, generation: generation, key: try remote.chunkKey(index, generation))

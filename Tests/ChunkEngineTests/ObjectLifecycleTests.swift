@@ -3,11 +3,12 @@ import ChunkEngine
 import Codecs
 import Foundation
 import Logging
-import Metadata
 import NIOCore
 import ObjectStore
 import Testing
 import VolumeTestSupport
+
+@testable import Metadata
 
 /// When objects may be deleted, and which generations uploads use: no object is deleted while a
 /// record might name it, nor on the strength of a database that may be incomplete; generations
@@ -119,6 +120,29 @@ import VolumeTestSupport
         #expect(newestIsNewest, "the store's newest generation is not the newest data")
         // The uploads the crash interrupted are deleted once a newer one is named.
         #expect(try await objectKeys(fixture).count == 1)
+        await fixture.close()
+    }
+
+    /// An upload takes the generation its chunk's dirty mark began, so it needs no commit of its
+    /// own before its PUT: uploads go on while commits wait (as every commit waits behind a sync
+    /// of a large cache file). Here another connection holds the database's write lock meanwhile.
+    @Test func uploadsNeedNoCommitBeforeTheirPUTs() async throws {
+        let fixture = try await VolumeFixture(size: 1 << 20, chunkSize: 65536, kind: .cached)
+        try await fixture.write(0, pattern(4 * 65536, seed: 11))
+        let other = try SQLiteConnection(path: fixture.databasePath)
+        try other.execute("BEGIN IMMEDIATE")
+        fixture.volume.startUploader()
+        let deadline = ContinuousClock.now + .seconds(10)
+        var stored = 0
+        while stored < 4, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            stored = try await objectKeys(fixture).count
+        }
+        #expect(stored == 4, "uploads waited for a commit before their PUTs")
+        try other.execute("ROLLBACK")
+        try await fixture.waitUntilUploaded(within: 120)
+        #expect(try await namedObjectsExist(fixture))
+        await fixture.volume.stopUploader()
         await fixture.close()
     }
 
