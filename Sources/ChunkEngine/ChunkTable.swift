@@ -258,7 +258,9 @@ final class ChunkTable: @unchecked Sendable {
         let began = changing ? NIODeadline.now().uptimeNanoseconds : 0
         return acquire(indexes, from: 0, exclusive: exclusive, changeBegan: changing ? began : nil, on: eventLoop)
             .flatMap {
-                changing ? self.markDirty(indexes, began: began, on: eventLoop) : eventLoop.makeSucceededVoidFuture()
+                changing
+                    ? self.markDirty(indexes, began: began, beginUploads: !exclusive, on: eventLoop)
+                    : eventLoop.makeSucceededVoidFuture()
             }
             .flatMap { body() }
             .always { result in
@@ -340,8 +342,12 @@ final class ChunkTable: @unchecked Sendable {
 
     /// Makes sure the database records the chunks as dirty before their data changes; the
     /// change `began` then (uptime nanoseconds), and each chunk holds it from then on. On a
-    /// cached volume the same commit begins a generation for each chunk's next upload.
-    private func markDirty(_ indexes: [Int], began: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// cached volume, with `beginUploads`, the same commit begins a generation for each chunk's
+    /// next upload (not for TRIM and zeroing, which often empty a chunk: no upload would take it,
+    /// and its delete would be a request for nothing).
+    private func markDirty(_ indexes: [Int], began: UInt64, beginUploads: Bool, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Void>
+    {
         var waits: [EventLoopFuture<Void>] = []
         let toMark: [Int] = lock.withLock {
             var toMark: [Int] = []
@@ -364,7 +370,7 @@ final class ChunkTable: @unchecked Sendable {
             return toMark
         }
         if !toMark.isEmpty {
-            let begun = toMark.map { _ in uploadGenerations?() ?? 0 }
+            let begun = toMark.map { _ in beginUploads ? uploadGenerations?() ?? 0 : 0 }
             var changes: [ChunkChange] = []
             for (index, generation) in zip(toMark, begun) {
                 changes.append(.markDirty(volumeID: volumeID, index: Int64(index)))

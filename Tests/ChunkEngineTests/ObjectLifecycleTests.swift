@@ -146,6 +146,27 @@ import VolumeTestSupport
         await fixture.close()
     }
 
+    /// TRIM that empties an uploaded chunk costs one DELETE, of the object its record named: its
+    /// dirty mark begins no generation, which no upload would take.
+    @Test func aTrimmedUploadedChunkCostsOneDelete() async throws {
+        var flaky: FlakyObjectStore!
+        let fixture = try await VolumeFixture(
+            size: 1 << 20, chunkSize: 65536, kind: .cached,
+            wrapStore: { base in
+                flaky = FlakyObjectStore(wrapping: base)
+                return flaky
+            })
+        try await fixture.write(0, pattern(65536, seed: 12))
+        try await fixture.uploadAll()
+        try await fixture.volume.trim(offset: 0, length: 65536, fua: false, on: fixture.loop).get()
+        try await fixture.volume.flush(on: fixture.loop).get()
+        fixture.volume.startUploader()
+        try await fixture.waitUntilUploaded(within: 120, settled: true)
+        #expect(try await objectKeys(fixture).isEmpty)
+        #expect(flaky.deletes == 1)
+        await fixture.close()
+    }
+
     /// An upload whose answer was lost may still land in the store after its retry succeeded:
     /// its object is deleted only once that upload has settled, so that the late PUT does not
     /// outlive the delete and leave an object no record names.

@@ -31,13 +31,18 @@ public final class FailingSyncFileIO: FileIOWrapper, @unchecked Sendable {
 /// A real object store that can be told to fail listings, or to fail PUTs after storing the
 /// object (as when the connection drops before the answer): the faults of a crash mid-upload.
 /// It can also damage what the next GETs return (a flipped bit on the way), counts the GETs
-/// and the bytes they returned, and can hold PUTs back (a slow store) before they store anything.
+/// and the bytes they returned and the DELETEs, and can hold PUTs back (a slow store) before they
+/// store anything.
 public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
     public let base: any ObjectStore
     private let state = NIOLockedValueBox((failLists: false, failPutsAfterStoring: false, storedThenFailed: 0))
     /// While holding, each PUT waits for its continuation (true: go on; false: fail).
     private let held = NIOLockedValueBox((holding: false, waiting: [CheckedContinuation<Bool, Never>]()))
     private let reads = NIOLockedValueBox((damaged: 0, gets: 0, bytes: 0))
+    private let deleted = NIOLockedValueBox(0)
+
+    /// DELETEs sent so far.
+    public var deletes: Int { deleted.withLockedValue { $0 } }
 
     /// Flips a bit in the middle of what each of the next `count` GETs returns.
     public func damageNextGets(_ count: Int) { reads.withLockedValue { $0.damaged = count } }
@@ -115,7 +120,10 @@ public final class FlakyObjectStore: ObjectStore, @unchecked Sendable {
 
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? { try await base.head(key) }
 
-    public func delete(_ key: ObjectKey) async throws { try await base.delete(key) }
+    public func delete(_ key: ObjectKey) async throws {
+        deleted.withLockedValue { $0 += 1 }
+        try await base.delete(key)
+    }
 
     public func list(prefix: String) async throws -> [ObjectInfo] {
         if state.withLockedValue({ $0.failLists }) {
