@@ -370,7 +370,8 @@ final class ChunkTable: @unchecked Sendable {
             return toMark
         }
         if !toMark.isEmpty {
-            let begun = toMark.map { _ in beginUploads ? uploadGenerations?() ?? 0 : 0 }
+            let generations = beginUploads ? uploadGenerations : nil
+            let begun = toMark.map { _ in generations?() ?? 0 }
             var changes: [ChunkChange] = []
             for (index, generation) in zip(toMark, begun) {
                 changes.append(.markDirty(volumeID: volumeID, index: Int64(index)))

@@ -502,25 +502,24 @@ extension Volume {
         let start = geometry.chunkStart(index)
         let taken = try await table.with(
             [index], exclusive: true, changing: false, on: eventLoop,
-            { () -> EventLoopFuture<(UInt64, ByteBuffer, UInt64?)?> in
+            { () -> EventLoopFuture<(UInt64, ByteBuffer)?> in
                 // A chunk TRIM emptied is dropped when the upload ends, not uploaded.
                 let valid = self.table.bitmap(ofChunk: index)
                 guard !valid.isEmpty else { return eventLoop.makeSucceededFuture(nil) }
                 let generation = self.table.generation(ofChunk: index) ?? 0
-                let begun = self.table.takeBegunUpload(ofChunk: index)
                 // The bytes its last write left, when that write had it alone; else the file's.
                 if let written = self.table.takeWritten(ofChunk: index, generation: generation) {
                     remote.uploadsFromMemory.add(1, ordering: .relaxed)
                     Counter(label: "blockgate_uploads_from_memory_total", dimensions: [("volume", self.name)])
                         .increment()
-                    return eventLoop.makeSucceededFuture((generation, written, begun))
+                    return eventLoop.makeSucceededFuture((generation, written))
                 }
                 // Blocks no write made valid are stored as zeros, whatever the file holds there.
                 let invalid = valid.runs(in: 0..<blocks).filter { !$0.1 }.map {
                     ($0.0.lowerBound * ChunkGeometry.blockSize)..<($0.0.upperBound * ChunkGeometry.blockSize)
                 }
-                return self.readFile(offset: start, length: blocks * ChunkGeometry.blockSize, on: eventLoop)
-                    .map { (generation, Self.zeroing(invalid, of: $0), begun) }
+                return self.readFile(offset: start, length: self.geometry.bytes(inChunk: index), on: eventLoop)
+                    .map { (generation, Self.zeroing(invalid, of: $0)) }
             },
             // The snapshot holds every change so far: the next one starts a new wait.
             update: { _, state in
@@ -528,9 +527,11 @@ extension Volume {
                 state.lastSnapshot = NIODeadline.now().uptimeNanoseconds
             }
         ).get()
-        guard let (snapshot, data, begun) = taken else { return nil }
+        guard let (snapshot, data) = taken else { return nil }
+        // The chunk stays in upload until the round naming it ends: nothing drops it or marks
+        // it again meanwhile, so its mark's generation is still the one to take.
         let generation: UInt64
-        if let begun {
+        if let begun = table.takeBegunUpload(ofChunk: index) {
             generation = begun
         } else {
             generation = remote.nextGeneration()

@@ -129,11 +129,9 @@ extension Volume {
                 record: record, objects: objects, highestGeneration: highestGeneration, metadata: store,
                 journal: journal, context: context, logger: logger)
         }
-        var uploadGenerations: (@Sendable () -> UInt64)?
-        if let backing { uploadGenerations = { backing.nextGeneration() } }
         let table = ChunkTable(
             volumeID: record.id, geometry: geometry, journal: journal, cached: cached,
-            uploadGenerations: uploadGenerations, chunks: states)
+            uploadGenerations: backing?.nextGeneration, chunks: states)
         let directFile = cached ? LocalFile.openDirect(path: path) : nil
         if directFile != nil { file.adviseRandomAccess() }
         return Volume(
