@@ -52,12 +52,20 @@ public final class NBDServer: Sendable {
         try await bootstrap().bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
     }
 
+    /// The send buffer asked for each connection's socket.
+    static let sendBuffer = 4 << 20
+
     private func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(
                 .writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 8 << 20, high: 64 << 20)
             )
+            // Room in the socket for a whole 1 MiB reply and more (the kernel caps it at
+            // net.core.wmem_max): with the default 208 KiB a large read's reply went out in
+            // pieces, each waiting for the client to drain the last, and 1 MiB reads ran at half
+            // the speed they do with room.
+            .childChannelOption(.socketOption(.so_sndbuf), value: Self.sendBuffer)
             .childChannelInitializer { [catalog, limits, logger, requestLog, connections, tls, open] channel in
                 if let refusal = Self.refusal(of: channel, limits: limits, open: open) {
                     logger.notice("refused connection from \(channel.remoteAddress?.description ?? "?"): \(refusal)")
