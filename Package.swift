@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "ObjectStore",
             dependencies: [
-                "Codecs", nioCore, nioPosix, logging, metrics, nioHTTP1,
+                "Codecs", "LocalIO", nioCore, nioPosix, logging, metrics, nioHTTP1,
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The S3 emulator: the subset the gateway uses, with SigV4 checks and fault injection.

@@ -40,6 +40,9 @@ public final class LocalFile: Sendable {
         return file
     }
 
+    /// The open(2) flag of direct I/O (O_DIRECT, which Swift's Glibc does not export).
+    public static var directFlag: Int32 { blockgate_o_direct() }
+
     /// Opens an existing file a second time for direct I/O (O_DIRECT: no page cache), for writes
     /// of data the process has in memory and will not soon read again; nil where the filesystem
     /// refuses direct I/O (tmpfs, for one). Writes through it need `isDirectAligned` buffers.

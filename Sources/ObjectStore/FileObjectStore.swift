@@ -6,14 +6,15 @@ import NIOPosix
 /// The embedded object store: each object is a file under a directory (keys' "/" become
 /// subdirectories). A put writes a temporary file, fsyncs it and renames it into place, so an
 /// object is either wholly there or not at all, also after a crash. Objects stored are not kept
-/// in memory: once synced, a put drops the file's pages from the page cache (a store of many
-/// GiB would otherwise grow it by every byte stored, which costs the processor more than the
-/// copy into it where memory is first touched, as in a virtual machine); reads bring back what
-/// they read.
+/// in memory: a put writes around the page cache where the filesystem allows it
+/// (`DirectFileWriting`), and drops what went through it once synced (a store of many GiB would
+/// otherwise grow it by every byte stored, which costs the processor more than the copy into it
+/// where memory is first touched, as in a virtual machine); reads bring back what they read.
 public final class FileObjectStore: ObjectStore {
     /// The directory holding the objects.
     public let root: String
     private let pool: NIOThreadPool
+    private let directWriting = DirectFileWriting()
 
     /// - Parameters:
     ///   - root: the directory (created by `prepare`).
@@ -40,10 +41,15 @@ public final class FileObjectStore: ObjectStore {
             let directory = (path as NSString).deletingLastPathComponent
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let temporary = "\(directory)/.tmp-\(UInt64.random(in: 0...UInt64.max))"
-            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            let direct = DirectFileWriting.create(temporary)
+            let descriptor = direct ?? open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw Self.failure("create \(temporary)") }
             do {
-                try Self.writeAll(pieces, to: descriptor, path: temporary)
+                if direct != nil {
+                    try self.directWriting.write(pieces, to: descriptor)
+                } else {
+                    try Self.writeAll(pieces, to: descriptor, path: temporary)
+                }
                 guard fsync(descriptor) == 0 else { throw Self.failure("fsync \(temporary)") }
                 // Clean once synced, so dropped at once; only advice, so a refusal changes nothing.
                 _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED)
