@@ -82,6 +82,9 @@ final class RemoteBacking: Sendable {
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.
     let hurriedUntil = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(0))
+    /// Whether the uploader catches up because dirty data passed half the upload buffer; it
+    /// does until dirty data is back under a quarter of it.
+    let catchingUp = NIOLockedValueBox(false)
     /// The durability round due for the uploads finished in the background lately (it runs
     /// `RemoteSettings.backgroundRoundDelay` after the first of them), so that uploads in the
     /// background cost one sync of the cache file every few seconds instead of one each.

@@ -99,8 +99,8 @@ extension Volume {
         let keptLimit = ChunkTable.keptLimit(
             chunkSize: geometry.chunkSize, uploadConcurrency: remote?.settings.uploadConcurrency ?? 1)
         let writes = indexes.map { index in
-            table.materialize(index, keptLimit: keptLimit, on: eventLoop) { [io, file, geometry] data in
-                io.write(file, offset: geometry.chunkStart(index), data: data, dsync: false, on: eventLoop)
+            table.materialize(index, keptLimit: keptLimit, on: eventLoop) { [geometry] data in
+                self.writeChanged(data, at: geometry.chunkStart(index), on: eventLoop)
             }
         }
         return EventLoopFuture.andAllSucceed(writes, on: eventLoop)
@@ -287,6 +287,24 @@ extension Volume {
         }
     }
 
+    /// Writes a change into the local file: on a cached volume whose uploads are catching up
+    /// (or whose streams go past a full cache), a large aligned write goes around the page cache
+    /// (`directFile`), as downloads do: it will be uploaded and evicted soon, and copying it into
+    /// page-cache pages only for a flush to write them out later costs the processor and delays
+    /// that flush. Otherwise, or when the filesystem refuses the direct write, through the page
+    /// cache. Either way not durable until the next sync of the file.
+    func writeChanged(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let remote, let directFile, data.readableBytes >= Self.directWriteMinimum,
+            streamsPastCache || uploadsAreUrgent(remote), LocalFile.isDirectAligned(data, offset: offset)
+        else {
+            return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
+        }
+        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
+            guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
+            return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
+        }
+    }
+
     // MARK: - Backpressure
 
     /// Lets a change in; on a cached volume whose dirty data has reached the upload buffer, a
@@ -443,11 +461,17 @@ extension Volume {
         }
     }
 
-    /// Whether the uploader catches up: dirty data passes half the upload buffer, or someone
-    /// waits for the uploads.
-    private func uploadsAreUrgent(_ remote: RemoteBacking) -> Bool {
-        NIODeadline.now() < remote.hurriedUntil.withLockedValue { $0 }
-            || UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize) >= remote.settings.dirtyLimit / 2
+    /// Whether the uploader catches up: dirty data passed half the upload buffer and is not yet
+    /// back under a quarter of it (a writer that keeps it near half would otherwise have the
+    /// uploads stop and start again as it crosses), or someone waits for the uploads.
+    func uploadsAreUrgent(_ remote: RemoteBacking) -> Bool {
+        let dirty = UInt64(table.cacheUsage().dirtyChunks) * UInt64(geometry.chunkSize)
+        let limit = remote.settings.dirtyLimit
+        let catchingUp = remote.catchingUp.withLockedValue { catchingUp in
+            if dirty >= limit / 2 { catchingUp = true } else if dirty < limit / 4 { catchingUp = false }
+            return catchingUp
+        }
+        return catchingUp || NIODeadline.now() < remote.hurriedUntil.withLockedValue { $0 }
     }
 
     /// Has a round name a stored upload: when the uploader catches up, or the upload holds a

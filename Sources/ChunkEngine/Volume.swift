@@ -352,9 +352,7 @@ public final class Volume: BlockDevice, @unchecked Sendable {
                 self.changeWithEdges(indexes, edges: edges, exclusive: false, keeping: keeping, on: eventLoop) {
                     [io = self.io, file = self.file] in
                     if let refused = self.refuseDeferred(indexes, on: eventLoop) { return refused }
-                    guard dsync else {
-                        return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
-                    }
+                    guard dsync else { return self.writeChanged(data, at: offset, on: eventLoop) }
                     if let fenced = self.fence.withLockedValue({ $0 }) { return eventLoop.makeFailedFuture(fenced) }
                     return io.write(file, offset: offset, data: data, dsync: true, on: eventLoop).flatMapError {
                         error in

@@ -115,14 +115,22 @@ extension ByteBuffer {
     }
 
     /// An empty buffer with room for exactly `length` bytes (not the power of two an allocation
-    /// rounds up to), so that a socket read into it takes no byte past a payload.
+    /// rounds up to), so that a socket read into it takes no byte past a payload. A payload of
+    /// `alignedPayload` bytes or more starts at a multiple of 4 KiB of its memory, so that the
+    /// device under it can write it to disk with direct I/O as it is.
     static func payload(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var whole = allocator.buffer(capacity: length)
-        whole.moveWriterIndex(forwardBy: length)
-        var bounded = whole.getSlice(at: whole.readerIndex, length: length)!
+        let alignment = length >= alignedPayload ? 4096 : 1
+        var whole = allocator.buffer(capacity: length + alignment - 1)
+        let start = whole.withVeryUnsafeBytes { Int(bitPattern: $0.baseAddress) }
+        let padding = (alignment - start % alignment) % alignment
+        whole.moveWriterIndex(forwardBy: padding + length)
+        var bounded = whole.getSlice(at: whole.readerIndex + padding, length: length)!
         bounded.moveWriterIndex(to: bounded.readerIndex)
         return bounded
     }
+
+    /// Payloads from this size up are aligned for direct I/O.
+    static let alignedPayload = 128 << 10
 }
 
 /// The receive allocator of an NBD connection: the parked payload of `reception` when there is
