@@ -12,10 +12,14 @@ import Testing
         return payload
     }
 
-    @Test func aPayloadBufferHasRoomForExactlyItsLength() {
-        let payload = ByteBuffer.payload(length: 300_000, allocator: ByteBufferAllocator())
+    @Test(arguments: [4096, 100_000, 128 << 10, 300_000, 1 << 20])
+    func aPayloadBufferHasRoomForExactlyItsLength(_ length: Int) {
+        let payload = ByteBuffer.payload(length: length, allocator: ByteBufferAllocator())
         #expect(payload.readableBytes == 0)
-        #expect(payload.writableBytes == 300_000)
+        #expect(payload.writableBytes == length)
+        // A large one starts where direct I/O can take it.
+        let start = payload.withVeryUnsafeBytes { Int(bitPattern: $0.baseAddress) } + payload.readerIndex
+        if length >= ByteBuffer.alignedPayload { #expect(start % 4096 == 0) }
     }
 
     @Test func theAllocatorHandsOutTheParkedPayloadAndThenItsOwnBuffers() {
