@@ -78,6 +78,8 @@ final class RemoteBacking: Sendable {
     let uploadsFromMemory = Atomic<UInt64>(0)
     /// Writes of whole chunks deferred: left in memory, not written into the local file.
     let deferredWrites = Atomic<UInt64>(0)
+    /// Changes written into the local file around the page cache.
+    let directWrites = Atomic<UInt64>(0)
     /// Writes held back right now until the upload buffer drains.
     let heldWrites = NIOLockedValueBox(0)
     /// Until when the uploader catches up because someone waits for the uploads.

@@ -288,17 +288,20 @@ extension Volume {
     }
 
     /// Writes a change into the local file: on a cached volume whose uploads are catching up
-    /// (or whose streams go past a full cache), a large aligned write goes around the page cache
+    /// (or whose streams go past a full cache), a large aligned write (`directWriteMinimum`, or
+    /// a whole chunk of a smaller size) goes around the page cache
     /// (`directFile`), as downloads do: it will be uploaded and evicted soon, and copying it into
     /// page-cache pages only for a flush to write them out later costs the processor and delays
     /// that flush. Otherwise, or when the filesystem refuses the direct write, through the page
     /// cache. Either way not durable until the next sync of the file.
     func writeChanged(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let remote, let directFile, data.readableBytes >= Self.directWriteMinimum,
+        guard let remote, let directFile, data.readableBytes >= min(Self.directWriteMinimum, geometry.chunkSize),
             streamsPastCache || uploadsAreUrgent(remote), LocalFile.isDirectAligned(data, offset: offset)
         else {
             return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
         }
+        remote.directWrites.add(1, ordering: .relaxed)
+        Counter(label: "blockgate_direct_writes_total", dimensions: [("volume", name)]).increment()
         return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
             guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
             return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
@@ -664,6 +667,9 @@ extension Volume {
 
     /// Writes of whole chunks deferred (`WrittenChunks`): left in memory, not written into the file.
     public var deferredWrites: UInt64 { remote?.deferredWrites.load(ordering: .relaxed) ?? 0 }
+
+    /// Changes written into the cache file around the page cache (`writeChanged`).
+    public var directWrites: UInt64 { remote?.directWrites.load(ordering: .relaxed) ?? 0 }
 
     /// Evicts every chunk (after `waitUntilUploaded`, all are clean), waiting for chunks that are
     /// briefly in use.

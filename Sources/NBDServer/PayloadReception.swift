@@ -129,8 +129,8 @@ extension ByteBuffer {
         return bounded
     }
 
-    /// Payloads from this size up are aligned for direct I/O.
-    static let alignedPayload = 128 << 10
+    /// Payloads from this size up (a whole chunk of the smallest size) are aligned for direct I/O.
+    static let alignedPayload = 64 << 10
 }
 
 /// The receive allocator of an NBD connection: the parked payload of `reception` when there is

@@ -253,6 +253,7 @@ import VolumeTestSupport
         var readAhead: UInt64 = 0
         var uploadsFromMemory: UInt64 = 0
         var deferredWrites: UInt64 = 0
+        var directWrites: UInt64 = 0
         while cuts.isEmpty || cuts.count + states.captured < statesWanted {
             step += 1
             let block = Int(random.next() % UInt64(blocks - 4))
@@ -347,6 +348,7 @@ import VolumeTestSupport
             readAhead += fixture.volume.readAheadCounts.bytes
             uploadsFromMemory += fixture.volume.uploadsFromMemory
             deferredWrites += fixture.volume.deferredWrites
+            directWrites += fixture.volume.directWrites
             try await fixture.reopen()
             try world.powerLoss.settle(path: fixture.path)
             let read = try await fixture.read(0, Self.size)
@@ -376,10 +378,11 @@ import VolumeTestSupport
         readAhead += fixture.volume.readAheadCounts.bytes
         uploadsFromMemory += fixture.volume.uploadsFromMemory
         deferredWrites += fixture.volume.deferredWrites
+        directWrites += fixture.volume.directWrites
         print(
             "crash-state explorer: \(kind) volume, seed \(seed), \(step) operations: \(total) crash states: "
                 + "\(cuts.count) power cut(s) of the running volume (\(cutPages) unsynced pages); "
-                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(uploadsFromMemory) uploads from memory; \(deferredWrites) writes deferred; \(problems.count) violations"
+                + "\(tally.description), \(states.skipped) events passed over while states waited; \(failedPuts) PUTs failed on purpose; \(readAhead >> 10) KiB read ahead; \(uploadsFromMemory) uploads from memory; \(deferredWrites) writes deferred; \(directWrites) written around the page cache; \(problems.count) violations"
         )
         #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n")) (\(problems.count) in all)")
         await fixture.close()

@@ -193,8 +193,10 @@ public final class VolumeFixture: @unchecked Sendable {
         if removing { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// Writes `bytes` from memory that starts 4 KiB-aligned, as the NBD server receives large
+    /// payloads (so that a cached volume may write them around the page cache).
     public func write(_ offset: UInt64, _ bytes: [UInt8], fua: Bool = false) async throws {
-        var buffer = ByteBuffer()
+        var buffer = ByteBuffer.aligned(capacity: bytes.count)
         buffer.writeBytes(bytes)
         try await volume.write(offset: offset, data: buffer, fua: fua, on: loop).get()
     }
