@@ -288,21 +288,22 @@ extension Volume {
     }
 
     /// Writes a change into the local file: on a cached volume whose uploads are catching up
-    /// (or whose streams go past a full cache), a large aligned write (`directWriteMinimum`, or
-    /// a whole chunk of a smaller size) goes around the page cache
-    /// (`directFile`), as downloads do: it will be uploaded and evicted soon, and copying it into
-    /// page-cache pages only for a flush to write them out later costs the processor and delays
-    /// that flush. Otherwise, or when the filesystem refuses the direct write, through the page
-    /// cache. Either way not durable until the next sync of the file.
+    /// (or whose streams go past a full cache), a large aligned write (`directWriteMinimum`, or a
+    /// whole chunk of a smaller size) goes around the page cache (`directFile`), as downloads do:
+    /// it will be uploaded and evicted soon, and copying it into page-cache pages only for a
+    /// flush to write them out later costs the processor and delays that flush. Otherwise, or
+    /// when the filesystem refuses the direct write, through the page cache. Either way not
+    /// durable until the next sync of the file.
     func writeChanged(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         guard let remote, let directFile, data.readableBytes >= min(Self.directWriteMinimum, geometry.chunkSize),
             streamsPastCache || uploadsAreUrgent(remote), LocalFile.isDirectAligned(data, offset: offset)
         else {
             return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
         }
-        remote.directWrites.add(1, ordering: .relaxed)
-        Counter(label: "blockgate_direct_writes_total", dimensions: [("volume", name)]).increment()
-        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
+        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).map {
+            remote.directWrites.add(1, ordering: .relaxed)
+            Counter(label: "blockgate_direct_writes_total", dimensions: [("volume", self.name)]).increment()
+        }.flatMapError { error in
             guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
             return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
         }

@@ -1,5 +1,6 @@
+import Glibc
 import NIOConcurrencyHelpers
-import NIOCore
+@_spi(CustomByteBufferAllocator) import NIOCore
 
 /// Lets the socket read the rest of a write payload straight into the payload's own buffer, so
 /// that its bytes are not read into a receive buffer and then copied (for 1 MiB writes that copy
@@ -116,21 +117,30 @@ extension ByteBuffer {
 
     /// An empty buffer with room for exactly `length` bytes (not the power of two an allocation
     /// rounds up to), so that a socket read into it takes no byte past a payload. A payload of
-    /// `alignedPayload` bytes or more starts at a multiple of 4 KiB of its memory, so that the
-    /// device under it can write it to disk with direct I/O as it is.
+    /// `alignedPayload` bytes or more starts at a multiple of 4 KiB of its memory
+    /// (`pageAlignedAllocator`), so that the device under it can write it to disk with direct
+    /// I/O as it is.
     static func payload(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let alignment = length >= alignedPayload ? 4096 : 1
-        var whole = allocator.buffer(capacity: length + alignment - 1)
-        let start = whole.withVeryUnsafeBytes { Int(bitPattern: $0.baseAddress) }
-        let padding = (alignment - start % alignment) % alignment
-        whole.moveWriterIndex(forwardBy: padding + length)
-        var bounded = whole.getSlice(at: whole.readerIndex + padding, length: length)!
+        var whole = (length >= alignedPayload ? pageAlignedAllocator : allocator).buffer(capacity: length)
+        whole.moveWriterIndex(forwardBy: length)
+        var bounded = whole.getSlice(at: whole.readerIndex, length: length)!
         bounded.moveWriterIndex(to: bounded.readerIndex)
         return bounded
     }
 
     /// Payloads from this size up (a whole chunk of the smallest size) are aligned for direct I/O.
     static let alignedPayload = 64 << 10
+
+    /// Allocates memory that starts at a multiple of 4 KiB (a page: more than direct I/O asks of
+    /// any device), with no more bytes than asked.
+    static let pageAlignedAllocator = ByteBufferAllocator(
+        allocate: { size in
+            var memory: UnsafeMutableRawPointer?
+            return posix_memalign(&memory, 4096, max(size, 1)) == 0 ? memory : nil
+        },
+        reallocate: { memory, _, size in realloc(memory, size) },
+        deallocate: { free($0) },
+        copy: { destination, source, count in destination.copyMemory(from: source, byteCount: count) })
 }
 
 /// The receive allocator of an NBD connection: the parked payload of `reception` when there is
