@@ -267,46 +267,54 @@ extension Volume {
     /// Downloaded runs from this size up go to the cache file with direct I/O.
     static let directWriteMinimum = 128 << 10
 
-    /// Writes downloaded bytes into the local file: through `directFile` when they are many
-    /// (`directWriteMinimum`) and the buffer allows it (the object store client aligns what it
-    /// receives); through the page cache otherwise (a few blocks cost little to copy there, and
-    /// a random reader waits for them) or when the filesystem refuses the direct write (EINVAL).
-    /// Downloaded data is clean (its object holds it), so no sync is needed; the next durability
-    /// round syncs the file before it records the blocks as cached.
+    /// Writes downloaded bytes into the local file: around the page cache when they are many
+    /// (`directWriteMinimum`; a few blocks cost little to copy there, and a random reader waits
+    /// for them). Downloaded data is clean (its object holds it), so no sync is needed; the next
+    /// durability round syncs the file before it records the blocks as cached.
     private func writeDownloaded(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop)
         -> EventLoopFuture<Void>
     {
-        guard let directFile, data.readableBytes >= Self.directWriteMinimum,
-            LocalFile.isDirectAligned(data, offset: offset)
-        else {
-            return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
-        }
-        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).flatMapError { error in
-            guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
-            return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
-        }
+        writeCacheFile(data, at: offset, aroundPageCache: data.readableBytes >= Self.directWriteMinimum, on: eventLoop)
+            .map { _ in }
     }
 
     /// Writes a change into the local file: on a cached volume whose uploads are catching up
-    /// (or whose streams go past a full cache), a large aligned write (`directWriteMinimum`, or a
-    /// whole chunk of a smaller size) goes around the page cache (`directFile`), as downloads do:
-    /// it will be uploaded and evicted soon, and copying it into page-cache pages only for a
-    /// flush to write them out later costs the processor and delays that flush. Otherwise, or
-    /// when the filesystem refuses the direct write, through the page cache. Either way not
-    /// durable until the next sync of the file.
+    /// (or whose streams go past a full cache), a large write (`directWriteMinimum`, or a whole
+    /// chunk of a smaller size) goes around the page cache, as downloads do: it will be uploaded
+    /// and evicted soon, and copying it into page-cache pages only for a flush to write them out
+    /// later costs the processor and delays that flush. Either way not durable until the next
+    /// sync of the file.
     func writeChanged(_ data: ByteBuffer, at offset: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let remote, let directFile, data.readableBytes >= min(Self.directWriteMinimum, geometry.chunkSize),
-            streamsPastCache || uploadsAreUrgent(remote), LocalFile.isDirectAligned(data, offset: offset)
-        else {
-            return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop)
-        }
-        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).map {
+        guard let remote else { return io.write(file, offset: offset, data: data, dsync: false, on: eventLoop) }
+        let around =
+            data.readableBytes >= min(Self.directWriteMinimum, geometry.chunkSize)
+            && (streamsPastCache || uploadsAreUrgent(remote))
+        return writeCacheFile(data, at: offset, aroundPageCache: around, on: eventLoop).map { wentAround in
+            guard wentAround else { return }
             remote.directWrites.add(1, ordering: .relaxed)
             Counter(label: "blockgate_direct_writes_total", dimensions: [("volume", self.name)]).increment()
-        }.flatMapError { error in
-            guard (error as? LocalIOError)?.refusesDirectIO == true else { return eventLoop.makeFailedFuture(error) }
-            return self.io.write(self.file, offset: offset, data: data, dsync: false, on: eventLoop)
         }
+    }
+
+    /// Writes bytes into the cache file, through `directFile` when `aroundPageCache` and the
+    /// buffer and offset allow it (`LocalFile.isDirectAligned`); through the page cache otherwise
+    /// or when the filesystem refuses the direct write (EINVAL). Returns whether it went around.
+    private func writeCacheFile(
+        _ data: ByteBuffer, at offset: UInt64, aroundPageCache: Bool, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Bool> {
+        let throughPageCache: @Sendable () -> EventLoopFuture<Bool> = { [io, file] in
+            io.write(file, offset: offset, data: data, dsync: false, on: eventLoop).map { false }
+        }
+        guard aroundPageCache, let directFile, LocalFile.isDirectAligned(data, offset: offset) else {
+            return throughPageCache()
+        }
+        return io.write(directFile, offset: offset, data: data, dsync: false, on: eventLoop).map { true }
+            .flatMapError { error in
+                guard (error as? LocalIOError)?.refusesDirectIO == true else {
+                    return eventLoop.makeFailedFuture(error)
+                }
+                return throughPageCache()
+            }
     }
 
     // MARK: - Backpressure

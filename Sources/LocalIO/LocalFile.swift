@@ -47,7 +47,7 @@ public final class LocalFile: Sendable {
     /// of data the process has in memory and will not soon read again; nil where the filesystem
     /// refuses direct I/O (tmpfs, for one). Writes through it need `isDirectAligned` buffers.
     public static func openDirect(path: String) -> LocalFile? {
-        let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | blockgate_o_direct())
+        let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC | directFlag)
         return descriptor >= 0 ? LocalFile(descriptor: descriptor, path: path, isDirect: true) : nil
     }
 

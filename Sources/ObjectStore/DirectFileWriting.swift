@@ -13,9 +13,8 @@ import NIOCore
 /// Owns the staging buffers: taken by one write at a time, kept for the next (at most
 /// `keptBuffers`), so that their memory is touched once.
 final class DirectFileWriting: Sendable {
-    /// The alignment direct I/O needs of memory, offsets and lengths (a page: more than any
-    /// device's logical block).
-    static let alignment = 4096
+    /// The alignment direct I/O needs of memory, offsets and lengths.
+    static let alignment = LocalFile.directAlignment
     /// Bytes one staging buffer holds: a default chunk object (1 MiB and its frame checksums) in
     /// one write.
     static let stagingSize = 2 << 20
