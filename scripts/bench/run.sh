@@ -32,8 +32,11 @@ cleanup() {
 trap cleanup EXIT
 
 wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "bench: no socket $1" >&2; exit 1; }
-now() { python3 -c 'import time; print(time.time())'; }
-seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
+# Clock readings by date(1), not an interpreter: python3 takes ~90 ms to start here, which would
+# land inside the intervals measured.
+now() { date +%s.%N; }
+seconds_since() { local end; end=$(now); seconds_between "$1" "$end"; }
+seconds_between() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 mib_per_s() { python3 -c "print(f'{$1 / 1048576 / $2:.1f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
 # rounds_ratio "A_ROUNDS" "B_ROUNDS": the ratio of the medians, marked * when the two sets of
@@ -253,16 +256,16 @@ raw_store() {  # raw_store --put|--get PREFIX: MiB/s (the run fails if the resul
 # files its filesystem has created and deleted); the figures are the medians. Each drain writes a
 # fresh cached volume on a fresh daemon; the first round's volume is the one read cold below.
 drain_round() {  # drain_round ROUND: appends MiB/s to drain_rounds, processor seconds per GiB to drain_cpu_rounds
-    local volume=cold ticks start
+    local volume=cold ticks end
     [ "$1" = 0 ] || volume="drain$1"
     cached_daemon "$work/drain-$1"
     "$binary" volume create "$volume" --size "$size" --kind cached --admin-socket "$work/drain-$1/admin.sock" > /dev/null
     sync
     ticks=("$(cpu_ticks "$daemon")" "$(cpu_ticks "$emulator")")
     fio_pass write --ioengine=nbd --uri="nbd+unix:///$volume?socket=$work/drain-$1/nbd.sock"
-    start=$(pass_started)
     "$binary" volume flush "$volume" --wait-upload --admin-socket "$work/drain-$1/admin.sock" > /dev/null
-    drain_rounds+=" $(mib_per_s "$bytes" "$(seconds_since "$start")")"
+    end=$(now)
+    drain_rounds+=" $(mib_per_s "$bytes" "$(seconds_between "$(pass_started)" "$end")")"
     # Processor seconds per GiB of the write and drain: the gateway's, the emulator's, fio's.
     drain_cpu_rounds[0]+=" $(per_gib "$(( $(cpu_ticks "$daemon") - ticks[0] ))")"
     drain_cpu_rounds[1]+=" $(per_gib "$(( $(cpu_ticks "$emulator") - ticks[1] ))")"
@@ -313,9 +316,9 @@ s3backer_target=(--filename="$work/s3backer/file" --ioengine=libaio --direct=1)
 sync
 s3backer_mount
 fio_pass write "${s3backer_target[@]}"
-start=$(pass_started)
 s3backer_unmount
-drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_since "$start")")
+end=$(now)
+drain[s3backer]=$(mib_per_s "$bytes" "$(seconds_between "$(pass_started)" "$end")")
 cold_start
 s3backer_mount
 read -r coldrandom[s3backer] _ < <(fio_timed randread 4k 32 "${s3backer_target[@]}")
