@@ -15,6 +15,10 @@ static inline void blockgate_sqe_set_rw_flags(struct io_uring_sqe *sqe, int flag
 // (IOSQE_ASYNC is a shift of an enum constant, which does not import).
 static inline void blockgate_sqe_set_async(struct io_uring_sqe *sqe) { sqe->flags |= IOSQE_ASYNC; }
 
+// Links an entry to the next one: the kernel starts that one when this one completes in full,
+// and fails it (and the rest of the chain) with ECANCELED otherwise.
+static inline void blockgate_sqe_set_link(struct io_uring_sqe *sqe) { sqe->flags |= IOSQE_IO_LINK; }
+
 // RWF_DSYNC as a plain int (the kernel header's cast keeps the macro from importing).
 static inline int blockgate_rwf_dsync(void) { return (int)RWF_DSYNC; }
 

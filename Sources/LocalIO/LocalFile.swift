@@ -63,17 +63,23 @@ public final class LocalFile: Sendable {
     /// otherwise, or when the kernel cannot tell (before Linux 6.5). The region reads through a
     /// descriptor of its own, which whoever sends it closes: it may outlive this file.
     public func cachedRegion(offset: UInt64, length: Int) -> FileRegion? {
-        guard length > 0, !Self.cachestatRefused.load(ordering: .relaxed) else { return nil }
-        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        let pages = (offset + UInt64(length) - 1) / page - offset / page + 1
-        let cached = blockgate_cached_pages(descriptor, Int64(offset), Int64(length))
-        if cached < 0, errno == ENOSYS || errno == EPERM { Self.cachestatRefused.store(true, ordering: .relaxed) }
-        guard cached == Int64(pages) else { return nil }
+        guard pageCacheHolds(offset: offset, length: length) else { return nil }
         let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { return nil }
         return FileRegion(
             fileHandle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), readerIndex: Int(offset),
             endIndex: Int(offset) + length)
+    }
+
+    /// Whether the page cache holds every page of a range now (cachestat); false when it does
+    /// not, or when the kernel cannot tell (before Linux 6.5).
+    public func pageCacheHolds(offset: UInt64, length: Int) -> Bool {
+        guard length > 0, !Self.cachestatRefused.load(ordering: .relaxed) else { return false }
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (offset + UInt64(length) - 1) / page - offset / page + 1
+        let cached = blockgate_cached_pages(descriptor, Int64(offset), Int64(length))
+        if cached < 0, errno == ENOSYS || errno == EPERM { Self.cachestatRefused.store(true, ordering: .relaxed) }
+        return cached == Int64(pages)
     }
 
     /// The kernel refused cachestat (older than 6.5, or seccomp): no more calls are made.

@@ -54,10 +54,14 @@ public final class PosixFileIO: FileIO {
     {
         pool.runIfActive(eventLoop: eventLoop) {
             try data.withUnsafeReadableBytes { bytes in
+                let inPieces = !dsync && PageCacheWrites.goesInPieces(file, offset: offset, length: bytes.count)
                 var done = 0
                 while done < bytes.count {
-                    let result = pwrite(
-                        file.descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                    let length =
+                        inPieces
+                        ? PageCacheWrites.length(at: offset + UInt64(done), remaining: bytes.count - done)
+                        : bytes.count - done
+                    let result = pwrite(file.descriptor, bytes.baseAddress! + done, length, off_t(offset) + off_t(done))
                     if result < 0 {
                         if errno == EINTR || errno == EAGAIN { continue }
                         throw LocalIOError(errno: errno, operation: "write \(file.path) at \(offset)")

@@ -44,6 +44,33 @@ import Testing
         }
     }
 
+    /// Writes through the page cache go in pieces (`PageCacheWrites`: 64 KiB, ending at its
+    /// multiples), chained 16 at most on the ring: writes of any length at any offset, several
+    /// chains long, all at once, land whole; so does a synchronous one, which goes whole.
+    @Test(arguments: backends)
+    func writesInPiecesLandWhole(_ choice: FileIOBackendChoice) async throws {
+        try await withIO(choice, fileLength: 16 << 20) { io, file, loop in
+            let writes: [(offset: UInt64, length: Int, dsync: Bool)] = [
+                (0, 65536, false), (69632, 65537, false), (200_000, 1 << 20, false),
+                ((2 << 20) + 5000, (3 << 20) + 123, false), (6 << 20, 1 << 20, false), (8 << 20, 1, false),
+                (10 << 20, (1 << 20) + (1 << 19), true),
+            ]
+            let buffers = writes.enumerated().map { number, write in
+                var data = ByteBuffer()
+                data.writeBytes((0..<write.length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ number &+ 1) })
+                return data
+            }
+            let written = zip(writes, buffers).map { write, data in
+                io.write(file, offset: write.offset, data: data, dsync: write.dsync, on: loop)
+            }
+            try await EventLoopFuture.andAllSucceed(written, on: loop).get()
+            for (write, data) in zip(writes, buffers) {
+                let back = try await io.read(file, offset: write.offset, length: write.length, on: loop).get()
+                #expect(back == data, "write of \(write.length) bytes at \(write.offset)")
+            }
+        }
+    }
+
     /// Direct writes (a second descriptor, O_DIRECT) of a 4 KiB-aligned buffer land in the file
     /// that the page cache then reads; a buffer, offset or length off the alignment is refused
     /// before it reaches the kernel.
