@@ -162,13 +162,16 @@ final class LoopRing {
         let length: Int
         var base: UnsafeMutableRawPointer? = nil
         var done = 0
-        /// A write through the page cache on the ring as a chain of pieces (`pieces`): each
-        /// piece's result once it is in (empty for a single entry).
-        var pieceResults: [Int32?] = []
+        /// A write through the page cache on the ring as a chain of pieces: their lengths, as
+        /// `pieces` gave them when the chain went on the ring, and each one's result once it is
+        /// in (both empty for a single entry).
+        var chain: [UInt32] = []
+        var chainResults: [Int32?] = []
 
         /// The entries of the rest of the operation (from `done`): a write through the page
         /// cache in pieces (`PageCacheWrites`), as many as one chain takes (`writeChain`);
-        /// anything else in one.
+        /// anything else in one. Asks the page cache what it holds: a chain's pieces are kept
+        /// in `chain`, not asked for again.
         var pieces: [UInt32] {
             guard case .write(_, dsync: false, _) = kind,
                 PageCacheWrites.goesInPieces(file, offset: offset + UInt64(done), length: length - done)
@@ -177,10 +180,10 @@ final class LoopRing {
         }
     }
 
-    /// The most pieces of one write through the page cache on the ring at once, linked so that one kernel
-    /// worker writes them in order without coming back to the loop in between (a chain of
-    /// separate entries each handed back cost a tenth of 1 MiB writes' speed); past them the
-    /// write goes on as after a short write.
+    /// The most pieces of one write through the page cache on the ring at once, linked so that
+    /// one kernel worker writes them in order without coming back to the loop in between (a
+    /// chain of separate entries each handed back cost a tenth of 1 MiB writes' speed); past
+    /// them the write goes on as after a short write.
     static let writeChain = 16
 
     private static let submissionEntries: UInt32 = 256
@@ -324,13 +327,13 @@ final class LoopRing {
                 var result = cqe.pointee.res
                 // A chain is done when every piece has answered (those after a failed one fail
                 // with ECANCELED).
-                if !operation.pieceResults.isEmpty {
-                    operation.pieceResults[Int(data >> 32)] = result
-                    guard !operation.pieceResults.contains(nil) else {
+                if !operation.chain.isEmpty {
+                    operation.chainResults[Int(data >> 32)] = result
+                    guard !operation.chainResults.contains(nil) else {
                         slots[slot] = operation
                         continue
                     }
-                    result = PageCacheWrites.outcome(of: operation.pieces, results: operation.pieceResults.map { $0! })
+                    result = PageCacheWrites.outcome(of: operation.chain, results: operation.chainResults.map { $0! })
                 }
                 finished.append((operation, result))
                 slots[slot] = nil
@@ -363,7 +366,8 @@ final class LoopRing {
             backlog.append(operation)
             return false
         }
-        operation.pieceResults = pieces.count > 1 ? Array(repeating: nil, count: pieces.count) : []
+        operation.chain = pieces.count > 1 ? pieces : []
+        operation.chainResults = Array(repeating: nil, count: operation.chain.count)
         var start = operation.done
         for (index, length) in pieces.enumerated() {
             let sqe = io_uring_get_sqe(&ring)!
