@@ -75,12 +75,15 @@ public final class LocalFile: Sendable {
     /// not, or when the kernel cannot tell (before Linux 6.5).
     public func pageCacheHolds(offset: UInt64, length: Int) -> Bool {
         guard length > 0, !Self.cachestatRefused.load(ordering: .relaxed) else { return false }
-        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Self.pageSize
         let pages = (offset + UInt64(length) - 1) / page - offset / page + 1
         let cached = blockgate_cached_pages(descriptor, Int64(offset), Int64(length))
         if cached < 0, errno == ENOSYS || errno == EPERM { Self.cachestatRefused.store(true, ordering: .relaxed) }
         return cached == Int64(pages)
     }
+
+    /// The page size, asked once: `pageCacheHolds` runs for each large write.
+    private static let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
 
     /// The kernel refused cachestat (older than 6.5, or seccomp): no more calls are made.
     private static let cachestatRefused = Atomic(false)

@@ -163,19 +163,19 @@ final class LoopRing {
         var base: UnsafeMutableRawPointer? = nil
         var done = 0
         /// A write through the page cache on the ring as a chain of pieces: their lengths, as
-        /// `pieces` gave them when the chain went on the ring, and each one's result once it is
-        /// in (both empty for a single entry).
+        /// `chainPieces` gave them when the chain went on the ring, and each one's result once
+        /// it is in (both empty for a single entry).
         var chain: [UInt32] = []
         var chainResults: [Int32?] = []
 
-        /// The entries of the rest of the operation (from `done`): a write through the page
-        /// cache in pieces (`PageCacheWrites`), as many as one chain takes (`writeChain`);
-        /// anything else in one. Asks the page cache what it holds: a chain's pieces are kept
-        /// in `chain`, not asked for again.
-        var pieces: [UInt32] {
+        /// The pieces of the rest of a write through the page cache (from `done`) that goes in
+        /// pieces (`PageCacheWrites`), as many as one chain takes (`writeChain`); nil for an
+        /// operation that goes as one entry. Asks the page cache what it holds: a chain's
+        /// pieces are kept in `chain`, not asked for again.
+        var chainPieces: [UInt32]? {
             guard case .write(_, dsync: false, _) = kind,
                 PageCacheWrites.goesInPieces(file, offset: offset + UInt64(done), length: length - done)
-            else { return [UInt32(length - done)] }
+            else { return nil }
             return PageCacheWrites.pieces(offset: offset, length: length, done: done, limit: LoopRing.writeChain)
         }
     }
@@ -358,26 +358,28 @@ final class LoopRing {
             return false
         }
         var operation = operation
-        let pieces = operation.pieces
+        // One entry, or a chain of pieces (no array for the common single entry).
+        operation.chain = operation.chainPieces ?? []
+        let entries = max(1, operation.chain.count)
         // A chain goes to the kernel in one submission, or it would end where that one ends.
-        if io_uring_sq_space_left(&ring) < pieces.count { flushSubmissions() }
-        guard io_uring_sq_space_left(&ring) >= pieces.count else {
+        if io_uring_sq_space_left(&ring) < entries { flushSubmissions() }
+        guard io_uring_sq_space_left(&ring) >= entries else {
             freeSlots.append(slot)
             backlog.append(operation)
             return false
         }
-        operation.chain = pieces.count > 1 ? pieces : []
         operation.chainResults = Array(repeating: nil, count: operation.chain.count)
         var start = operation.done
-        for (index, length) in pieces.enumerated() {
+        for index in 0..<entries {
+            let length = operation.chain.isEmpty ? UInt32(operation.length - start) : operation.chain[index]
             let sqe = io_uring_get_sqe(&ring)!
             prepare(sqe, operation, at: start, length: length)
-            if index < pieces.count - 1 { blockgate_sqe_set_link(sqe) }
+            if index < entries - 1 { blockgate_sqe_set_link(sqe) }
             io_uring_sqe_set_data64(sqe, UInt64(slot) | UInt64(index) << 32)
             start += Int(length)
         }
         slots[slot] = operation
-        unsubmitted += pieces.count
+        unsubmitted += entries
         return true
     }
 
