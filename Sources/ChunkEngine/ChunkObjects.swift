@@ -64,21 +64,28 @@ final class ChunkObjects: Sendable {
     }
 
     /// The bytes of blocks `blocks` of chunk `index` as generation `generation` holds them,
-    /// verified; in memory aligned for direct I/O.
+    /// verified; in memory aligned for direct I/O, or, `asViews`, as views of the memory the
+    /// download arrived in where they can be (nothing copied: `ObjectCodec.decodeWholeAsViews`,
+    /// for bytes that never go to the local file, such as a reader's served from memory).
     /// - Throws: `ObjectStoreError` (`.notFound` when the object is gone), or `BlockDeviceError`
     ///   `.damaged` when the object fails verification twice.
-    func read(chunk index: Int, generation: UInt64, blocks: Range<Int>, key: ObjectKey) async throws -> ByteBuffer {
+    func read(chunk index: Int, generation: UInt64, blocks: Range<Int>, key: ObjectKey, asViews: Bool = false)
+        async throws -> ObjectBytes
+    {
         let blockSize = ChunkGeometry.blockSize
         let range = (blocks.lowerBound * blockSize)..<(blocks.upperBound * blockSize)
         guard generation >= formatSince else {
-            return try await store.get(key, range: UInt64(range.lowerBound)..<UInt64(range.upperBound))
+            let stored = UInt64(range.lowerBound)..<UInt64(range.upperBound)
+            guard asViews else { return ObjectBytes(try await store.get(key, range: stored)) }
+            return ObjectBytes(try await store.getPieces(key, range: stored))
         }
         let identity = ObjectIdentity.chunk(index: index, generation: generation)
         var attempt = 1
         while true {
             do {
                 return try await readFormatOne(
-                    key, identity: identity, range: range, length: geometry.blocks(inChunk: index) * blockSize)
+                    key, identity: identity, range: range, length: geometry.blocks(inChunk: index) * blockSize,
+                    asViews: asViews)
             } catch let error as ObjectFormatError {
                 tables.withLockedValue { $0.remove(identity) }
                 guard error.kind == .corrupt, attempt < 2 else {
@@ -92,14 +99,17 @@ final class ChunkObjects: Sendable {
         }
     }
 
-    private func readFormatOne(_ key: ObjectKey, identity: ObjectIdentity, range: Range<Int>, length: Int)
-        async throws -> ByteBuffer
-    {
+    private func readFormatOne(
+        _ key: ObjectKey, identity: ObjectIdentity, range: Range<Int>, length: Int, asViews: Bool
+    ) async throws -> ObjectBytes {
         if range == 0..<length {
             let object = ObjectBytes(try await store.getPieces(key, range: nil))
+            if asViews, let views = try codec.decodeWholeAsViews(object, identity: identity, logicalLength: length) {
+                return views
+            }
             var output = ByteBuffer.aligned(capacity: length)
             try codec.decodeWhole(object, identity: identity, logicalLength: length, into: &output)
-            return output
+            return ObjectBytes(output)
         }
         var table: FrameTable?
         if codec.hasFrameTable {
@@ -115,8 +125,8 @@ final class ChunkObjects: Sendable {
             plan.objectRange.isEmpty ? [] : try await store.getPieces(key, range: plan.objectRange))
         var output = ByteBuffer.aligned(capacity: plan.logical.count)
         try codec.decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
-        return output.getSlice(
-            at: output.readerIndex + range.lowerBound - plan.logical.lowerBound, length: range.count)!
+        return ObjectBytes(
+            output.getSlice(at: output.readerIndex + range.lowerBound - plan.logical.lowerBound, length: range.count)!)
     }
 
     /// Logs and counts a read that failed verification for good, and marks the volume degraded.

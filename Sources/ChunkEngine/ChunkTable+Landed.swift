@@ -1,3 +1,4 @@
+import Codecs
 import NIOCore
 
 /// Blocks a cached volume downloaded, kept in memory for the reads that wanted them: a read
@@ -16,19 +17,21 @@ import NIOCore
 /// blocks the chunk holds in the local file: the entry and the file agree byte for byte. A fill
 /// whose write failed drops its entry.
 struct LandedChunks {
-    /// Downloaded runs of one chunk, with the chunk's generation when they were written.
+    /// Downloaded runs of one chunk, with the chunk's generation when they were written. A run
+    /// is one aligned buffer when its fill writes it into the file; a memory-only one may be
+    /// views of the memory its response body was read into (`ChunkObjects.read`, `asViews`).
     struct Entry {
         let generation: UInt64
-        let pieces: [(blocks: Range<Int>, data: ByteBuffer)]
+        let pieces: [(blocks: Range<Int>, data: ObjectBytes)]
         /// The local file holds its blocks (its fill wrote them).
         var inFile = false
         /// Its blocks are never written to the file (a stream past a full cache): dropped unread,
         /// their download was wasted.
         var memoryOnly = false
-        var bytes: Int { pieces.reduce(0) { $0 + $1.data.readableBytes } }
+        var bytes: Int { pieces.reduce(0) { $0 + $1.data.count } }
 
         /// The downloaded run that holds all of `blocks`, if one does.
-        func piece(holding blocks: Range<Int>) -> (blocks: Range<Int>, data: ByteBuffer)? {
+        func piece(holding blocks: Range<Int>) -> (blocks: Range<Int>, data: ObjectBytes)? {
             pieces.first { $0.blocks.lowerBound <= blocks.lowerBound && blocks.upperBound <= $0.blocks.upperBound }
         }
 
@@ -79,7 +82,7 @@ extension ChunkTable {
     /// now be served (the fill itself goes on until the write is done). Returns the chunks whose
     /// memory-only entries went unread to make room (`LandedChunks.keep`).
     func land(
-        _ pieces: [(blocks: Range<Int>, data: ByteBuffer)], inChunk index: Int, memoryOnly: Bool, limit: Int
+        _ pieces: [(blocks: Range<Int>, data: ObjectBytes)], inChunk index: Int, memoryOnly: Bool, limit: Int
     ) -> [Int] {
         let (waiters, lost) = lock.withLock { () -> ([EventLoopPromise<Void>], [Int]) in
             guard let state = chunks[index] else { return ([], []) }
@@ -130,8 +133,8 @@ extension ChunkTable {
                 let piece = entry.piece(holding: blocks),
                 !entry.inFile || state.present.runs(in: blocks).allSatisfy(\.1)
             else { return nil }
-            let start = piece.data.readerIndex + slice.lowerBound - piece.blocks.lowerBound * blockSize
-            buffers.append(piece.data.getSlice(at: start, length: slice.count)!)
+            let start = slice.lowerBound - piece.blocks.lowerBound * blockSize
+            buffers += piece.data.slice(start..<(start + slice.count)).buffers
             let chunkEnd = min(UInt64(geometry.chunkSize), geometry.volumeSize - geometry.chunkStart(index))
             if UInt64(slice.upperBound) == chunkEnd || !entry.isWhole(ofBlocks: geometry.blocks(inChunk: index)) {
                 finished.append(index)

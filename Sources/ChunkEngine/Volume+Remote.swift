@@ -178,11 +178,13 @@ extension Volume {
         let blockSize = ChunkGeometry.blockSize
         let chunkStart = geometry.chunkStart(index)
         let downloads = runs.map { run in
-            eventLoop.makeFutureWithTask { () -> (Range<Int>, ByteBuffer) in
-                let data: ByteBuffer
+            eventLoop.makeFutureWithTask { () -> (Range<Int>, ObjectBytes) in
+                let data: ObjectBytes
                 do {
+                    // Never written to the file: views of the download will do, unaligned.
                     data = try await remote.objects.read(
-                        chunk: index, generation: generation, blocks: run, key: try remote.chunkKey(index, generation))
+                        chunk: index, generation: generation, blocks: run, key: try remote.chunkKey(index, generation),
+                        asViews: memoryOnly)
                 } catch let error as ObjectStoreError where error.kind == .notFound {
                     // An upload replaced (and deleted) the generation meanwhile: look again.
                     guard self.table.missingBlocks(ofChunk: index, in: blocks)?.generation != generation else {
@@ -190,7 +192,7 @@ extension Volume {
                     }
                     throw GenerationReplaced()
                 }
-                guard data.readableBytes == run.count * blockSize else {
+                guard data.count == run.count * blockSize else {
                     throw BlockDeviceError(
                         .io, "volume '\(self.name)': chunk \(index) generation \(generation) is shorter than expected")
                 }
@@ -221,7 +223,7 @@ extension Volume {
                     served?.succeed(())
                     if memoryOnly {
                         Counter(label: "blockgate_cache_bypass_bytes_total", dimensions: [("volume", self.name)])
-                            .increment(by: pieces[0].1.readableBytes)
+                            .increment(by: pieces[0].1.count)
                     }
                 }
                 // (Memory only: a write that landed meanwhile leaves the reader to look again.)
@@ -231,9 +233,8 @@ extension Volume {
                     for missing in stillMissing where missing.overlaps(run) {
                         let part = max(missing.lowerBound, run.lowerBound)..<min(missing.upperBound, run.upperBound)
                         writing.withLockedValue { $0.append(part) }
-                        let slice = data.getSlice(
-                            at: data.readerIndex + (part.lowerBound - run.lowerBound) * blockSize,
-                            length: part.count * blockSize)!
+                        let start = (part.lowerBound - run.lowerBound) * blockSize
+                        let slice = data.slice(start..<(start + part.count * blockSize)).joined
                         writes.append(
                             self.writeDownloaded(
                                 slice, at: chunkStart + UInt64(part.lowerBound * blockSize), on: eventLoop))

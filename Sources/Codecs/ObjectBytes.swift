@@ -19,6 +19,18 @@ public struct ObjectBytes: Sendable {
     /// The number of bytes.
     public var count: Int { starts.last! }
 
+    /// The pieces, in order: views of the memory the bytes are in, none empty.
+    public var buffers: [ByteBuffer] { pieces }
+
+    /// The bytes in one buffer: the piece itself when there is one, else a copy of them all.
+    public var joined: ByteBuffer {
+        guard pieces.count != 1 else { return pieces[0] }
+        var joined = ByteBuffer()
+        joined.reserveCapacity(count)
+        for piece in pieces { joined.writeImmutableBuffer(piece) }
+        return joined
+    }
+
     /// The bytes of `range` (within `0..<count`), still in their pieces.
     public func slice(_ range: Range<Int>) -> ObjectBytes {
         precondition(range.lowerBound >= 0 && range.upperBound <= count)

@@ -304,6 +304,47 @@ public struct ObjectCodec: Sendable {
         _ object: ObjectBytes, identity: ObjectIdentity, logicalLength length: Int, into output: inout ByteBuffer
     ) throws(ObjectFormatError) {
         guard length > 0 else { return }
+        let (plan, fetched) = try framesOfWhole(object, identity: identity, logicalLength: length)
+        try decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
+    }
+
+    /// Decodes a whole object without copying its data: every frame checked as `decodeWhole`
+    /// checks it, the data is views of the frames' payloads in `object`'s memory (a frame split
+    /// between two of its pieces is two views). Nil, having copied nothing, when a frame is not
+    /// stored as it is (compressed, sealed, or all zeros): `decodeWhole` decodes those.
+    public func decodeWholeAsViews(_ object: ObjectBytes, identity: ObjectIdentity, logicalLength length: Int)
+        throws(ObjectFormatError) -> ObjectBytes?
+    {
+        guard length > 0 else { return ObjectBytes([]) }
+        guard key == nil else { return nil }
+        let (plan, fetched) = try framesOfWhole(object, identity: identity, logicalLength: length)
+        guard plan.pieces.allSatisfy({ $0.encoding == .raw }) else { return nil }
+        let sealing = Sealing(codec: self, bound: header(identity, length: length).boundBytes, identity: identity)
+        var views: [ByteBuffer] = []
+        for (frame, piece) in zip(plan.frames, plan.pieces) {
+            guard piece.length == frameLength(frame, of: length) else {
+                throw ObjectFormatError(.corrupt, "frame \(frame) has the wrong length")
+            }
+            guard piece.offset + piece.length + cipher.trailerSize <= fetched.count else {
+                throw ObjectFormatError(.corrupt, "frame \(frame) runs past the end of the object")
+            }
+            let payload = fetched.slice(piece.offset..<(piece.offset + piece.length))
+            let stored = fetched.withBytes((piece.offset + piece.length)..<(piece.offset + piece.length + 4)) {
+                $0.loadLittleEndian(at: 0) as UInt32
+            }
+            guard sealing.checksum(of: payload, frame: frame, encoding: .raw) == stored else {
+                throw ObjectFormatError(.corrupt, "frame \(frame) fails its CRC-32C")
+            }
+            views += payload.buffers
+        }
+        return ObjectBytes(views)
+    }
+
+    /// The frames of a whole object and the bytes that hold them, its header (or frame table)
+    /// checked.
+    private func framesOfWhole(_ object: ObjectBytes, identity: ObjectIdentity, logicalLength length: Int)
+        throws(ObjectFormatError) -> (FramePlan, ObjectBytes)
+    {
         var table: FrameTable?
         if hasFrameTable {
             table = try frameTable(from: object, identity: identity, logicalLength: length)
@@ -320,8 +361,7 @@ public struct ObjectCodec: Sendable {
         guard object.count >= end, plan.objectRange.isEmpty || object.count == end else {
             throw ObjectFormatError(.corrupt, "the object is \(object.count) bytes, its frames end at \(end)")
         }
-        let fetched = object.slice(Int(plan.objectRange.lowerBound)..<end)
-        try decode(fetched, plan: plan, identity: identity, logicalLength: length, into: &output)
+        return (plan, object.slice(Int(plan.objectRange.lowerBound)..<end))
     }
 
     /// Decodes a whole record object (a manifest) whose identity and length its header gives:
@@ -380,6 +420,15 @@ public struct ObjectCodec: Sendable {
         /// The CRC that follows a frame stored without a cipher.
         func checksum(_ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
             frameCRC(frameTag(frame, encoding.rawValue), payload)
+        }
+
+        /// The CRC that follows a frame stored without a cipher, of a payload in pieces.
+        func checksum(of payload: ObjectBytes, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
+            var crc = frameTag(frame, encoding.rawValue).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
+            for piece in payload.buffers {
+                crc = piece.withUnsafeReadableBytes { CRC32C.checksum($0, continuing: crc) }
+            }
+            return crc
         }
 
         func append(

@@ -58,29 +58,53 @@ struct ReplyEncoder {
         case .segments(let segments) where dontFragment:
             return [readHeader(cookie: cookie, offset: offset, length: length)] + flattened(.segments(segments))
         case .segments(let segments):
+            let parts = Self.parts(of: segments)
             var buffers: [ByteBuffer] = []
-            buffers.reserveCapacity(segments.count * 2)
+            buffers.reserveCapacity(segments.count + parts.count)
             var position = offset
-            for (index, segment) in segments.enumerated() {
-                let done = index == segments.count - 1
-                switch segment {
-                case .data(let data):
+            for (index, part) in parts.enumerated() {
+                let done = index == parts.count - 1
+                switch part {
+                case .data(let pieces, let dataLength):
                     buffers.append(
                         dataChunkHeader(
-                            cookie: cookie, at: position, requestOffset: offset, length: data.readableBytes, done: done)
-                    )
-                    buffers.append(data)
+                            cookie: cookie, at: position, requestOffset: offset, length: dataLength, done: done))
+                    buffers += pieces
+                    position += UInt64(dataLength)
                 case .hole(let holeLength):
                     var chunk = allocator.buffer(capacity: NBDWireSize.extendedReplyHeader + 12)
                     NBDReply.writeOffsetHole(
                         cookie: cookie, offset: position, requestOffset: offset, length: UInt32(holeLength),
                         done: done, extended: options.extendedHeaders, into: &chunk)
                     buffers.append(chunk)
+                    position += UInt64(holeLength)
                 }
-                position += UInt64(segment.length)
             }
             return buffers
         }
+    }
+
+    /// One chunk of a structured READ reply: data (from one buffer or several in a row) or a hole.
+    private enum ReplyPart {
+        case data([ByteBuffer], length: Int)
+        case hole(Int)
+    }
+
+    /// A segmented read's chunks: data segments in a row (a range read from several buffers, as
+    /// a download's pieces) go as one data chunk.
+    private static func parts(of segments: [ReadSegment]) -> [ReplyPart] {
+        var parts: [ReplyPart] = []
+        for segment in segments {
+            switch (segment, parts.last) {
+            case (.data(let data), .data(let pieces, let length)?):
+                parts[parts.count - 1] = .data(pieces + [data], length: length + data.readableBytes)
+            case (.data(let data), _):
+                parts.append(.data([data], length: data.readableBytes))
+            case (.hole(let length), _):
+                parts.append(.hole(length))
+            }
+        }
+        return parts
     }
 
     /// A successful BLOCK_STATUS reply for base:allocation, clipped to the request.

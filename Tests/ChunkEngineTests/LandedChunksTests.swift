@@ -1,3 +1,4 @@
+import Codecs
 import NIOConcurrencyHelpers
 import NIOCore
 import TestSupport
@@ -12,8 +13,8 @@ import VolumeTestSupport
 @Suite struct LandedChunksTests {
     private func entry(_ generation: UInt64, bytes: Int) -> LandedChunks.Entry {
         .init(
-            generation: generation, pieces: [(blocks: 0..<(bytes / 4096), data: ByteBuffer(repeating: 1, count: bytes))]
-        )
+            generation: generation,
+            pieces: [(blocks: 0..<(bytes / 4096), data: ObjectBytes(ByteBuffer(repeating: 1, count: bytes)))])
     }
 
     @Test func theOldestEntriesGoPastTheLimitAndAReplacedEntryIsCountedOnce() {

@@ -118,6 +118,27 @@ import Testing
     }
 
     @Test(arguments: codecs())
+    func aWholeObjectOfFramesStoredAsTheyAreDecodesAsViewsOfItsMemory(codec: ObjectCodec) throws {
+        let object = try codec.encode(Self.sample, as: Self.identity)
+        let base = object.withUnsafeReadableBytes { $0.baseAddress! }
+        for pieceSize in [nil, 1, 7001, 16 << 10, 40000] {
+            let views = try codec.decodeWholeAsViews(
+                pieces(object, of: pieceSize), identity: Self.identity, logicalLength: Self.sample.readableBytes)
+            // Compressed (the text), dropped (the zeros) or sealed frames are new bytes.
+            guard codec.compression == .off, codec.cipher == .off else {
+                #expect(views == nil)
+                continue
+            }
+            let decoded = try #require(views, "pieces \(pieceSize ?? 0)")
+            #expect(decoded.joined == Self.sample, "pieces \(pieceSize ?? 0)")
+            for view in decoded.buffers {
+                let address = view.withUnsafeReadableBytes { $0.baseAddress! }
+                #expect(address >= base && address + view.readableBytes <= base + object.readableBytes, "copied")
+            }
+        }
+    }
+
+    @Test(arguments: codecs())
     func aRangedReadFetchesOnlyItsFrames(codec: ObjectCodec) throws {
         let object = try codec.encode(Self.sample, as: Self.identity)
         let (_, fetched) = try readRange(codec, object, 20480..<24576)
@@ -148,6 +169,12 @@ import Testing
             var damaged = object
             damaged.setInteger(object.getInteger(at: position, as: UInt8.self)! ^ 0x20, at: position)
             #expect(throws: ObjectFormatError.self, "byte \(position)") { try decodeWhole(codec, damaged) }
+            if codec.compression == .off && codec.cipher == .off {
+                #expect(throws: ObjectFormatError.self, "byte \(position), as views") {
+                    try codec.decodeWholeAsViews(
+                        pieces(damaged, of: 7001), identity: Self.identity, logicalLength: Self.sample.readableBytes)
+                }
+            }
             position += position < 256 ? 1 : 997
         }
         var shortened = object

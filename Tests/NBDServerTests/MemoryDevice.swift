@@ -40,10 +40,9 @@ final class MemoryDevice: BlockDevice, Sendable {
                 let segment: ReadSegment =
                     state.written.contains(position / 4096)
                     ? .data(ByteBuffer(bytes: state.bytes[position..<blockEnd])) : .hole(blockEnd - position)
+                // Holes in a row are one; data is a segment per block, as a device that reads
+                // a range from several buffers answers.
                 switch (segments.last, segment) {
-                case (.data(var last)?, .data(let next)):
-                    last.writeImmutableBuffer(next)
-                    segments[segments.count - 1] = .data(last)
                 case (.hole(let last)?, .hole(let next)):
                     segments[segments.count - 1] = .hole(last + next)
                 default:

@@ -108,6 +108,19 @@ import Testing
             try client.send(request(.read, cookie: 6, offset: 1 << 20, length: 1))
             let failed = try client.receiveReply()
             #expect(failed.error == NBDErrno.invalid.rawValue && failed.chunkTypes == [0x8001])
+            // Data the device answers in several buffers in a row goes as one data chunk.
+            payload.clear()
+            payload.writeRepeatingByte(8, count: 8192)
+            try client.send(request(.write, cookie: 7, offset: 12288, length: 8192), payload: payload)
+            _ = try client.receiveReply()
+            try client.send(request(.read, cookie: 8, offset: 4096, length: 20480))
+            let joined = try client.receiveReply()
+            #expect(joined.chunkTypes == [2, 1, 2])
+            let joinedData =
+                [UInt8](repeating: 0, count: 4096) + [UInt8](repeating: 7, count: 4096)
+                + [UInt8](repeating: 8, count: 8192) + [UInt8](repeating: 0, count: 4096)
+            let sameJoined = joined.data == joinedData
+            #expect(sameJoined, "the hole/data/data/data/hole read differs")
         }
     }
 
