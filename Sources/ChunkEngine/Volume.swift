@@ -407,12 +407,15 @@ public final class Volume: BlockDevice, @unchecked Sendable {
     private struct NotDeferred: Error {}
 
     /// A cached volume's write of one whole chunk, no more, into the file leaves its bytes for
-    /// the upload, which then need not read the file (`WrittenChunks`). (A slice of a larger
-    /// write would hold all of it in memory until its own upload.) Within `ChunkTable.keptLimit`
-    /// bytes.
+    /// the upload, which then need not read the file (`WrittenChunks`), while the uploader
+    /// catches up (`uploadsAreUrgent`): in the background the upload comes long after later
+    /// writes have taken the bytes' place, and keeping them only makes each write land in memory
+    /// touched for the first time instead of the memory the one before it left (60–80 µs more
+    /// processor per 1 MiB write). (A slice of a larger write would hold all of it in memory until
+    /// its own upload.) Within `ChunkTable.keptLimit` bytes.
     private func keptWrite(offset: UInt64, data: ByteBuffer, indexes: [Int]) -> ChunkTable.KeptWrite? {
         guard let remote, indexes.count == 1, offset == geometry.chunkStart(indexes[0]),
-            data.readableBytes == geometry.bytes(inChunk: indexes[0])
+            data.readableBytes == geometry.bytes(inChunk: indexes[0]), uploadsAreUrgent(remote)
         else { return nil }
         let limit = ChunkTable.keptLimit(
             chunkSize: geometry.chunkSize, uploadConcurrency: remote.settings.uploadConcurrency)
