@@ -94,16 +94,21 @@ struct ReplyEncoder {
     /// a download's pieces) go as one data chunk.
     private static func parts(of segments: [ReadSegment]) -> [ReplyPart] {
         var parts: [ReplyPart] = []
+        var run: [ByteBuffer] = []
+        var runLength = 0
         for segment in segments {
-            switch (segment, parts.last) {
-            case (.data(let data), .data(let pieces, let length)?):
-                parts[parts.count - 1] = .data(pieces + [data], length: length + data.readableBytes)
-            case (.data(let data), _):
-                parts.append(.data([data], length: data.readableBytes))
-            case (.hole(let length), _):
+            switch segment {
+            case .data(let data):
+                run.append(data)
+                runLength += data.readableBytes
+            case .hole(let length):
+                if !run.isEmpty { parts.append(.data(run, length: runLength)) }
+                run = []
+                runLength = 0
                 parts.append(.hole(length))
             }
         }
+        if !run.isEmpty { parts.append(.data(run, length: runLength)) }
         return parts
     }
 
