@@ -419,27 +419,25 @@ public struct ObjectCodec: Sendable {
 
         /// The CRC that follows a frame stored without a cipher.
         func checksum(_ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
-            frameCRC(frameTag(frame, encoding.rawValue), payload)
+            CRC32C.checksum(payload, continuing: prefixCRC(frame, encoding))
         }
 
         /// The CRC that follows a frame stored without a cipher, of a payload in pieces.
         func checksum(of payload: ObjectBytes, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
-            var crc = frameTag(frame, encoding.rawValue).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
-            for piece in payload.buffers {
-                crc = piece.withUnsafeReadableBytes { CRC32C.checksum($0, continuing: crc) }
+            payload.buffers.reduce(prefixCRC(frame, encoding)) { crc, piece in
+                piece.withUnsafeReadableBytes { CRC32C.checksum($0, continuing: crc) }
             }
-            return crc
         }
 
         func append(
             _ payload: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding, to output: inout ByteBuffer
         ) throws {
-            let tag = frameTag(frame, encoding.rawValue)
             guard let key else {
                 output.writeBytes(payload)
                 output.writeInteger(checksum(payload, frame: frame, encoding: encoding), endianness: .little)
                 return
             }
+            let tag = frameTag(frame, encoding.rawValue)
             output.writeBytes(
                 try cipher.seal(payload, key: key, nonce: nonce(UInt32(frame)), authenticating: bound + tag))
         }
@@ -448,15 +446,17 @@ public struct ObjectCodec: Sendable {
             _ stored: UnsafeRawBufferPointer, frame: Int, encoding: FrameTable.Encoding,
             _ body: (UnsafeRawBufferPointer) throws(ObjectFormatError) -> Void
         ) throws(ObjectFormatError) {
-            let tag = frameTag(frame, encoding.rawValue)
             guard let key else {
                 let payload = UnsafeRawBufferPointer(rebasing: stored[..<(stored.count - 4)])
-                guard frameCRC(tag, payload) == stored.loadLittleEndian(at: stored.count - 4) else {
+                guard
+                    checksum(payload, frame: frame, encoding: encoding) == stored.loadLittleEndian(at: stored.count - 4)
+                else {
                     throw ObjectFormatError(.corrupt, "frame \(frame) fails its CRC-32C")
                 }
                 try body(payload)
                 return
             }
+            let tag = frameTag(frame, encoding.rawValue)
             let plain: Data
             do {
                 plain = try cipher.open(stored, key: key, nonce: nonce(UInt32(frame)), authenticating: bound + tag)
@@ -472,15 +472,13 @@ public struct ObjectCodec: Sendable {
 
         /// The CRC that follows a frame stored without a cipher, from the CRC of its payload alone.
         func checksum(payloadCRC: UInt32, length: Int, frame: Int, encoding: FrameTable.Encoding) -> UInt32 {
-            let prefixCRC = frameTag(frame, encoding.rawValue).withUnsafeBytes {
-                CRC32C.checksum($0, continuing: boundCRC)
-            }
-            return CRC32C.combine(prefixCRC, payloadCRC, secondLength: length)
+            CRC32C.combine(prefixCRC(frame, encoding), payloadCRC, secondLength: length)
         }
 
-        /// The CRC of a frame (no cipher): over the bound bytes, its tag and its payload.
-        private func frameCRC(_ tag: [UInt8], _ payload: UnsafeRawBufferPointer) -> UInt32 {
-            CRC32C.checksum(payload, continuing: tag.withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) })
+        /// A frame's CRC (no cipher) covers the bound bytes, its tag, then its payload: the CRC of
+        /// what comes before the payload.
+        private func prefixCRC(_ frame: Int, _ encoding: FrameTable.Encoding) -> UInt32 {
+            frameTag(frame, encoding.rawValue).withUnsafeBytes { CRC32C.checksum($0, continuing: boundCRC) }
         }
 
         /// The CRC of the frame table (no cipher).

@@ -58,58 +58,40 @@ struct ReplyEncoder {
         case .segments(let segments) where dontFragment:
             return [readHeader(cookie: cookie, offset: offset, length: length)] + flattened(.segments(segments))
         case .segments(let segments):
-            let parts = Self.parts(of: segments)
             var buffers: [ByteBuffer] = []
-            buffers.reserveCapacity(segments.count + parts.count)
+            buffers.reserveCapacity(segments.count * 2)
             var position = offset
-            for (index, part) in parts.enumerated() {
-                let done = index == parts.count - 1
-                switch part {
-                case .data(let pieces, let dataLength):
-                    buffers.append(
-                        dataChunkHeader(
-                            cookie: cookie, at: position, requestOffset: offset, length: dataLength, done: done))
-                    buffers += pieces
-                    position += UInt64(dataLength)
+            var index = 0
+            while index < segments.count {
+                switch segments[index] {
                 case .hole(let holeLength):
                     var chunk = allocator.buffer(capacity: NBDWireSize.extendedReplyHeader + 12)
                     NBDReply.writeOffsetHole(
                         cookie: cookie, offset: position, requestOffset: offset, length: UInt32(holeLength),
-                        done: done, extended: options.extendedHeaders, into: &chunk)
+                        done: index == segments.count - 1, extended: options.extendedHeaders, into: &chunk)
                     buffers.append(chunk)
                     position += UInt64(holeLength)
+                    index += 1
+                case .data:
+                    // Data segments in a row (a range read from several buffers, as a download's
+                    // pieces) go as one data chunk.
+                    var end = index
+                    var runLength = 0
+                    while end < segments.count, case .data(let data) = segments[end] {
+                        runLength += data.readableBytes
+                        end += 1
+                    }
+                    buffers.append(
+                        dataChunkHeader(
+                            cookie: cookie, at: position, requestOffset: offset, length: runLength,
+                            done: end == segments.count))
+                    for case .data(let data) in segments[index..<end] { buffers.append(data) }
+                    position += UInt64(runLength)
+                    index = end
                 }
             }
             return buffers
         }
-    }
-
-    /// One chunk of a structured READ reply: data (from one buffer or several in a row) or a hole.
-    private enum ReplyPart {
-        case data([ByteBuffer], length: Int)
-        case hole(Int)
-    }
-
-    /// A segmented read's chunks: data segments in a row (a range read from several buffers, as
-    /// a download's pieces) go as one data chunk.
-    private static func parts(of segments: [ReadSegment]) -> [ReplyPart] {
-        var parts: [ReplyPart] = []
-        var run: [ByteBuffer] = []
-        var runLength = 0
-        for segment in segments {
-            switch segment {
-            case .data(let data):
-                run.append(data)
-                runLength += data.readableBytes
-            case .hole(let length):
-                if !run.isEmpty { parts.append(.data(run, length: runLength)) }
-                run = []
-                runLength = 0
-                parts.append(.hole(length))
-            }
-        }
-        if !run.isEmpty { parts.append(.data(run, length: runLength)) }
-        return parts
     }
 
     /// A successful BLOCK_STATUS reply for base:allocation, clipped to the request.
